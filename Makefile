@@ -1,0 +1,66 @@
+# Sous — the two commands a newcomer needs are `make up` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+PYTEST := $(UV) run --frozen pytest
+INFRA := bash deploy/local/infra.sh
+UNIT := not kafka and not postgres and not e2e
+INTEGRATION := kafka or postgres or e2e
+
+.PHONY: help sync lint fmt schemas unit integration test infra-up infra-down infra-status up down bench
+
+help: ## Show the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+sync: $(UV) ## Install the workspace into .venv (uv from PyPI when missing).
+	$(UV) sync --frozen --quiet
+
+lint: sync ## ruff, mypy --strict, and stale generated contract files.
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy sous contracts/sous_contracts services/*/sous_*
+	$(UV) run --frozen python -m sous_contracts.schema_export --check
+
+fmt: sync ## Format and fix what ruff can.
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+schemas: sync ## Regenerate the AsyncAPI document and JSON Schemas.
+	$(UV) run --frozen python -m sous_contracts.schema_export
+
+unit: sync ## The unit tier: no servers.
+	$(PYTEST) -m "$(UNIT)" -q
+
+# Uses SOUS_KAFKA_BOOTSTRAP / SOUS_DATABASE_URL when both are set; otherwise starts
+# deploy/local (and stops it afterwards when this target started it).
+integration: sync ## The integration and end-to-end tiers on real Kafka and PostgreSQL.
+	@if [ -n "$$SOUS_KAFKA_BOOTSTRAP" ] && [ -n "$$SOUS_DATABASE_URL" ]; then \
+	  $(PYTEST) -m "$(INTEGRATION)" -q; \
+	else \
+	  started=0; $(INFRA) status >/dev/null 2>&1 || started=1; \
+	  env_lines="$$($(INFRA) up)" || exit 1; \
+	  set -a; eval "$$env_lines"; set +a; \
+	  $(PYTEST) -m "$(INTEGRATION)" -q; rc=$$?; \
+	  if [ $$started = 1 ]; then $(INFRA) down >&2; fi; \
+	  exit $$rc; \
+	fi
+
+test: lint unit integration ## Everything CI runs: lint, unit, integration on real servers.
+
+infra-up: ## Start local Kafka and PostgreSQL (idempotent) and create the catalog's topics.
+	@set -a; eval "$$($(INFRA) up)"; set +a; $(UV) run --frozen sous topics create; $(INFRA) env
+
+infra-down: ## Stop local Kafka and PostgreSQL (data kept; `bash deploy/local/infra.sh down --purge` wipes).
+	$(INFRA) down
+
+infra-status: ## Show whether local Kafka and PostgreSQL run.
+	$(INFRA) status
+
+bench: sync ## Benchmarks; each prints JSON lines.
+	@set -a; [ -n "$$SOUS_KAFKA_BOOTSTRAP" ] || eval "$$($(INFRA) up)"; set +a; \
+	for b in bench/bench_*.py; do $(UV) run --frozen python $$b; done

@@ -1,0 +1,73 @@
+"""The envelope every Sous message carries (DESIGN §3), and UUIDv7 message ids."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def new_message_id(now_ms: int | None = None) -> uuid.UUID:
+    """Return a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits.
+
+    Time-ordered ids keep inbox and outbox indexes append-mostly.
+    """
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | rand
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
+def utc_now() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class Contract(BaseModel):
+    """Base of every contract model: frozen, and readers ignore unknown fields (DESIGN §3)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
+
+
+class Envelope(Contract):
+    """Fields every message carries; each message type adds its payload beside them."""
+
+    KEY_FIELD: ClassVar[str] = "order_run_id"
+
+    message_id: uuid.UUID = Field(default_factory=new_message_id)
+    """Unique id of this message (UUIDv7); consumers deduplicate on it."""
+    type: str
+    """Name of the message type, e.g. `StepFinished`."""
+    schema_version: int = 1
+    """Major version of this type's schema; only optional fields are added within one."""
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    """When the fact happened or the command was issued (UTC)."""
+    producer: str = "unknown"
+    """Name of the service or client that produced the message."""
+    correlation_id: uuid.UUID | None = None
+    """The root order run this message belongs to, across nested and triggered runs."""
+    causation_id: uuid.UUID | None = None
+    """The `message_id` of the message that caused this one."""
+
+    def kafka_key(self) -> bytes:
+        """Return the partition key the topic catalog names for this message."""
+        value: Any = getattr(self, self.KEY_FIELD)
+        return str(value).encode()
+
+    def caused(self, **fields: Any) -> dict[str, Any]:
+        """Return envelope fields for a message caused by this one (same correlation)."""
+        return {
+            "correlation_id": self.correlation_id,
+            "causation_id": self.message_id,
+            **fields,
+        }
+
+    def to_json(self) -> bytes:
+        """Serialise to the JSON bytes put on the wire."""
+        return self.model_dump_json().encode()

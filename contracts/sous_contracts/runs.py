@@ -1,0 +1,169 @@
+"""Order-run commands and events, and the domain completion event."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar, Literal
+
+from pydantic import AwareDatetime, Field
+
+from sous_contracts.common import Name, Outputs, Params, RunStatus, TestSummary
+from sous_contracts.envelope import Envelope
+
+
+class StartOrderRun(Envelope):
+    """Command: run one variation of a recipe."""
+
+    type: Literal["StartOrderRun"] = "StartOrderRun"
+    order_run_id: uuid.UUID
+    """Id the new run will have; chosen by the caller so it can follow the run."""
+    domain: Name
+    """Domain that owns the recipe."""
+    recipe: Name
+    """Recipe to run."""
+    variation: Name | None = None
+    """Variation to run; None runs the recipe's default variation in `kitchen`."""
+    kitchen: Name | None = None
+    """Kitchen to run in; None takes the variation's kitchen."""
+    params: Params = Field(default_factory=dict)
+    """Parameter overrides (they win over recipe, kitchen and variation values)."""
+    idempotency_key: str | None = None
+    """At most one run is started per key; a repeat is answered with the same run."""
+    principal: str | None = None
+    """Who asks; checked against the grants of the domain."""
+    parent_order_run_id: uuid.UUID | None = None
+    """Set when this run is a nested recipe step of another run."""
+    parent_step: Name | None = None
+    """The parent's step this run settles."""
+    causation_depth: int = Field(default=0, ge=0)
+    """How many trigger hops led here; bounded to stop loops."""
+
+
+class CancelOrderRun(Envelope):
+    """Command: cancel a run, its running steps and its child runs."""
+
+    type: Literal["CancelOrderRun"] = "CancelOrderRun"
+    order_run_id: uuid.UUID
+    """Run to cancel."""
+    reason: str = "cancelled by request"
+    """Why, shown to people."""
+    principal: str | None = None
+    """Who asks."""
+
+
+class OrderRunRejected(Envelope):
+    """Event: a StartOrderRun or CancelOrderRun could not be accepted."""
+
+    type: Literal["OrderRunRejected"] = "OrderRunRejected"
+    order_run_id: uuid.UUID
+    """Id the command named."""
+    reason: str
+    """What is wrong, in words a person can act on."""
+    domain: str | None = None
+    """Domain the command named."""
+    recipe: str | None = None
+    """Recipe the command named."""
+
+
+class OrderRunQueued(Envelope):
+    """Event: a run was accepted and waits for a concurrency slot."""
+
+    type: Literal["OrderRunQueued"] = "OrderRunQueued"
+    order_run_id: uuid.UUID
+    """The run."""
+    domain: Name
+    """Owning domain."""
+    recipe: Name
+    """Recipe."""
+    variation: Name
+    """Variation."""
+    kitchen: Name
+    """Kitchen."""
+    position: int | None = None
+    """Place in the queue, when known."""
+
+
+class OrderRunStarted(Envelope):
+    """Event: a run started dispatching steps."""
+
+    type: Literal["OrderRunStarted"] = "OrderRunStarted"
+    order_run_id: uuid.UUID
+    """The run."""
+    domain: Name
+    """Owning domain."""
+    recipe: Name
+    """Recipe."""
+    variation: Name
+    """Variation."""
+    kitchen: Name
+    """Kitchen."""
+    params: Params = Field(default_factory=dict)
+    """Resolved parameters."""
+    spec_version: str | None = None
+    """Content hash of the recipe spec the run uses."""
+    parent_order_run_id: uuid.UUID | None = None
+    """Parent run when nested."""
+
+
+class OrderRunFinished(Envelope):
+    """Event: a run ended."""
+
+    type: Literal["OrderRunFinished"] = "OrderRunFinished"
+    order_run_id: uuid.UUID
+    """The run."""
+    domain: Name
+    """Owning domain."""
+    recipe: Name
+    """Recipe."""
+    variation: Name
+    """Variation."""
+    kitchen: Name
+    """Kitchen."""
+    status: RunStatus
+    """How it ended."""
+    reason: str | None = None
+    """Why it failed or was cancelled."""
+    started_at: AwareDatetime | None = None
+    """When the first step was dispatched."""
+    outputs: Outputs = Field(default_factory=Outputs)
+    """Outputs of the run's final steps."""
+    tests: TestSummary = Field(default_factory=TestSummary)
+    """Test counts over the whole run."""
+    parent_order_run_id: uuid.UUID | None = None
+    """Parent run when nested."""
+
+
+class DomainRunCompleted(Envelope):
+    """Event on the domain topic: a domain finished a run; triggers downstream recipes.
+
+    Sous publishes it for its own runs; a domain run by another tool publishes it too
+    (`order_run_id` may then be that tool's run id, or absent).
+    """
+
+    KEY_FIELD: ClassVar[str] = "domain"
+
+    type: Literal["DomainRunCompleted"] = "DomainRunCompleted"
+    domain: Name
+    """Domain that finished."""
+    recipe: Name
+    """Recipe (or the other tool's job name)."""
+    variation: Name | None = None
+    """Variation, when run by Sous."""
+    kitchen: Name
+    """Kitchen the run happened in."""
+    status: RunStatus
+    """How it ended."""
+    order_run_id: uuid.UUID | None = None
+    """The run, when known."""
+    params: Params = Field(default_factory=dict)
+    """Parameters the run used; triggers may pass them on (`${event.params.day}`)."""
+    outputs: Outputs = Field(default_factory=Outputs)
+    """Outputs the run published (datasets, values)."""
+    tests: TestSummary = Field(default_factory=TestSummary)
+    """Test counts; triggers can match on them."""
+    spec_version: str | None = None
+    """Content hash of the recipe spec used."""
+    causation_depth: int = Field(default=0, ge=0)
+    """Trigger hops that led to this run."""
+    external: bool = False
+    """True when another tool ran the domain and published this event."""

@@ -1,0 +1,122 @@
+"""Test commands (scheduler → test-runner) and results (test-runner → scheduler, consoles)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import Field
+
+from sous_contracts.common import Name, Outputs, Params, Severity, TestStatus, TestSummary
+from sous_contracts.envelope import Contract, Envelope
+
+
+class TestDefinition(Contract):
+    """One test as the test-runner receives it: a kind's settings and a severity."""
+
+    __test__ = False
+
+    name: Name
+    """Test name, unique within the step."""
+    kind: str
+    """Test kind (`sql`, `metric`, `row_count`, `history` …)."""
+    check: dict[str, Any] = Field(default_factory=dict)
+    """The kind's settings, params resolved."""
+    severity: Severity = Severity.ERROR
+    """What a failure does."""
+    timeout_s: float = Field(default=60.0, gt=0)
+    """Seconds the test may take before it counts as `error`."""
+
+
+class RunTests(Envelope):
+    """Command: run the tests of a step that just succeeded."""
+
+    type: Literal["RunTests"] = "RunTests"
+    order_run_id: uuid.UUID
+    """The run."""
+    step_run_id: uuid.UUID
+    """The step."""
+    step: Name
+    """Step name."""
+    attempt: int = Field(default=1, ge=1)
+    """Attempt whose outputs are tested."""
+    suite_id: uuid.UUID
+    """Id of this test suite execution; results and the summary carry it."""
+    domain: Name
+    """Owning domain."""
+    recipe: Name
+    """Recipe."""
+    kitchen: Name
+    """Kitchen."""
+    variation: Name | None = None
+    """Variation (history tests compare within it)."""
+    tests: list[TestDefinition]
+    """Tests to run."""
+    outputs: Outputs = Field(default_factory=Outputs)
+    """The step's outputs, for `metric` tests."""
+    params: Params = Field(default_factory=dict)
+    """The run's resolved parameters."""
+    connections: dict[str, str] = Field(default_factory=dict)
+    """Connection name → reference (`env:VAR`, `secret:NAME`)."""
+
+
+class TestResult(Envelope):
+    """Event: the outcome of one test; ops consoles follow this topic."""
+
+    __test__ = False
+
+    type: Literal["TestResult"] = "TestResult"
+    order_run_id: uuid.UUID
+    """The run."""
+    step_run_id: uuid.UUID
+    """The step."""
+    suite_id: uuid.UUID
+    """The suite execution."""
+    step: Name
+    """Step name."""
+    test: Name
+    """Test name."""
+    kind: str
+    """Test kind."""
+    severity: Severity
+    """Declared severity."""
+    status: TestStatus
+    """Outcome: `passed`, `failed` (error severity), `warning`, `error` (could not run), `log`."""
+    domain: Name
+    """Owning domain."""
+    recipe: Name
+    """Recipe."""
+    kitchen: Name
+    """Kitchen."""
+    variation: Name | None = None
+    """Variation."""
+    value: Any = None
+    """Measured value."""
+    threshold: Any = None
+    """What it was compared with."""
+    message: str = ""
+    """Explanation for people."""
+    duration_s: float = Field(default=0.0, ge=0)
+    """Time the test took."""
+
+
+class TestSuiteFinished(Envelope):
+    """Event: every test of a suite has a result."""
+
+    __test__ = False
+
+    type: Literal["TestSuiteFinished"] = "TestSuiteFinished"
+    order_run_id: uuid.UUID
+    """The run."""
+    step_run_id: uuid.UUID
+    """The step."""
+    suite_id: uuid.UUID
+    """The suite execution."""
+    step: Name
+    """Step name."""
+    summary: TestSummary
+    """Counts by outcome."""
+    blocking: bool
+    """True when an error-severity test failed or errored: the step fails."""
+    failed_tests: list[Name] = Field(default_factory=list)
+    """Names of the tests that blocked."""

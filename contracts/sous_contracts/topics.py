@@ -1,0 +1,157 @@
+"""The topic catalog: every topic's name, key, partitions, cleanup policy and message types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sous_contracts.deadletter import DeadLetter
+from sous_contracts.envelope import Envelope
+from sous_contracts.registry import ApplySpecs, RegistryEntityChanged
+from sous_contracts.runs import (
+    CancelOrderRun,
+    DomainRunCompleted,
+    OrderRunFinished,
+    OrderRunQueued,
+    OrderRunRejected,
+    OrderRunStarted,
+    StartOrderRun,
+)
+from sous_contracts.steps import CancelStep, ExecuteStep, StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.tests import RunTests, TestResult, TestSuiteFinished
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One entry of the catalog; `name` is without the deployment prefix."""
+
+    name: str
+    key: str
+    partitions: int
+    cleanup: Literal["delete", "compact"]
+    messages: tuple[type[Envelope], ...]
+    description: str
+    retention_ms: int | None = None
+
+    def full_name(self, prefix: str = "") -> str:
+        """Return the topic name with the deployment prefix (e.g. `staging.`)."""
+        return f"{prefix}{self.name}"
+
+    def message_types(self) -> tuple[str, ...]:
+        """Return the `type` strings this topic may carry."""
+        return tuple(str(m.model_fields["type"].default) for m in self.messages)
+
+    def config(self) -> dict[str, str]:
+        """Return the broker-side topic configuration."""
+        cfg: dict[str, str] = {"cleanup.policy": self.cleanup}
+        if self.retention_ms is not None:
+            cfg["retention.ms"] = str(self.retention_ms)
+        return cfg
+
+
+_WEEK_MS = 7 * 24 * 3600 * 1000
+
+ORDER_RUN_COMMANDS = Topic(
+    "sous.commands.order-run",
+    "order_run_id",
+    6,
+    "delete",
+    (StartOrderRun, CancelOrderRun),
+    "Start or cancel order runs; produced by the CLI, the REST API and other systems.",
+)
+STEP_COMMANDS = Topic(
+    "sous.commands.step",
+    "order_run_id",
+    6,
+    "delete",
+    (ExecuteStep, CancelStep),
+    "Steps for executors to run or stop.",
+)
+TEST_COMMANDS = Topic(
+    "sous.commands.test",
+    "order_run_id",
+    6,
+    "delete",
+    (RunTests,),
+    "Test suites for test-runners to run.",
+)
+RUN_EVENTS = Topic(
+    "sous.events.run",
+    "order_run_id",
+    6,
+    "delete",
+    (OrderRunRejected, OrderRunQueued, OrderRunStarted, OrderRunFinished),
+    "Life of every order run.",
+)
+STEP_EVENTS = Topic(
+    "sous.events.step",
+    "order_run_id",
+    6,
+    "delete",
+    (StepStarted, StepHeartbeat, StepFinished),
+    "Step attempts as executors run them.",
+)
+TEST_RESULTS = Topic(
+    "sous.events.test-result",
+    "order_run_id",
+    6,
+    "delete",
+    (TestResult, TestSuiteFinished),
+    "One result per test and one summary per suite; ops consoles subscribe here.",
+)
+DOMAIN_EVENTS = Topic(
+    "sous.events.domain",
+    "domain",
+    6,
+    "delete",
+    (DomainRunCompleted,),
+    "Completion events of domains (from Sous or other tools); they trigger downstream recipes.",
+    retention_ms=4 * _WEEK_MS,
+)
+REGISTRY_COMMANDS = Topic(
+    "sous.registry.commands",
+    "bundle_id",
+    3,
+    "delete",
+    (ApplySpecs,),
+    "Spec bundles to apply.",
+)
+REGISTRY_CHANGELOG = Topic(
+    "sous.registry.changelog",
+    "entity_id",
+    3,
+    "compact",
+    (RegistryEntityChanged,),
+    "Current version of every registry entity; compacted, so it rebuilds a full view.",
+)
+DEAD_LETTERS = Topic(
+    "sous.dlq",
+    "source_topic",
+    3,
+    "delete",
+    (DeadLetter,),
+    "Messages a consumer could not accept, with the reason and their source coordinates.",
+    retention_ms=4 * _WEEK_MS,
+)
+
+CATALOG: tuple[Topic, ...] = (
+    ORDER_RUN_COMMANDS,
+    STEP_COMMANDS,
+    TEST_COMMANDS,
+    RUN_EVENTS,
+    STEP_EVENTS,
+    TEST_RESULTS,
+    DOMAIN_EVENTS,
+    REGISTRY_COMMANDS,
+    REGISTRY_CHANGELOG,
+    DEAD_LETTERS,
+)
+
+
+def topic_for(message: type[Envelope] | Envelope) -> Topic:
+    """Return the one catalog topic that carries this message type."""
+    cls = message if isinstance(message, type) else type(message)
+    for topic in CATALOG:
+        if cls in topic.messages:
+            return topic
+    raise LookupError(f"no topic in the catalog carries {cls.__name__}")

@@ -1,0 +1,1 @@
+"""Plumbing every Sous service shares: broker, logging, dead letters, inbox, outbox, migrations."""

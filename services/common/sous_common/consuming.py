@@ -1,0 +1,175 @@
+"""The consumer guard: dead letters for bad messages, retries for transient failures.
+
+Every subscriber runs behind it (DESIGN §5.3). A message that cannot become a contract
+(undecodable, invalid, unknown type, oversized) is published to the dead-letter topic with
+the reason and its source coordinates, then acknowledged, so it never blocks the partition.
+A transient failure (database or broker down) is retried after a backoff by rewinding the
+partition: nothing is skipped. A handler that keeps failing on the same message for a
+non-transient reason is dead-lettered after `max_attempts`, so a bug cannot stall a partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+from aiokafka.errors import KafkaError
+from faststream import BaseMiddleware
+from faststream.exceptions import NackMessage
+from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
+from pydantic import ValidationError
+
+from sous_common.logs import get_logger
+from sous_contracts.deadletter import PAYLOAD_KEEP_MAX, DeadLetter
+from sous_contracts.errors import UndecodableMessage, UnknownMessageType
+from sous_contracts.registry_of_types import decode_message
+from sous_contracts.topics import CATALOG, DEAD_LETTERS, Topic
+
+log = get_logger(__name__)
+
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    KafkaError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.CannotConnectNowError,
+)
+"""Failures worth retrying forever: the message is fine, the world is not."""
+
+
+def explain(exc: ValidationError) -> str:
+    """Turn a pydantic error into one line naming each field and what was expected."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(message)"
+        parts.append(f"{where}: {err['msg']}")
+    return f"invalid {exc.title}: " + "; ".join(parts)
+
+
+class ConsumerGuard:
+    """A FastStream middleware factory bound to one consumer group."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        *,
+        consumer: str,
+        prefix: str = "",
+        max_message_bytes: int = 1_000_000,
+        max_attempts: int = 5,
+    ) -> None:
+        self.broker = broker
+        self.consumer = consumer
+        self.prefix = prefix
+        self.max_message_bytes = max_message_bytes
+        self.max_attempts = max_attempts
+        self.attempts: dict[tuple[str, int, int], int] = {}
+        self._topics: dict[str, Topic] = {t.full_name(prefix): t for t in CATALOG}
+
+    def __call__(self, msg: Any, /, *, context: Any) -> _Guard:
+        """Return the middleware for one message (FastStream's middleware protocol)."""
+        return _Guard(msg, context=context, guard=self)
+
+    async def dead_letter(self, record: Any, reason: str, kind: str) -> None:
+        """Publish a DeadLetter for a raw record and log it."""
+        value: bytes = record.value or b""
+        letter = DeadLetter(
+            producer=self.consumer,
+            reason=reason,
+            error_kind=kind,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            consumer=self.consumer,
+            key=record.key.decode(errors="replace") if record.key else None,
+            payload=value[:PAYLOAD_KEEP_MAX].decode(errors="replace"),
+            payload_size=len(value),
+            headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
+        )
+        await self.broker.publish(
+            letter.to_json(),
+            DEAD_LETTERS.full_name(self.prefix),
+            key=letter.kafka_key(),
+            headers={"type": letter.type},
+        )
+        log.warning(
+            "dead-lettered",
+            reason=reason,
+            kind=kind,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+
+    def refusal(self, record: Any) -> tuple[str, str] | None:
+        """Return (reason, kind) when the record cannot become a contract, else None."""
+        value: bytes = record.value or b""
+        if len(value) > self.max_message_bytes:
+            return (f"oversized: {len(value)} bytes > limit {self.max_message_bytes}", "oversized")
+        topic = self._topics.get(record.topic)
+        allowed = topic.message_types() if topic else None
+        try:
+            decode_message(value, allowed)
+        except UndecodableMessage as exc:
+            return f"undecodable: {exc}", "undecodable"
+        except UnknownMessageType as exc:
+            return str(exc), "unknown_type"
+        except ValidationError as exc:
+            return explain(exc), "invalid"
+        return None
+
+
+class _Guard(BaseMiddleware):
+    def __init__(self, msg: Any, /, *, context: Any, guard: ConsumerGuard) -> None:
+        super().__init__(msg, context=context)
+        self.guard = guard
+
+    async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
+        record = msg.raw_message
+        if refused := self.guard.refusal(record):
+            await self.guard.dead_letter(record, *refused)
+            return None
+        where = (record.topic, record.partition, record.offset)
+        try:
+            result = await call_next(msg)
+        except TRANSIENT as exc:
+            delay = min(0.1 * 2 ** self._count(where), 5.0)
+            log.warning(
+                "transient failure; retrying",
+                error=repr(exc),
+                delay_s=delay,
+                topic=record.topic,
+                offset=record.offset,
+            )
+            await asyncio.sleep(delay)
+            raise NackMessage() from exc
+        except Exception as exc:
+            tries = self._count(where)
+            if tries < self.guard.max_attempts:
+                log.exception(
+                    "handler failed; retrying",
+                    attempt=tries,
+                    topic=record.topic,
+                    offset=record.offset,
+                )
+                await asyncio.sleep(min(0.1 * 2**tries, 5.0))
+                raise NackMessage() from exc
+            self.guard.attempts.pop(where, None)
+            await self.guard.dead_letter(
+                record,
+                f"handler failed {tries} times: {type(exc).__name__}: {exc}",
+                "handler_error",
+            )
+            return None
+        self.guard.attempts.pop(where, None)
+        return result
+
+    def _count(self, where: tuple[str, int, int]) -> int:
+        self.guard.attempts[where] = self.guard.attempts.get(where, 0) + 1
+        return self.guard.attempts[where]

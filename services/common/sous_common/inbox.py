@@ -1,0 +1,31 @@
+"""The inbox: exactly-once effects from at-least-once delivery (DESIGN §5.1)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import asyncpg
+
+
+async def claim(conn: asyncpg.Connection, consumer: str, message_id: uuid.UUID) -> bool:
+    """Record that `consumer` handles `message_id`; False when it was handled before.
+
+    Call inside the transaction that applies the message's effect, so the record and the
+    effect commit together; on False, skip the effect and acknowledge the message.
+    """
+    inserted = await conn.fetchval(
+        "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        consumer,
+        message_id,
+    )
+    return bool(inserted)
+
+
+async def purge(conn: asyncpg.Connection, older_than: timedelta) -> int:
+    """Forget ids older than the longest redelivery window; return how many."""
+    status: str = await conn.execute(
+        "DELETE FROM inbox WHERE received_at < now() - $1::interval", older_than
+    )
+    return int(status.split()[-1])

@@ -1,0 +1,79 @@
+"""The broker factory: the one place Kafka clients get safe, explicit settings (DESIGN §5.8)."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+
+from sous_common.settings import KafkaSettings
+
+
+def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
+    if not settings.security_protocol.endswith("SSL"):
+        return None
+    context = ssl.create_default_context(cafile=settings.ssl_cafile)
+    if settings.ssl_certfile:
+        context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    return context
+
+
+def security(settings: KafkaSettings) -> BaseSecurity | None:
+    """Return FastStream's security object for the configured protocol."""
+    context = _ssl_context(settings)
+    use_ssl = context is not None
+    if settings.security_protocol.startswith("SASL"):
+        password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+        user = settings.sasl_username or ""
+        kinds: dict[str | None, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
+            "PLAIN": SASLPlaintext,
+            None: SASLPlaintext,
+            "SCRAM-SHA-256": SASLScram256,
+            "SCRAM-SHA-512": SASLScram512,
+        }
+        return kinds[settings.sasl_mechanism](
+            username=user, password=password, ssl_context=context, use_ssl=use_ssl
+        )
+    if use_ssl:
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    return None
+
+
+def aiokafka_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Return connection options for plain aiokafka clients (admin, benchmarks, tools)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap,
+        "request_timeout_ms": settings.request_timeout_ms,
+        "security_protocol": settings.security_protocol,
+    }
+    if context := _ssl_context(settings):
+        options["ssl_context"] = context
+    if settings.security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.sasl_mechanism or "PLAIN"
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return options
+
+
+def make_broker(settings: KafkaSettings, *, client_id: str, **extra: Any) -> KafkaBroker:
+    """Create a FastStream Kafka broker with safe defaults.
+
+    The producer waits for all in-sync replicas and is idempotent; consumers commit only
+    after processing unless a subscriber says otherwise.
+    """
+    return KafkaBroker(
+        settings.bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=settings.linger_ms,
+        request_timeout_ms=settings.request_timeout_ms,
+        max_request_size=settings.max_message_bytes + 65_536,
+        allow_auto_create_topics=False,
+        security=security(settings),
+        **extra,
+    )

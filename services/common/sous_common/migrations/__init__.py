@@ -1,0 +1,1 @@
+"""Shared tables of every service schema: inbox and outbox."""

@@ -1,0 +1,166 @@
+"""The transactional outbox and its relay (DESIGN §5.2).
+
+A service writes its messages with `add()` in the transaction that changes its state; the
+relay publishes them in order, woken by LISTEN/NOTIFY with a polling fallback, and deletes
+them only after the broker acknowledged every one. One relay per schema is active at a time
+(an advisory lock), which keeps each key's messages in order; others wait as standbys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+import asyncpg
+
+from sous_common.db import checked_schema
+from sous_common.logs import get_logger
+from sous_contracts.envelope import Envelope
+from sous_contracts.topics import topic_for
+
+log = get_logger(__name__)
+
+
+def channel(schema: str) -> str:
+    """Return the NOTIFY channel of a schema's outbox."""
+    return f"sous_outbox_{checked_schema(schema)}"
+
+
+async def add(
+    conn: asyncpg.Connection, messages: Iterable[Envelope], *, schema: str, prefix: str = ""
+) -> int:
+    """Queue messages for publishing, in the caller's transaction; return how many."""
+    rows = [
+        (
+            m.message_id,
+            topic_for(m).full_name(prefix),
+            m.kafka_key(),
+            m.to_json(),
+            json.dumps({"type": m.type}),
+        )
+        for m in messages
+    ]
+    if not rows:
+        return 0
+    await conn.executemany(
+        "INSERT INTO outbox (message_id, topic, key, payload, headers)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb)",
+        rows,
+    )
+    # NOTIFY is delivered at commit, so the relay wakes exactly when the rows are visible.
+    await conn.execute(f"NOTIFY {channel(schema)}")
+    return len(rows)
+
+
+class Publisher(Protocol):
+    """Sends one record and returns an awaitable that completes when the broker acked it."""
+
+    async def __call__(
+        self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
+    ) -> Awaitable[object]:
+        """Start sending; the returned awaitable completes on the broker's ack."""
+
+
+class OutboxRelay:
+    """Publishes a schema's outbox rows; run `run()` as a task for the life of the service."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publish: Publisher,
+        *,
+        schema: str,
+        batch_size: int = 500,
+        poll_interval_s: float = 1.0,
+        on_published: Callable[[int], None] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._publish = publish
+        self._schema = checked_schema(schema)
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._on_published = on_published
+
+    async def drain_once(self) -> int:
+        """Publish up to one batch; return how many rows were published."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, topic, key, payload, headers FROM outbox"
+                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            acks = [
+                await self._publish(r["topic"], r["key"], r["payload"], json.loads(r["headers"]))
+                for r in rows
+            ]
+            await asyncio.gather(*acks)
+            await conn.execute(
+                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            )
+        if self._on_published:
+            self._on_published(len(rows))
+        return len(rows)
+
+    async def drain(self) -> int:
+        """Publish until the outbox is empty; return how many rows were published."""
+        total = 0
+        while n := await self.drain_once():
+            total += n
+        return total
+
+    async def run(self) -> None:
+        """Hold the relay lock, then publish forever; transient failures retry with backoff."""
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                await self._serve()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._stopping:
+                    return  # the relay must outlive any outage or bug in one row
+                log.warning(
+                    "outbox relay failed; retrying",
+                    schema=self._schema,
+                    error=repr(exc),
+                    backoff_s=backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _serve(self) -> None:
+        conn = await self._pool.acquire()
+        listening = False
+        try:
+            lock_key = f"sous-outbox:{self._schema}"
+            # Another replica holds the lock and relays; wait as a standby.
+            while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock_key):  # noqa: ASYNC110
+                await asyncio.sleep(self._poll_interval_s)
+            await conn.add_listener(channel(self._schema), self._notified)
+            listening = True
+            log.info("outbox relay active", schema=self._schema)
+            while not self._stopping:
+                self._wake.clear()
+                await self.drain()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll_interval_s):
+                        await self._wake.wait()
+        finally:
+            if listening and not conn.is_closed():
+                await conn.remove_listener(channel(self._schema), self._notified)
+            await self._pool.release(conn, timeout=5)
+
+    def stop(self) -> None:
+        """Finish the current batch, then return from `run()`."""
+        self._stopping = True
+        self._wake.set()
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()

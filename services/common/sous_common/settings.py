@@ -1,0 +1,56 @@
+"""Connection settings services read from the environment (`SOUS_KAFKA_*`, `SOUS_DATABASE_*`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """Where the broker is and how to reach it; SASL/TLS settings are passed through."""
+
+    model_config = SettingsConfigDict(env_prefix="SOUS_KAFKA_", extra="ignore")
+
+    bootstrap: str = "127.0.0.1:9092"
+    """Comma-separated bootstrap servers (`SOUS_KAFKA_BOOTSTRAP`)."""
+    topic_prefix: str = ""
+    """Prefix put in front of every catalog topic, e.g. `staging.`."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """Security protocol."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    """SASL mechanism when the protocol is SASL_*."""
+    sasl_username: str | None = None
+    """SASL user."""
+    sasl_password: SecretStr | None = None
+    """SASL password."""
+    ssl_cafile: str | None = None
+    """CA bundle for TLS."""
+    ssl_certfile: str | None = None
+    """Client certificate for mutual TLS."""
+    ssl_keyfile: str | None = None
+    """Client key for mutual TLS."""
+    request_timeout_ms: int = 15_000
+    """Deadline of every produce, fetch and metadata request."""
+    linger_ms: int = 1
+    """Producer batching delay; kept at 0–1 ms on latency paths (DESIGN §6)."""
+    max_message_bytes: int = 1_000_000
+    """Largest message a consumer accepts; larger ones go to the dead-letter topic."""
+
+
+class DatabaseSettings(BaseSettings):
+    """Where PostgreSQL is (`SOUS_DATABASE_URL`) and the pool's limits."""
+
+    model_config = SettingsConfigDict(env_prefix="SOUS_DATABASE_", extra="ignore")
+
+    url: str = "postgresql://postgres@127.0.0.1:5432/sous"
+    """asyncpg DSN."""
+    pool_min: int = 1
+    """Connections kept open."""
+    pool_max: int = 10
+    """Most connections at once."""
+    command_timeout_s: float = 30.0
+    """Deadline of every query."""
+    connect_timeout_s: float = 10.0
+    """Deadline of opening a connection."""

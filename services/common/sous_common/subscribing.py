@@ -1,0 +1,36 @@
+"""Safe subscriber options and the guard every service broker gets (DESIGN §5.3, §5.8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+
+from sous_common.consuming import ConsumerGuard
+from sous_common.settings import KafkaSettings
+
+
+def guard_broker(broker: KafkaBroker, settings: KafkaSettings, *, consumer: str) -> ConsumerGuard:
+    """Put the consumer guard in front of every subscriber of the broker; return it."""
+    guard = ConsumerGuard(
+        broker,
+        consumer=consumer,
+        prefix=settings.topic_prefix,
+        max_message_bytes=settings.max_message_bytes,
+    )
+    broker.add_middleware(guard)
+    return guard
+
+
+def consumer_options(group_id: str) -> dict[str, Any]:
+    """Options for `broker.subscriber`: commit after processing, start at the earliest offset."""
+    return {
+        "group_id": group_id,
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "session_timeout_ms": 10_000,
+        "heartbeat_interval_ms": 1_000,
+        "max_poll_interval_ms": 300_000,
+        "fetch_max_wait_ms": 100,
+    }

@@ -1,0 +1,39 @@
+"""Create the catalog's topics on a broker (idempotent)."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from sous_common.kafka import aiokafka_options
+from sous_common.settings import KafkaSettings
+from sous_contracts.topics import CATALOG, Topic
+
+
+async def ensure_topics(
+    settings: KafkaSettings,
+    *,
+    topics: tuple[Topic, ...] = CATALOG,
+    prefix: str | None = None,
+    replication_factor: int = 1,
+) -> list[str]:
+    """Create missing topics of the catalog; return the names it created."""
+    prefix = settings.topic_prefix if prefix is None else prefix
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                name=t.full_name(prefix),
+                num_partitions=t.partitions,
+                replication_factor=replication_factor,
+                topic_configs=t.config(),
+            )
+            for t in topics
+            if t.full_name(prefix) not in existing
+        ]
+        if new:
+            await admin.create_topics(new, timeout_ms=settings.request_timeout_ms)
+        return [t.name for t in new]
+    finally:
+        await admin.close()

@@ -1,0 +1,1 @@
+"""The `sous` command line: local stack, topics, and (as services land) apply, run and tail."""

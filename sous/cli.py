@@ -1,0 +1,59 @@
+"""Entry point of the `sous` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sous_common.settings import KafkaSettings
+from sous_common.topic_admin import ensure_topics
+from sous_contracts.topics import CATALOG
+
+app = typer.Typer(no_args_is_help=True, help="Sous: build, run, test and connect data domains.")
+topics_app = typer.Typer(no_args_is_help=True, help="The topic catalog.")
+app.add_typer(topics_app, name="topics")
+console = Console()
+
+
+@topics_app.command("list")
+def topics_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show every topic of the catalog with its key, partitions and message types."""
+    prefix = KafkaSettings().topic_prefix
+    rows = [
+        {
+            "topic": t.full_name(prefix),
+            "key": t.key,
+            "partitions": t.partitions,
+            "cleanup": t.cleanup,
+            "messages": list(t.message_types()),
+        }
+        for t in CATALOG
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("topic", "key", "partitions", "cleanup", "messages")
+    for t in CATALOG:
+        table.add_row(
+            t.full_name(prefix), t.key, str(t.partitions), t.cleanup, ", ".join(t.message_types())
+        )
+    console.print(table)
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create the catalog's topics on the configured broker (existing ones are kept)."""
+    settings = KafkaSettings()
+    created = asyncio.run(ensure_topics(settings))
+    for name in created:
+        console.print(f"created {name}")
+    console.print(f"[green]{len(CATALOG)} topics ready[/] on {settings.bootstrap}")
+
+
+def main() -> None:
+    """Run the CLI."""
+    app()

@@ -1,0 +1,111 @@
+"""The outbox: a crash between commit and publish loses nothing and duplicates nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from sous_common.kafka import aiokafka_options, make_broker
+from sous_common.outbox import OutboxRelay, add
+from sous_common.relay import broker_publisher
+from sous_contracts import decode_message
+from sous_contracts.testing import sample_messages
+from sous_contracts.topics import ORDER_RUN_COMMANDS
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+
+async def _collect(settings, topic: str, seconds: float) -> list:
+    consumer = AIOKafkaConsumer(
+        topic,
+        **aiokafka_options(settings),
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: list = []
+    try:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while loop.time() < end:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                out.extend(decode_message(r.value) for r in records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def test_relay_killed_between_commit_and_publish(kafka_settings, pool, schema, servers):
+    message_id = uuid.uuid4()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("outbox_child.py")),
+        servers.database_url,
+        schema,
+        kafka_settings.topic_prefix,
+        str(message_id),
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ},
+    )
+    assert child.stdout is not None
+    async with asyncio.timeout(30):
+        assert await child.stdout.readline() == b"committed\n"
+        assert await child.stdout.readline() == b"claimed\n"
+    child.send_signal(signal.SIGKILL)
+    assert await child.wait() == -signal.SIGKILL
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
+    assert await pool.fetchval("SELECT v FROM state") == 1
+
+    broker = make_broker(kafka_settings, client_id="relay")
+    async with broker:
+        await broker.start()
+        relay = OutboxRelay(pool, broker_publisher(broker), schema=schema)
+        task = asyncio.create_task(relay.run())
+        try:
+            topic = ORDER_RUN_COMMANDS.full_name(kafka_settings.topic_prefix)
+            got = await _collect(kafka_settings, topic, seconds=3)
+        finally:
+            relay.stop()
+            await asyncio.wait_for(task, 10)
+    assert [m.message_id for m in got] == [message_id]
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_relay_is_woken_by_notify_and_keeps_order(kafka_settings, pool, schema):
+    broker = make_broker(kafka_settings, client_id="relay")
+    base = sample_messages()[0]
+    messages = [base.model_copy(update={"message_id": uuid.uuid4()}) for _ in range(50)]
+    async with broker:
+        await broker.start()
+        # A long poll interval: only NOTIFY can make this fast.
+        relay = OutboxRelay(pool, broker_publisher(broker), schema=schema, poll_interval_s=60)
+        task = asyncio.create_task(relay.run())
+        try:
+            await asyncio.sleep(0.5)
+            async with pool.acquire() as conn, conn.transaction():
+                await add(conn, messages, schema=schema, prefix=kafka_settings.topic_prefix)
+            topic = ORDER_RUN_COMMANDS.full_name(kafka_settings.topic_prefix)
+            got = await _collect(kafka_settings, topic, seconds=3)
+        finally:
+            relay.stop()
+            await asyncio.wait_for(task, 10)
+    assert [m.message_id for m in got] == [m.message_id for m in messages]
+
+
+async def test_rolled_back_transaction_publishes_nothing(kafka_settings, pool, schema):
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        async with pool.acquire() as conn, conn.transaction():
+            await add(conn, sample_messages()[:1], schema=schema)
+            raise Boom
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0

@@ -1,0 +1,106 @@
+"""Fixtures for every tier; servers come from, in order: SOUS_KAFKA_BOOTSTRAP/SOUS_DATABASE_URL,
+testcontainers when a Docker engine answers, or deploy/local."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from sous_common.db import create_pool
+from sous_common.migrate import common_migrations, migrate
+from sous_common.settings import DatabaseSettings, KafkaSettings
+from sous_common.topic_admin import ensure_topics
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Servers:
+    kafka_bootstrap: str
+    database_url: str
+
+
+def _docker_answers() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=5).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _local_servers() -> Servers:
+    out = subprocess.run(
+        ["bash", str(ROOT / "deploy/local/infra.sh"), "up"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    ).stdout
+    env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return Servers(env["SOUS_KAFKA_BOOTSTRAP"], env["SOUS_DATABASE_URL"])
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    bootstrap, url = os.environ.get("SOUS_KAFKA_BOOTSTRAP"), os.environ.get("SOUS_DATABASE_URL")
+    if bootstrap and url:
+        yield Servers(bootstrap, url)
+    elif _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.postgres import PostgresContainer
+
+        with (
+            KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
+            PostgresContainer("postgres:16", driver=None) as pg,
+        ):
+            yield Servers(kafka.get_bootstrap_server(), pg.get_connection_url())
+    else:
+        yield _local_servers()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A fresh topic prefix, so each test has topics of its own."""
+    return f"t{uuid.uuid4().hex[:12]}."
+
+
+@pytest.fixture
+async def kafka_settings(servers: Servers, prefix: str) -> KafkaSettings:
+    settings = KafkaSettings(bootstrap=servers.kafka_bootstrap, topic_prefix=prefix)
+    await ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def db_settings(servers: Servers) -> DatabaseSettings:
+    return DatabaseSettings(url=servers.database_url, pool_max=5)
+
+
+@pytest.fixture
+def schema() -> str:
+    """A fresh schema name for one test."""
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def pool(db_settings: DatabaseSettings, schema: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh schema with the shared tables (inbox, outbox) migrated."""
+    conn = await asyncpg.connect(db_settings.url)
+    try:
+        await migrate(conn, schema, common_migrations())
+    finally:
+        await conn.close()
+    pool = await create_pool(db_settings, schema=schema)
+    yield pool
+    await pool.close()
+    conn = await asyncpg.connect(db_settings.url)
+    try:
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await conn.close()
