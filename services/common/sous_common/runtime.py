@@ -1,0 +1,168 @@
+"""The runtime every service is composed on: broker, guard, pool, migrations, outbox relay.
+
+A service's `create_app(settings)` builds a `Runtime`, registers its subscribers on
+`runtime.broker`, and returns `runtime.app()`. Start-up order matters: the schema is
+migrated before the first message is consumed, and the relay starts once the producer can
+send; shutdown runs the other way round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+
+from sous_common import outbox
+from sous_common.consuming import ConsumerGuard
+from sous_common.db import create_pool
+from sous_common.kafka import make_broker
+from sous_common.logs import get_logger
+from sous_common.migrate import Migration, common_migrations, migrate
+from sous_common.relay import broker_publisher
+from sous_common.settings import DatabaseSettings, KafkaSettings
+from sous_common.subscribing import consumer_options, guard_broker
+from sous_contracts.envelope import Envelope
+
+log = get_logger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+def worker_id(service: str) -> str:
+    """Return an id for this replica: service, host and process."""
+    return f"{service}@{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Runtime:
+    """Everything a service process shares between its handlers."""
+
+    service: str
+    kafka: KafkaSettings
+    database: DatabaseSettings | None = None
+    schema: str | None = None
+    migrations: list[Migration] = field(default_factory=list)
+    group_id: str = ""
+    broker: KafkaBroker = field(init=False)
+    guard: ConsumerGuard = field(init=False)
+    _pool: asyncpg.Pool | None = field(default=None, init=False)
+    _relay: outbox.OutboxRelay | None = field(default=None, init=False)
+    _relay_task: asyncio.Task[None] | None = field(default=None, init=False)
+    _started: list[Hook] = field(default_factory=list, init=False)
+    _stopping: list[Hook] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.group_id = self.group_id or f"sous-{self.service}"
+        self.broker = make_broker(self.kafka, client_id=worker_id(self.service))
+        self.guard = guard_broker(self.broker, self.kafka, consumer=self.group_id)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The service's connection pool (after start-up)."""
+        if self._pool is None:
+            raise RuntimeError(f"{self.service}: the database pool is not open yet")
+        return self._pool
+
+    def topic(self, topic: Any) -> str:
+        """Return a catalog topic's full name in this deployment."""
+        return str(topic.full_name(self.kafka.topic_prefix))
+
+    def subscriber_options(self) -> dict[str, Any]:
+        """Safe options for `broker.subscriber` in this service's consumer group."""
+        return consumer_options(self.group_id)
+
+    async def emit(self, conn: asyncpg.Connection, messages: Iterable[Envelope]) -> int:
+        """Queue messages in the outbox inside the caller's transaction."""
+        assert self.schema is not None, "emit needs a schema"
+        return await outbox.add(conn, messages, schema=self.schema, prefix=self.kafka.topic_prefix)
+
+    async def publish_now(self, message: Envelope) -> None:
+        """Publish directly (no state change to keep atomic: heartbeats, tools)."""
+        from sous_contracts.topics import topic_for
+
+        await self.broker.publish(
+            message.to_json(),
+            self.topic(topic_for(message)),
+            key=message.kafka_key(),
+            headers={"type": message.type},
+        )
+
+    def on_started(self, hook: Hook) -> Hook:
+        """Run `hook` once the broker is started (background loops, timers)."""
+        self._started.append(hook)
+        return hook
+
+    def on_stopping(self, hook: Hook) -> Hook:
+        """Run `hook` before the broker stops."""
+        self._stopping.append(hook)
+        return hook
+
+    async def _open(self) -> None:
+        if self.database is None or self.schema is None:
+            return
+        conn = await asyncpg.connect(self.database.url, timeout=self.database.connect_timeout_s)
+        try:
+            applied = await migrate(conn, self.schema, common_migrations() + self.migrations)
+        finally:
+            await conn.close()
+        if applied:
+            log.info("migrated", schema=self.schema, applied=applied)
+        self._pool = await create_pool(
+            self.database, schema=self.schema, application=f"sous-{self.service}"
+        )
+
+    async def _after_start(self) -> None:
+        if self._pool is not None and self.schema is not None:
+            self._relay = outbox.OutboxRelay(
+                self._pool, broker_publisher(self.broker), schema=self.schema
+            )
+            self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
+        for hook in self._started:
+            await hook()
+        log.info("ready", service=self.service, group=self.group_id)
+
+    async def _before_stop(self) -> None:
+        for hook in reversed(self._stopping):
+            await hook()
+        if self._relay is not None and self._relay_task is not None:
+            self._relay.stop()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._relay_task, 10)
+
+    async def _close(self) -> None:
+        if self._pool is not None:
+            await asyncio.wait_for(self._pool.close(), 10)
+            self._pool = None
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Runtime]:
+        """Run the service inside a block (tests, or a host such as the REST API's lifespan)."""
+        await self._open()
+        try:
+            await self.broker.start()
+            try:
+                await self._after_start()
+                yield self
+            finally:
+                await self._before_stop()
+                await self.broker.stop()
+        finally:
+            await self._close()
+
+    def app(self) -> FastStream:
+        """Return the FastStream application with the start-up and shutdown order wired."""
+        return FastStream(
+            self.broker,
+            on_startup=[self._open],
+            after_startup=[self._after_start],
+            on_shutdown=[self._before_stop],
+            after_shutdown=[self._close],
+        )
