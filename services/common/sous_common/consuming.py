@@ -4,19 +4,23 @@ Every subscriber runs behind it (DESIGN §5.3). A message that cannot become a c
 (undecodable, invalid, unknown type, oversized) is published to the dead-letter topic with
 the reason and its source coordinates, then acknowledged, so it never blocks the partition.
 A transient failure (database or broker down) is retried after a backoff by rewinding the
-partition: nothing is skipped. A handler that keeps failing on the same message for a
-non-transient reason is dead-lettered after `max_attempts`, so a bug cannot stall a partition.
+partition: nothing is skipped.
+
+Offsets are committed only for messages already handled, in the background every
+`commit_interval_s` rather than once per message: a commit is a broker round trip, and the
+inbox makes the few redeliveries after a crash harmless (DESIGN §5.1, §5.3).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import asyncpg
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import BaseMiddleware
-from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from pydantic import ValidationError
@@ -63,6 +67,7 @@ class ConsumerGuard:
         prefix: str = "",
         max_message_bytes: int = 1_000_000,
         max_attempts: int = 5,
+        commit_interval_s: float = 0.1,
     ) -> None:
         self.broker = broker
         self.consumer = consumer
@@ -71,6 +76,42 @@ class ConsumerGuard:
         self.max_attempts = max_attempts
         self.attempts: dict[tuple[str, int, int], int] = {}
         self._topics: dict[str, Topic] = {t.full_name(prefix): t for t in CATALOG}
+        self.commit_interval_s = commit_interval_s
+        self._handled: dict[Any, dict[TopicPartition, int]] = {}
+        self._committer: asyncio.Task[None] | None = None
+
+    def handled(self, consumer: Any, record: Any) -> None:
+        """Note that a record is done with; its offset is committed soon after."""
+        if consumer is None:
+            return
+        offsets = self._handled.setdefault(consumer, {})
+        offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_loop(), name="offset-commits")
+
+    async def flush(self) -> None:
+        """Commit every handled offset now (call before the consumers stop)."""
+        pending, self._handled = self._handled, {}
+        for consumer, offsets in pending.items():
+            try:
+                await asyncio.wait_for(consumer.commit(offsets), 10)
+            except (KafkaError, TimeoutError, AssertionError) as exc:
+                # Partitions moved to another replica, or the broker is away: the next
+                # owner redelivers from the last commit, and the inbox drops repeats.
+                log.info("offset commit skipped", error=repr(exc))
+
+    async def stop(self) -> None:
+        """Stop the background committer after a last flush."""
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+        await self.flush()
+
+    async def _commit_loop(self) -> None:
+        while self._handled:
+            await asyncio.sleep(self.commit_interval_s)
+            await self.flush()
 
     def __call__(self, msg: Any, /, *, context: Any) -> _Guard:
         """Return the middleware for one message (FastStream's middleware protocol)."""
@@ -132,8 +173,10 @@ class _Guard(BaseMiddleware):
 
     async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
         record = msg.raw_message
+        consumer = getattr(msg, "consumer", None)
         if refused := self.guard.refusal(record):
             await self.guard.dead_letter(record, *refused)
+            self.guard.handled(consumer, record)
             return None
         where = (record.topic, record.partition, record.offset)
         try:
@@ -148,7 +191,8 @@ class _Guard(BaseMiddleware):
                 offset=record.offset,
             )
             await asyncio.sleep(delay)
-            raise NackMessage() from exc
+            await msg.nack()  # rewind the partition to this message
+            return None
         except Exception as exc:
             tries = self._count(where)
             if tries < self.guard.max_attempts:
@@ -159,15 +203,18 @@ class _Guard(BaseMiddleware):
                     offset=record.offset,
                 )
                 await asyncio.sleep(min(0.1 * 2**tries, 5.0))
-                raise NackMessage() from exc
+                await msg.nack()
+                return None
             self.guard.attempts.pop(where, None)
             await self.guard.dead_letter(
                 record,
                 f"handler failed {tries} times: {type(exc).__name__}: {exc}",
                 "handler_error",
             )
+            self.guard.handled(consumer, record)
             return None
         self.guard.attempts.pop(where, None)
+        self.guard.handled(consumer, record)
         return result
 
     def _count(self, where: tuple[str, int, int]) -> int:

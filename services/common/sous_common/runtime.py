@@ -132,6 +132,7 @@ class Runtime:
     async def _before_stop(self) -> None:
         for hook in reversed(self._stopping):
             await hook()
+        await self.guard.stop()
         if self._relay is not None and self._relay_task is not None:
             self._relay.stop()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):

@@ -24,11 +24,15 @@ def guard_broker(broker: KafkaBroker, settings: KafkaSettings, *, consumer: str)
 
 
 def consumer_options(group_id: str) -> dict[str, Any]:
-    """Options for `broker.subscriber`: commit after processing, start at the earliest offset."""
+    """Options for `broker.subscriber`: earliest offset, commits left to the guard.
+
+    The guard commits the offsets of handled messages only; FastStream's own per-message
+    acknowledgement is off.
+    """
     return {
         "group_id": group_id,
         "auto_offset_reset": "earliest",
-        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "ack_policy": AckPolicy.MANUAL,
         "session_timeout_ms": 10_000,
         "heartbeat_interval_ms": 1_000,
         "max_poll_interval_ms": 300_000,

@@ -49,7 +49,7 @@ async def test_poison_messages_are_dead_lettered_and_good_ones_handled(kafka_set
     topic = STEP_EVENTS.full_name(settings.topic_prefix)
     handled: list[uuid.UUID] = []
     broker = make_broker(settings, client_id="test")
-    guard_broker(broker, settings, consumer="sous-test")
+    guard = guard_broker(broker, settings, consumer="sous-test")
 
     @broker.subscriber(topic, **consumer_options("sous-test"))
     async def on_step_event(event: StepEvent) -> None:
@@ -85,6 +85,7 @@ async def test_poison_messages_are_dead_lettered_and_good_ones_handled(kafka_set
         async with asyncio.timeout(20):
             while len(handled) < len(good):
                 await asyncio.sleep(0.05)
+        await guard.stop()
 
     assert handled == [m.message_id for m in good]
     letters = [decode_message(r.value) for r in records]
