@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL repositories of runs, timers, triggers and the registry view."""

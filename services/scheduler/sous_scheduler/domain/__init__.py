@@ -1,0 +1,1 @@
+"""The scheduler's pure core: run state, the decide() state machine, params, triggers."""

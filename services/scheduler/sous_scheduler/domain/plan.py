@@ -1,0 +1,122 @@
+"""Turning a StartOrderRun into a run: variation, kitchen, params, connections and grants."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sous_contracts.runs import StartOrderRun
+from sous_contracts.specs import DomainSpec, KitchenSpec, RecipeSpec, VariationSpec
+from sous_scheduler.domain.params import ParamError, resolve_params
+from sous_scheduler.domain.state import RunState, StepState
+
+
+class Rejected(Exception):
+    """The command cannot start a run; the message says why."""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What the scheduler knows of the registry, for one start."""
+
+    recipe: RecipeSpec | None
+    recipe_version: str | None
+    domain: DomainSpec | None
+    kitchens: dict[str, KitchenSpec] = field(default_factory=dict)
+    grants: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """principal → {domain or `*` → scopes}."""
+
+
+def allowed(
+    grants: dict[str, dict[str, list[str]]], principal: str, domain: str, scope: str
+) -> bool:
+    """True when the principal holds `scope` (or `admin`) on the domain or on every domain."""
+    scopes = grants.get(principal, {})
+    held = set(scopes.get(domain, [])) | set(scopes.get("*", []))
+    return scope in held or "admin" in held
+
+
+def _variation(cmd: StartOrderRun, recipe: RecipeSpec) -> tuple[str, VariationSpec]:
+    names = sorted(recipe.variations)
+    if cmd.variation is not None:
+        if cmd.variation not in recipe.variations:
+            raise Rejected(
+                f"unknown variation '{cmd.variation}' of {cmd.domain}/{cmd.recipe}"
+                f" (variations: {', '.join(names) or 'none'})"
+            )
+        return cmd.variation, recipe.variations[cmd.variation]
+    if cmd.kitchen is not None:
+        for name in names:
+            if recipe.variations[name].kitchen == cmd.kitchen:
+                return name, recipe.variations[name]
+        # No variation for that kitchen: run the bare recipe there.
+        return cmd.kitchen, VariationSpec(kitchen=cmd.kitchen)
+    if len(names) == 1:
+        return names[0], recipe.variations[names[0]]
+    raise Rejected(
+        f"{cmd.domain}/{cmd.recipe}: name a variation or a kitchen"
+        f" (variations: {', '.join(names) or 'none'})"
+    )
+
+
+def _kitchen_chain(name: str, kitchens: dict[str, KitchenSpec]) -> list[KitchenSpec]:
+    chain: list[KitchenSpec] = []
+    current: str | None = name
+    while current is not None:
+        if current not in kitchens:
+            known = ", ".join(sorted(kitchens)) or "none"
+            raise Rejected(f"unknown kitchen '{current}' (kitchens: {known})")
+        if any(k.kitchen == current for k in chain):
+            raise Rejected(f"kitchen '{name}' has a cyclic parent chain")
+        chain.append(kitchens[current])
+        current = kitchens[current].parent
+    return list(reversed(chain))
+
+
+def plan_run(
+    cmd: StartOrderRun, catalog: Catalog, *, now: datetime, new_id: Callable[[], uuid.UUID]
+) -> RunState:
+    """Build the queued run a command asks for, or raise Rejected with the reason."""
+    where = f"{cmd.domain}/{cmd.recipe}"
+    if catalog.recipe is None:
+        raise Rejected(f"unknown recipe {where}")
+    if cmd.principal is not None and not allowed(catalog.grants, cmd.principal, cmd.domain, "run"):
+        raise Rejected(f"principal '{cmd.principal}' may not run recipes of domain '{cmd.domain}'")
+    recipe = catalog.recipe
+    variation_name, variation = _variation(cmd, recipe)
+    kitchen = cmd.kitchen or variation.kitchen
+    chain = _kitchen_chain(kitchen, catalog.kitchens)
+    kitchen_params: dict[str, Any] = {}
+    connections: dict[str, str] = {}
+    if catalog.domain is not None:
+        connections.update({n: c.ref for n, c in catalog.domain.connections.items()})
+    for k in chain:
+        kitchen_params.update(k.params)
+        connections.update({n: c.ref for n, c in k.connections.items()})
+    if catalog.domain is not None and kitchen in catalog.domain.kitchens:
+        override = catalog.domain.kitchens[kitchen]
+        kitchen_params.update(override.params)
+        connections.update({n: c.ref for n, c in override.connections.items()})
+    try:
+        params = resolve_params(recipe.params, kitchen_params, variation.params, cmd.params)
+    except ParamError as exc:
+        raise Rejected(f"{where}: {exc}") from None
+    return RunState(
+        order_run_id=cmd.order_run_id,
+        domain=cmd.domain,
+        recipe=cmd.recipe,
+        variation=variation_name,
+        kitchen=kitchen,
+        params=params,
+        connections=connections,
+        spec_version=catalog.recipe_version,
+        steps={n: StepState(name=n, step_run_id=new_id()) for n in recipe.steps},
+        correlation_id=cmd.correlation_id or cmd.order_run_id,
+        parent_order_run_id=cmd.parent_order_run_id,
+        parent_step=cmd.parent_step,
+        causation_depth=cmd.causation_depth,
+        created_at=now,
+    )
