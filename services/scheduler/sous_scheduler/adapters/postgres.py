@@ -1,0 +1,181 @@
+"""PostgreSQL access of the scheduler: runs, timers and the registry view."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sous_common.db import AnyConnection
+from sous_contracts.registry import RegistryEntityChanged
+from sous_contracts.specs import DomainSpec, KitchenSpec, RecipeSpec
+from sous_scheduler.domain.events import ClearTimer, SetTimer, TimerKind
+from sous_scheduler.domain.plan import Catalog
+from sous_scheduler.domain.state import RunState
+
+_RECIPES: dict[str, RecipeSpec] = {}
+
+
+def recipe_from(spec: Any) -> RecipeSpec:
+    """Parse a compiled recipe, caching by content (specs are immutable per version)."""
+    text = spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True)
+    if (cached := _RECIPES.get(text)) is None:
+        cached = RecipeSpec.model_validate_json(text)
+        if len(_RECIPES) > 512:
+            _RECIPES.clear()
+        _RECIPES[text] = cached
+    return cached
+
+
+async def upsert_entity(conn: AnyConnection, change: RegistryEntityChanged) -> None:
+    """Apply one changelog record to the registry view."""
+    await conn.execute(
+        "INSERT INTO registry (entity_id, kind, domain, name, version, spec, deleted)"
+        " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)"
+        " ON CONFLICT (entity_id) DO UPDATE SET kind = $2, domain = $3, name = $4,"
+        " version = $5, spec = $6::jsonb, deleted = $7, updated_at = now()",
+        change.entity_id,
+        change.kind.value,
+        change.domain,
+        change.name,
+        change.version,
+        json.dumps(change.spec),
+        change.deleted,
+    )
+
+
+async def entities(conn: AnyConnection, kind: str) -> list[Any]:
+    """Return the live entities of one kind."""
+    return list(
+        await conn.fetch(
+            "SELECT entity_id, domain, name, version, spec FROM registry"
+            " WHERE kind = $1 AND NOT deleted ORDER BY entity_id",
+            kind,
+        )
+    )
+
+
+async def catalog(conn: AnyConnection, domain: str, recipe: str) -> Catalog:
+    """Load what planning a run of domain/recipe needs."""
+    rows = await conn.fetch(
+        "SELECT kind, name, domain, version, spec FROM registry WHERE NOT deleted AND ("
+        " (kind = 'recipe' AND domain = $1 AND name = $2) OR (kind = 'domain' AND name = $1)"
+        " OR kind IN ('kitchen', 'grant'))",
+        domain,
+        recipe,
+    )
+    found_recipe, version, found_domain = None, None, None
+    kitchens: dict[str, KitchenSpec] = {}
+    grants: dict[str, dict[str, list[str]]] = {}
+    for r in rows:
+        spec = json.loads(r["spec"])
+        if r["kind"] == "recipe":
+            found_recipe, version = recipe_from(r["spec"]), r["version"]
+        elif r["kind"] == "domain":
+            found_domain = DomainSpec.model_validate(spec)
+        elif r["kind"] == "kitchen":
+            kitchens[r["name"]] = KitchenSpec.model_validate(spec)
+        else:
+            grants[spec.get("principal", r["name"])] = spec.get("scopes", {})
+    return Catalog(found_recipe, version, found_domain, kitchens, grants)
+
+
+async def insert_run(
+    conn: AnyConnection, state: RunState, recipe: RecipeSpec, idempotency_key: str | None
+) -> bool:
+    """Insert a new run; False when the id or the idempotency key exists already."""
+    inserted = await conn.fetchval(
+        "INSERT INTO runs (id, domain, recipe, variation, kitchen, phase, state, recipe_spec,"
+        " idempotency_key, parent_id) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9,"
+        " $10) ON CONFLICT DO NOTHING RETURNING true",
+        state.order_run_id,
+        state.domain,
+        state.recipe,
+        state.variation,
+        state.kitchen,
+        state.phase.value,
+        state.model_dump_json(),
+        recipe.model_dump_json(by_alias=True),
+        idempotency_key,
+        state.parent_order_run_id,
+    )
+    return bool(inserted)
+
+
+async def run_for_update(
+    conn: AnyConnection, order_run_id: uuid.UUID
+) -> tuple[RunState, RecipeSpec] | None:
+    """Lock a run's row for this transaction and return its state and recipe."""
+    row = await conn.fetchrow(
+        "SELECT state, recipe_spec FROM runs WHERE id = $1 FOR UPDATE", order_run_id
+    )
+    if row is None:
+        return None
+    return RunState.model_validate_json(row["state"]), recipe_from(row["recipe_spec"])
+
+
+async def save_run(conn: AnyConnection, state: RunState) -> None:
+    """Store a run's new state."""
+    await conn.execute(
+        "UPDATE runs SET phase = $2, state = $3::jsonb, updated_at = now() WHERE id = $1",
+        state.order_run_id,
+        state.phase.value,
+        state.model_dump_json(),
+    )
+
+
+async def open_runs(
+    conn: AnyConnection, domain: str, recipe: str, variation: str, phase: str
+) -> list[uuid.UUID]:
+    """Runs of a variation in one phase, oldest first."""
+    rows = await conn.fetch(
+        "SELECT id FROM runs WHERE domain = $1 AND recipe = $2 AND variation = $3"
+        " AND phase = $4 ORDER BY created_at, id",
+        domain,
+        recipe,
+        variation,
+        phase,
+    )
+    return [r["id"] for r in rows]
+
+
+async def apply_timers(
+    conn: AnyConnection, order_run_id: uuid.UUID, ops: list[SetTimer | ClearTimer]
+) -> None:
+    """Set and clear a run's timers, in order."""
+    for op in ops:
+        step = op.step or ""
+        if isinstance(op, SetTimer):
+            await conn.execute(
+                "INSERT INTO timers (order_run_id, kind, step, attempt, due_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_run_id, kind, step)"
+                " DO UPDATE SET attempt = $4, due_at = $5",
+                order_run_id,
+                op.kind,
+                step,
+                op.attempt,
+                op.due,
+            )
+        else:
+            await conn.execute(
+                "DELETE FROM timers WHERE order_run_id = $1 AND kind = $2 AND step = $3",
+                order_run_id,
+                op.kind,
+                step,
+            )
+
+
+async def claim_due_timer(
+    conn: AnyConnection, now: datetime
+) -> tuple[uuid.UUID, TimerKind, str | None, int] | None:
+    """Take one due timer (skipping ones other replicas hold) and delete it."""
+    row = await conn.fetchrow(
+        "DELETE FROM timers WHERE ctid = (SELECT ctid FROM timers WHERE due_at <= $1"
+        " ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING order_run_id, kind, step, attempt",
+        now,
+    )
+    if row is None:
+        return None
+    return row["order_run_id"], row["kind"], row["step"] or None, row["attempt"]

@@ -1,0 +1,80 @@
+"""Composition root: `faststream run --factory sous_scheduler.app:create_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from faststream import FastStream
+
+from sous_common.logs import configure, get_logger
+from sous_common.migrate import load
+from sous_common.runtime import Runtime
+from sous_common.settings import DatabaseSettings, KafkaSettings
+from sous_scheduler.handlers import register
+from sous_scheduler.schedules import Schedules
+from sous_scheduler.service import Scheduler
+from sous_scheduler.settings import SchedulerSettings
+from sous_scheduler.triggers import Triggers
+
+log = get_logger(__name__)
+
+
+def build(
+    settings: SchedulerSettings | None = None,
+    kafka: KafkaSettings | None = None,
+    database: DatabaseSettings | None = None,
+) -> tuple[Runtime, Scheduler]:
+    """Build the scheduler's runtime with its subscribers and background loops."""
+    settings = settings or SchedulerSettings()
+    rt = Runtime(
+        "scheduler",
+        kafka or KafkaSettings(),
+        database or DatabaseSettings(),
+        schema=settings.schema_name,
+        migrations=load("scheduler", "sous_scheduler.migrations"),
+    )
+    scheduler = Scheduler(rt, settings)
+    triggers = Triggers(scheduler)
+    schedules = Schedules(scheduler, triggers)
+    register(rt, scheduler, triggers)
+    loops: list[asyncio.Task[None]] = []
+
+    async def every(seconds: float, work: object, name: str) -> None:
+        while True:
+            try:
+                await work()  # type: ignore[operator]
+            except Exception:  # a loop must outlive one bad tick; it is logged
+                log.exception("background loop failed", loop=name)
+            await asyncio.sleep(seconds)
+
+    @rt.on_started
+    async def start_loops() -> None:
+        loops.append(
+            asyncio.create_task(
+                every(settings.timer_poll_s, scheduler.fire_due_timers, "timers"), name="timers"
+            )
+        )
+        loops.append(
+            asyncio.create_task(
+                every(settings.cron_poll_s, schedules.tick, "schedules"), name="schedules"
+            )
+        )
+
+    @rt.on_stopping
+    async def stop_loops() -> None:
+        for task in loops:
+            task.cancel()
+        for task in loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        loops.clear()
+
+    return rt, scheduler
+
+
+def create_app() -> FastStream:
+    """Return the scheduler application."""
+    configure("scheduler")
+    rt, _ = build()
+    return rt.app()

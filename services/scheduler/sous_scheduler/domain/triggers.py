@@ -1,0 +1,98 @@
+"""Trigger matching and what a firing starts: pure functions over specs and events."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sous_contracts.runs import DomainRunCompleted, StartOrderRun
+from sous_contracts.specs import EventMatch, RecipeSpec, TriggerSpec
+from sous_scheduler.domain.params import substitute
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One trigger of one recipe."""
+
+    domain: str
+    recipe: str
+    index: int
+    trigger: TriggerSpec
+
+    @property
+    def trigger_id(self) -> str:
+        """Stable id: `domain/recipe#name` (or the trigger's position)."""
+        return f"{self.domain}/{self.recipe}#{self.trigger.name or self.index}"
+
+
+def listeners(domain: str, name: str, recipe: RecipeSpec) -> list[Listener]:
+    """Every trigger a recipe declares."""
+    return [Listener(domain, name, i, t) for i, t in enumerate(recipe.triggers)]
+
+
+def _tests_ok(rule: str, event: DomainRunCompleted) -> bool:
+    t = event.tests
+    return {
+        "any": True,
+        "passed": t.failed == 0 and t.warnings == 0 and t.errors == 0,
+        "warnings": t.warnings > 0,
+        "no_errors": t.failed == 0,
+        "errors": t.failed > 0,
+    }[rule]
+
+
+def matches(pattern: EventMatch, event: DomainRunCompleted) -> bool:
+    """True when a completion event fits a trigger pattern."""
+    return (
+        pattern.domain == event.domain
+        and pattern.recipe in (None, event.recipe)
+        and pattern.variation in (None, event.variation)
+        and pattern.kitchen in (None, event.kitchen)
+        and event.status in pattern.status
+        and _tests_ok(pattern.tests, event)
+    )
+
+
+def matching_patterns(listener: Listener, event: DomainRunCompleted) -> list[int]:
+    """Indexes of the listener's patterns the event fits."""
+    return [i for i, p in enumerate(listener.trigger.matches()) if matches(p, event)]
+
+
+def event_values(event: DomainRunCompleted) -> dict[str, Any]:
+    """What `${event.…}` placeholders can read."""
+    return {
+        "event": {
+            "domain": event.domain,
+            "recipe": event.recipe,
+            "variation": event.variation,
+            "kitchen": event.kitchen,
+            "status": event.status.value,
+            "params": event.params,
+            "outputs": event.outputs.values,
+            "order_run_id": str(event.order_run_id) if event.order_run_id else None,
+        }
+    }
+
+
+def depth_limit(listener: Listener, default: int) -> int:
+    """Trigger hops allowed for this trigger."""
+    return listener.trigger.max_depth or default
+
+
+def start_command(
+    listener: Listener, event: DomainRunCompleted, order_run_id: uuid.UUID
+) -> StartOrderRun:
+    """The StartOrderRun a firing makes; kitchens stay isolated unless the trigger says so."""
+    return StartOrderRun(
+        producer="scheduler",
+        correlation_id=event.correlation_id or event.order_run_id,
+        causation_id=event.message_id,
+        order_run_id=order_run_id,
+        domain=listener.domain,
+        recipe=listener.recipe,
+        variation=listener.trigger.variation,
+        kitchen=listener.trigger.kitchen or event.kitchen,
+        params=substitute(listener.trigger.params, event_values(event)),
+        causation_depth=event.causation_depth + 1,
+    )

@@ -1,0 +1,55 @@
+"""Thin subscribers: decode the contract, hand it to the use case."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from sous_common.runtime import Runtime
+from sous_contracts.registry import RegistryEntityChanged
+from sous_contracts.runs import CancelOrderRun, DomainRunCompleted, StartOrderRun
+from sous_contracts.steps import StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.tests import TestResult, TestSuiteFinished
+from sous_contracts.topics import (
+    DOMAIN_EVENTS,
+    ORDER_RUN_COMMANDS,
+    REGISTRY_CHANGELOG,
+    STEP_EVENTS,
+    TEST_RESULTS,
+)
+from sous_scheduler.service import Scheduler
+from sous_scheduler.triggers import Triggers
+
+OrderRunCommand = Annotated[StartOrderRun | CancelOrderRun, Field(discriminator="type")]
+StepEvent = Annotated[StepStarted | StepHeartbeat | StepFinished, Field(discriminator="type")]
+TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
+
+
+def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers) -> None:
+    """Subscribe the scheduler to its topics."""
+    options = rt.subscriber_options()
+
+    @rt.broker.subscriber(rt.topic(ORDER_RUN_COMMANDS), **options)
+    async def on_order_run_command(command: OrderRunCommand) -> None:
+        if isinstance(command, StartOrderRun):
+            await scheduler.start(command)
+        else:
+            await scheduler.cancel(command)
+
+    @rt.broker.subscriber(rt.topic(STEP_EVENTS), **options)
+    async def on_step_event(event: StepEvent) -> None:
+        await scheduler.on_run_event(event)
+
+    @rt.broker.subscriber(rt.topic(TEST_RESULTS), **options)
+    async def on_test_event(event: TestEvent) -> None:
+        if isinstance(event, TestSuiteFinished):  # single results are for consoles
+            await scheduler.on_run_event(event)
+
+    @rt.broker.subscriber(rt.topic(DOMAIN_EVENTS), **options)
+    async def on_domain_event(event: DomainRunCompleted) -> None:
+        await triggers.on_completed(event)
+
+    @rt.broker.subscriber(rt.topic(REGISTRY_CHANGELOG), **options)
+    async def on_registry_change(change: RegistryEntityChanged) -> None:
+        await scheduler.on_registry_change(change)

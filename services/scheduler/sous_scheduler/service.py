@@ -1,0 +1,252 @@
+"""Use cases of the scheduler: load → decide → save (+ outbox) in one transaction each."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sous_common import inbox
+from sous_common.db import AnyConnection
+from sous_common.logs import get_logger
+from sous_common.runtime import Runtime
+from sous_contracts.common import RunStatus
+from sous_contracts.envelope import Envelope, new_message_id
+from sous_contracts.registry import RegistryEntityChanged
+from sous_contracts.runs import CancelOrderRun, OrderRunQueued, OrderRunRejected, StartOrderRun
+from sous_contracts.steps import StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.tests import TestSuiteFinished
+from sous_scheduler.adapters import postgres as db
+from sous_scheduler.domain.decide import Event, decide
+from sous_scheduler.domain.events import Begin, ChildFinished, Context, Decision, TimerFired
+from sous_scheduler.domain.finish import run_outputs
+from sous_scheduler.domain.plan import Rejected, plan_run
+from sous_scheduler.domain.state import RunPhase, RunState
+from sous_scheduler.settings import SchedulerSettings
+
+log = get_logger(__name__)
+
+
+class Scheduler:
+    """The scheduler's use cases, over one runtime (broker, pool, outbox)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        settings: SchedulerSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.rt = runtime
+        self.settings = settings
+        self.clock = clock
+
+    def context(self, cause: Envelope | None = None) -> Context:
+        """The outside world decide() sees for one input."""
+        return Context(
+            now=self.clock(),
+            new_id=new_message_id,
+            cause_id=cause.message_id if cause else None,
+            dispatch_lease_s=self.settings.dispatch_lease_s,
+            heartbeat_interval_s=self.settings.heartbeat_interval_s,
+            lease_factor=self.settings.lease_factor,
+        )
+
+    async def _fresh(self, conn: AnyConnection, message: Envelope) -> bool:
+        return await inbox.claim(conn, self.rt.group_id, message.message_id)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    async def start(self, cmd: StartOrderRun) -> None:
+        """Validate and start (or queue, or refuse) an order run."""
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            if await self._fresh(conn, cmd):
+                await self.start_in(conn, cmd)
+
+    async def start_in(self, conn: AnyConnection, cmd: StartOrderRun) -> RunState | None:
+        """Start a run inside the caller's transaction (commands, triggers, schedules)."""
+        ctx = self.context(cmd)
+        catalog = await db.catalog(conn, cmd.domain, cmd.recipe)
+        try:
+            state = plan_run(cmd, catalog, now=ctx.now, new_id=new_message_id)
+        except Rejected as exc:
+            await self._reject(conn, cmd, str(exc))
+            return None
+        assert catalog.recipe is not None
+        recipe = catalog.recipe
+        if not await db.insert_run(conn, state, recipe, cmd.idempotency_key):
+            log.info(
+                "run exists already",
+                order_run_id=str(cmd.order_run_id),
+                idempotency_key=cmd.idempotency_key,
+            )
+            return None
+        policy = recipe.variations.get(state.variation)
+        concurrency = (policy.concurrency if policy else None) or recipe.concurrency
+        # One start at a time per variation, so the limit holds across replicas.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            f"{state.domain}/{state.recipe}/{state.variation}",
+        )
+        running = await db.open_runs(conn, state.domain, state.recipe, state.variation, "running")
+        if len(running) >= concurrency.limit:
+            if concurrency.policy == "cancel-new":
+                reason = (
+                    f"concurrency limit {concurrency.limit} reached for "
+                    f"{state.domain}/{state.recipe} variation {state.variation}"
+                )
+                await self._apply(
+                    conn,
+                    state,
+                    recipe,
+                    CancelOrderRun(order_run_id=state.order_run_id, reason=reason),
+                    ctx,
+                )
+                return None
+            if concurrency.policy == "queue":
+                await self.rt.emit(
+                    conn,
+                    [
+                        OrderRunQueued(
+                            producer="scheduler",
+                            correlation_id=state.correlation_id,
+                            causation_id=cmd.message_id,
+                            order_run_id=state.order_run_id,
+                            domain=state.domain,
+                            recipe=state.recipe,
+                            variation=state.variation,
+                            kitchen=state.kitchen,
+                            position=len(
+                                await db.open_runs(
+                                    conn, state.domain, state.recipe, state.variation, "queued"
+                                )
+                            ),
+                        )
+                    ],
+                )
+                return state
+            for old in running[: len(running) - concurrency.limit + 1]:
+                await self.apply(
+                    conn,
+                    old,
+                    CancelOrderRun(
+                        order_run_id=old, reason=f"cancelled: newer run {state.order_run_id}"
+                    ),
+                )
+        return (await self._apply(conn, state, recipe, Begin(), ctx)).state
+
+    async def _reject(self, conn: AnyConnection, cmd: StartOrderRun, reason: str) -> None:
+        log.info("order run rejected", order_run_id=str(cmd.order_run_id), reason=reason)
+        await self.rt.emit(
+            conn,
+            [
+                OrderRunRejected(
+                    producer="scheduler",
+                    correlation_id=cmd.correlation_id or cmd.order_run_id,
+                    causation_id=cmd.message_id,
+                    order_run_id=cmd.order_run_id,
+                    reason=reason,
+                    domain=cmd.domain,
+                    recipe=cmd.recipe,
+                )
+            ],
+        )
+        if cmd.parent_order_run_id is not None:
+            await self.apply(
+                conn,
+                cmd.parent_order_run_id,
+                ChildFinished(cmd.order_run_id, RunStatus.FAILED, f"refused: {reason}"),
+            )
+
+    async def cancel(self, cmd: CancelOrderRun) -> None:
+        """Cancel a run, its steps and its children."""
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            if await self._fresh(conn, cmd) and not await self.apply(conn, cmd.order_run_id, cmd):
+                await self.rt.emit(
+                    conn,
+                    [
+                        OrderRunRejected(
+                            producer="scheduler",
+                            causation_id=cmd.message_id,
+                            order_run_id=cmd.order_run_id,
+                            reason=f"cannot cancel: no order run {cmd.order_run_id}",
+                        )
+                    ],
+                )
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def on_run_event(
+        self, event: StepStarted | StepHeartbeat | StepFinished | TestSuiteFinished
+    ) -> None:
+        """Apply a step or test event to its run."""
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            if await self._fresh(conn, event):
+                await self.apply(conn, event.order_run_id, event)
+
+    async def on_registry_change(self, change: RegistryEntityChanged) -> None:
+        """Keep the registry view current."""
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            await db.upsert_entity(conn, change)
+
+    async def fire_due_timers(self, limit: int = 100) -> int:
+        """Fire due timers one transaction each; return how many fired."""
+        fired = 0
+        while fired < limit:
+            async with self.rt.pool.acquire() as conn, conn.transaction():
+                due = await db.claim_due_timer(conn, self.clock())
+                if due is None:
+                    return fired
+                run_id, kind, step, attempt = due
+                await self.apply(conn, run_id, TimerFired(kind, step, attempt))
+            fired += 1
+        return fired
+
+    # -- the one place decisions are applied -----------------------------------------------
+
+    async def apply(self, conn: AnyConnection, order_run_id: uuid.UUID, event: Event) -> bool:
+        """Lock the run, decide, save, emit; False when the run is unknown."""
+        loaded = await db.run_for_update(conn, order_run_id)
+        if loaded is None:
+            log.info("event for unknown run", order_run_id=str(order_run_id))
+            return False
+        state, recipe = loaded
+        cause = event if isinstance(event, Envelope) else None
+        await self._apply(conn, state, recipe, event, self.context(cause))
+        return True
+
+    async def _apply(
+        self, conn: AnyConnection, state: RunState, recipe: object, event: Event, ctx: Context
+    ) -> Decision:
+        d = decide(state, recipe, event, ctx)  # type: ignore[arg-type]
+        if d.state == state and not d.messages and not d.timers:
+            return d
+        await db.save_run(conn, d.state)
+        await db.apply_timers(conn, d.state.order_run_id, d.timers)
+        await self.rt.emit(conn, d.messages)
+        if d.finished:
+            await self._after_finish(conn, d.state)
+        return d
+
+    async def _after_finish(self, conn: AnyConnection, state: RunState) -> None:
+        log.info(
+            "order run finished",
+            order_run_id=str(state.order_run_id),
+            phase=state.phase.value,
+            reason=state.reason,
+        )
+        if state.parent_order_run_id is not None:
+            await self.apply(
+                conn,
+                state.parent_order_run_id,
+                ChildFinished(
+                    state.order_run_id,
+                    RunStatus(state.phase.value),
+                    state.reason,
+                    run_outputs(state),
+                    state.tests_total(),
+                ),
+            )
+        if state.phase is not RunPhase.QUEUED:
+            queued = await db.open_runs(conn, state.domain, state.recipe, state.variation, "queued")
+            if queued:
+                await self.apply(conn, queued[0], Begin())

@@ -1,0 +1,26 @@
+"""Scheduler settings (`SOUS_SCHEDULER_*`)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SchedulerSettings(BaseSettings):
+    """How the scheduler behaves; servers come from `SOUS_KAFKA_*` and `SOUS_DATABASE_*`."""
+
+    model_config = SettingsConfigDict(env_prefix="SOUS_SCHEDULER_", extra="ignore")
+
+    schema_name: str = "scheduler"
+    """PostgreSQL schema the scheduler owns."""
+    heartbeat_interval_s: float = 5.0
+    """Heartbeat interval asked of executors."""
+    lease_factor: float = 3.0
+    """Missed heartbeats before an executor counts as lost."""
+    dispatch_lease_s: float = 30.0
+    """How long a dispatched step may wait for an executor to start it."""
+    timer_poll_s: float = 0.2
+    """How often due timers are looked for."""
+    cron_poll_s: float = 1.0
+    """How often schedules are looked at."""
+    max_causation_depth: int = 10
+    """Trigger hops allowed unless a trigger sets its own `max_depth`."""

@@ -1,0 +1,55 @@
+"""Fixtures: the scheduler running in-process on real Kafka and PostgreSQL, and its registry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from sous_common.settings import DatabaseSettings
+from sous_contracts.registry import EntityKind
+from sous_scheduler.app import build
+from sous_scheduler.settings import SchedulerSettings
+from tests.scheduler.standins import entity, send
+
+KITCHENS = [
+    entity(EntityKind.KITCHEN, "prod", {"kitchen": "prod"}),
+    entity(EntityKind.KITCHEN, "dev", {"kitchen": "dev", "parent": "prod"}),
+]
+
+
+def recipe(domain: str, name: str, steps: dict, **extra) -> object:
+    spec = {"recipe": name, "steps": steps, "variations": {"prod": {"kitchen": "prod"}}, **extra}
+    return entity(EntityKind.RECIPE, name, spec, domain)
+
+
+@pytest.fixture
+async def scheduler(kafka_settings, servers, schema) -> AsyncIterator[object]:
+    settings = SchedulerSettings(schema_name=schema, dispatch_lease_s=20, timer_poll_s=0.05)
+    rt, service = build(settings, kafka_settings, DatabaseSettings(url=servers.database_url))
+    async with rt.running():
+        yield service
+    conn = await asyncpg.connect(servers.database_url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def registry_ready(service, count: int) -> None:
+    async with asyncio.timeout(20):
+        while await service.rt.pool.fetchval("SELECT count(*) FROM registry") < count:
+            await asyncio.sleep(0.05)
+
+
+async def publish_registry(kafka_settings, service, entities: list) -> None:
+    await send(kafka_settings, [*KITCHENS, *entities])
+    await registry_ready(service, len(KITCHENS) + len(entities))
+
+
+@contextlib.asynccontextmanager
+async def nothing() -> AsyncIterator[None]:
+    yield None

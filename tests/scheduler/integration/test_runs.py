@@ -1,0 +1,184 @@
+"""The scheduler on real Kafka and PostgreSQL: runs, chains, joins, refusals, dedup."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from sous_common.kafka import aiokafka_options
+from sous_contracts import decode_message
+from sous_contracts.common import RunStatus, StepStatus
+from sous_contracts.runs import CancelOrderRun, OrderRunFinished, OrderRunRejected, StartOrderRun
+from sous_contracts.topics import RUN_EVENTS
+from tests.scheduler.integration.conftest import publish_registry, recipe
+from tests.scheduler.standins import send, standins
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+NOOP = {"run": {"kind": "noop"}}
+TESTED = {
+    "run": {"kind": "noop"},
+    "tests": [
+        {"name": "rows", "check": {"kind": "metric", "output": "rows", "op": ">", "value": 0}}
+    ],
+}
+
+
+async def run_events(settings, until, timeout: float = 30) -> list:
+    consumer = AIOKafkaConsumer(
+        RUN_EVENTS.full_name(settings.topic_prefix),
+        **aiokafka_options(settings),
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen: list = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not until(seen):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    seen.extend(decode_message(r.value) for r in records)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+def finished(events) -> list[OrderRunFinished]:
+    return [e for e in events if isinstance(e, OrderRunFinished)]
+
+
+def start(domain: str, recipe_name: str, **kw) -> StartOrderRun:
+    return StartOrderRun(
+        order_run_id=uuid.uuid4(), domain=domain, recipe=recipe_name, variation="prod", **kw
+    )
+
+
+async def test_chain_and_join_across_domains_run_once_each(kafka_settings, scheduler) -> None:
+    await publish_registry(
+        kafka_settings,
+        scheduler,
+        [
+            recipe("a", "make", {"one": NOOP, "two": {**TESTED, "needs": ["one"]}}),
+            recipe("c", "make", {"one": NOOP}),
+            recipe(
+                "b",
+                "follow",
+                {"x": TESTED},
+                triggers=[
+                    {
+                        "on": {"domain": "a", "recipe": "make"},
+                        "variation": "prod",
+                        "params": {"upstream": "${event.outputs.step}"},
+                    }
+                ],
+                params={"upstream": {}},
+            ),
+            recipe(
+                "d",
+                "join",
+                {"x": NOOP},
+                triggers=[
+                    {
+                        "all": [{"domain": "a"}, {"domain": "c"}],
+                        "within": "10m",
+                        "variation": "prod",
+                    }
+                ],
+            ),
+        ],
+    )
+    async with standins(kafka_settings):
+        # Every command twice: duplicates must change nothing.
+        await send(kafka_settings, [start("a", "make"), start("c", "make")], copies=2)
+        events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 4)
+        await asyncio.sleep(1.5)  # room for a wrong extra run to show up
+        events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 4)
+    done = finished(events)
+    assert sorted(f"{e.domain}/{e.recipe}" for e in done) == [
+        "a/make",
+        "b/follow",
+        "c/make",
+        "d/join",
+    ]
+    assert all(e.status is RunStatus.SUCCEEDED for e in done)
+    follow = next(e for e in done if e.domain == "b")
+    assert follow.tests.passed == 1
+    started = [e for e in events if e.type == "OrderRunStarted" and e.domain == "b"]
+    assert started[0].params == {"upstream": "two"}
+
+
+async def test_unknown_things_are_rejected_with_reasons(kafka_settings, scheduler) -> None:
+    await publish_registry(
+        kafka_settings,
+        scheduler,
+        [recipe("a", "make", {"one": NOOP}, params={"day": {"type": "date", "required": True}})],
+    )
+    commands = [
+        start("a", "nope"),
+        StartOrderRun(order_run_id=uuid.uuid4(), domain="a", recipe="make", variation="canary"),
+        start("a", "make", params={"day": "2026-01-01", "dya": 1}),
+        start("a", "make"),
+        start("a", "make", kitchen="moon", params={"day": "2026-01-01"}),
+    ]
+    await send(kafka_settings, commands)
+    events = await run_events(
+        kafka_settings, lambda s: sum(isinstance(e, OrderRunRejected) for e in s) >= 5
+    )
+    reasons = {e.order_run_id: e.reason for e in events if isinstance(e, OrderRunRejected)}
+    assert reasons[commands[0].order_run_id] == "unknown recipe a/nope"
+    assert "unknown variation 'canary'" in reasons[commands[1].order_run_id]
+    assert "undeclared param(s) ['dya']" in reasons[commands[2].order_run_id]
+    assert "missing required param(s) ['day']" in reasons[commands[3].order_run_id]
+    assert "unknown kitchen 'moon'" in reasons[commands[4].order_run_id]
+
+
+async def test_idempotency_key_gives_one_run(kafka_settings, scheduler) -> None:
+    await publish_registry(kafka_settings, scheduler, [recipe("a", "make", {"one": NOOP})])
+    async with standins(kafka_settings):
+        await send(kafka_settings, [start("a", "make", idempotency_key="k1") for _ in range(3)])
+        events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 1)
+        await asyncio.sleep(1)
+        events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 1)
+    assert len(finished(events)) == 1
+    assert await scheduler.rt.pool.fetchval("SELECT count(*) FROM runs") == 1
+
+
+async def test_error_test_stops_the_run_and_skips_the_rest(kafka_settings, scheduler) -> None:
+    await publish_registry(
+        kafka_settings,
+        scheduler,
+        [recipe("a", "make", {"one": TESTED, "two": {**NOOP, "needs": ["one"]}})],
+    )
+    async with standins(kafka_settings, blocking_tests={"rows"}) as seen:
+        await send(kafka_settings, [start("a", "make")])
+        events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 1)
+    (end,) = finished(events)
+    assert end.status is RunStatus.FAILED
+    assert end.reason == "step 'one' failed: error test(s) failed: rows"
+    assert [m.step for m in seen if m.type == "ExecuteStep"] == ["one"]
+
+
+async def test_failed_step_is_retried_as_a_new_attempt(kafka_settings, scheduler) -> None:
+    retried = {"run": {"kind": "noop"}, "retries": {"max": 2, "backoff": "100ms"}}
+    await publish_registry(kafka_settings, scheduler, [recipe("a", "make", {"one": retried})])
+    answer = lambda m: StepStatus.FAILED if m.attempt < 3 else StepStatus.SUCCEEDED  # noqa: E731
+    async with standins(kafka_settings, answer) as seen:
+        await send(kafka_settings, [start("a", "make")])
+        events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 1)
+    assert finished(events)[0].status is RunStatus.SUCCEEDED
+    assert [m.attempt for m in seen if m.type == "ExecuteStep"] == [1, 2, 3]
+
+
+async def test_cancel_reaches_running_steps(kafka_settings, scheduler) -> None:
+    await publish_registry(kafka_settings, scheduler, [recipe("a", "make", {"one": NOOP})])
+    command = start("a", "make")
+    await send(kafka_settings, [command])  # no executor: the step stays dispatched
+    await run_events(kafka_settings, lambda s: any(e.type == "OrderRunStarted" for e in s))
+    await send(kafka_settings, [CancelOrderRun(order_run_id=command.order_run_id, reason="oops")])
+    events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 1)
+    (end,) = finished(events)
+    assert (end.status, end.reason) == (RunStatus.CANCELLED, "oops")
