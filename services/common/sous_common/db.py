@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
 from sous_common.settings import DatabaseSettings
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+AnyConnection: TypeAlias = "asyncpg.Connection | PoolConnectionProxy[Any]"
+"""A connection, or one borrowed from a pool (`async with pool.acquire() as conn`)."""
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import asyncpg
+from sous_common.db import AnyConnection
 
 
-async def claim(conn: asyncpg.Connection, consumer: str, message_id: uuid.UUID) -> bool:
+async def claim(conn: AnyConnection, consumer: str, message_id: uuid.UUID) -> bool:
     """Record that `consumer` handles `message_id`; False when it was handled before.
 
     Call inside the transaction that applies the message's effect, so the record and the
@@ -23,7 +23,18 @@ async def claim(conn: asyncpg.Connection, consumer: str, message_id: uuid.UUID) 
     return bool(inserted)
 
 
-async def purge(conn: asyncpg.Connection, older_than: timedelta) -> int:
+async def seen(conn: AnyConnection, consumer: str, message_id: uuid.UUID) -> bool:
+    """Return True when `consumer` already handled `message_id` (a cheap early check).
+
+    Useful before slow work done outside the transaction; `claim()` stays the authority.
+    """
+    found = await conn.fetchval(
+        "SELECT true FROM inbox WHERE consumer = $1 AND message_id = $2", consumer, message_id
+    )
+    return bool(found)
+
+
+async def purge(conn: AnyConnection, older_than: timedelta) -> int:
     """Forget ids older than the longest redelivery window; return how many."""
     status: str = await conn.execute(
         "DELETE FROM inbox WHERE received_at < now() - $1::interval", older_than

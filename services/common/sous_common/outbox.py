@@ -16,7 +16,7 @@ from typing import Protocol
 
 import asyncpg
 
-from sous_common.db import checked_schema
+from sous_common.db import AnyConnection, checked_schema
 from sous_common.logs import get_logger
 from sous_contracts.envelope import Envelope
 from sous_contracts.topics import topic_for
@@ -30,7 +30,7 @@ def channel(schema: str) -> str:
 
 
 async def add(
-    conn: asyncpg.Connection, messages: Iterable[Envelope], *, schema: str, prefix: str = ""
+    conn: AnyConnection, messages: Iterable[Envelope], *, schema: str, prefix: str = ""
 ) -> int:
     """Queue messages for publishing, in the caller's transaction; return how many."""
     rows = [

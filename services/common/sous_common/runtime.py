@@ -22,7 +22,7 @@ from faststream.kafka import KafkaBroker
 
 from sous_common import outbox
 from sous_common.consuming import ConsumerGuard
-from sous_common.db import create_pool
+from sous_common.db import AnyConnection, create_pool
 from sous_common.kafka import make_broker
 from sous_common.logs import get_logger
 from sous_common.migrate import Migration, common_migrations, migrate
@@ -79,7 +79,7 @@ class Runtime:
         """Safe options for `broker.subscriber` in this service's consumer group."""
         return consumer_options(self.group_id)
 
-    async def emit(self, conn: asyncpg.Connection, messages: Iterable[Envelope]) -> int:
+    async def emit(self, conn: AnyConnection, messages: Iterable[Envelope]) -> int:
         """Queue messages in the outbox inside the caller's transaction."""
         assert self.schema is not None, "emit needs a schema"
         return await outbox.add(conn, messages, schema=self.schema, prefix=self.kafka.topic_prefix)
