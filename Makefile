@@ -18,7 +18,7 @@ help: ## Show the targets.
 	.tools/bin/pip install --quiet uv
 
 sync: $(UV) ## Install the workspace into .venv (uv from PyPI when missing).
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --all-packages --quiet
 
 lint: sync ## ruff, mypy --strict, and stale generated contract files.
 	$(UV) run --frozen ruff check .
