@@ -16,7 +16,7 @@ import pytest
 from sous_common.db import create_pool
 from sous_common.migrate import common_migrations, migrate
 from sous_common.settings import DatabaseSettings, KafkaSettings
-from sous_common.topic_admin import ensure_topics
+from sous_common.topic_admin import delete_topics, ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,11 +70,17 @@ def prefix() -> str:
     return f"t{uuid.uuid4().hex[:12]}."
 
 
+TEST_PARTITIONS = 2
+"""Partitions of each test topic: enough to exercise keys and groups, few enough that a
+whole suite's topics fit one small broker."""
+
+
 @pytest.fixture
-async def kafka_settings(servers: Servers, prefix: str) -> KafkaSettings:
+async def kafka_settings(servers: Servers, prefix: str) -> AsyncIterator[KafkaSettings]:
     settings = KafkaSettings(bootstrap=servers.kafka_bootstrap, topic_prefix=prefix)
-    await ensure_topics(settings)
-    return settings
+    await ensure_topics(settings, partitions=TEST_PARTITIONS)
+    yield settings
+    await delete_topics(settings, prefix)
 
 
 @pytest.fixture

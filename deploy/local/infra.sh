@@ -335,6 +335,9 @@ kafka_start() {
   if [[ -f "$KAFKA_LOG" ]]; then mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"; fi
 
   log "starting Kafka on 127.0.0.1:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT)"
+  # Every partition holds several open files, and a test suite makes thousands of
+  # partitions: lift the soft limit to the hard one (as high as this user may go).
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   # setsid + nohup: the broker outlives this script and is not killed by a
   # Ctrl-C aimed at whatever called us. All output goes to files, never to our
   # stdout, so callers capturing stdout do not wait for the broker to exit;

@@ -51,7 +51,10 @@ def entity(kind: EntityKind, name: str, spec: dict[str, Any], domain: str | None
 
 @contextlib.asynccontextmanager
 async def standins(
-    settings: KafkaSettings, answer: Answer | None = None, blocking_tests: set[str] = frozenset()
+    settings: KafkaSettings,
+    answer: Answer | None = None,
+    blocking_tests: set[str] = frozenset(),
+    delay_s: float = 0.0,
 ) -> AsyncIterator[list[Envelope]]:
     """Run a fake executor and test-runner; yield the list of commands they saw."""
     seen: list[Envelope] = []
@@ -71,8 +74,19 @@ async def standins(
                 for r in records:
                     m = decode_message(r.value)
                     seen.append(m)
-                    await send(settings, list(_answers(m, answer, blocking_tests)), copies=2)
+                    if delay_s:
+                        asyncio.get_running_loop().call_later(
+                            delay_s,
+                            lambda m=m: tasks.add(
+                                asyncio.create_task(
+                                    send(settings, _answers(m, answer, blocking_tests), copies=2)
+                                )
+                            ),
+                        )
+                    else:
+                        await send(settings, _answers(m, answer, blocking_tests), copies=2)
 
+    tasks: set[asyncio.Task[None]] = set()
     task = asyncio.create_task(loop())
     try:
         yield seen

@@ -56,6 +56,7 @@ class Runtime:
     _pool: asyncpg.Pool | None = field(default=None, init=False)
     _relay: outbox.OutboxRelay | None = field(default=None, init=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, init=False)
+    _opened: list[Hook] = field(default_factory=list, init=False)
     _started: list[Hook] = field(default_factory=list, init=False)
     _stopping: list[Hook] = field(default_factory=list, init=False)
 
@@ -95,6 +96,11 @@ class Runtime:
             headers={"type": message.type},
         )
 
+    def on_opened(self, hook: Hook) -> Hook:
+        """Run `hook` once the database is ready, before any message is consumed."""
+        self._opened.append(hook)
+        return hook
+
     def on_started(self, hook: Hook) -> Hook:
         """Run `hook` once the broker is started (background loops, timers)."""
         self._started.append(hook)
@@ -118,6 +124,8 @@ class Runtime:
         self._pool = await create_pool(
             self.database, schema=self.schema, application=f"sous-{self.service}"
         )
+        for hook in self._opened:
+            await hook()
 
     async def _after_start(self) -> None:
         if self._pool is not None and self.schema is not None:

@@ -15,8 +15,12 @@ async def ensure_topics(
     topics: tuple[Topic, ...] = CATALOG,
     prefix: str | None = None,
     replication_factor: int = 1,
+    partitions: int | None = None,
 ) -> list[str]:
-    """Create missing topics of the catalog; return the names it created."""
+    """Create missing topics of the catalog; return the names it created.
+
+    `partitions` overrides the catalog's counts (tests keep the broker small with it).
+    """
     prefix = settings.topic_prefix if prefix is None else prefix
     admin = AIOKafkaAdminClient(**aiokafka_options(settings))
     await admin.start()
@@ -25,7 +29,7 @@ async def ensure_topics(
         new = [
             NewTopic(
                 name=t.full_name(prefix),
-                num_partitions=t.partitions,
+                num_partitions=partitions or t.partitions,
                 replication_factor=replication_factor,
                 topic_configs=t.config(),
             )
@@ -35,5 +39,19 @@ async def ensure_topics(
         if new:
             await admin.create_topics(new, timeout_ms=settings.request_timeout_ms)
         return [t.name for t in new]
+    finally:
+        await admin.close()
+
+
+async def delete_topics(settings: KafkaSettings, prefix: str) -> None:
+    """Delete every topic whose name starts with `prefix` (test clean-up)."""
+    if not prefix:
+        raise ValueError("refusing to delete topics without a prefix")
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings))
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed, timeout_ms=settings.request_timeout_ms)
     finally:
         await admin.close()

@@ -11,6 +11,7 @@ from sous_common.logs import configure, get_logger
 from sous_common.migrate import load
 from sous_common.runtime import Runtime
 from sous_common.settings import DatabaseSettings, KafkaSettings
+from sous_scheduler.adapters.changelog import catch_up
 from sous_scheduler.handlers import register
 from sous_scheduler.schedules import Schedules
 from sous_scheduler.service import Scheduler
@@ -47,6 +48,10 @@ def build(
             except Exception:  # a loop must outlive one bad tick; it is logged
                 log.exception("background loop failed", loop=name)
             await asyncio.sleep(seconds)
+
+    @rt.on_opened
+    async def read_registry() -> None:
+        await catch_up(rt)
 
     @rt.on_started
     async def start_loops() -> None:

@@ -1,0 +1,1 @@
+"""I/O of the test-runner: connections to tested databases and its own history tables."""

@@ -1,0 +1,1 @@
+"""Pure logic of the test-runner: comparisons, outcomes, summaries and history judgement."""
