@@ -61,6 +61,12 @@ infra-down: ## Stop local Kafka and PostgreSQL (data kept; `bash deploy/local/in
 infra-status: ## Show whether local Kafka and PostgreSQL run.
 	$(INFRA) status
 
+up: sync ## The whole mesh: local Kafka and PostgreSQL, every service, the examples. Ctrl-C stops.
+	$(UV) run --frozen sous up
+
+down: sync ## Stop what `make up` started.
+	$(UV) run --frozen sous down
+
 bench: sync ## Benchmarks; each prints JSON lines.
 	@set -a; [ -n "$$SOUS_KAFKA_BOOTSTRAP" ] || eval "$$($(INFRA) up)"; set +a; \
 	for b in bench/bench_*.py; do $(UV) run --frozen python $$b; done

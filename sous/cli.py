@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sous import apply_cmd, runs_cmd, stack
 from sous_common.settings import KafkaSettings
 from sous_common.topic_admin import ensure_topics
 from sous_contracts.topics import CATALOG
@@ -16,6 +17,15 @@ from sous_contracts.topics import CATALOG
 app = typer.Typer(no_args_is_help=True, help="Sous: build, run, test and connect data domains.")
 topics_app = typer.Typer(no_args_is_help=True, help="The topic catalog.")
 app.add_typer(topics_app, name="topics")
+app.command("apply")(apply_cmd.apply)
+app.command("up")(stack.up)
+app.command("down")(stack.down)
+app.command("service")(stack.service)
+app.command("run")(runs_cmd.run)
+app.command("cancel")(runs_cmd.cancel)
+app.command("tail")(runs_cmd.tail)
+app.command("emit")(runs_cmd.emit)
+app.add_typer(apply_cmd.kitchen_app, name="kitchen")
 console = Console()
 
 

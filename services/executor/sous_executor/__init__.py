@@ -1,0 +1,1 @@
+"""Sous executor: runs step attempts and reports them on the step events topic."""

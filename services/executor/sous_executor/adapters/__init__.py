@@ -1,0 +1,1 @@
+"""Runners of each step kind, references, and the attempts table."""

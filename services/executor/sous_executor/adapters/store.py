@@ -1,0 +1,34 @@
+"""The attempts table: taking an attempt once, and recording how it ended."""
+
+from __future__ import annotations
+
+import uuid
+
+from sous_common.db import AnyConnection
+from sous_contracts.steps import ExecuteStep
+
+
+async def take(conn: AnyConnection, command: ExecuteStep, worker_id: str) -> bool:
+    """Record (step_run_id, attempt) as taken by this worker; False when taken before."""
+    inserted = await conn.fetchval(
+        "INSERT INTO attempts (step_run_id, attempt, order_run_id, step, worker_id, message_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true",
+        command.step_run_id,
+        command.attempt,
+        command.order_run_id,
+        command.step,
+        worker_id,
+        command.message_id,
+    )
+    return bool(inserted)
+
+
+async def finish(conn: AnyConnection, step_run_id: uuid.UUID, attempt: int, status: str) -> None:
+    """Record how an attempt ended."""
+    await conn.execute(
+        "UPDATE attempts SET status = $3, finished_at = now()"
+        " WHERE step_run_id = $1 AND attempt = $2",
+        step_run_id,
+        attempt,
+        status,
+    )

@@ -1,0 +1,127 @@
+"""The shell and python runners: argv or `module:function` in a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from sous_contracts.common import Outputs
+from sous_contracts.specs.steps import PythonRun, ShellRun
+from sous_contracts.steps import StepError
+from sous_executor.adapters.context import StepContext
+from sous_executor.adapters.process import run_process
+from sous_executor.domain.environment import step_environment
+from sous_executor.domain.outcome import SpecError, StepFailure, exit_error
+from sous_executor.domain.outputs import (
+    OutputsError,
+    from_mapping,
+    merge,
+    parse_outputs_file,
+)
+
+RESULT_FILE = ".sous-result.json"
+"""Where the python step wrapper writes the return value or the exception."""
+
+
+def _environment(context: StepContext, extra: dict[str, str] | None = None) -> dict[str, str]:
+    base = {k: os.environ[k] for k in context.settings.pass_env if k in os.environ}
+    return step_environment(
+        base=base,
+        params=context.command.params,
+        connections=context.connections,
+        secrets=context.secrets,
+        ids=context.ids(),
+        extra=extra or {},
+    )
+
+
+def _read_outputs(context: StepContext) -> Outputs:
+    path = Path(context.ids()["SOUS_OUTPUTS"])
+    if not path.exists():
+        return Outputs()
+    try:
+        return parse_outputs_file(path.read_text(errors="replace"))
+    except OutputsError as exc:
+        raise StepFailure(StepError(kind="spec", message=str(exc))) from exc
+
+
+def parse_spec(model: type[ShellRun] | type[PythonRun], context: StepContext) -> object:
+    """Validate the step's `spec` with the recipe spec model of its kind.
+
+    Raises:
+        SpecError: the spec does not fit the model.
+    """
+    try:
+        return model.model_validate({**context.command.spec, "kind": context.command.kind})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(spec)'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise SpecError(f"invalid {context.command.kind} spec: {problems}") from exc
+
+
+async def run_shell(context: StepContext) -> Outputs:
+    """Run the argv list; no shell is involved unless argv itself names one."""
+    spec = parse_spec(ShellRun, context)
+    assert isinstance(spec, ShellRun)
+    cwd = context.folder
+    if spec.cwd is not None:
+        cwd = (context.folder / spec.cwd).resolve()
+        cwd.mkdir(parents=True, exist_ok=True)
+    code = await run_process(context, spec.argv, _environment(context, spec.env), cwd)
+    if code != 0:
+        raise StepFailure(exit_error(code), _read_outputs(context))
+    return _read_outputs(context)
+
+
+async def run_python(context: StepContext) -> Outputs:
+    """Call `module:function` in a fresh interpreter, so a crash cannot take the executor down."""
+    spec = parse_spec(PythonRun, context)
+    assert isinstance(spec, PythonRun)
+    paths = [*context.settings.python_path, str(context.folder)]
+    if existing := os.environ.get("PYTHONPATH"):
+        paths.append(existing)
+    env = _environment(context, {"PYTHONPATH": os.pathsep.join(paths)})
+    env["SOUS_PYTHON_KWARGS"] = json.dumps(spec.kwargs)
+    env["SOUS_PYTHON_RESULT"] = str(context.folder / RESULT_FILE)
+    argv = [sys.executable, "-m", "sous_executor.adapters.python_call", spec.function]
+    code = await run_process(context, argv, env, context.folder)
+    result = _read_result(context)
+    outputs = _read_outputs(context)
+    if "exception" in result:
+        info = result["exception"]
+        raise StepFailure(
+            StepError(
+                kind="exception",
+                message=f"{info['type']}: {info['message']}",
+                exception_type=info["type"],
+                exit_code=code,
+            ),
+            outputs,
+        )
+    if code != 0:
+        raise StepFailure(exit_error(code), outputs)
+    value = result.get("value")
+    if value is not None and not isinstance(value, dict):
+        value = {"result": value}
+    try:
+        return merge(outputs, from_mapping(value))
+    except OutputsError as exc:
+        raise StepFailure(
+            StepError(kind="spec", message=f"{spec.function} returned unusable outputs: {exc}")
+        ) from exc
+
+
+def _read_result(context: StepContext) -> dict[str, Any]:
+    path = context.folder / RESULT_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

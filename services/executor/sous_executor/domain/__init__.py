@@ -1,0 +1,1 @@
+"""Pure logic of the executor: redaction, outputs, environments, SQL splitting, log tails."""

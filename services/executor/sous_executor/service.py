@@ -1,0 +1,227 @@
+"""Use cases: take an attempt (dedup + StepStarted), run it in the pool, finish it, cancel it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sous_common.consuming import TRANSIENT
+from sous_common.db import AnyConnection
+from sous_common.logs import get_logger
+from sous_common.runtime import Runtime
+from sous_contracts.envelope import utc_now
+from sous_contracts.steps import (
+    CancelStep,
+    ExecuteStep,
+    StepFinished,
+    StepHeartbeat,
+    StepStarted,
+)
+from sous_executor.adapters import store
+from sous_executor.adapters.reaper import Reaper
+from sous_executor.adapters.references import References
+from sous_executor.attempt import cancelled, run_attempt
+from sous_executor.settings import ExecutorSettings
+
+log = get_logger(__name__)
+
+Key = tuple[uuid.UUID, int]
+
+_NOT_RUN = {
+    "duplicate": "duplicate ExecuteStep; the attempt was taken before",
+    "cancelled": "attempt cancelled while it waited for a slot; not run",
+}
+
+
+@dataclass
+class _Running:
+    command: ExecuteStep
+    task: asyncio.Task[None] | None = None
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str = ""
+
+
+class Executor:
+    """One replica's step runner: a bounded pool of attempts fed by the step commands topic."""
+
+    def __init__(self, runtime: Runtime, settings: ExecutorSettings, worker_id: str) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.worker_id = worker_id
+        self.references = References(settings.secrets_dir)
+        self.reaper = Reaper()
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        # Attempts of this replica: waiting for a slot (no task yet) or running.
+        self._attempts: dict[Key, _Running] = {}
+        self._stopping = False
+
+    @property
+    def running(self) -> list[Key]:
+        """Attempts running on this replica now."""
+        return [k for k, r in self._attempts.items() if r.task is not None]
+
+    async def execute(self, command: ExecuteStep) -> None:
+        """Take the attempt durably and hand it to the pool; wait while the pool is full.
+
+        Returns once the attempt is taken (recorded with StepStarted in the outbox), so the
+        offset is committed then; the attempt runs on in the background.
+        """
+        key = (command.step_run_id, command.attempt)
+        ids = {"order_run_id": str(command.order_run_id), "step": command.step}
+        if command.deadline is not None and command.deadline < utc_now():
+            log.info("ExecuteStep past its deadline; ignored", attempt=command.attempt, **ids)
+            return
+        if key in self._attempts:
+            log.info("duplicate ExecuteStep; already here", attempt=command.attempt, **ids)
+            return
+        running = self._attempts[key] = _Running(command)
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            del self._attempts[key]
+            raise
+        try:
+            taken = await self._take(running)
+        except BaseException:
+            del self._attempts[key]
+            self._slots.release()
+            raise
+        if taken != "started":
+            del self._attempts[key]
+            self._slots.release()
+            log.info(_NOT_RUN[taken], attempt=command.attempt, **ids)
+            return
+        # A cancel from here on is seen by the attempt itself, which ends as cancelled.
+        running.task = asyncio.create_task(self._run(running), name=f"attempt-{key[0]}-{key[1]}")
+        log.info("attempt started", attempt=command.attempt, kind=command.kind, **ids)
+
+    async def _take(self, running: _Running) -> Literal["started", "duplicate", "cancelled"]:
+        """Record the attempt with StepStarted (and StepFinished if cancelled while waiting)."""
+        if self._stopping:  # transient: the message is redelivered, never acknowledged
+            raise ConnectionAbortedError("executor is stopping")
+        command = running.command
+        started = StepStarted(
+            **command.caused(producer="executor"),
+            order_run_id=command.order_run_id,
+            step_run_id=command.step_run_id,
+            step=command.step,
+            attempt=command.attempt,
+            worker_id=self.worker_id,
+        )
+        async with self._transaction() as conn:
+            if not await store.take(conn, command, self.worker_id):
+                return "duplicate"
+            if running.cancel.is_set():
+                await store.finish(conn, command.step_run_id, command.attempt, "cancelled")
+                finished = cancelled(command, self.worker_id, running.reason)
+                await self.runtime.emit(conn, [started, finished])
+                return "cancelled"
+            await self.runtime.emit(conn, [started])
+        return "started"
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AnyConnection]:
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def cancel(self, command: CancelStep, *, broadcast: bool = False) -> None:
+        """Stop the step's attempt(s) running or waiting for a slot here; others are not ours."""
+        matches = [
+            r
+            for (step_run_id, attempt), r in self._attempts.items()
+            if step_run_id == command.step_run_id
+            and (command.attempt is None or command.attempt == attempt)
+        ]
+        if not matches and not broadcast:  # every replica hears broadcasts; no noise
+            log.info(
+                "CancelStep for an attempt not running here; ignored",
+                order_run_id=str(command.order_run_id),
+                step_run_id=str(command.step_run_id),
+                attempt=command.attempt,
+            )
+        for r in matches:
+            r.reason = command.reason
+            r.cancel.set()
+
+    async def _run(self, running: _Running) -> None:
+        command = running.command
+        key = (command.step_run_id, command.attempt)
+        heartbeat = asyncio.create_task(self._heartbeat(command))
+        try:
+            finished = await run_attempt(
+                command,
+                settings=self.settings,
+                references=self.references,
+                worker_id=self.worker_id,
+                cancel=running.cancel,
+                cancel_reason=lambda: running.reason,
+                reaper=self.reaper,
+            )
+            heartbeat.cancel()
+            await self._finish(finished)
+            log.info(
+                "attempt finished",
+                order_run_id=str(command.order_run_id),
+                step=command.step,
+                attempt=command.attempt,
+                status=finished.status.value,
+                duration_s=round(finished.duration_s, 3),
+            )
+        finally:
+            heartbeat.cancel()
+            self._attempts.pop(key, None)
+            self._slots.release()
+
+    async def _finish(self, finished: StepFinished) -> None:
+        backoff = 0.1
+        while True:  # the finish must reach the outbox; the database may be away for a while
+            try:
+                async with self._transaction() as conn:
+                    await store.finish(
+                        conn, finished.step_run_id, finished.attempt, finished.status.value
+                    )
+                    await self.runtime.emit(conn, [finished])
+                return
+            except TRANSIENT as exc:
+                log.warning("cannot record StepFinished; retrying", error=repr(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _heartbeat(self, command: ExecuteStep) -> None:
+        # Heartbeats carry no state, so they skip the outbox: a lost one is covered by the
+        # next, and a database outage must not make a healthy attempt look dead.
+        while True:
+            await asyncio.sleep(command.heartbeat_interval_s)
+            beat = StepHeartbeat(
+                **command.caused(producer="executor"),
+                order_run_id=command.order_run_id,
+                step_run_id=command.step_run_id,
+                attempt=command.attempt,
+                worker_id=self.worker_id,
+            )
+            try:
+                await asyncio.wait_for(self.runtime.publish_now(beat), command.heartbeat_interval_s)
+            except Exception as exc:
+                log.warning("heartbeat not sent", error=repr(exc), step=command.step)
+
+    async def start(self) -> None:
+        """Start the reaper helper before the first step."""
+        self.reaper.start()
+
+    async def stop(self) -> None:
+        """Kill every running attempt without reporting it; the scheduler's lease expiry will."""
+        self._stopping = True
+        tasks = [r.task for r in self._attempts.values() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if tasks:
+            log.info("stopped running attempts", count=len(tasks), at=time.time())
+        self.reaper.stop()

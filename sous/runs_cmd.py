@@ -1,0 +1,307 @@
+"""`sous run`, `cancel`, `tail` and `emit`: talking to the mesh over Kafka, as any system can."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import typer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from sous_common.kafka import aiokafka_options
+from sous_common.settings import KafkaSettings
+from sous_contracts import decode_message
+from sous_contracts.common import RunStatus
+from sous_contracts.envelope import Envelope, new_message_id
+from sous_contracts.runs import (
+    CancelOrderRun,
+    DomainRunCompleted,
+    OrderRunFinished,
+    OrderRunRejected,
+    StartOrderRun,
+)
+from sous_contracts.steps import ExecuteStep, StepFinished, StepStarted
+from sous_contracts.tests import TestResult
+from sous_contracts.topics import (
+    RUN_EVENTS,
+    STEP_COMMANDS,
+    STEP_EVENTS,
+    TEST_RESULTS,
+    Topic,
+    topic_for,
+)
+
+console = Console()
+err = Console(stderr=True)
+EXIT = {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1, RunStatus.CANCELLED: 3}
+"""Exit codes of `sous run --wait`: 0 succeeded, 1 failed, 3 cancelled, 4 refused."""
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            err.print(f"[red]--param wants key=value, got[/] {pair!r}")
+            raise typer.Exit(2)
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _target(ref: str) -> tuple[str, str]:
+    domain, sep, recipe = ref.partition("/")
+    if not sep or not domain or not recipe:
+        err.print(f"[red]expected DOMAIN/RECIPE, got[/] {ref!r}")
+        raise typer.Exit(2)
+    return domain, recipe
+
+
+async def _send(settings: KafkaSettings, message: Envelope) -> None:
+    producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic_for(message).full_name(settings.topic_prefix),
+            message.to_json(),
+            key=message.kafka_key(),
+        )
+    finally:
+        await producer.stop()
+
+
+async def _follow(
+    settings: KafkaSettings, topics: list[Topic], from_beginning: bool
+) -> AsyncGenerator[Envelope, None]:
+    consumer = AIOKafkaConsumer(
+        **aiokafka_options(settings), group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        names = [t.full_name(settings.topic_prefix) for t in topics]
+        tps = [TopicPartition(n, p) for n in names for p in sorted(await _partitions(consumer, n))]
+        consumer.assign(tps)
+        if from_beginning:
+            await consumer.seek_to_beginning(*tps)
+        else:
+            await consumer.seek_to_end(*tps)
+            for tp in tps:
+                await consumer.position(tp)  # pin "now" before anything is sent
+        yield_ready = True
+        while yield_ready:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for r in records:
+                    try:
+                        yield decode_message(r.value)
+                    except ValueError:
+                        continue
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    for _ in range(50):
+        await consumer.topics()
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return set(found)
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"topic {topic} not found; is the stack up (`sous up`)?")
+
+
+def start_run(
+    domain: str,
+    recipe: str,
+    *,
+    variation: str | None,
+    kitchen: str | None,
+    params: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> uuid.UUID:
+    """Produce a StartOrderRun; return the run id."""
+    command = StartOrderRun(
+        order_run_id=new_message_id(),
+        producer="sous-cli",
+        domain=domain,
+        recipe=recipe,
+        variation=variation,
+        kitchen=kitchen,
+        params=params,
+        idempotency_key=idempotency_key,
+    )
+    asyncio.run(_send(KafkaSettings(), command))
+    return command.order_run_id
+
+
+def run(
+    ref: str = typer.Argument(help="DOMAIN/RECIPE"),
+    variation: str | None = typer.Option(None, "--variation", "-v"),
+    kitchen: str | None = typer.Option(None, "--kitchen", "-k"),
+    param: list[str] = typer.Option([], "--param", "-p", help="key=value (JSON values ok)."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the run live until it ends."),
+    idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Start an order run; with --wait, watch its steps and tests and exit with its outcome."""
+    domain, recipe = _target(ref)
+    command = StartOrderRun(
+        order_run_id=new_message_id(),
+        producer="sous-cli",
+        domain=domain,
+        recipe=recipe,
+        variation=variation,
+        kitchen=kitchen,
+        params=_params(param),
+        idempotency_key=idempotency_key,
+    )
+    if not wait:
+        asyncio.run(_send(KafkaSettings(), command))
+        typer.echo(
+            json.dumps({"order_run_id": str(command.order_run_id)})
+            if as_json
+            else str(command.order_run_id)
+        )
+        return
+    raise typer.Exit(asyncio.run(_watch(command, as_json)))
+
+
+async def _watch(command: StartOrderRun, as_json: bool) -> int:
+    settings = KafkaSettings()
+    rows: dict[str, list[str]] = {}
+    tests: list[str] = []
+
+    def table() -> Table:
+        t = Table(title=f"{command.domain}/{command.recipe}  {command.order_run_id}")
+        for column in ("step", "attempt", "status", "detail"):
+            t.add_column(column)
+        for step, row in rows.items():
+            t.add_row(step, *row)
+        for line in tests[-10:]:
+            t.add_row("", "", "", line)
+        return t
+
+    stream = _follow(settings, [RUN_EVENTS, STEP_COMMANDS, STEP_EVENTS, TEST_RESULTS], False)
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.5)  # the follower is positioned at the end before we send
+    await _send(settings, command)
+    with Live(table(), console=console, refresh_per_second=8, transient=as_json) as live:
+        event = await first
+        while True:
+            if getattr(event, "order_run_id", None) == command.order_run_id:
+                if as_json:
+                    typer.echo(event.model_dump_json())
+                code = _show(event, rows, tests)
+                live.update(table())
+                if code is not None:
+                    await stream.aclose()
+                    return code
+            event = await anext(stream)
+
+
+def _show(event: Envelope, rows: dict[str, list[str]], tests: list[str]) -> int | None:
+    if isinstance(event, ExecuteStep):
+        rows[event.step] = [str(event.attempt), "dispatched", event.kind]
+    elif isinstance(event, StepStarted):
+        rows[event.step] = [str(event.attempt), "running", event.worker_id]
+    elif isinstance(event, StepFinished):
+        detail = (
+            event.error.message
+            if event.error
+            else ", ".join(f"{k}={v}" for k, v in list(event.outputs.values.items())[:3])
+        )
+        rows[event.step] = [str(event.attempt), event.status.value, detail]
+    elif isinstance(event, TestResult):
+        colour = {"passed": "green", "failed": "red", "warning": "yellow"}.get(event.status, "")
+        tests.append(f"[{colour}]{event.status}[/] {event.step}.{event.test}: {event.message}")
+    elif isinstance(event, OrderRunRejected):
+        err.print(f"[red]refused:[/] {event.reason}")
+        return 4
+    elif isinstance(event, OrderRunFinished):
+        why = f": {event.reason}" if event.reason else ""
+        console.print(
+            f"run {event.status.value}{why}  (tests: {event.tests.passed} passed,"
+            f" {event.tests.failed} failed, {event.tests.warnings} warnings)"
+        )
+        return EXIT[event.status]
+    return None
+
+
+def cancel(
+    order_run_id: uuid.UUID = typer.Argument(help="The run to cancel."),
+    reason: str = typer.Option("cancelled from the CLI", "--reason"),
+) -> None:
+    """Cancel a run, its running steps and its child runs."""
+    asyncio.run(
+        _send(
+            KafkaSettings(),
+            CancelOrderRun(producer="sous-cli", order_run_id=order_run_id, reason=reason),
+        )
+    )
+    console.print(f"cancel sent for {order_run_id}")
+
+
+def tail(
+    domain: str | None = typer.Option(None, "--domain"),
+    kitchen: str | None = typer.Option(None, "--kitchen"),
+    severity: str | None = typer.Option(None, "--severity", help="error, warning or log"),
+    from_beginning: bool = typer.Option(False, "--from-beginning"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON message per line."),
+) -> None:
+    """Follow the run and test-result topics, as an ops console does."""
+
+    async def follow() -> None:
+        async for event in _follow(KafkaSettings(), [RUN_EVENTS, TEST_RESULTS], from_beginning):
+            if domain and getattr(event, "domain", None) != domain:
+                continue
+            if kitchen and getattr(event, "kitchen", None) != kitchen:
+                continue
+            if severity and getattr(event, "severity", severity) != severity:
+                continue
+            if as_json:
+                typer.echo(event.model_dump_json())
+            elif isinstance(event, TestResult):
+                console.print(
+                    f"{event.occurred_at:%H:%M:%S} test {event.status:<8}"
+                    f" {event.domain}/{event.recipe}.{event.step}.{event.test}"
+                    f" [{event.kitchen}] {event.message}"
+                )
+            else:
+                extra = getattr(event, "status", None) or getattr(event, "reason", "")
+                console.print(
+                    f"{event.occurred_at:%H:%M:%S} {event.type:<17}"
+                    f" {getattr(event, 'domain', '')}/{getattr(event, 'recipe', '')}"
+                    f" {getattr(event, 'order_run_id', '')} {extra}"
+                )
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(follow())
+
+
+def emit(
+    ref: str = typer.Argument(help="DOMAIN/RECIPE (or job name) that finished."),
+    kitchen: str = typer.Option("prod", "--kitchen"),
+    status: RunStatus = typer.Option(RunStatus.SUCCEEDED, "--status"),
+    param: list[str] = typer.Option([], "--param", "-p"),
+) -> None:
+    """Publish a completion event for a domain that another tool runs."""
+    domain, recipe = _target(ref)
+    event = DomainRunCompleted(
+        producer="sous-cli",
+        domain=domain,
+        recipe=recipe,
+        kitchen=kitchen,
+        status=status,
+        params=_params(param),
+        external=True,
+    )
+    asyncio.run(_send(KafkaSettings(), event))
+    console.print(f"published DomainRunCompleted {event.message_id}")

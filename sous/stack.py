@@ -1,0 +1,157 @@
+"""`sous up` / `sous down`: the whole mesh on one machine, supervised, with the examples."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import typer
+from rich.console import Console
+
+from sous.supervisor import SERVICES, Supervisor
+from sous_common.settings import KafkaSettings
+from sous_common.topic_admin import ensure_topics
+
+console = Console()
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "deploy" / "local" / "infra.sh"
+EXAMPLES = ROOT / "examples" / "mesh"
+
+
+def run_dir() -> Path:
+    """Where the stack keeps logs, pids and the local token."""
+    return Path(os.environ.get("SOUS_RUN_DIR", ROOT / ".run")) / "stack"
+
+
+def servers() -> dict[str, str]:
+    """Configured servers, or local ones started from deploy/local."""
+    if os.environ.get("SOUS_KAFKA_BOOTSTRAP") and os.environ.get("SOUS_DATABASE_URL"):
+        return {k: os.environ[k] for k in ("SOUS_KAFKA_BOOTSTRAP", "SOUS_DATABASE_URL")}
+    console.print("starting local Kafka and PostgreSQL (deploy/local) …")
+    out = subprocess.run(
+        ["bash", str(INFRA), "up"], check=True, capture_output=True, text=True, timeout=900
+    ).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def _wait_registry(url: str, supervisor: Supervisor, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for note in supervisor.check():
+            console.print(f"[yellow]{note}[/]")
+        try:
+            if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the registry did not answer at {url} within {timeout_s:.0f}s")
+
+
+def up(
+    examples: bool = typer.Option(True, help="Apply examples/mesh and start a first run."),
+) -> None:
+    """Start Kafka, PostgreSQL and every service; apply the examples; Ctrl-C stops all."""
+    from sous import apply_cmd
+    from sous.runs_cmd import start_run
+
+    folder = run_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    pid_file = folder / "supervisor.pid"
+    if pid_file.exists() and _alive(int(pid_file.read_text())):
+        console.print(f"[red]the stack already runs[/] (pid {pid_file.read_text()}); `sous down`")
+        raise typer.Exit(1)
+    env = {**os.environ, **servers()}
+    os.environ.update(env)
+    asyncio.run(ensure_topics(KafkaSettings()))
+    token_file = folder / "token"
+    if not token_file.exists():
+        token_file.write_text(secrets.token_urlsafe(32))
+        token_file.chmod(0o600)
+    token = token_file.read_text().strip()
+    env.setdefault("SOUS_DOMAIN_REGISTRY_ADMIN_TOKEN", token)
+    env.setdefault("SOUS_WAREHOUSE_DSN", env["SOUS_DATABASE_URL"])
+    env.setdefault("SOUS_EXECUTOR_WORKDIR", str(folder / "work"))
+    url = os.environ.get("SOUS_REGISTRY_URL", "http://127.0.0.1:8470")
+    supervisor = Supervisor(folder, env, list(SERVICES))
+    supervisor.start_all()
+    pid_file.write_text(str(os.getpid()))
+    stop = {"now": False}
+
+    def on_signal(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        _wait_registry(url, supervisor)
+        console.print(
+            f"[green]services running[/]: {', '.join(supervisor.pids())}  (logs in {folder})"
+        )
+        os.environ["SOUS_TOKEN"] = token
+        if examples:
+            apply_cmd.apply(EXAMPLES, kitchen=None, dry_run=False, url=url, token=token)
+            run_id = start_run("sales", "daily", variation="dev", kitchen=None, params={})
+            console.print(f"started a first run: sales/daily (dev) [bold]{run_id}[/]")
+        console.print(
+            "\nTry next, in another terminal (SOUS_TOKEN is in "
+            f"{token_file}):\n"
+            "  uv run sous tail                      # runs and test results as they happen\n"
+            "  uv run sous run sales/daily --variation dev --wait\n"
+            "  uv run sous runs                      # recent runs\n"
+            "  uv run sous down                      # stop everything\n"
+            "Ctrl-C here stops the services."
+        )
+        while not stop["now"]:
+            for note in supervisor.check():
+                console.print(f"[yellow]{note}[/]")
+            time.sleep(0.5)
+    finally:
+        console.print("stopping services …")
+        supervisor.stop_all()
+        pid_file.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def down(
+    keep_servers: bool = typer.Option(False, help="Leave local Kafka and PostgreSQL running."),
+) -> None:
+    """Stop the services started by `sous up`, then the local servers."""
+    pid_file = run_dir() / "supervisor.pid"
+    if pid_file.exists() and _alive(pid := int(pid_file.read_text())):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        console.print("services stopped")
+    else:
+        console.print("no services running")
+    if not keep_servers and not os.environ.get("SOUS_KAFKA_BOOTSTRAP"):
+        subprocess.run(["bash", str(INFRA), "down"], check=False, timeout=120)
+
+
+def service(
+    name: str = typer.Argument(help="domain-registry, scheduler, executor, test-runner"),
+) -> None:
+    """Run one service in the foreground (as the supervisor does)."""
+    from sous.supervisor import service_argv
+
+    try:
+        argv = service_argv(name)
+    except KeyError as exc:
+        console.print(f"[red]{exc.args[0]}[/]")
+        raise typer.Exit(2) from None
+    os.execv(argv[0], argv)  # replaces this process

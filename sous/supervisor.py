@@ -1,0 +1,114 @@
+"""A small process supervisor: start services, restart the ones that crash, stop all cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICES: dict[str, list[str]] = {
+    "domain-registry": ["-m", "sous_domain_registry"],
+    "scheduler": ["-m", "faststream", "run", "--factory", "sous_scheduler.app:create_app"],
+    "executor": ["-m", "faststream", "run", "--factory", "sous_executor.app:create_app"],
+    "test-runner": ["-m", "faststream", "run", "--factory", "sous_test_runner.app:create_app"],
+}
+"""Every service, as the arguments of `python` that run it."""
+
+
+def service_argv(name: str) -> list[str]:
+    """The command line of one service, or a clear error for an unknown name."""
+    if name not in SERVICES:
+        raise KeyError(f"unknown service {name!r} (services: {', '.join(SERVICES)})")
+    return [sys.executable, *SERVICES[name]]
+
+
+@dataclass
+class Supervised:
+    """One child process and its restart bookkeeping."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+
+class Supervisor:
+    """Keeps every service running, with logs in a run folder, until asked to stop."""
+
+    def __init__(self, run_dir: Path, env: dict[str, str], names: list[str]) -> None:
+        self.run_dir = run_dir
+        self.env = env
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.children = [Supervised(n, service_argv(n), run_dir / f"{n}.log") for n in names]
+        self.stopping = False
+
+    def start(self, child: Supervised) -> None:
+        """Start (or restart) one child, appending to its log."""
+        log = child.log_path.open("ab")
+        child.process = subprocess.Popen(
+            child.argv,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        child.started_at = time.monotonic()
+
+    def start_all(self) -> None:
+        """Start every child."""
+        for child in self.children:
+            self.start(child)
+
+    def check(self) -> list[str]:
+        """Restart children that exited (with backoff); return what happened, for people."""
+        notes = []
+        now = time.monotonic()
+        for child in self.children:
+            p = child.process
+            if self.stopping or p is None or p.poll() is None:
+                continue
+            if child.next_start == 0.0:
+                # A child that ran a while gets a fresh backoff; a crash loop waits longer.
+                quick = now - child.started_at < 10
+                child.restarts = child.restarts + 1 if quick else 1
+                child.next_start = now + min(0.5 * 2 ** (child.restarts - 1), 30)
+                notes.append(
+                    f"{child.name} exited with {p.returncode}; restarting (see {child.log_path})"
+                )
+            elif now >= child.next_start:
+                child.next_start = 0.0
+                self.start(child)
+        return notes
+
+    def pids(self) -> dict[str, int]:
+        """Pid of every running child."""
+        return {
+            c.name: c.process.pid
+            for c in self.children
+            if c.process is not None and c.process.poll() is None
+        }
+
+    def stop_all(self, grace_s: float = 15.0) -> None:
+        """SIGTERM every child, then SIGKILL what is still there after the grace period."""
+        self.stopping = True
+        for c in self.children:
+            if c.process is not None and c.process.poll() is None:
+                os.killpg(c.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for c in self.children:
+            if c.process is None:
+                continue
+            try:
+                c.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(c.process.pid, signal.SIGKILL)
+                c.process.wait()

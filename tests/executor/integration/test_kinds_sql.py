@@ -1,0 +1,110 @@
+"""sql steps against a real PostgreSQL: statements, RETURNING, errors with position, timeouts."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import asyncpg
+import pytest
+
+from sous_contracts.common import StepStatus
+from tests.executor.conftest import execute
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+
+@pytest.fixture
+async def warehouse(db_settings, monkeypatch):
+    """A schema to write into, reachable as connection `env:SOUS_TEST_WAREHOUSE`."""
+    name = f"wh_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(db_settings.url)
+    await conn.execute(f"CREATE SCHEMA {name}")
+    monkeypatch.setenv("SOUS_TEST_WAREHOUSE", db_settings.url)
+    try:
+        yield name
+    finally:
+        await conn.execute(f"DROP SCHEMA {name} CASCADE")
+        await conn.close()
+
+
+def sql_step(sql: str, **spec) -> object:
+    return execute(
+        "sql",
+        {"connection": "warehouse", "sql": sql, **spec},
+        connections={"warehouse": "env:SOUS_TEST_WAREHOUSE"},
+    )
+
+
+async def test_statements_run_with_rows_affected_and_returning(
+    harness, executor, warehouse
+) -> None:
+    script = f"""
+        -- a comment; with a semicolon
+        CREATE TABLE {warehouse}.orders (id int, note text);
+        INSERT INTO {warehouse}.orders VALUES (1, 'a;b'), (2, $$x;y$$), (3, 'it''s');
+        UPDATE {warehouse}.orders SET note = note || '!' WHERE id > 1 RETURNING id, note;
+    """
+    finished = await harness.run(sql_step(script))
+    assert finished.status == StepStatus.SUCCEEDED, finished.error
+    values = finished.outputs.values
+    assert values["rows_affected"] == 5
+    assert values["rows_affected_by_statement"] == [None, 3, 2]
+    assert sorted(values["returned"], key=lambda r: r["id"]) == [
+        {"id": 2, "note": "x;y!"},
+        {"id": 3, "note": "it's!"},
+    ]
+
+
+async def test_an_sql_error_names_the_statement_and_position(harness, executor, warehouse) -> None:
+    script = f"CREATE TABLE {warehouse}.t (id int);\nSELECT nope FROM {warehouse}.t;"
+    finished = await harness.run(sql_step(script))
+    assert finished.status == StepStatus.FAILED
+    assert finished.error.kind == "sql"
+    assert finished.error.exception_type == "UndefinedColumnError"
+    assert finished.error.sql_position == script.index("nope") + 1
+    assert "statement 2 failed at line 2" in finished.error.message
+    assert 'column "nope" does not exist' in finished.error.message
+    conn = await asyncpg.connect(os.environ["SOUS_TEST_WAREHOUSE"])
+    try:  # one transaction: the CREATE before the failure was rolled back
+        assert await conn.fetchval("SELECT to_regclass($1)", f"{warehouse}.t") is None
+    finally:
+        await conn.close()
+
+
+async def test_statement_timeout_cancels_a_slow_statement(harness, executor, warehouse) -> None:
+    finished = await harness.run(sql_step("SELECT pg_sleep(10)", statement_timeout="200ms"))
+    assert finished.status == StepStatus.FAILED
+    assert finished.error.exception_type == "QueryCanceledError"
+    assert "statement timeout" in finished.error.message
+    assert finished.duration_s < 5
+
+
+async def test_spec_errors_are_clear(harness, executor, warehouse) -> None:
+    only_file = await harness.run(
+        execute(
+            "sql",
+            {"connection": "warehouse", "file": "sql/load.sql"},
+            connections={"warehouse": "env:SOUS_TEST_WAREHOUSE"},
+        )
+    )
+    assert only_file.error.kind == "spec"
+    assert "sql/load.sql" in only_file.error.message
+    unknown = await harness.run(
+        execute(
+            "sql",
+            {"connection": "other", "sql": "SELECT 1"},
+            connections={"warehouse": "env:SOUS_TEST_WAREHOUSE"},
+        )
+    )
+    assert unknown.error.kind == "spec"
+    assert "'other'" in unknown.error.message
+    unresolved = await harness.run(
+        execute(
+            "sql",
+            {"connection": "warehouse", "sql": "SELECT 1"},
+            connections={"warehouse": "env:SOUS_TEST_NOT_SET"},
+        )
+    )
+    assert unresolved.error.kind == "spec"
+    assert "SOUS_TEST_NOT_SET" in unresolved.error.message
