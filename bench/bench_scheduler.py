@@ -31,7 +31,8 @@ from sous_contracts.topics import STEP_COMMANDS, topic_for
 
 RATE_PER_S = 20
 SECONDS = 10
-CHAINS = 10
+CHAINS = 60
+CHAINS_PER_S = 10
 
 
 def _entity(kind: EntityKind, name: str, spec: dict, domain: str | None = None) -> Envelope:
@@ -172,7 +173,7 @@ async def main() -> None:
                     order_run_id=uuid.uuid4(), domain="chain", recipe="chain", variation="prod"
                 )
             )
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1 / CHAINS_PER_S)
         deadline = time.perf_counter() + 30
         while (sent or len(dispatch_ms) < CHAINS * 4) and time.perf_counter() < deadline:
             await asyncio.sleep(0.2)
@@ -186,7 +187,7 @@ async def main() -> None:
         )
         emit(
             "step_dispatch_latency",
-            chains_per_s=2,
+            chains_per_s=CHAINS_PER_S,
             transitions=len(dispatch_ms),
             **percentiles(dispatch_ms),
         )

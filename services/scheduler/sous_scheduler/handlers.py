@@ -29,19 +29,21 @@ TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type"
 def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers) -> None:
     """Subscribe the scheduler to its topics."""
     options = rt.subscriber_options()
+    # Busy topics get several consumers; a run's row lock keeps their effects serial.
+    busy = {**options, "max_workers": scheduler.settings.consumers}
 
-    @rt.broker.subscriber(rt.topic(ORDER_RUN_COMMANDS), **options)
+    @rt.broker.subscriber(rt.topic(ORDER_RUN_COMMANDS), **busy)
     async def on_order_run_command(command: OrderRunCommand) -> None:
         if isinstance(command, StartOrderRun):
             await scheduler.start(command)
         else:
             await scheduler.cancel(command)
 
-    @rt.broker.subscriber(rt.topic(STEP_EVENTS), **options)
+    @rt.broker.subscriber(rt.topic(STEP_EVENTS), **busy)
     async def on_step_event(event: StepEvent) -> None:
         await scheduler.on_run_event(event)
 
-    @rt.broker.subscriber(rt.topic(TEST_RESULTS), **options)
+    @rt.broker.subscriber(rt.topic(TEST_RESULTS), **busy)
     async def on_test_event(event: TestEvent) -> None:
         if isinstance(event, TestSuiteFinished):  # single results are for consoles
             await scheduler.on_run_event(event)

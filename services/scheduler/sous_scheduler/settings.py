@@ -22,5 +22,8 @@ class SchedulerSettings(BaseSettings):
     """How often due timers are looked for."""
     cron_poll_s: float = 1.0
     """How often schedules are looked at."""
+    consumers: int = 3
+    """Consumers per busy topic in this process; each takes its own partitions, so runs on
+    different partitions are handled side by side while each partition keeps its order."""
     max_causation_depth: int = 10
     """Trigger hops allowed unless a trigger sets its own `max_depth`."""

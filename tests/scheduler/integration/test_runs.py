@@ -12,7 +12,7 @@ from sous_common.kafka import aiokafka_options
 from sous_contracts import decode_message
 from sous_contracts.common import RunStatus, StepStatus
 from sous_contracts.runs import CancelOrderRun, OrderRunFinished, OrderRunRejected, StartOrderRun
-from sous_contracts.topics import RUN_EVENTS
+from sous_contracts.topics import RUN_EVENTS, TEST_RESULTS
 from tests.scheduler.integration.conftest import publish_registry, recipe
 from tests.scheduler.standins import send, standins
 
@@ -27,9 +27,10 @@ TESTED = {
 }
 
 
-async def run_events(settings, until, timeout: float = 30) -> list:
+async def run_events(settings, until, timeout: float = 30, topic: str = "run") -> list:
+    source = TEST_RESULTS if topic == "test" else RUN_EVENTS
     consumer = AIOKafkaConsumer(
-        RUN_EVENTS.full_name(settings.topic_prefix),
+        source.full_name(settings.topic_prefix),
         **aiokafka_options(settings),
         group_id=None,
         auto_offset_reset="earliest",

@@ -1,0 +1,161 @@
+"""Sustained throughput (DESIGN §6): five-step recipes with one test per step.
+
+Every service runs as its own process; runs are started open loop at a fixed rate; prints
+completed runs/s and the start → finish latency of runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+from _common import database_settings, emit, fresh_schema, kafka_settings, percentiles
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from sous_common.kafka import aiokafka_options
+from sous_common.topic_admin import ensure_topics
+from sous_contracts import decode_message
+from sous_contracts.common import RunStatus
+from sous_contracts.envelope import Envelope
+from sous_contracts.registry import EntityKind, RegistryEntityChanged
+from sous_contracts.runs import OrderRunFinished, StartOrderRun
+from sous_contracts.topics import RUN_EVENTS, topic_for
+
+RATE_PER_S = float(os.environ.get("BENCH_RATE", "20"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
+TEST = {"name": "n", "check": {"kind": "metric", "output": "n", "op": ">", "value": 0}}
+STEPS = {
+    f"s{i}": {
+        "run": {"kind": "noop", "outputs": {"n": i + 1}},
+        "tests": [TEST],
+        **({"needs": [f"s{i - 1}"]} if i else {}),
+    }
+    for i in range(5)
+}
+REGISTRY = [
+    RegistryEntityChanged(
+        entity_id="kitchen:prod",
+        kind=EntityKind.KITCHEN,
+        name="prod",
+        version="sha256:k",
+        spec={"kitchen": "prod"},
+    ),
+    RegistryEntityChanged(
+        entity_id="recipe:bench/five",
+        kind=EntityKind.RECIPE,
+        domain="bench",
+        name="five",
+        version="sha256:r",
+        spec={
+            "recipe": "five",
+            "steps": STEPS,
+            "concurrency": {"limit": 10_000},
+            "variations": {"prod": {"kitchen": "prod"}},
+        },
+    ),
+]
+SERVICES = {
+    "scheduler": ("sous_scheduler.app:create_app", "SOUS_SCHEDULER_SCHEMA_NAME"),
+    "executor": ("sous_executor.app:create_app", "SOUS_EXECUTOR_SCHEMA_NAME"),
+    "test-runner": ("sous_test_runner.app:create_app", "SOUS_TEST_RUNNER_DB_SCHEMA"),
+}
+
+
+async def main() -> None:
+    kafka, db = kafka_settings(), database_settings()
+    await ensure_topics(kafka)
+    procs = []
+    for factory, schema_var in SERVICES.values():
+        env = {
+            **os.environ,
+            "SOUS_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+            "SOUS_DATABASE_URL": db.url,
+            schema_var: fresh_schema(),
+            "SOUS_EXECUTOR_CONCURRENCY": "32",
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "faststream", "run", "--factory", factory],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    options = aiokafka_options(kafka)
+    producer = AIOKafkaProducer(**options, acks="all")
+    consumer = AIOKafkaConsumer(
+        RUN_EVENTS.full_name(kafka.topic_prefix),
+        **options,
+        group_id=None,
+        auto_offset_reset="latest",
+    )
+    await producer.start()
+    await consumer.start()
+
+    async def send(m: Envelope) -> None:
+        await producer.send_and_wait(
+            topic_for(m).full_name(kafka.topic_prefix), m.to_json(), key=m.kafka_key()
+        )
+
+    try:
+        for m in REGISTRY:
+            await send(m)
+        await asyncio.sleep(10)  # services up and in their groups
+        started: dict[uuid.UUID, float] = {}
+        latencies: list[float] = []
+        failed = 0
+        total = int(RATE_PER_S * SECONDS)
+
+        async def reader() -> None:
+            nonlocal failed
+            while True:
+                for records in (await consumer.getmany(timeout_ms=100)).values():
+                    for r in records:
+                        m = decode_message(r.value)
+                        if isinstance(m, OrderRunFinished) and m.order_run_id in started:
+                            latencies.append((time.time() - started.pop(m.order_run_id)) * 1000)
+                            failed += m.status is not RunStatus.SUCCEEDED
+
+        task = asyncio.create_task(reader())
+        t0 = time.perf_counter()
+        for i in range(total):
+            await asyncio.sleep(max(0.0, t0 + i / RATE_PER_S - time.perf_counter()))
+            run_id = uuid.uuid4()
+            started[run_id] = time.time()
+            await send(
+                StartOrderRun(order_run_id=run_id, domain="bench", recipe="five", variation="prod")
+            )
+        deadline = time.perf_counter() + 120
+        while started and time.perf_counter() < deadline:
+            await asyncio.sleep(0.2)
+        elapsed = time.perf_counter() - t0
+        task.cancel()
+        emit(
+            "throughput_5_step_runs",
+            offered_runs_per_s=RATE_PER_S,
+            runs=total,
+            finished=len(latencies),
+            failed=failed,
+            unfinished=len(started),
+            runs_per_s=round(len(latencies) / elapsed, 2),
+            **{f"run_{k}": v for k, v in percentiles(latencies).items()},
+        )
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
