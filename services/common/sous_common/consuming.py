@@ -29,7 +29,7 @@ from sous_common.logs import get_logger
 from sous_contracts.deadletter import PAYLOAD_KEEP_MAX, DeadLetter
 from sous_contracts.errors import UndecodableMessage, UnknownMessageType
 from sous_contracts.registry_of_types import decode_message
-from sous_contracts.topics import CATALOG, DEAD_LETTERS, Topic
+from sous_contracts.topics import CATALOG, DEAD_LETTERS
 
 log = get_logger(__name__)
 
@@ -75,7 +75,9 @@ class ConsumerGuard:
         self.max_message_bytes = max_message_bytes
         self.max_attempts = max_attempts
         self.attempts: dict[tuple[str, int, int], int] = {}
-        self._topics: dict[str, Topic] = {t.full_name(prefix): t for t in CATALOG}
+        self._allowed: dict[str, tuple[str, ...]] = {
+            t.full_name(prefix): t.message_types() for t in CATALOG
+        }
         self.commit_interval_s = commit_interval_s
         self._handled: dict[Any, dict[TopicPartition, int]] = {}
         self._committer: asyncio.Task[None] | None = None
@@ -153,8 +155,7 @@ class ConsumerGuard:
         value: bytes = record.value or b""
         if len(value) > self.max_message_bytes:
             return (f"oversized: {len(value)} bytes > limit {self.max_message_bytes}", "oversized")
-        topic = self._topics.get(record.topic)
-        allowed = topic.message_types() if topic else None
+        allowed = self._allowed.get(record.topic)
         try:
             decode_message(value, allowed)
         except UndecodableMessage as exc:

@@ -45,13 +45,15 @@ async def add(
     ]
     if not rows:
         return 0
-    await conn.executemany(
-        "INSERT INTO outbox (message_id, topic, key, payload, headers)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb)",
-        rows,
+    # One round trip: the rows and the wake-up. NOTIFY is delivered at commit, so the relay
+    # wakes exactly when the rows are visible.
+    await conn.execute(
+        "WITH added AS (INSERT INTO outbox (message_id, topic, key, payload, headers)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[])"
+        " RETURNING 1) SELECT pg_notify($6, '') FROM (SELECT 1 FROM added LIMIT 1) x",
+        *[list(column) for column in zip(*rows, strict=True)],
+        channel(schema),
     )
-    # NOTIFY is delivered at commit, so the relay wakes exactly when the rows are visible.
-    await conn.execute(f"NOTIFY {channel(schema)}")
     return len(rows)
 
 

@@ -26,7 +26,7 @@ from sous_common.db import AnyConnection, create_pool
 from sous_common.kafka import make_broker
 from sous_common.logs import get_logger
 from sous_common.migrate import Migration, common_migrations, migrate
-from sous_common.relay import broker_publisher
+from sous_common.relay import RelayProducer
 from sous_common.settings import DatabaseSettings, KafkaSettings
 from sous_common.subscribing import consumer_options, guard_broker
 from sous_contracts.envelope import Envelope
@@ -56,6 +56,7 @@ class Runtime:
     _pool: asyncpg.Pool | None = field(default=None, init=False)
     _relay: outbox.OutboxRelay | None = field(default=None, init=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, init=False)
+    _relay_producer: RelayProducer | None = field(default=None, init=False)
     _opened: list[Hook] = field(default_factory=list, init=False)
     _started: list[Hook] = field(default_factory=list, init=False)
     _stopping: list[Hook] = field(default_factory=list, init=False)
@@ -129,9 +130,9 @@ class Runtime:
 
     async def _after_start(self) -> None:
         if self._pool is not None and self.schema is not None:
-            self._relay = outbox.OutboxRelay(
-                self._pool, broker_publisher(self.broker), schema=self.schema
-            )
+            self._relay_producer = RelayProducer(self.kafka)
+            await self._relay_producer.start()
+            self._relay = outbox.OutboxRelay(self._pool, self._relay_producer, schema=self.schema)
             self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
         for hook in self._started:
             await hook()
@@ -145,6 +146,9 @@ class Runtime:
             self._relay.stop()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._relay_task, 10)
+        if self._relay_producer is not None:
+            await self._relay_producer.stop()
+            self._relay_producer = None
 
     async def _close(self) -> None:
         if self._pool is not None:

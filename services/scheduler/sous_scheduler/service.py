@@ -180,8 +180,15 @@ class Scheduler:
     ) -> None:
         """Apply a step or test event to its run."""
         async with self.rt.pool.acquire() as conn, conn.transaction():
-            if await self._fresh(conn, event):
-                await self.apply(conn, event.order_run_id, event)
+            fresh, loaded = await db.claim_and_lock(
+                conn, self.rt.group_id, event.message_id, event.order_run_id
+            )
+            if not fresh:
+                return
+            if loaded is None:
+                log.info("event for unknown run", order_run_id=str(event.order_run_id))
+                return
+            await self._apply(conn, *loaded, event, self.context(event))
 
     async def on_registry_change(self, change: RegistryEntityChanged) -> None:
         """Keep the registry view current."""

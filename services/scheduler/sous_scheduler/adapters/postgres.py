@@ -115,6 +115,32 @@ async def run_for_update(
     return RunState.model_validate_json(row["state"]), recipe_from(row["recipe_spec"])
 
 
+async def claim_and_lock(
+    conn: AnyConnection, consumer: str, message_id: uuid.UUID, order_run_id: uuid.UUID
+) -> tuple[bool, tuple[RunState, RecipeSpec] | None]:
+    """Record the message in the inbox and lock its run, in one round trip.
+
+    Returns whether the message is new, and the run (None when unknown).
+    """
+    row = await conn.fetchrow(
+        "WITH claim AS (INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING RETURNING 1)"
+        " SELECT EXISTS (SELECT 1 FROM claim) AS fresh, r.state, r.recipe_spec"
+        " FROM (SELECT 1) AS one LEFT JOIN LATERAL"
+        " (SELECT state, recipe_spec FROM runs WHERE id = $3 FOR UPDATE) AS r ON true",
+        consumer,
+        message_id,
+        order_run_id,
+    )
+    assert row is not None
+    if row["state"] is None:
+        return bool(row["fresh"]), None
+    return bool(row["fresh"]), (
+        RunState.model_validate_json(row["state"]),
+        recipe_from(row["recipe_spec"]),
+    )
+
+
 async def save_run(conn: AnyConnection, state: RunState) -> None:
     """Store a run's new state."""
     await conn.execute(
@@ -143,27 +169,32 @@ async def open_runs(
 async def apply_timers(
     conn: AnyConnection, order_run_id: uuid.UUID, ops: list[SetTimer | ClearTimer]
 ) -> None:
-    """Set and clear a run's timers, in order."""
+    """Set and clear a run's timers; the last change to each timer wins, in two statements."""
+    final: dict[tuple[str, str], SetTimer | ClearTimer] = {}
     for op in ops:
-        step = op.step or ""
-        if isinstance(op, SetTimer):
-            await conn.execute(
-                "INSERT INTO timers (order_run_id, kind, step, attempt, due_at)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_run_id, kind, step)"
-                " DO UPDATE SET attempt = $4, due_at = $5",
-                order_run_id,
-                op.kind,
-                step,
-                op.attempt,
-                op.due,
-            )
-        else:
-            await conn.execute(
-                "DELETE FROM timers WHERE order_run_id = $1 AND kind = $2 AND step = $3",
-                order_run_id,
-                op.kind,
-                step,
-            )
+        final[(op.kind, op.step or "")] = op
+    sets = [op for op in final.values() if isinstance(op, SetTimer)]
+    clears = [key for key, op in final.items() if isinstance(op, ClearTimer)]
+    if clears:
+        await conn.execute(
+            "DELETE FROM timers t USING unnest($2::text[], $3::text[]) AS c(kind, step)"
+            " WHERE t.order_run_id = $1 AND t.kind = c.kind AND t.step = c.step",
+            order_run_id,
+            [k for k, _ in clears],
+            [s for _, s in clears],
+        )
+    if sets:
+        await conn.execute(
+            "INSERT INTO timers (order_run_id, kind, step, attempt, due_at)"
+            " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::timestamptz[])"
+            " ON CONFLICT (order_run_id, kind, step)"
+            " DO UPDATE SET attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at",
+            order_run_id,
+            [t.kind for t in sets],
+            [t.step or "" for t in sets],
+            [t.attempt for t in sets],
+            [t.due for t in sets],
+        )
 
 
 async def claim_due_timer(

@@ -1,0 +1,142 @@
+"""PostgreSQL read model of runs, their step attempts and test results."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sous_common.db import AnyConnection
+
+
+async def upsert_run(conn: AnyConnection, run_id: uuid.UUID, **fields: Any) -> None:
+    """Create or update a run row with the given columns (JSON columns as Python values)."""
+    fields = {
+        k: json.dumps(v) if k in ("params", "outputs", "tests") else v for k, v in fields.items()
+    }
+    cols = ["order_run_id", *fields]
+    values = [run_id, *fields.values()]
+    casts = ["" if c not in ("params", "outputs", "tests") else "::jsonb" for c in cols]
+    placeholders = ", ".join(f"${i + 1}{casts[i]}" for i in range(len(cols)))
+    updates = (
+        ", ".join(f"{c} = excluded.{c}" for c in fields) or "order_run_id = excluded.order_run_id"
+    )
+    await conn.execute(
+        f"INSERT INTO runs ({', '.join(cols)}) VALUES ({placeholders})"
+        f" ON CONFLICT (order_run_id) DO UPDATE SET {updates}, updated_at = now()",
+        *values,
+    )
+
+
+async def step_attempt(
+    conn: AnyConnection,
+    run_id: uuid.UUID,
+    step: str,
+    attempt: int,
+    status: str,
+    *,
+    at: datetime,
+    reason: str | None = None,
+    outputs: dict[str, Any] | None = None,
+) -> None:
+    """Record a step attempt starting or finishing."""
+    finished = status != "running"
+    await conn.execute(
+        "INSERT INTO run_steps (order_run_id, step, attempt, status, reason, outputs,"
+        " started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb,"
+        " CASE WHEN $7 THEN NULL ELSE $8::timestamptz END, CASE WHEN $7 THEN $8 END)"
+        " ON CONFLICT (order_run_id, step, attempt) DO UPDATE SET"
+        " status = CASE WHEN $7 THEN excluded.status ELSE run_steps.status END,"
+        " reason = coalesce(excluded.reason, run_steps.reason),"
+        " outputs = CASE WHEN $7 THEN excluded.outputs ELSE run_steps.outputs END,"
+        " started_at = coalesce(run_steps.started_at, excluded.started_at),"
+        " finished_at = coalesce(excluded.finished_at, run_steps.finished_at)",
+        run_id,
+        step,
+        attempt,
+        status,
+        reason,
+        json.dumps(outputs or {}),
+        finished,
+        at,
+    )
+
+
+async def test_result(conn: AnyConnection, run_id: uuid.UUID, row: dict[str, Any]) -> None:
+    """Record (the latest) result of one test of a step."""
+    await conn.execute(
+        "INSERT INTO run_tests (order_run_id, step, test, kind, severity, status, value,"
+        " message, at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)"
+        " ON CONFLICT (order_run_id, step, test) DO UPDATE SET status = excluded.status,"
+        " value = excluded.value, message = excluded.message, at = excluded.at",
+        run_id,
+        row["step"],
+        row["test"],
+        row["kind"],
+        row["severity"],
+        row["status"],
+        json.dumps(row.get("value"), default=str),
+        row.get("message", ""),
+        row["at"],
+    )
+
+
+def _run(r: Any) -> dict[str, Any]:
+    out = dict(r)
+    for k in ("params", "outputs", "tests"):
+        out[k] = json.loads(out[k])
+    return out
+
+
+async def get_run(conn: AnyConnection, run_id: uuid.UUID) -> dict[str, Any] | None:
+    """Return a run with its step attempts and test results."""
+    row = await conn.fetchrow("SELECT * FROM runs WHERE order_run_id = $1", run_id)
+    if row is None:
+        return None
+    steps = await conn.fetch(
+        "SELECT step, attempt, status, reason, outputs::text AS outputs, started_at, finished_at"
+        " FROM run_steps WHERE order_run_id = $1 ORDER BY started_at NULLS LAST, step, attempt",
+        run_id,
+    )
+    tests = await conn.fetch(
+        "SELECT step, test, kind, severity, status, value::text AS value, message, at"
+        " FROM run_tests WHERE order_run_id = $1 ORDER BY step, test",
+        run_id,
+    )
+    return {
+        **_run(row),
+        "steps": [{**dict(s), "outputs": json.loads(s["outputs"])} for s in steps],
+        "test_results": [{**dict(t), "value": json.loads(t["value"] or "null")} for t in tests],
+    }
+
+
+async def list_runs(
+    conn: AnyConnection,
+    *,
+    domains: list[str],
+    recipe: str | None,
+    kitchen: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Return the newest runs of the given domains."""
+    rows = await conn.fetch(
+        "SELECT * FROM runs WHERE domain = ANY($1::text[]) AND ($2::text IS NULL OR recipe = $2)"
+        " AND ($3::text IS NULL OR kitchen = $3) ORDER BY updated_at DESC LIMIT $4",
+        domains,
+        recipe,
+        kitchen,
+        limit,
+    )
+    return [_run(r) for r in rows]
+
+
+async def latest_per_recipe(conn: AnyConnection, kitchen: str) -> list[dict[str, Any]]:
+    """Return the latest finished run of each recipe in a kitchen."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (domain, recipe) * FROM runs WHERE kitchen = $1"
+        " AND status IN ('succeeded', 'failed', 'cancelled')"
+        " ORDER BY domain, recipe, updated_at DESC",
+        kitchen,
+    )
+    return [_run(r) for r in rows]

@@ -1,0 +1,183 @@
+"""PostgreSQL storage of entities, their immutable versions, grants, tokens and the audit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from sous_common.db import AnyConnection
+from sous_contracts.registry import EntityKind, RegistryEntityChanged
+from sous_domain_registry.domain.entities import Entity
+
+
+def _entity(row: asyncpg.Record) -> Entity:
+    return Entity(
+        row["entity_id"],
+        EntityKind(row["kind"]),
+        row["domain"],
+        row["name"],
+        row["version"],
+        json.loads(row["spec"]),
+        json.loads(row["source"]) if row["source"] is not None else None,
+    )
+
+
+async def lock_catalog(conn: AnyConnection) -> None:
+    """Serialise changes to the catalog until the transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sous-registry-catalog'))")
+
+
+async def current(conn: AnyConnection, kind: EntityKind | None = None) -> dict[str, Entity]:
+    """Return the live entities (optionally of one kind) by entity id."""
+    rows = await conn.fetch(
+        "SELECT * FROM entities WHERE NOT deleted AND ($1::text IS NULL OR kind = $1)"
+        " ORDER BY entity_id",
+        kind.value if kind else None,
+    )
+    return {r["entity_id"]: _entity(r) for r in rows}
+
+
+async def get(conn: AnyConnection, entity_id: str) -> Entity | None:
+    """Return one live entity."""
+    row = await conn.fetchrow(
+        "SELECT * FROM entities WHERE entity_id = $1 AND NOT deleted", entity_id
+    )
+    return _entity(row) if row else None
+
+
+async def versions(conn: AnyConnection, entity_id: str) -> list[dict[str, Any]]:
+    """Return every version an entity had, oldest first."""
+    rows = await conn.fetch(
+        "SELECT version, created_by, created_at FROM entity_versions WHERE entity_id = $1"
+        " ORDER BY created_at, version",
+        entity_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def put(conn: AnyConnection, e: Entity, *, by: str | None) -> None:
+    """Make `e` the live version of its entity and keep the version forever."""
+    spec = json.dumps(e.spec)
+    source = json.dumps(e.source) if e.source is not None else None
+    await conn.execute(
+        "INSERT INTO entity_versions (entity_id, version, spec, created_by)"
+        " VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT DO NOTHING",
+        e.entity_id,
+        e.version,
+        spec,
+        by,
+    )
+    await conn.execute(
+        "INSERT INTO entities (entity_id, kind, domain, name, version, spec, deleted, changed_by,"
+        " source) VALUES ($1, $2, $3, $4, $5, $6::jsonb, false, $7, $8::jsonb)"
+        " ON CONFLICT (entity_id) DO UPDATE SET kind = excluded.kind, domain = excluded.domain,"
+        " name = excluded.name, version = excluded.version, spec = excluded.spec,"
+        " deleted = false, changed_by = excluded.changed_by, source = excluded.source,"
+        " updated_at = now()",
+        e.entity_id,
+        e.kind.value,
+        e.domain,
+        e.name,
+        e.version,
+        spec,
+        by,
+        source,
+    )
+
+
+async def delete(conn: AnyConnection, entity_id: str, *, by: str | None) -> None:
+    """Mark an entity deleted (its versions stay)."""
+    await conn.execute(
+        "UPDATE entities SET deleted = true, changed_by = $2, updated_at = now()"
+        " WHERE entity_id = $1",
+        entity_id,
+        by,
+    )
+
+
+async def apply_record(conn: AnyConnection, rec: RegistryEntityChanged) -> None:
+    """Apply one changelog record to the store (rebuilding a view from the topic)."""
+    e = Entity(rec.entity_id, rec.kind, rec.domain, rec.name, rec.version, rec.spec)
+    if rec.kind == EntityKind.GRANT:
+        await save_grant(conn, rec.name, rec.spec.get("scopes", {}))
+    await put(conn, e, by=rec.changed_by)
+    if rec.deleted:
+        await delete(conn, rec.entity_id, by=rec.changed_by)
+
+
+async def view(conn: AnyConnection) -> list[dict[str, Any]]:
+    """Return the whole present state, for comparing two stores."""
+    rows = await conn.fetch(
+        "SELECT entity_id, kind, domain, name, version, spec::text AS spec, deleted"
+        " FROM entities ORDER BY entity_id"
+    )
+    return [dict(r) for r in rows]
+
+
+async def save_grant(conn: AnyConnection, principal: str, scopes: dict[str, Any]) -> None:
+    """Set a principal's scopes."""
+    await conn.execute(
+        "INSERT INTO grants (principal, scopes) VALUES ($1, $2::jsonb)"
+        " ON CONFLICT (principal) DO UPDATE SET scopes = excluded.scopes, updated_at = now()",
+        principal,
+        json.dumps(scopes),
+    )
+
+
+async def save_token(conn: AnyConnection, token_hash: str, principal: str) -> None:
+    """Store a token's hash for a principal (idempotent)."""
+    await conn.execute(
+        "INSERT INTO tokens (token_hash, principal) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        token_hash,
+        principal,
+    )
+
+
+async def principal_of(
+    conn: AnyConnection, token_hash: str
+) -> tuple[str, dict[str, list[str]]] | None:
+    """Return the principal and scopes of a live token, or None."""
+    row = await conn.fetchrow(
+        "SELECT t.principal, coalesce(g.scopes, '{}'::jsonb) AS scopes FROM tokens t"
+        " LEFT JOIN grants g USING (principal) WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        token_hash,
+    )
+    if row is None:
+        return None
+    return row["principal"], json.loads(row["scopes"])
+
+
+async def audit(
+    conn: AnyConnection, principal: str, action: str, target: str, detail: dict[str, Any]
+) -> None:
+    """Record who changed what (the time is the row's)."""
+    await conn.execute(
+        "INSERT INTO audit (principal, action, target, detail) VALUES ($1, $2, $3, $4::jsonb)",
+        principal,
+        action,
+        target,
+        json.dumps(detail, default=str),
+    )
+
+
+async def audit_log(conn: AnyConnection, limit: int) -> list[dict[str, Any]]:
+    """Return the latest audit entries, newest first."""
+    rows = await conn.fetch(
+        "SELECT id, at, principal, action, target, detail::text AS detail FROM audit"
+        " ORDER BY id DESC LIMIT $1",
+        limit,
+    )
+    return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+
+async def expired_kitchens(conn: AnyConnection) -> list[Entity]:
+    """Return the live kitchens whose time to live has run out since they were last set."""
+    rows = await conn.fetch(
+        "SELECT * FROM entities WHERE kind = 'kitchen' AND NOT deleted"
+        " AND spec->>'ttl' IS NOT NULL"
+        " AND updated_at + make_interval(secs => (spec->>'ttl')::float8) <= now()"
+        " ORDER BY entity_id"
+    )
+    return [_entity(r) for r in rows]

@@ -1,0 +1,53 @@
+"""The REST API (FastAPI) served in the same process as the registry's consumers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from sous_common.runtime import Runtime
+from sous_domain_registry import service
+from sous_domain_registry.api import catalog, kitchens, runs
+from sous_domain_registry.app import create_runtime
+from sous_domain_registry.domain.access import hash_token
+from sous_domain_registry.settings import RegistrySettings
+
+
+async def bootstrap_admin(rt: Runtime, settings: RegistrySettings) -> None:
+    """Store the configured admin token (hashed) with every scope on every domain."""
+    if settings.admin_token is None:
+        return
+    token = settings.admin_token.get_secret_value()
+    await service.set_grant(rt, "admin", {"*": ["admin"]}, hash_token(token), by="system")
+
+
+def create_api(settings: RegistrySettings | None = None) -> FastAPI:
+    """Return the REST API whose lifespan runs the registry's runtime."""
+    settings = settings or RegistrySettings()
+    rt = create_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with rt.running():
+            await bootstrap_admin(rt, settings)
+            app.state.runtime = rt
+            yield
+
+    api = FastAPI(
+        title="Sous domain registry",
+        version="1",
+        description="The catalog of the mesh: specs as code, runs, events, kitchens.",
+        lifespan=lifespan,
+    )
+
+    @api.get("/v1/health", tags=["health"], summary="Liveness")
+    async def health() -> dict[str, str]:
+        """Return ok while the process serves."""
+        return {"status": "ok"}
+
+    api.include_router(catalog.router)
+    api.include_router(runs.router)
+    api.include_router(kitchens.router)
+    return api

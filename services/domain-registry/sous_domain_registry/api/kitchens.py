@@ -1,0 +1,166 @@
+"""Routes of development linkage (kitchens), tokens and the audit trail."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import JSONResponse
+
+from sous_contracts.registry import EntityKind
+from sous_contracts.specs import DomainSpec, KitchenSpec
+from sous_domain_registry import expiry, runs, service
+from sous_domain_registry.adapters import runs as run_rows
+from sous_domain_registry.adapters import store
+from sous_domain_registry.api.auth import Caller, Rt, require
+from sous_domain_registry.api.models import (
+    NAME_PATTERN,
+    CreateKitchen,
+    EntityOut,
+    IssueToken,
+    KitchenPath,
+    MergeResult,
+    Refusal,
+    TokenIssued,
+    entity_out,
+)
+from sous_domain_registry.domain.access import hash_token
+from sous_domain_registry.domain.errors import RefusedError
+from sous_domain_registry.domain.kitchens import resolve
+from sous_domain_registry.domain.readmodel import merge_refusal
+from sous_domain_registry.domain.validate import resolve_recipe
+
+router = APIRouter(prefix="/v1", tags=["kitchens"])
+
+
+@router.get("/kitchens", response_model=list[EntityOut], summary="Every kitchen")
+async def list_kitchens(rt: Rt, who: Caller) -> list[EntityOut]:
+    """Return every kitchen; any authenticated caller may list them."""
+    async with rt.pool.acquire() as conn:
+        return [entity_out(e) for e in (await store.current(conn, EntityKind.KITCHEN)).values()]
+
+
+async def _kitchen(rt: Rt, name: str) -> KitchenSpec:
+    async with rt.pool.acquire() as conn:
+        e = await store.get(conn, f"kitchen:{name}")
+    if e is None:
+        raise HTTPException(404, f"unknown kitchen {name!r}")
+    return KitchenSpec.model_validate(e.spec)
+
+
+@router.get("/kitchens/{kitchen}", response_model=EntityOut, summary="One kitchen")
+async def get_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> EntityOut:
+    """Return one kitchen."""
+    async with rt.pool.acquire() as conn:
+        e = await store.get(conn, f"kitchen:{kitchen}")
+    if e is None:
+        raise HTTPException(404, f"unknown kitchen {kitchen!r}")
+    return entity_out(e)
+
+
+async def _start(rt: Rt, ref: str | None, kitchen: str, who: str) -> None:
+    if ref is None:
+        return
+    domain, recipe = resolve_recipe(ref, "")
+    await runs.start_run(
+        rt, domain=domain, recipe=recipe, variation=None, kitchen=kitchen, params={}, principal=who
+    )
+
+
+@router.get("/kitchens/{kitchen}/resolved", summary="What a domain gets in a kitchen")
+async def resolved_kitchen(
+    kitchen: KitchenPath, domain: Annotated[str, Query(pattern=NAME_PATTERN)], rt: Rt, who: Caller
+) -> dict[str, Any]:
+    """Return the params and connections (references only) after every override."""
+    require(who, "read", domain)
+    async with rt.pool.acquire() as conn:
+        found = await store.current(conn, EntityKind.KITCHEN)
+        d = await store.get(conn, f"domain:{domain}")
+    if f"kitchen:{kitchen}" not in found:
+        raise HTTPException(404, f"unknown kitchen {kitchen!r}")
+    if d is None:
+        raise HTTPException(404, f"unknown domain {domain!r}")
+    kitchens = {e.name: KitchenSpec.model_validate(e.spec) for e in found.values()}
+    r = resolve(kitchens, kitchen, DomainSpec.model_validate(d.spec))
+    connections = {n: c.model_dump(mode="json") for n, c in r.connections.items()}
+    return {
+        "kitchen": kitchen,
+        "domain": domain,
+        "chain": r.chain,
+        "params": r.params,
+        "connections": connections,
+    }
+
+
+@router.post(
+    "/kitchens",
+    status_code=201,
+    response_model=EntityOut,
+    responses={422: {"model": Refusal}},
+    summary="Create a sandbox kitchen from a parent",
+)
+async def create_kitchen(body: CreateKitchen, rt: Rt, who: Caller) -> Any:
+    """Create the kitchen, then start its provisioning recipe (if any) in it."""
+    require(who, "admin", None)
+    spec = KitchenSpec(
+        kitchen=body.name,
+        parent=body.from_,
+        description=body.description,
+        params=body.params,
+        connections=body.connections,
+        ttl=body.ttl,
+        provision=body.provision,
+        teardown=body.teardown,
+    )
+    try:
+        e = await service.put_kitchen(rt, spec, by=who.name)
+    except RefusedError as exc:
+        errors = [str(x) for x in exc.errors]
+        return JSONResponse(Refusal(detail="refused", errors=errors).model_dump(), 422)
+    await _start(rt, spec.provision, spec.kitchen, who.name)
+    return entity_out(e)
+
+
+@router.delete("/kitchens/{kitchen}", status_code=204, summary="Delete a kitchen")
+async def delete_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> Response:
+    """Start the teardown recipe (if any), then delete the kitchen."""
+    require(who, "admin", None)
+    spec = await _kitchen(rt, kitchen)
+    if not await expiry.teardown_and_delete(rt, spec, by=who.name, action="kitchen.delete"):
+        raise HTTPException(404, f"unknown kitchen {kitchen!r}")
+    return Response(status_code=204)
+
+
+@router.post("/kitchens/{kitchen}/merge", response_model=MergeResult, summary="Merge a sandbox")
+async def merge_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> MergeResult:
+    """Merge a sandbox into its parent; refused (409) while its latest runs failed."""
+    require(who, "admin", None)
+    spec = await _kitchen(rt, kitchen)
+    if spec.parent is None:
+        raise HTTPException(409, f"kitchen {kitchen!r} has no parent to merge into")
+    async with rt.pool.acquire() as conn:
+        latest = await run_rows.latest_per_recipe(conn, kitchen)
+    if (why := merge_refusal(kitchen, latest)) is not None:
+        raise HTTPException(409, why)
+    await service.delete_kitchen(rt, kitchen, by=who.name, action="kitchen.merge")
+    return MergeResult(kitchen=kitchen, parent=spec.parent, merged=True)
+
+
+@router.post("/tokens", status_code=201, response_model=TokenIssued, tags=["security"])
+async def issue_token(body: IssueToken, rt: Rt, who: Caller) -> TokenIssued:
+    """Grant scopes to a principal and issue a new token (shown once, stored hashed)."""
+    require(who, "admin", None)
+    token = "sous_" + secrets.token_urlsafe(32)
+    await service.set_grant(rt, body.principal, body.scopes, hash_token(token), by=who.name)
+    return TokenIssued(principal=body.principal, token=token)
+
+
+@router.get("/audit", tags=["security"], summary="Who changed what, when")
+async def audit(
+    rt: Rt, who: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
+    """Return the newest audit entries."""
+    require(who, "admin", None)
+    async with rt.pool.acquire() as conn:
+        return await store.audit_log(conn, limit)

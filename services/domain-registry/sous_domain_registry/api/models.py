@@ -1,0 +1,173 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from sous_contracts.common import Outputs, RunStatus, TestSummary
+from sous_contracts.specs.common import ConnectionSpec, Duration, RecipeRef, SpecName
+from sous_domain_registry.domain.entities import Entity
+
+Params = dict[str, Any]
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApplyRequest(Body):
+    """A folder of spec files to apply, all or nothing."""
+
+    files: Annotated[
+        dict[Annotated[str, Field(max_length=300)], Annotated[str, Field(max_length=1_000_000)]],
+        Field(max_length=5000),
+    ]
+    """Path relative to the mesh root → file text (YAML specs and the SQL they name)."""
+    kitchen: SpecName | None = None
+    """Apply into a kitchen's overrides (not supported yet; refused)."""
+    dry_run: bool = False
+    """Report what would change without changing anything."""
+
+
+class Change(BaseModel):
+    """What an apply does to one entity."""
+
+    entity_id: str
+    action: str
+    old_version: str | None
+    new_version: str | None
+
+
+class ApplyResponse(BaseModel):
+    """Result of an apply or a dry run."""
+
+    applied: bool
+    changes: list[Change]
+    affected_domains: list[str]
+    """Downstream domains whose recipes the changed recipes trigger."""
+
+
+class Refusal(BaseModel):
+    """Why an apply was refused; nothing was changed."""
+
+    detail: str
+    errors: list[str]
+    """`file: path: reason`, one per problem."""
+
+
+class EntityOut(BaseModel):
+    """One registry entity at its live version."""
+
+    entity_id: str
+    kind: str
+    domain: str | None
+    name: str
+    version: str
+    spec: dict[str, Any]
+
+
+def entity_out(e: Entity) -> EntityOut:
+    """Return the API form of an entity."""
+    return EntityOut(
+        entity_id=e.entity_id,
+        kind=e.kind.value,
+        domain=e.domain,
+        name=e.name,
+        version=e.version,
+        spec=e.spec,
+    )
+
+
+class StartRun(Body):
+    """Start an order run of a recipe variation."""
+
+    domain: SpecName
+    recipe: SpecName
+    variation: SpecName | None = None
+    kitchen: SpecName | None = None
+    params: Params = Field(default_factory=dict)
+    idempotency_key: Annotated[str, Field(max_length=200)] | None = None
+
+
+class RunAccepted(BaseModel):
+    """The command was queued; follow the run with GET /v1/runs/{id}."""
+
+    order_run_id: uuid.UUID
+
+
+class CancelRun(Body):
+    """Cancel an order run."""
+
+    reason: Annotated[str, Field(max_length=500)] = "cancelled by request"
+
+
+class Completion(Body):
+    """A completion event of a domain run by another tool."""
+
+    domain: SpecName
+    recipe: SpecName
+    variation: SpecName | None = None
+    kitchen: SpecName = "prod"
+    status: RunStatus = RunStatus.SUCCEEDED
+    order_run_id: uuid.UUID | None = None
+    params: Params = Field(default_factory=dict)
+    outputs: Outputs = Field(default_factory=Outputs)
+    tests: TestSummary = Field(default_factory=TestSummary)
+
+
+class EventAccepted(BaseModel):
+    """The event was queued for publishing."""
+
+    message_id: uuid.UUID
+
+
+class CreateKitchen(Body):
+    """Create a sandbox kitchen from a parent."""
+
+    name: SpecName
+    from_: SpecName = Field(alias="from")
+    description: Annotated[str, Field(max_length=1000)] = ""
+    params: Params = Field(default_factory=dict)
+    connections: dict[SpecName, ConnectionSpec] = Field(default_factory=dict)
+    ttl: Duration | None = None
+    provision: RecipeRef | None = None
+    teardown: RecipeRef | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class MergeResult(BaseModel):
+    """A merged sandbox: its parent now holds its specs, the sandbox is gone."""
+
+    kitchen: str
+    parent: str | None
+    merged: bool
+
+
+class IssueToken(Body):
+    """Grant scopes to a principal and issue it a token."""
+
+    principal: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")]
+    scopes: dict[
+        Annotated[str, Field(pattern=r"^(\*|[a-z][a-z0-9_-]{0,62})$")],
+        list[Annotated[str, Field(pattern=r"^(read|run|publish-events|admin)$")]],
+    ]
+
+
+class TokenIssued(BaseModel):
+    """The token, shown once; only its hash is stored."""
+
+    principal: str
+    token: str
+
+
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+DomainPath = Annotated[str, Path(pattern=NAME_PATTERN, description="Domain name.")]
+RecipePath = Annotated[str, Path(pattern=NAME_PATTERN, description="Recipe name.")]
+KitchenPath = Annotated[str, Path(pattern=NAME_PATTERN, description="Kitchen name.")]

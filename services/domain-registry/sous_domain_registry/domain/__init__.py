@@ -1,0 +1,1 @@
+"""Pure core of the registry: loading, validating, compiling and diffing specs."""

@@ -1,0 +1,27 @@
+"""What the read model keeps of run events: pure decisions on run, step and test rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sous_contracts.common import TestSummary
+
+
+def blocking_failures(tests: dict[str, Any]) -> int:
+    """Return how many error-severity tests failed in a run's test summary."""
+    return int(TestSummary.model_validate(tests or {}).failed)
+
+
+def merge_refusal(kitchen: str, latest: list[dict[str, Any]]) -> str | None:
+    """Return why a sandbox may not merge: its latest run per recipe failed error tests."""
+    failed = [
+        f"{r['domain']}/{r['recipe']}"
+        for r in latest
+        if r["status"] == "failed" or blocking_failures(r["tests"]) > 0
+    ]
+    if not failed:
+        return None
+    return (
+        f"kitchen '{kitchen}' cannot merge: the latest runs of {', '.join(sorted(failed))} "
+        "failed (error tests or run failures)"
+    )

@@ -1,0 +1,44 @@
+"""Subscribers: spec bundles to apply, and the read model's run, step and test events."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from sous_common.runtime import Runtime
+from sous_contracts.registry import ApplySpecs
+from sous_contracts.runs import OrderRunFinished, OrderRunQueued, OrderRunRejected, OrderRunStarted
+from sous_contracts.steps import StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.tests import TestResult, TestSuiteFinished
+from sous_contracts.topics import REGISTRY_COMMANDS, RUN_EVENTS, STEP_EVENTS, TEST_RESULTS
+from sous_domain_registry import runs, service
+
+RunEvent = Annotated[
+    OrderRunRejected | OrderRunQueued | OrderRunStarted | OrderRunFinished,
+    Field(discriminator="type"),
+]
+StepEvent = Annotated[StepStarted | StepHeartbeat | StepFinished, Field(discriminator="type")]
+TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
+
+
+def register(rt: Runtime) -> None:
+    """Subscribe the read model's handlers on the runtime's broker."""
+    options = rt.subscriber_options()
+    consumer = rt.group_id
+
+    @rt.broker.subscriber(rt.topic(RUN_EVENTS), **options)
+    async def on_run_event(event: RunEvent) -> None:
+        await runs.on_run_event(rt, event, consumer)
+
+    @rt.broker.subscriber(rt.topic(STEP_EVENTS), **options)
+    async def on_step_event(event: StepEvent) -> None:
+        await runs.on_step_event(rt, event, consumer)
+
+    @rt.broker.subscriber(rt.topic(REGISTRY_COMMANDS), **options)
+    async def on_apply_specs(command: ApplySpecs) -> None:
+        await service.apply_command(rt, command, consumer)
+
+    @rt.broker.subscriber(rt.topic(TEST_RESULTS), **options)
+    async def on_test_event(event: TestEvent) -> None:
+        await runs.on_test_event(rt, event, consumer)

@@ -1,0 +1,210 @@
+"""Use cases of runs: start and cancel (commands via the outbox), completion events, read model."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sous_common import inbox
+from sous_common.runtime import Runtime
+from sous_contracts.runs import (
+    CancelOrderRun,
+    DomainRunCompleted,
+    OrderRunFinished,
+    OrderRunQueued,
+    OrderRunRejected,
+    OrderRunStarted,
+    StartOrderRun,
+)
+from sous_contracts.steps import StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.tests import TestResult, TestSuiteFinished
+from sous_domain_registry.adapters import runs as rows
+from sous_domain_registry.adapters import store
+
+PRODUCER = "domain-registry"
+_KEYS = uuid.UUID("5d1b0c1e-7f3a-4a53-9a43-2f0c6a8e51b7")
+"""Namespace of run ids derived from idempotency keys."""
+
+RunEvent = OrderRunRejected | OrderRunQueued | OrderRunStarted | OrderRunFinished
+StepEvent = StepStarted | StepHeartbeat | StepFinished
+TestEvent = TestResult | TestSuiteFinished
+
+
+class NotFoundError(LookupError):
+    """A domain, recipe, variation or run that does not exist."""
+
+
+async def start_run(
+    rt: Runtime,
+    *,
+    domain: str,
+    recipe: str,
+    variation: str | None,
+    kitchen: str | None,
+    params: dict[str, Any],
+    principal: str,
+    idempotency_key: str | None = None,
+) -> uuid.UUID:
+    """Queue StartOrderRun in the outbox and record the requested run; return its id.
+
+    With an idempotency key the run id is derived from it, and a repeat returns the same id
+    without a second command.
+    """
+    run_id = (
+        uuid.uuid5(_KEYS, f"{domain}/{recipe}/{idempotency_key}")
+        if idempotency_key is not None
+        else uuid.uuid4()
+    )
+    async with rt.pool.acquire() as conn, conn.transaction():
+        if idempotency_key is not None and await rows.get_run(conn, run_id) is not None:
+            return run_id
+        entity = await store.get(conn, f"recipe:{domain}/{recipe}")
+        if entity is None:
+            raise NotFoundError(f"unknown recipe '{domain}/{recipe}'")
+        variations = entity.spec.get("variations", {})
+        if variation is not None and variation not in variations:
+            known = ", ".join(sorted(variations)) or "none"
+            raise NotFoundError(f"unknown variation {variation!r} (variations: {known})")
+        if kitchen is None and variation is not None:
+            kitchen = variations[variation]["kitchen"]
+        if kitchen is not None and await store.get(conn, f"kitchen:{kitchen}") is None:
+            raise NotFoundError(f"unknown kitchen {kitchen!r}")
+        command = StartOrderRun(
+            order_run_id=run_id,
+            domain=domain,
+            recipe=recipe,
+            variation=variation,
+            kitchen=kitchen,
+            params=params,
+            idempotency_key=idempotency_key,
+            principal=principal,
+            producer=PRODUCER,
+            correlation_id=run_id,
+        )
+        await rows.upsert_run(
+            conn,
+            run_id,
+            domain=domain,
+            recipe=recipe,
+            variation=variation,
+            kitchen=kitchen,
+            status="requested",
+            params=params,
+            requested_by=principal,
+        )
+        await rt.emit(conn, [command])
+        await store.audit(conn, principal, "run.start", f"{domain}/{recipe}", {"run": str(run_id)})
+    return run_id
+
+
+async def find_run(rt: Runtime, run_id: uuid.UUID) -> dict[str, Any] | None:
+    """Return a run of the read model with its steps and test results."""
+    async with rt.pool.acquire() as conn:
+        return await rows.get_run(conn, run_id)
+
+
+async def cancel_run(rt: Runtime, run_id: uuid.UUID, *, reason: str, principal: str) -> None:
+    """Queue CancelOrderRun in the outbox."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        command = CancelOrderRun(
+            order_run_id=run_id,
+            reason=reason,
+            principal=principal,
+            producer=PRODUCER,
+            correlation_id=run_id,
+        )
+        await rt.emit(conn, [command])
+        await store.audit(conn, principal, "run.cancel", str(run_id), {"reason": reason})
+
+
+async def publish_completion(rt: Runtime, event: DomainRunCompleted, *, principal: str) -> None:
+    """Queue an external completion event of a domain run by another tool."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        if await store.get(conn, f"domain:{event.domain}") is None:
+            raise NotFoundError(f"unknown domain {event.domain!r}")
+        await rt.emit(conn, [event])
+        await store.audit(
+            conn,
+            principal,
+            "event.publish",
+            f"{event.domain}/{event.recipe}",
+            {"message_id": str(event.message_id), "status": event.status.value},
+        )
+
+
+async def on_run_event(rt: Runtime, event: RunEvent, consumer: str) -> None:
+    """Fold one run event into the read model, once."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, consumer, event.message_id):
+            return
+        run_id = event.order_run_id
+        if isinstance(event, OrderRunRejected):
+            fields: dict[str, Any] = {"status": "rejected", "reason": event.reason}
+            fields |= {"domain": event.domain or "?", "recipe": event.recipe or "?"}
+        elif isinstance(event, OrderRunQueued):
+            fields = {"status": "queued"}
+        elif isinstance(event, OrderRunStarted):
+            fields = {"status": "running", "params": event.params, "started_at": event.occurred_at}
+        else:
+            fields = {
+                "status": event.status.value,
+                "reason": event.reason,
+                "outputs": event.outputs.model_dump(mode="json"),
+                "tests": event.tests.model_dump(mode="json"),
+                "finished_at": event.occurred_at,
+            }
+        if not isinstance(event, OrderRunRejected):
+            fields |= {
+                "domain": event.domain,
+                "recipe": event.recipe,
+                "variation": event.variation,
+                "kitchen": event.kitchen,
+            }
+        await rows.upsert_run(conn, run_id, **fields)
+
+
+async def on_step_event(rt: Runtime, event: StepEvent, consumer: str) -> None:
+    """Fold one step event into the read model, once (heartbeats are not kept)."""
+    if isinstance(event, StepHeartbeat):
+        return
+    async with rt.pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, consumer, event.message_id):
+            return
+        if isinstance(event, StepStarted):
+            await rows.step_attempt(
+                conn, event.order_run_id, event.step, event.attempt, "running", at=event.occurred_at
+            )
+        else:
+            await rows.step_attempt(
+                conn,
+                event.order_run_id,
+                event.step,
+                event.attempt,
+                event.status.value,
+                at=event.occurred_at,
+                reason=event.error.message if event.error else None,
+                outputs=event.outputs.model_dump(mode="json"),
+            )
+
+
+async def on_test_event(rt: Runtime, event: TestEvent, consumer: str) -> None:
+    """Fold one test result into the read model, once (suite summaries arrive per run)."""
+    if isinstance(event, TestSuiteFinished):
+        return
+    async with rt.pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, consumer, event.message_id):
+            return
+        await rows.test_result(
+            conn,
+            event.order_run_id,
+            {
+                "step": event.step,
+                "test": event.test,
+                "kind": event.kind,
+                "severity": event.severity.value,
+                "status": event.status.value,
+                "value": event.value,
+                "message": event.message,
+                "at": event.occurred_at,
+            },
+        )

@@ -1,0 +1,191 @@
+"""Use cases of the catalog: apply specs, tokens and grants, kitchens; each one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sous_common import inbox
+from sous_common.logs import get_logger
+from sous_common.runtime import Runtime
+from sous_contracts.registry import ApplySpecs, EntityKind, RegistryEntityChanged
+from sous_contracts.specs import KitchenSpec
+from sous_domain_registry.adapters import store
+from sous_domain_registry.domain.bundle import parse
+from sous_domain_registry.domain.compile import content_hash
+from sous_domain_registry.domain.entities import (
+    Entity,
+    Plan,
+    catalog_of,
+    entities,
+    plan,
+    republished_ingredients,
+)
+from sous_domain_registry.domain.errors import RefusedError, SpecError
+from sous_domain_registry.domain.validate import validate
+
+PRODUCER = "domain-registry"
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What an apply changed (or would change, on a dry run)."""
+
+    applied: bool
+    changes: list[dict[str, Any]]
+    affected_domains: list[str]
+
+
+def record(e: Entity, *, by: str | None, deleted: bool = False) -> RegistryEntityChanged:
+    """Return the changelog record of an entity."""
+    return RegistryEntityChanged(
+        entity_id=e.entity_id,
+        kind=e.kind,
+        domain=e.domain,
+        name=e.name,
+        version=e.version,
+        spec=e.spec,
+        deleted=deleted,
+        changed_by=by,
+        producer=PRODUCER,
+    )
+
+
+async def _commit(rt: Runtime, conn: Any, p: Plan, *, by: str) -> None:
+    for e in p.upserts:
+        await store.put(conn, e, by=by)
+    for e in p.deletes:
+        await store.delete(conn, e.entity_id, by=by)
+    await rt.emit(
+        conn,
+        [record(e, by=by) for e in p.upserts] + [record(e, by=by, deleted=True) for e in p.deletes],
+    )
+
+
+async def apply_in(
+    rt: Runtime, conn: Any, files: dict[str, str], *, principal: str, dry_run: bool = False
+) -> ApplyResult:
+    """Validate and apply a bundle inside the caller's transaction; raise RefusedError."""
+    bundle, errors = parse(files)
+    if not files:
+        errors.append(SpecError("(bundle)", "", "no spec files"))
+    if errors:
+        raise RefusedError(errors)
+    await store.lock_catalog(conn)
+    old = await store.current(conn)
+    existing = catalog_of([e for e in old.values() if e.kind != EntityKind.GRANT])
+    merged = existing.merged(bundle)
+    if errors := validate(merged):
+        raise RefusedError(errors)
+    old_specs = {k: v for k, v in old.items() if v.kind != EntityKind.GRANT}
+    new = entities(merged)
+    if errors := republished_ingredients(old_specs, new, bundle.files):
+        raise RefusedError(errors)
+    p = plan(old_specs, merged, set(bundle.domains), new)
+    changes = [asdict(c) for c in p.changes]
+    if not dry_run and p.changes:
+        await _commit(rt, conn, p, by=principal)
+        targets = sorted(bundle.domains) + [f"kitchen:{k}" for k in sorted(bundle.kitchens)]
+        await store.audit(
+            conn,
+            principal,
+            "apply",
+            ",".join(targets),
+            {"changes": changes, "affected_domains": p.affected_domains},
+        )
+    return ApplyResult(not dry_run, changes, p.affected_domains)
+
+
+async def apply(
+    rt: Runtime, files: dict[str, str], *, principal: str, dry_run: bool = False
+) -> ApplyResult:
+    """Validate and apply a bundle all or nothing; raise RefusedError with every error."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        return await apply_in(rt, conn, files, principal=principal, dry_run=dry_run)
+
+
+async def apply_command(rt: Runtime, command: ApplySpecs, consumer: str) -> None:
+    """Apply a bundle sent on the registry's command topic, once; refusals are audited."""
+    principal = command.principal or "kafka"
+    async with rt.pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, consumer, command.message_id):
+            return
+        try:
+            async with conn.transaction():
+                if command.kitchen is not None:
+                    why = f"applying into kitchen {command.kitchen!r} is not supported"
+                    raise RefusedError([SpecError("(command)", "kitchen", why)])
+                await apply_in(rt, conn, command.files, principal=principal)
+        except RefusedError as exc:
+            errors = [str(e) for e in exc.errors]
+            log.warning("apply refused", bundle=command.bundle_id, errors=errors)
+            await store.audit(
+                conn, principal, "apply.refused", command.bundle_id, {"errors": errors}
+            )
+
+
+def grant_entity(principal: str, scopes: dict[str, list[str]]) -> Entity:
+    """Return the changelog entity of a principal's grant (never a token hash)."""
+    spec = {"principal": principal, "scopes": scopes}
+    return Entity(f"grant:{principal}", EntityKind.GRANT, None, principal, content_hash(spec), spec)
+
+
+async def set_grant(
+    rt: Runtime, principal: str, scopes: dict[str, list[str]], token_hash: str | None, *, by: str
+) -> None:
+    """Set a principal's scopes (and add a token), publish the grant, audit it."""
+    e = grant_entity(principal, scopes)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await store.save_grant(conn, principal, scopes)
+        if token_hash is not None:
+            await store.save_token(conn, token_hash, principal)
+        before = await store.get(conn, e.entity_id)
+        if before is None or before.version != e.version:
+            await store.put(conn, e, by=by)
+            await rt.emit(conn, [record(e, by=by)])
+        await store.audit(conn, by, "grant", principal, {"scopes": scopes})
+
+
+async def put_kitchen(rt: Runtime, spec: KitchenSpec, *, by: str) -> Entity:
+    """Create a kitchen after validating it against the catalog; raise RefusedError."""
+    bundle = catalog_of([])
+    bundle.kitchens[spec.kitchen] = spec
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await store.lock_catalog(conn)
+        old = await store.current(conn)
+        if f"kitchen:{spec.kitchen}" in old:
+            raise RefusedError(
+                [SpecError(f"kitchens/{spec.kitchen}.yaml", "kitchen", "kitchen exists already")]
+            )
+        existing = catalog_of([e for e in old.values() if e.kind != EntityKind.GRANT])
+        merged = existing.merged(bundle)
+        if errors := validate(merged):
+            raise RefusedError(errors)
+        p = plan({k: v for k, v in old.items() if v.kind != EntityKind.GRANT}, merged, set())
+        await _commit(rt, conn, p, by=by)
+        await store.audit(conn, by, "kitchen.create", spec.kitchen, spec.model_dump(mode="json"))
+    return p.upserts[0]
+
+
+async def delete_kitchen(
+    rt: Runtime, name: str, *, by: str, action: str = "kitchen.delete"
+) -> bool:
+    """Delete a kitchen; False when there is none."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await store.lock_catalog(conn)
+        e = await store.get(conn, f"kitchen:{name}")
+        if e is None:
+            return False
+        await store.delete(conn, e.entity_id, by=by)
+        await rt.emit(conn, [record(e, by=by, deleted=True)])
+        await store.audit(conn, by, action, name, {})
+    return True
+
+
+async def rebuild(rt_pool: Any, records: list[RegistryEntityChanged]) -> int:
+    """Apply changelog records, in topic order, to a store; return how many."""
+    async with rt_pool.acquire() as conn, conn.transaction():
+        for rec in records:
+            await store.apply_record(conn, rec)
+    return len(records)

@@ -1,0 +1,29 @@
+"""Settings of the domain registry (`SOUS_DOMAIN_REGISTRY_*`)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sous_common.settings import DatabaseSettings, KafkaSettings
+
+
+class RegistrySettings(BaseSettings):
+    """Where the registry listens, its schema, and the bootstrap admin token."""
+
+    model_config = SettingsConfigDict(env_prefix="SOUS_DOMAIN_REGISTRY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    """Address the REST API binds to."""
+    port: int = 8470
+    """Port of the REST API."""
+    schema_name: str = "domain_registry"
+    """PostgreSQL schema the registry owns."""
+    admin_token: SecretStr | None = None
+    """Bootstrap token of principal `admin` with every scope; stored hashed at start-up."""
+    ttl_sweep_s: float = Field(default=30.0, gt=0)
+    """How often sandboxes past their time to live are torn down and deleted."""
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    """Broker connection (`SOUS_KAFKA_*`)."""
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    """Database connection (`SOUS_DATABASE_*`)."""

@@ -1,0 +1,186 @@
+"""Kitchens (create, list, delete, merge) and the run read model fed from Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from sous_common.kafka import aiokafka_options
+from sous_contracts.common import RunStatus, Severity, StepStatus, TestStatus, TestSummary
+from sous_contracts.runs import OrderRunFinished, OrderRunStarted, StartOrderRun
+from sous_contracts.steps import StepFinished, StepStarted
+from sous_contracts.tests import TestResult
+from sous_contracts.topics import ORDER_RUN_COMMANDS, topic_for
+from tests.domain_registry.conftest import read_topic
+from tests.domain_registry.mesh import mesh_files
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+
+async def produce(settings, messages) -> None:
+    producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all")
+    await producer.start()
+    try:
+        for m in messages:
+            topic = topic_for(m).full_name(settings.topic_prefix)
+            await producer.send_and_wait(topic, m.to_json(), key=m.kafka_key())
+    finally:
+        await producer.stop()
+
+
+def run_events(run_id: uuid.UUID, kitchen: str, *, error_failed: int) -> list:
+    where = {"order_run_id": run_id, "domain": "sales", "recipe": "daily", "kitchen": kitchen}
+    step = {"order_run_id": run_id, "step_run_id": uuid.uuid4(), "step": "model", "attempt": 1}
+    status = RunStatus.FAILED if error_failed else RunStatus.SUCCEEDED
+    return [
+        OrderRunStarted(**where, variation="dev", params={"day": "2026-11-24"}),
+        StepStarted(**step, worker_id="w1"),
+        StepFinished(**step, worker_id="w1", status=StepStatus.SUCCEEDED),
+        TestResult(
+            **{k: v for k, v in step.items() if k != "attempt"},
+            suite_id=uuid.uuid4(),
+            test="enough_rows",
+            kind="sql",
+            severity=Severity.ERROR,
+            status=TestStatus.FAILED if error_failed else TestStatus.PASSED,
+            domain="sales",
+            recipe="daily",
+            kitchen=kitchen,
+            value=8,
+            message="8 >= 1000000 is false" if error_failed else "ok",
+        ),
+        OrderRunFinished(
+            **where, variation="dev", status=status, tests=TestSummary(failed=error_failed)
+        ),
+    ]
+
+
+def complete(run: dict, status: str) -> bool:
+    return (
+        run["status"] == status
+        and [s["status"] for s in run["steps"]] == ["succeeded"]
+        and len(run["test_results"]) == 1
+    )
+
+
+async def wait_for_run(reg, run_id, status: str) -> dict:
+    """Poll until the run, its step and its test result all arrived (three topics)."""
+    async with asyncio.timeout(20):
+        while True:
+            r = await reg.client.get(f"/v1/runs/{run_id}")
+            if r.status_code == 200 and complete(r.json(), status):
+                return r.json()
+            await asyncio.sleep(0.05)
+
+
+async def test_kitchen_wizard_create_provision_merge_and_delete(registry):
+    assert (
+        await registry.client.post("/v1/apply", json={"files": mesh_files()})
+    ).status_code == 200
+    body = {
+        "name": "dev-alice",
+        "from": "dev",
+        "ttl": "2d",
+        "provision": "payments/settle",
+        "params": {"batches": 1},
+    }
+    r = await registry.client.post("/v1/kitchens", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["spec"]["parent"] == "dev"
+    assert r.json()["spec"]["ttl"] == 172800.0
+    again = await registry.client.post("/v1/kitchens", json=body)
+    assert again.status_code == 422
+    assert again.json()["errors"] == ["kitchens/dev-alice.yaml: kitchen: kitchen exists already"]
+    orphan = await registry.client.post("/v1/kitchens", json={"name": "x", "from": "nowhere"})
+    assert orphan.json()["errors"] == ["kitchens/x.yaml: parent: unknown kitchen 'nowhere'"]
+    names = [k["name"] for k in (await registry.client.get("/v1/kitchens")).json()]
+    assert names == ["dev", "dev-alice", "prod"]
+    assert (await registry.client.get("/v1/kitchens/dev-alice")).status_code == 200
+
+    topic = ORDER_RUN_COMMANDS.full_name(registry.settings.kafka.topic_prefix)
+    got = await read_topic(
+        registry.settings.kafka,
+        topic,
+        until=lambda ms: any(isinstance(m, StartOrderRun) and m.kitchen == "dev-alice" for m in ms),
+    )
+    provision = next(m for m in got if isinstance(m, StartOrderRun))
+    assert (provision.domain, provision.recipe) == ("payments", "settle")
+
+    failed_run = uuid.uuid4()
+    await produce(registry.settings.kafka, run_events(failed_run, "dev-alice", error_failed=1))
+    run = await wait_for_run(registry, failed_run, "failed")
+    assert [(s["step"], s["status"]) for s in run["steps"]] == [("model", "succeeded")]
+    assert [(t["test"], t["status"]) for t in run["test_results"]] == [("enough_rows", "failed")]
+    refused = await registry.client.post("/v1/kitchens/dev-alice/merge")
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == (
+        "kitchen 'dev-alice' cannot merge: the latest runs of sales/daily failed "
+        "(error tests or run failures)"
+    )
+    fixed_run = uuid.uuid4()
+    events = run_events(fixed_run, "dev-alice", error_failed=0)
+    await produce(registry.settings.kafka, events + events[:2])  # duplicates are ignored
+    run = await wait_for_run(registry, fixed_run, "succeeded")
+    assert len(run["steps"]) == 1
+    merged = await registry.client.post("/v1/kitchens/dev-alice/merge")
+    assert merged.status_code == 200, merged.text
+    assert merged.json() == {"kitchen": "dev-alice", "parent": "dev", "merged": True}
+    assert (await registry.client.get("/v1/kitchens/dev-alice")).status_code == 404
+    assert (await registry.client.post("/v1/kitchens/prod/merge")).status_code == 409
+
+    assert (
+        await registry.client.post("/v1/kitchens", json={"name": "tmp", "from": "dev"})
+    ).status_code == 201
+    assert (await registry.client.delete("/v1/kitchens/tmp")).status_code == 204
+    assert (await registry.client.delete("/v1/kitchens/tmp")).status_code == 404
+    runs = (await registry.client.get("/v1/runs?kitchen=dev-alice")).json()
+    assert {r["order_run_id"] for r in runs} >= {str(failed_run), str(fixed_run)}
+    datasets = (await registry.client.get("/v1/domains/sales/datasets")).json()
+    assert datasets["outputs"]["daily"]["order_run_id"] == str(fixed_run)
+
+
+async def test_kitchen_changes_need_admin(registry):
+    reader = await registry.token("dev", {"*": ["read", "run"]})
+    r = await registry.client.post(
+        "/v1/kitchens", json={"name": "a", "from": "dev"}, headers=reader
+    )
+    assert r.status_code == 403
+    assert (await registry.client.delete("/v1/kitchens/dev", headers=reader)).status_code == 403
+    assert (await registry.client.post("/v1/kitchens/dev/merge", headers=reader)).status_code == 403
+
+
+async def test_sandboxes_past_their_ttl_are_torn_down_and_deleted(registry):
+    from sous_domain_registry.expiry import expire_kitchens
+
+    assert (
+        await registry.client.post("/v1/apply", json={"files": mesh_files()})
+    ).status_code == 200
+    body = {"name": "dev-bob", "from": "dev", "ttl": "0.3s", "teardown": "marketing/dashboard"}
+    assert (await registry.client.post("/v1/kitchens", json=body)).status_code == 201
+    keep = {"name": "dev-carol", "from": "dev", "ttl": "1d"}
+    assert (await registry.client.post("/v1/kitchens", json=keep)).status_code == 201
+    async with asyncio.timeout(10):
+        while (expired := await expire_kitchens(registry.runtime)) == []:
+            await asyncio.sleep(0.1)
+    assert expired == ["dev-bob"]
+    assert (await registry.client.get("/v1/kitchens/dev-bob")).status_code == 404
+    assert (await registry.client.get("/v1/kitchens/dev-carol")).status_code == 200
+    topic = ORDER_RUN_COMMANDS.full_name(registry.settings.kafka.topic_prefix)
+    got = await read_topic(
+        registry.settings.kafka,
+        topic,
+        until=lambda ms: any(isinstance(m, StartOrderRun) and m.kitchen == "dev-bob" for m in ms),
+    )
+    teardown = next(m for m in got if isinstance(m, StartOrderRun))
+    assert (teardown.domain, teardown.recipe, teardown.principal) == (
+        "marketing",
+        "dashboard",
+        "ttl",
+    )
+    audit = (await registry.client.get("/v1/audit")).json()
+    assert ("ttl", "kitchen.expire", "dev-bob") in {
+        (e["principal"], e["action"], e["target"]) for e in audit
+    }

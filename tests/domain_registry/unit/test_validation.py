@@ -1,0 +1,174 @@
+"""Every kind of invalid spec is refused with the file, the path inside it and the reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from sous_domain_registry.domain.bundle import parse
+from sous_domain_registry.domain.validate import validate
+from tests.domain_registry.mesh import mesh_files
+
+DAILY = "sales/recipes/daily.yaml"
+REVENUE = "finance/recipes/revenue.yaml"
+
+
+def errors_of(files: dict[str, str]) -> list[str]:
+    cat, errors = parse(files)
+    if errors:
+        return [str(e) for e in errors]
+    return [str(e) for e in validate(cat)]
+
+
+def edited(path: str, old: str, new: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    files = dict(base or mesh_files())
+    assert old in files[path], f"{old!r} not in {path}"
+    files[path] = files[path].replace(old, new, 1)
+    return files
+
+
+def test_example_mesh_is_valid():
+    assert errors_of(mesh_files()) == []
+
+
+CASES = [
+    pytest.param(
+        edited(DAILY, "needs: [ingest]", "needs: [lod]"),
+        f"{DAILY}: steps.staging.needs[0]: unknown step 'lod' "
+        "(steps: ingest, staging, model, publish)",
+        id="unknown-step",
+    ),
+    pytest.param(
+        edited(DAILY, "  ingest:\n    run:", "  ingest:\n    needs: [publish]\n    run:"),
+        f"{DAILY}: steps.ingest.needs: cyclic DAG: ingest → publish → model → staging → ingest",
+        id="cyclic-dag",
+    ),
+    pytest.param(
+        edited(DAILY, "use: platform/publish_table@2", "use: platform/publish_table@3"),
+        f"{DAILY}: steps.publish.use: unknown ingredient 'platform/publish_table@3' "
+        "(versions: @1, @2)",
+        id="ingredient-version",
+    ),
+    pytest.param(
+        edited(
+            DAILY,
+            "  publish:\n    needs: [model]",
+            "  nested:\n    recipe: payments/refund\n  publish:\n    needs: [model]",
+        ),
+        f"{DAILY}: steps.nested.recipe: unknown recipe 'payments/refund'",
+        id="nested-recipe",
+    ),
+    pytest.param(
+        edited(
+            "payments/recipes/settle.yaml",
+            "run: {kind: sql, connection: warehouse,",
+            "run: {kind: sql, connection: lake,",
+        ),
+        "payments/recipes/settle.yaml: steps.settle.run.connection: unknown connection 'lake' "
+        "of domain 'payments' (connections: provider, warehouse)",
+        id="connection",
+    ),
+    pytest.param(
+        edited(REVENUE, "    variation: prod\n", "    variation: nightly\n"),
+        f"{REVENUE}: triggers[0].variation: unknown variation 'nightly' (variations: dev, prod)",
+        id="variation",
+    ),
+    pytest.param(
+        edited(REVENUE, "{domain: payments, recipe: settle}", "{domain: payments, recipe: pay}"),
+        f"{REVENUE}: triggers[0].all[1].recipe: unknown recipe 'payments/pay'",
+        id="trigger-upstream",
+    ),
+    pytest.param(
+        edited(DAILY, "params: {min_rows: 1000000}", "params: {min_row: 1000000}"),
+        f"{DAILY}: variations.canary.params.min_row: undeclared param 'min_row' of the recipe "
+        "(declared: day, min_rows, source_file)",
+        id="undeclared-param",
+    ),
+    pytest.param(
+        edited(DAILY, "params: {min_rows: 1000000}", "params: {min_rows: many}"),
+        f"{DAILY}: variations.canary.params.min_rows: param 'min_rows': expected integer, "
+        "got str 'many'",
+        id="mistyped-param",
+    ),
+    pytest.param(
+        edited(DAILY, "with: {table: sales.orders_daily,", "with: {tabel: sales.orders_daily,"),
+        f"{DAILY}: steps.publish.with: missing required param 'table' of ingredient "
+        "platform/publish_table@2",
+        id="ingredient-param-missing",
+    ),
+    pytest.param(
+        edited(DAILY, 'schedule: "0 2 * * *"', 'schedule: "0 25 * * *"'),
+        f"{DAILY}: variations.prod.schedule.cron: invalid cron '0 25 * * *' (5 fields)",
+        id="invalid-cron",
+    ),
+    pytest.param(
+        edited(
+            "sales/recipes/daily.yaml",
+            "steps:\n",
+            "triggers:\n  - on: {domain: marketing, recipe: dashboard}\n"
+            "    variation: prod\nsteps:\n",
+        ),
+        f"{REVENUE}: triggers[0]: trigger cycle finance/revenue → marketing/dashboard → "
+        "sales/daily → finance/revenue; set 'allow_cycle: true' and 'max_depth' on a trigger "
+        "of the cycle to allow it",
+        id="trigger-cycle",
+    ),
+    pytest.param(
+        edited("kitchens/dev.yaml", "parent: prod", "parent: staging"),
+        "kitchens/dev.yaml: parent: unknown kitchen 'staging'",
+        id="kitchen-parent",
+    ),
+    pytest.param(
+        edited(DAILY, "file: sql/model.sql", "file: sql/modle.sql"),
+        f"{DAILY}: steps.model.run.file: file not found in the domain: 'sql/modle.sql'",
+        id="sql-file",
+    ),
+    pytest.param(
+        edited(DAILY, "retries: {max: 2,", "retries: {maxx: 2,"),
+        f"{DAILY}: steps.ingest.retries.maxx: Extra inputs are not permitted",
+        id="schema-typo",
+    ),
+    pytest.param(
+        edited(DAILY, "recipe: daily", "recipe: [daily"),
+        None,
+        id="bad-yaml",
+    ),
+]
+
+
+@pytest.mark.parametrize(("files", "expected"), CASES)
+def test_refusals_name_file_path_and_reason(files, expected):
+    errors = errors_of(files)
+    assert errors, "the bundle was accepted"
+    if expected is None:
+        assert errors[0].startswith(f"{DAILY}: not valid YAML")
+    else:
+        assert expected in errors, errors
+
+
+def test_trigger_cycle_with_opt_in_and_depth_is_accepted():
+    files = edited(
+        DAILY,
+        "steps:\n",
+        "triggers:\n  - on: {domain: marketing, recipe: dashboard}\n"
+        "    variation: prod\n    allow_cycle: true\n    max_depth: 3\nsteps:\n",
+    )
+    assert errors_of(files) == []
+
+
+def test_opt_in_without_depth_is_refused():
+    files = edited(
+        DAILY,
+        "steps:\n",
+        "triggers:\n  - on: {domain: marketing, recipe: dashboard}\n"
+        "    variation: prod\n    allow_cycle: true\nsteps:\n",
+    )
+    assert any("'allow_cycle: true' needs 'max_depth'" in e for e in errors_of(files))
+
+
+def test_all_errors_are_collected():
+    files = edited(DAILY, "needs: [ingest]", "needs: [lod]")
+    files = edited(DAILY, 'schedule: "0 2 * * *"', 'schedule: "nope"', files)
+    files = edited(REVENUE, "    variation: prod\n", "    variation: nightly\n", files)
+    errors = errors_of(files)
+    assert len(errors) == 3, errors
+    assert [e.split(":")[0] for e in errors] == [REVENUE, DAILY, DAILY]
