@@ -14,7 +14,11 @@ from sous_common.settings import KafkaSettings
 from sous_common.topic_admin import ensure_topics
 from sous_contracts.topics import CATALOG
 
-app = typer.Typer(no_args_is_help=True, help="Sous: build, run, test and connect data domains.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Sous: build, run, test and connect data domains.",
+    pretty_exceptions_enable=False,
+)
 topics_app = typer.Typer(no_args_is_help=True, help="The topic catalog.")
 app.add_typer(topics_app, name="topics")
 app.command("apply")(apply_cmd.apply)
@@ -65,5 +69,9 @@ def topics_create() -> None:
 
 
 def main() -> None:
-    """Run the CLI."""
-    app()
+    """Run the CLI; failures print one line and exit 2, without a traceback."""
+    try:
+        app(standalone_mode=True)
+    except (RuntimeError, OSError, ValueError) as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        raise SystemExit(2) from None

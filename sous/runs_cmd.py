@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import typer
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -82,40 +82,34 @@ async def _send(settings: KafkaSettings, message: Envelope) -> None:
 async def _follow(
     settings: KafkaSettings, topics: list[Topic], from_beginning: bool
 ) -> AsyncGenerator[Envelope, None]:
+    names = [t.full_name(settings.topic_prefix) for t in topics]
+    # No group: aiokafka assigns every partition of the topics to this reader.
     consumer = AIOKafkaConsumer(
-        **aiokafka_options(settings), group_id=None, enable_auto_commit=False
+        *names, **aiokafka_options(settings), group_id=None, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        names = [t.full_name(settings.topic_prefix) for t in topics]
-        tps = [TopicPartition(n, p) for n in names for p in sorted(await _partitions(consumer, n))]
-        consumer.assign(tps)
+        async with asyncio.timeout(15):
+            while {tp.topic for tp in consumer.assignment()} != set(names):
+                await consumer.getmany(timeout_ms=100)
+        tps = list(consumer.assignment())
         if from_beginning:
             await consumer.seek_to_beginning(*tps)
         else:
             await consumer.seek_to_end(*tps)
-            for tp in tps:
-                await consumer.position(tp)  # pin "now" before anything is sent
-        yield_ready = True
-        while yield_ready:
+        for tp in tps:
+            await consumer.position(tp)  # pin "now" before anything is sent
+        while True:
             for records in (await consumer.getmany(timeout_ms=200)).values():
                 for r in records:
                     try:
                         yield decode_message(r.value)
                     except ValueError:
                         continue
+    except TimeoutError:
+        raise RuntimeError(f"topics {names} not found; is the stack up (`sous up`)?") from None
     finally:
         await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(50):
-        await consumer.topics()
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return set(found)
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"topic {topic} not found; is the stack up (`sous up`)?")
 
 
 def start_run(

@@ -8,6 +8,7 @@ import secrets
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -77,7 +78,7 @@ def up(
     token = token_file.read_text().strip()
     env.setdefault("SOUS_DOMAIN_REGISTRY_ADMIN_TOKEN", token)
     env.setdefault("SOUS_WAREHOUSE_DSN", env["SOUS_DATABASE_URL"])
-    env.setdefault("SOUS_EXECUTOR_WORKDIR", str(folder / "work"))
+    env.setdefault("SOUS_EXECUTOR_DOMAINS_ROOT", str(EXAMPLES))
     url = os.environ.get("SOUS_REGISTRY_URL", "http://127.0.0.1:8470")
     supervisor = Supervisor(folder, env, list(SERVICES))
     supervisor.start_all()
@@ -97,13 +98,18 @@ def up(
         os.environ["SOUS_TOKEN"] = token
         if examples:
             apply_cmd.apply(EXAMPLES, kitchen=None, dry_run=False, url=url, token=token)
-            run_id = start_run("sales", "daily", variation="dev", kitchen=None, params={})
-            console.print(f"started a first run: sales/daily (dev) [bold]{run_id}[/]")
+            today = datetime.now(UTC).date().isoformat()
+            for domain, recipe in (("sales", "daily"), ("payments", "settle")):
+                run_id = start_run(
+                    domain, recipe, variation="dev", kitchen=None, params={"day": today}
+                )
+                console.print(f"started {domain}/{recipe} (dev, day {today}): [bold]{run_id}[/]")
+            console.print("finance/revenue follows once both finish, then marketing/dashboard.")
         console.print(
             "\nTry next, in another terminal (SOUS_TOKEN is in "
             f"{token_file}):\n"
             "  uv run sous tail                      # runs and test results as they happen\n"
-            "  uv run sous run sales/daily --variation dev --wait\n"
+            "  uv run sous run sales/daily --variation dev -p day=2026-01-05 --wait\n"
             "  uv run sous runs                      # recent runs\n"
             "  uv run sous down                      # stop everything\n"
             "Ctrl-C here stops the services."

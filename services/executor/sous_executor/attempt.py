@@ -23,6 +23,19 @@ from sous_executor.redaction import LOG_REDACTOR
 from sous_executor.settings import ExecutorSettings
 
 
+def needed_connections(command: ExecuteStep) -> set[str]:
+    """Connections the attempt resolves, so a connection another step needs cannot fail it.
+
+    Processes get every one (they may use any through the environment), `sql` only the
+    one it names, `http` and `noop` none.
+    """
+    if command.kind in PROCESS_KINDS:
+        return set(command.connections)
+    if command.kind == "sql":
+        return {str(command.spec.get("connection"))}
+    return set()
+
+
 async def _supervise(
     context: StepContext, cancel: asyncio.Event, cancel_reason: Callable[[], str]
 ) -> Outcome:
@@ -98,7 +111,11 @@ async def run_attempt(
     tail = LogTail(LOG_TAIL_MAX, redactor)
     workdir: Path | None = None
     try:
-        connections = {n: references.resolve(r) for n, r in command.connections.items()}
+        connections = {
+            n: references.resolve(r)
+            for n, r in command.connections.items()
+            if n in needed_connections(command)
+        }
         secrets = {n: references.secret(n) for n in command.secrets}
         redactor.add([*connections.values(), *secrets.values()])
         LOG_REDACTOR.add([*connections.values(), *secrets.values()])

@@ -24,6 +24,9 @@ class ExecutorSettings(BaseSettings):
     """Folder with one file per secret (`secret:NAME` → `<dir>/NAME`), e.g. a mounted volume."""
     work_root: Path | None = None
     """Where fresh per-attempt working folders are made; default the system temp folder."""
+    domains_root: Path | None = None
+    """Folder holding one folder per domain (a mesh checkout). A step's relative `cwd`
+    resolves against its domain's folder there, so scripts shipped with the specs run."""
     keep_workdirs: bool = False
     """Keep working folders after an attempt (debugging)."""
     pass_env: tuple[str, ...] = DEFAULT_PASS_ENV

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from functools import partial
 
 from faststream import FastStream
 
@@ -36,6 +37,7 @@ def build(
         migrations=load("scheduler", "sous_scheduler.migrations"),
     )
     scheduler = Scheduler(rt, settings)
+    scheduler.refresh_registry = partial(catch_up, rt)
     triggers = Triggers(scheduler)
     schedules = Schedules(scheduler, triggers)
     register(rt, scheduler, triggers)

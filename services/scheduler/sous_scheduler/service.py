@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sous_common import inbox
@@ -39,6 +39,9 @@ class Scheduler:
         self.rt = runtime
         self.settings = settings
         self.clock = clock
+        self.refresh_registry: Callable[[], Awaitable[int]] | None = None
+        """Re-reads the changelog; set by the app, used when a command names the unknown."""
+        self._refreshed_at: datetime | None = None
 
     def context(self, cause: Envelope | None = None) -> Context:
         """The outside world decide() sees for one input."""
@@ -66,6 +69,9 @@ class Scheduler:
         """Start a run inside the caller's transaction (commands, triggers, schedules)."""
         ctx = self.context(cmd)
         catalog = await db.catalog(conn, cmd.domain, cmd.recipe)
+        if catalog.recipe is None and await self._refresh(cmd.occurred_at):
+            # The recipe may have been applied a moment ago and still be on its way to us.
+            catalog = await db.catalog(conn, cmd.domain, cmd.recipe)
         try:
             state = plan_run(cmd, catalog, now=ctx.now, new_id=new_message_id)
         except Rejected as exc:
@@ -133,6 +139,20 @@ class Scheduler:
                     ),
                 )
         return (await self._apply(conn, state, recipe, Begin(), ctx)).state
+
+    async def _refresh(self, since: datetime) -> bool:
+        """Catch up with the changelog unless a catch-up began after `since`; True when run.
+
+        A catch-up that started after a command was issued has seen everything applied
+        before it, so a burst of commands naming unknown recipes costs one catch-up.
+        """
+        if self.refresh_registry is None or (
+            self._refreshed_at is not None and self._refreshed_at > since
+        ):
+            return False
+        self._refreshed_at = self.clock()
+        await self.refresh_registry()
+        return True
 
     async def _reject(self, conn: AnyConnection, cmd: StartOrderRun, reason: str) -> None:
         log.info("order run rejected", order_run_id=str(cmd.order_run_id), reason=reason)

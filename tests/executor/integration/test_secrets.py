@@ -73,11 +73,16 @@ async def test_secret_values_never_leave_the_executor(
         connections={"wh": "secret:wh_dsn"},
         secrets=["api_token"],
     )
-    missing = execute("noop", connections={"x": "secret:not_there"})
+    missing = execute(
+        "sql", {"connection": "x", "sql": "SELECT 1"}, connections={"x": "secret:not_there"}
+    )
+    # A connection the step does not use cannot fail it.
+    unused = execute("noop", connections={"x": "secret:not_there"})
     try:
-        for c in (shell, python, sql, missing):
+        for c in (shell, python, sql, missing, unused):
             await harness.send(c)
         results = [await harness.finished(c, timeout=40) for c in (shell, python, sql, missing)]
+        unused_done = await harness.finished(unused, timeout=40)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
@@ -93,6 +98,7 @@ async def test_secret_values_never_leave_the_executor(
     assert missing_done.error.kind == "spec"
     assert "not_there" in missing_done.error.message
     assert all(r.status == StepStatus.FAILED for r in results)
+    assert unused_done.status == StepStatus.SUCCEEDED
 
     output = log.read_text()
     assert "attempt finished" in output  # the log was captured

@@ -335,3 +335,32 @@ def test_start_order_run_is_not_an_input_of_decide() -> None:
     cmd = StartOrderRun(order_run_id=RUN, domain="d", recipe="r")
     d = decide(started(), RECIPE, cmd, ctx())  # type: ignore[arg-type]
     assert d.messages == []
+
+
+def test_tests_default_to_the_steps_own_sql_connection() -> None:
+    recipe = RecipeSpec.model_validate(
+        {
+            "recipe": "r",
+            "steps": {
+                "a": {
+                    "run": {"kind": "sql", "connection": "wh", "sql": "select 1"},
+                    "tests": [
+                        {"name": "t", "check": {"kind": "row_count", "table": "x", "min": 1}}
+                    ],
+                }
+            },
+        }
+    )
+    s = RunState(
+        order_run_id=RUN,
+        domain="d",
+        recipe="r",
+        variation="v",
+        kitchen="k",
+        connections={"wh": "env:WH", "api": "secret:api"},
+        steps={"a": StepState(name="a", step_run_id=uuid.UUID(int=5))},
+    )
+    s = decide(s, recipe, Begin(), ctx()).state
+    d = decide(s, recipe, finished(s, "a"), ctx(1))
+    (suite,) = d.messages
+    assert suite.connections == {"wh": "env:WH", "api": "secret:api", "default": "env:WH"}

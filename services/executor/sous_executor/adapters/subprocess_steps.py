@@ -72,8 +72,13 @@ async def run_shell(context: StepContext) -> Outputs:
     assert isinstance(spec, ShellRun)
     cwd = context.folder
     if spec.cwd is not None:
-        cwd = (context.folder / spec.cwd).resolve()
-        cwd.mkdir(parents=True, exist_ok=True)
+        root = context.settings.domains_root
+        domain_folder = root / context.command.domain if root is not None else None
+        if domain_folder is not None and domain_folder.is_dir():
+            cwd = (domain_folder / spec.cwd).resolve()
+        else:
+            cwd = (context.folder / spec.cwd).resolve()
+            cwd.mkdir(parents=True, exist_ok=True)
     code = await run_process(context, spec.argv, _environment(context, spec.env), cwd)
     if code != 0:
         raise StepFailure(exit_error(code), _read_outputs(context))

@@ -266,7 +266,7 @@ def _succeeded_or_test(d: Decision, recipe: RecipeSpec, step: StepState, ctx: Co
             tests=tests,
             outputs=step.outputs,
             params=values["params"],
-            connections=d.state.connections,
+            connections=_test_connections(d.state, spec),
         )
     )
     d.state = d.state.with_step(
@@ -276,6 +276,15 @@ def _succeeded_or_test(d: Decision, recipe: RecipeSpec, step: StepState, ctx: Co
     d.timers.append(
         SetTimer("test_timeout", step.name, step.attempt, ctx.now + timedelta(seconds=wait))
     )
+
+
+def _test_connections(state: RunState, spec: StepSpec) -> dict[str, str]:
+    """The run's connections, with the step's own SQL connection as the tests' default."""
+    connections = dict(state.connections)
+    named = getattr(spec.run, "connection", None)
+    if named is not None and named in connections:
+        connections["default"] = connections[named]
+    return connections
 
 
 def _failed_attempt(
