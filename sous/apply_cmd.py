@@ -5,21 +5,19 @@ Exit codes: 0 done, 1 refused by the registry, 2 usage or connection error.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from sous.registry_client import call, err, fail
+
 console = Console()
-err = Console(stderr=True)
 kitchen_app = typer.Typer(no_args_is_help=True, help="Kitchens: sandboxes made from a parent.")
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".sql")
-DEFAULT_URL = "http://127.0.0.1:8470"
 
 
 def collect(path: Path) -> dict[str, str]:
@@ -35,36 +33,6 @@ def collect(path: Path) -> dict[str, str]:
         and p.suffix in SPEC_SUFFIXES
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     }
-
-
-def _client(url: str | None, token: str | None) -> httpx.Client:
-    token = token or os.environ.get("SOUS_TOKEN")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    base = url or os.environ.get("SOUS_REGISTRY_URL", DEFAULT_URL)
-    return httpx.Client(base_url=base, headers=headers, timeout=30.0)
-
-
-def _call(method: str, route: str, url: str | None, token: str | None, **kw: Any) -> httpx.Response:
-    try:
-        with _client(url, token) as client:
-            return client.request(method, route, **kw)
-    except httpx.HTTPError as exc:
-        err.print(f"[red]cannot reach the registry:[/] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def _fail(r: httpx.Response) -> None:
-    """Print why the registry said no, and exit with the matching code."""
-    try:
-        body = r.json()
-    except ValueError:
-        body = {"detail": r.text}
-    for line in body.get("errors", []):
-        err.print(f"[red]✗[/] {line}")
-    detail = body.get("detail")
-    if detail and not body.get("errors"):
-        err.print(f"[red]{r.status_code}[/] {detail}")
-    raise typer.Exit(1 if r.status_code in (404, 409, 422) else 2)
 
 
 def apply(
@@ -85,9 +53,9 @@ def apply(
         err.print(f"[red]no spec files under[/] {path}")
         raise typer.Exit(2)
     body = {"files": files, "kitchen": kitchen, "dry_run": dry_run}
-    r = _call("POST", "/v1/apply", url, token, json=body)
+    r = call("POST", "/v1/apply", url, token, json=body)
     if r.status_code != 200:
-        _fail(r)
+        fail(r)
     result = r.json()
     if not result["changes"]:
         console.print("[green]no changes[/]")
@@ -116,9 +84,9 @@ def kitchen_create(
 ) -> None:
     """Create a sandbox kitchen from a parent."""
     body = {"name": name, "from": parent, "ttl": ttl, "provision": provision, "teardown": teardown}
-    r = _call("POST", "/v1/kitchens", url, token, json=body)
+    r = call("POST", "/v1/kitchens", url, token, json=body)
     if r.status_code != 201:
-        _fail(r)
+        fail(r)
     console.print(f"[green]kitchen {name} created[/] from {parent}")
 
 
@@ -129,9 +97,9 @@ def kitchen_delete(
     token: str | None = typer.Option(None, "--token", help="Bearer token (SOUS_TOKEN)."),
 ) -> None:
     """Delete a kitchen (its teardown recipe runs first)."""
-    r = _call("DELETE", f"/v1/kitchens/{name}", url, token)
+    r = call("DELETE", f"/v1/kitchens/{name}", url, token)
     if r.status_code != 204:
-        _fail(r)
+        fail(r)
     console.print(f"[green]kitchen {name} deleted[/]")
 
 
@@ -142,7 +110,7 @@ def kitchen_merge(
     token: str | None = typer.Option(None, "--token", help="Bearer token (SOUS_TOKEN)."),
 ) -> None:
     """Merge a sandbox into its parent (refused while its latest runs failed)."""
-    r = _call("POST", f"/v1/kitchens/{name}/merge", url, token)
+    r = call("POST", f"/v1/kitchens/{name}/merge", url, token)
     if r.status_code != 200:
-        _fail(r)
+        fail(r)
     console.print(f"[green]kitchen {name} merged[/] into {r.json()['parent']}")

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sous import apply_cmd, runs_cmd, stack
+from sous import apply_cmd, graph_cmd, query_cmd, runs_cmd, stack
 from sous_common.settings import KafkaSettings
 from sous_common.topic_admin import ensure_topics
 from sous_contracts.topics import CATALOG
@@ -29,6 +29,11 @@ app.command("run")(runs_cmd.run)
 app.command("cancel")(runs_cmd.cancel)
 app.command("tail")(runs_cmd.tail)
 app.command("emit")(runs_cmd.emit)
+app.command("runs")(query_cmd.runs)
+app.command("status")(query_cmd.status)
+app.command("logs")(query_cmd.logs)
+app.command("graph")(graph_cmd.graph)
+apply_cmd.kitchen_app.command("list")(query_cmd.kitchen_list)
 app.add_typer(apply_cmd.kitchen_app, name="kitchen")
 console = Console()
 
@@ -75,3 +80,7 @@ def main() -> None:
     except (RuntimeError, OSError, ValueError) as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

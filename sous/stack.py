@@ -8,7 +8,6 @@ import secrets
 import signal
 import subprocess
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -23,6 +22,8 @@ console = Console()
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "deploy" / "local" / "infra.sh"
 EXAMPLES = ROOT / "examples" / "mesh"
+EXAMPLE_DAY = "2026-11-24"
+"""A business day the shipped example data (examples/data/orders.csv) holds orders for."""
 
 
 def run_dir() -> Path:
@@ -98,18 +99,19 @@ def up(
         os.environ["SOUS_TOKEN"] = token
         if examples:
             apply_cmd.apply(EXAMPLES, kitchen=None, dry_run=False, url=url, token=token)
-            today = datetime.now(UTC).date().isoformat()
             for domain, recipe in (("sales", "daily"), ("payments", "settle")):
                 run_id = start_run(
-                    domain, recipe, variation="dev", kitchen=None, params={"day": today}
+                    domain, recipe, variation="dev", kitchen=None, params={"day": EXAMPLE_DAY}
                 )
-                console.print(f"started {domain}/{recipe} (dev, day {today}): [bold]{run_id}[/]")
+                console.print(
+                    f"started {domain}/{recipe} (dev, day {EXAMPLE_DAY}): [bold]{run_id}[/]"
+                )
             console.print("finance/revenue follows once both finish, then marketing/dashboard.")
         console.print(
             "\nTry next, in another terminal (SOUS_TOKEN is in "
             f"{token_file}):\n"
             "  uv run sous tail                      # runs and test results as they happen\n"
-            "  uv run sous run sales/daily --variation dev -p day=2026-01-05 --wait\n"
+            "  uv run sous run sales/daily --variation dev -p day=2026-11-25 --wait\n"
             "  uv run sous runs                      # recent runs\n"
             "  uv run sous down                      # stop everything\n"
             "Ctrl-C here stops the services."

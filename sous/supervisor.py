@@ -62,6 +62,7 @@ class Supervisor:
         )
         log.close()
         child.started_at = time.monotonic()
+        (self.run_dir / f"{child.name}.pid").write_text(str(child.process.pid))
 
     def start_all(self) -> None:
         """Start every child."""

@@ -62,7 +62,8 @@ class Runtime:
     _stopping: list[Hook] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
-        self.group_id = self.group_id or f"sous-{self.service}"
+        # Deployments that share a cluster through topic prefixes get groups of their own.
+        self.group_id = self.group_id or f"{self.kafka.topic_prefix}sous-{self.service}"
         self.broker = make_broker(self.kafka, client_id=worker_id(self.service))
         self.guard = guard_broker(self.broker, self.kafka, consumer=self.group_id)
 
@@ -85,6 +86,25 @@ class Runtime:
         """Queue messages in the outbox inside the caller's transaction."""
         assert self.schema is not None, "emit needs a schema"
         return await outbox.add(conn, messages, schema=self.schema, prefix=self.kafka.topic_prefix)
+
+    async def outbox_drained(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything queued in the outbox so far is on the broker.
+
+        For callers that answer a person or a system ("your change is on the changelog"):
+        False when the deadline passed first; the messages still follow.
+        """
+        max_id = await self.pool.fetchval("SELECT max(id) FROM outbox")
+        if max_id is None:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while await self.pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE id <= $1)", max_id
+        ):
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     async def publish_now(self, message: Envelope) -> None:
         """Publish directly (no state change to keep atomic: heartbeats, tools)."""

@@ -184,6 +184,7 @@ async def on_step_event(rt: Runtime, event: StepEvent, consumer: str) -> None:
                 at=event.occurred_at,
                 reason=event.error.message if event.error else None,
                 outputs=event.outputs.model_dump(mode="json"),
+                log_tail=event.log_tail,
             )
 
 

@@ -100,9 +100,16 @@ async def apply_in(
 async def apply(
     rt: Runtime, files: dict[str, str], *, principal: str, dry_run: bool = False
 ) -> ApplyResult:
-    """Validate and apply a bundle all or nothing; raise RefusedError with every error."""
+    """Validate and apply a bundle all or nothing; raise RefusedError with every error.
+
+    Returns once the changes are on the changelog, so a run started right after an apply
+    finds the recipes it names.
+    """
     async with rt.pool.acquire() as conn, conn.transaction():
-        return await apply_in(rt, conn, files, principal=principal, dry_run=dry_run)
+        result = await apply_in(rt, conn, files, principal=principal, dry_run=dry_run)
+    if result.applied:
+        await rt.outbox_drained()
+    return result
 
 
 async def apply_command(rt: Runtime, command: ApplySpecs, consumer: str) -> None:

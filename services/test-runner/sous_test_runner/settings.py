@@ -23,8 +23,8 @@ class TestRunnerSettings(BaseSettings):
     """The service's own database (inbox, outbox, test history)."""
     db_schema: str = "test_runner"
     """Schema the service owns (`SOUS_TEST_RUNNER_DB_SCHEMA`)."""
-    group_id: str = "sous-test-runner"
-    """Consumer group of every replica."""
+    group_id: str = ""
+    """Consumer group of every replica (default: `<topic prefix>sous-test-runner`)."""
     consumers: int = Field(default=3, ge=1)
     """Kafka consumers in this process (same group); each handles its partitions in order."""
     concurrency: int = Field(default=8, ge=1)

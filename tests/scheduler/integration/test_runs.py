@@ -12,7 +12,7 @@ from sous_common.kafka import aiokafka_options
 from sous_contracts import decode_message
 from sous_contracts.common import RunStatus, StepStatus
 from sous_contracts.runs import CancelOrderRun, OrderRunFinished, OrderRunRejected, StartOrderRun
-from sous_contracts.topics import RUN_EVENTS, TEST_RESULTS
+from sous_contracts.topics import DOMAIN_EVENTS, RUN_EVENTS, TEST_RESULTS
 from tests.scheduler.integration.conftest import publish_registry, recipe
 from tests.scheduler.standins import send, standins
 
@@ -28,7 +28,7 @@ TESTED = {
 
 
 async def run_events(settings, until, timeout: float = 30, topic: str = "run") -> list:
-    source = TEST_RESULTS if topic == "test" else RUN_EVENTS
+    source = {"test": TEST_RESULTS, "domain": DOMAIN_EVENTS}.get(topic, RUN_EVENTS)
     consumer = AIOKafkaConsumer(
         source.full_name(settings.topic_prefix),
         **aiokafka_options(settings),

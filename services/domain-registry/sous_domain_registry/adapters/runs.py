@@ -39,19 +39,21 @@ async def step_attempt(
     at: datetime,
     reason: str | None = None,
     outputs: dict[str, Any] | None = None,
+    log_tail: str = "",
 ) -> None:
-    """Record a step attempt starting or finishing."""
+    """Record a step attempt starting or finishing (with the end of its log when it finished)."""
     finished = status != "running"
     await conn.execute(
         "INSERT INTO run_steps (order_run_id, step, attempt, status, reason, outputs,"
-        " started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb,"
-        " CASE WHEN $7 THEN NULL ELSE $8::timestamptz END, CASE WHEN $7 THEN $8 END)"
+        " started_at, finished_at, log_tail) VALUES ($1, $2, $3, $4, $5, $6::jsonb,"
+        " CASE WHEN $7 THEN NULL ELSE $8::timestamptz END, CASE WHEN $7 THEN $8 END, $9)"
         " ON CONFLICT (order_run_id, step, attempt) DO UPDATE SET"
         " status = CASE WHEN $7 THEN excluded.status ELSE run_steps.status END,"
         " reason = coalesce(excluded.reason, run_steps.reason),"
         " outputs = CASE WHEN $7 THEN excluded.outputs ELSE run_steps.outputs END,"
         " started_at = coalesce(run_steps.started_at, excluded.started_at),"
-        " finished_at = coalesce(excluded.finished_at, run_steps.finished_at)",
+        " finished_at = coalesce(excluded.finished_at, run_steps.finished_at),"
+        " log_tail = CASE WHEN $7 THEN excluded.log_tail ELSE run_steps.log_tail END",
         run_id,
         step,
         attempt,
@@ -60,6 +62,7 @@ async def step_attempt(
         json.dumps(outputs or {}),
         finished,
         at,
+        log_tail,
     )
 
 
@@ -95,7 +98,8 @@ async def get_run(conn: AnyConnection, run_id: uuid.UUID) -> dict[str, Any] | No
     if row is None:
         return None
     steps = await conn.fetch(
-        "SELECT step, attempt, status, reason, outputs::text AS outputs, started_at, finished_at"
+        "SELECT step, attempt, status, reason, outputs::text AS outputs, started_at, finished_at,"
+        " log_tail"
         " FROM run_steps WHERE order_run_id = $1 ORDER BY started_at NULLS LAST, step, attempt",
         run_id,
     )

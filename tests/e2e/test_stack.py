@@ -1,0 +1,153 @@
+"""`sous up` as a user runs it: the whole mesh on real Kafka and PostgreSQL, the examples
+applied, sales and payments run, finance and marketing follow by themselves; a service
+killed with SIGKILL mid-run is restarted by the supervisor and the run still finishes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from sous_contracts.common import RunStatus
+from sous_contracts.runs import DomainRunCompleted, StartOrderRun
+from tests.scheduler.integration.test_runs import finished, run_events
+from tests.scheduler.standins import send
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def warehouse(servers):
+    """A database of its own for the examples' data."""
+    name = f"e2e_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(servers.database_url)
+    await admin.execute(f"CREATE DATABASE {name}")
+    dsn = servers.database_url.rsplit("/", 1)[0] + f"/{name}"
+    yield dsn
+    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await admin.close()
+
+
+async def test_up_runs_the_mesh_and_survives_a_killed_scheduler(
+    kafka_settings, servers, warehouse, tmp_path
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    port = free_port()
+    env = {
+        **os.environ,
+        "SOUS_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
+        "SOUS_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
+        "SOUS_DATABASE_URL": servers.database_url,
+        "SOUS_WAREHOUSE_DSN": warehouse,
+        "SOUS_RUN_DIR": str(tmp_path),
+        "SOUS_REGISTRY_URL": f"http://127.0.0.1:{port}",
+        "SOUS_DOMAIN_REGISTRY_PORT": str(port),
+        "SOUS_DOMAIN_REGISTRY_SCHEMA_NAME": f"reg_{suffix}",
+        "SOUS_SCHEDULER_SCHEMA_NAME": f"sch_{suffix}",
+        "SOUS_EXECUTOR_SCHEMA_NAME": f"exe_{suffix}",
+        "SOUS_TEST_RUNNER_DB_SCHEMA": f"tst_{suffix}",
+    }
+    up = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sous.cli",
+        "up",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert up.stdout is not None
+    said: list[str] = []
+    try:
+        async with asyncio.timeout(120):
+            while not any("Ctrl-C here stops" in line for line in said):
+                line = (await up.stdout.readline()).decode()
+                assert line, "sous up ended early:\n" + "".join(said)
+                said.append(line)
+        text = "".join(said)
+        assert "13 entities changed" in text
+        assert "finance/revenue follows" in text
+
+        # The examples' first runs, and the two that follow them by themselves.
+        events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 4, 120)
+        done = {f"{e.domain}/{e.recipe}": e for e in finished(events)}
+        assert set(done) == {
+            "sales/daily",
+            "payments/settle",
+            "finance/revenue",
+            "marketing/dashboard",
+        }
+        assert all(e.status is RunStatus.SUCCEEDED for e in done.values()), {
+            k: e.reason for k, e in done.items()
+        }
+
+        # Kill the scheduler in the middle of a new run; the supervisor restarts it.
+        run = StartOrderRun(
+            order_run_id=uuid.uuid4(),
+            domain="sales",
+            recipe="daily",
+            variation="dev",
+            params={"day": "2026-11-25"},
+        )
+        await send(kafka_settings, [run])
+        await run_events(
+            kafka_settings,
+            lambda s: any(
+                e.type == "OrderRunStarted" and e.order_run_id == run.order_run_id
+                for s_ in [s]
+                for e in s_
+            ),
+            60,
+        )
+        pid = int((tmp_path / "stack" / "scheduler.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        events = await run_events(
+            kafka_settings,
+            lambda s: any(e.order_run_id == run.order_run_id for e in finished(s)),
+            120,
+        )
+        (again,) = [e for e in finished(events) if e.order_run_id == run.order_run_id]
+        assert again.status is RunStatus.SUCCEEDED, again.reason
+        restarted = int((tmp_path / "stack" / "scheduler.pid").read_text())
+        assert restarted != pid
+
+        # The data landed, and every domain announced its completion on the domain topic.
+        conn = await asyncpg.connect(warehouse)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM sales.orders_daily") > 0
+            assert await conn.fetchval("SELECT count(*) FROM finance.revenue") > 0
+            assert await conn.fetchval("SELECT count(*) FROM marketing.revenue_dashboard") > 0
+        finally:
+            await conn.close()
+        completions = await run_events(
+            kafka_settings, lambda s: len({e.domain for e in s}) >= 4, 30, topic="domain"
+        )
+        assert all(isinstance(e, DomainRunCompleted) for e in completions)
+        assert {e.domain for e in completions} >= {"sales", "payments", "finance", "marketing"}
+    finally:
+        if up.returncode is None:
+            up.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(up.wait(), 60)
+            except TimeoutError:
+                up.kill()
+        for schema in ("reg", "sch", "exe", "tst"):
+            admin = await asyncpg.connect(servers.database_url)
+            await admin.execute(f"DROP SCHEMA IF EXISTS {schema}_{suffix} CASCADE")
+            await admin.close()
