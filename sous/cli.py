@@ -75,6 +75,7 @@ def topics_create() -> None:
 
 def main() -> None:
     """Run the CLI; failures print one line and exit 2, without a traceback."""
+    stack.use_local_stack()
     try:
         app(standalone_mode=True)
     except (RuntimeError, OSError, ValueError) as exc:

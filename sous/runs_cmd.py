@@ -28,7 +28,7 @@ from sous_contracts.runs import (
     StartOrderRun,
 )
 from sous_contracts.steps import ExecuteStep, StepFinished, StepStarted
-from sous_contracts.tests import TestResult
+from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import (
     RUN_EVENTS,
     STEP_COMMANDS,
@@ -213,6 +213,9 @@ def _show(event: Envelope, rows: dict[str, list[str]], tests: list[str]) -> int 
             else ", ".join(f"{k}={v}" for k, v in list(event.outputs.values.items())[:3])
         )
         rows[event.step] = [str(event.attempt), event.status.value, detail]
+    elif isinstance(event, TestSuiteFinished) and event.blocking and event.step in rows:
+        rows[event.step][1] = "failed (tests)"
+        rows[event.step][2] = ", ".join(event.failed_tests)
     elif isinstance(event, TestResult):
         colour = {"passed": "green", "failed": "red", "warning": "yellow"}.get(event.status, "")
         tests.append(f"[{colour}]{event.status}[/] {event.step}.{event.test}: {event.message}")

@@ -31,6 +31,23 @@ def run_dir() -> Path:
     return Path(os.environ.get("SOUS_RUN_DIR", ROOT / ".run")) / "stack"
 
 
+def use_local_stack() -> None:
+    """Point this process at the local stack when nothing else is configured.
+
+    A newcomer's second terminal then needs no exports: the servers come from
+    `.run/local/env` (written by deploy/local) and the token from `sous up`'s run folder.
+    """
+    env_file = Path(os.environ.get("SOUS_RUN_DIR", ROOT / ".run")) / "local" / "env"
+    if not os.environ.get("SOUS_KAFKA_BOOTSTRAP") and env_file.is_file():
+        for line in env_file.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                os.environ.setdefault(key, value)
+    token = run_dir() / "token"
+    if not os.environ.get("SOUS_TOKEN") and token.is_file():
+        os.environ["SOUS_TOKEN"] = token.read_text().strip()
+
+
 def servers() -> dict[str, str]:
     """Configured servers, or local ones started from deploy/local."""
     if os.environ.get("SOUS_KAFKA_BOOTSTRAP") and os.environ.get("SOUS_DATABASE_URL"):
@@ -108,8 +125,7 @@ def up(
                 )
             console.print("finance/revenue follows once both finish, then marketing/dashboard.")
         console.print(
-            "\nTry next, in another terminal (SOUS_TOKEN is in "
-            f"{token_file}):\n"
+            "\nTry next, in another terminal:\n"
             "  uv run sous tail                      # runs and test results as they happen\n"
             "  uv run sous run sales/daily --variation dev -p day=2026-11-25 --wait\n"
             "  uv run sous runs                      # recent runs\n"
