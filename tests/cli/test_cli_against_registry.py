@@ -58,7 +58,7 @@ async def test_cli_reads_runs_kitchens_and_graphs(served, kafka_settings, tmp_pa
     code, out = await sous(served, "kitchen", "list")
     assert code == 0, out
     names = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")]
-    assert sorted(names) == ["dev", "prod"], out
+    assert sorted(names) == ["dev", "dev-sam", "prod"], out
     code, out = await sous(served, "kitchen", "list", "--json")
     assert {k["name"] for k in json.loads(out)} >= {"dev", "prod"}
 

@@ -81,7 +81,7 @@ async def test_up_runs_the_mesh_and_survives_a_killed_scheduler(
                 assert line, "sous up ended early:\n" + "".join(said)
                 said.append(line)
         text = "".join(said)
-        assert "13 entities changed" in text
+        assert "14 entities changed" in text
         assert "finance/revenue follows" in text
 
         # The examples' first runs, and the two that follow them by themselves.

@@ -97,7 +97,7 @@ async def test_kitchen_wizard_create_provision_merge_and_delete(registry):
     orphan = await registry.client.post("/v1/kitchens", json={"name": "x", "from": "nowhere"})
     assert orphan.json()["errors"] == ["kitchens/x.yaml: parent: unknown kitchen 'nowhere'"]
     names = [k["name"] for k in (await registry.client.get("/v1/kitchens")).json()]
-    assert names == ["dev", "dev-alice", "prod"]
+    assert names == ["dev", "dev-alice", "dev-sam", "prod"]
     assert (await registry.client.get("/v1/kitchens/dev-alice")).status_code == 200
 
     topic = ORDER_RUN_COMMANDS.full_name(registry.settings.kafka.topic_prefix)
