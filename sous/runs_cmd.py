@@ -122,7 +122,20 @@ def start_run(
     idempotency_key: str | None = None,
 ) -> uuid.UUID:
     """Produce a StartOrderRun; return the run id."""
-    command = StartOrderRun(
+    command = _command(domain, recipe, variation, kitchen, params, idempotency_key)
+    asyncio.run(_send(KafkaSettings(), command))
+    return command.order_run_id
+
+
+def _command(
+    domain: str,
+    recipe: str,
+    variation: str | None,
+    kitchen: str | None,
+    params: dict[str, Any],
+    idempotency_key: str | None,
+) -> StartOrderRun:
+    return StartOrderRun(
         order_run_id=new_message_id(),
         producer="sous-cli",
         domain=domain,
@@ -132,8 +145,6 @@ def start_run(
         params=params,
         idempotency_key=idempotency_key,
     )
-    asyncio.run(_send(KafkaSettings(), command))
-    return command.order_run_id
 
 
 def run(
@@ -147,16 +158,7 @@ def run(
 ) -> None:
     """Start an order run; with --wait, watch its steps and tests and exit with its outcome."""
     domain, recipe = _target(ref)
-    command = StartOrderRun(
-        order_run_id=new_message_id(),
-        producer="sous-cli",
-        domain=domain,
-        recipe=recipe,
-        variation=variation,
-        kitchen=kitchen,
-        params=_params(param),
-        idempotency_key=idempotency_key,
-    )
+    command = _command(domain, recipe, variation, kitchen, _params(param), idempotency_key)
     if not wait:
         asyncio.run(_send(KafkaSettings(), command))
         typer.echo(
