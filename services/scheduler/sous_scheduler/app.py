@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 
 from faststream import FastStream
@@ -26,8 +28,16 @@ def build(
     settings: SchedulerSettings | None = None,
     kafka: KafkaSettings | None = None,
     database: DatabaseSettings | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> tuple[Runtime, Scheduler]:
-    """Build the scheduler's runtime with its subscribers and background loops."""
+    """Build the scheduler's runtime with its subscribers and background loops.
+
+    Args:
+        settings: Scheduler settings; read from the environment when None.
+        kafka: Kafka settings; read from the environment when None.
+        database: Database settings; read from the environment when None.
+        clock: What "now" is (tests move time); the wall clock when None.
+    """
     settings = settings or SchedulerSettings()
     rt = Runtime(
         "scheduler",
@@ -36,7 +46,7 @@ def build(
         schema=settings.schema_name,
         migrations=load("scheduler", "sous_scheduler.migrations"),
     )
-    scheduler = Scheduler(rt, settings)
+    scheduler = Scheduler(rt, settings, clock) if clock else Scheduler(rt, settings)
     scheduler.refresh_registry = partial(catch_up, rt)
     triggers = Triggers(scheduler)
     schedules = Schedules(scheduler, triggers)

@@ -138,6 +138,12 @@ class Scheduler:
                         order_run_id=old, reason=f"cancelled: newer run {state.order_run_id}"
                     ),
                 )
+            # A cancelled run hands its slot to the oldest queued run, which may be this one.
+            reloaded = await db.run_for_update(conn, state.order_run_id)
+            assert reloaded is not None
+            state = reloaded[0]
+            if state.phase is not RunPhase.QUEUED:
+                return state
         return (await self._apply(conn, state, recipe, Begin(), ctx)).state
 
     async def _refresh(self, since: datetime) -> bool:

@@ -26,17 +26,31 @@ def recipe(domain: str, name: str, steps: dict, **extra) -> object:
     return entity(EntityKind.RECIPE, name, spec, domain)
 
 
+@contextlib.asynccontextmanager
+async def run_scheduler(
+    kafka_settings, servers, schema, clock=None, **overrides
+) -> AsyncIterator[object]:
+    """The scheduler in-process on a fresh schema; `overrides` change its settings."""
+    settings = SchedulerSettings(
+        **{"schema_name": schema, "dispatch_lease_s": 20, "timer_poll_s": 0.05, **overrides}
+    )
+    database = DatabaseSettings(url=servers.database_url)
+    rt, service = build(settings, kafka_settings, database, clock=clock)
+    try:
+        async with rt.running():
+            yield service
+    finally:
+        conn = await asyncpg.connect(servers.database_url)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
 @pytest.fixture
 async def scheduler(kafka_settings, servers, schema) -> AsyncIterator[object]:
-    settings = SchedulerSettings(schema_name=schema, dispatch_lease_s=20, timer_poll_s=0.05)
-    rt, service = build(settings, kafka_settings, DatabaseSettings(url=servers.database_url))
-    async with rt.running():
+    async with run_scheduler(kafka_settings, servers, schema) as service:
         yield service
-    conn = await asyncpg.connect(servers.database_url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 async def registry_ready(service, count: int) -> None:

@@ -1,0 +1,96 @@
+"""Cron schedules on real PostgreSQL with a moved clock: baseline, one run per fire, downtime."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sous_contracts.registry import EntityKind
+from sous_scheduler.schedules import Schedules
+from tests.scheduler.integration.conftest import publish_registry, run_scheduler
+from tests.scheduler.standins import entity
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+NOOP = {"run": {"kind": "noop"}}
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def clock_and_scheduler(kafka_settings, servers, schema):
+    clock = Clock(datetime(2026, 1, 1, 10, 0, 30, tzinfo=UTC))
+    # The loop ticks once at start, before any recipe exists; the test ticks by hand.
+    async with run_scheduler(kafka_settings, servers, schema, clock, cron_poll_s=3600) as service:
+        yield clock, service
+
+
+def scheduled(name: str, cron: str, missed: str = "skip") -> object:
+    spec = {
+        "recipe": name,
+        "steps": {"one": NOOP},
+        "variations": {"prod": {"kitchen": "prod", "schedule": {"cron": cron, "missed": missed}}},
+    }
+    return entity(EntityKind.RECIPE, name, spec, "s")
+
+
+async def runs(service, name: str) -> int:
+    return await service.rt.pool.fetchval("SELECT count(*) FROM runs WHERE recipe = $1", name)
+
+
+async def test_one_run_per_fire_time_across_replicas(kafka_settings, clock_and_scheduler) -> None:
+    clock, service = clock_and_scheduler
+    await publish_registry(kafka_settings, service, [scheduled("minutely", "* * * * *")])
+    replicas = [Schedules(service), Schedules(service)]
+    await replicas[0].tick()
+    assert await runs(service, "minutely") == 0
+    baseline = await service.rt.pool.fetch("SELECT fire_time, order_run_id FROM cron_fires")
+    assert [(r["fire_time"], r["order_run_id"]) for r in baseline] == [
+        (datetime(2026, 1, 1, 10, 0, tzinfo=UTC), None)
+    ]
+    clock.now += timedelta(seconds=40)  # 10:01:10, one fire due
+    await asyncio.gather(*(replica.tick() for replica in replicas))  # side by side
+    for replica in replicas:  # and again, later
+        await replica.tick()
+    assert await runs(service, "minutely") == 1
+    fired = await service.rt.pool.fetchrow(
+        "SELECT r.idempotency_key, r.variation FROM cron_fires c JOIN runs r"
+        " ON r.id = c.order_run_id WHERE c.fire_time = $1",
+        datetime(2026, 1, 1, 10, 1, tzinfo=UTC),
+    )
+    assert fired["variation"] == "prod"
+    assert fired["idempotency_key"] == "cron:s/minutely/prod@2026-01-01T10:01:00+00:00"
+
+
+async def test_missed_fires_skip_or_run_once(kafka_settings, clock_and_scheduler) -> None:
+    clock, service = clock_and_scheduler
+    await publish_registry(
+        kafka_settings,
+        service,
+        [scheduled("skipper", "0 * * * *"), scheduled("catcher", "0 * * * *", "run_once")],
+    )
+    schedules = Schedules(service)
+    await schedules.tick()  # baseline 10:00
+    clock.now += timedelta(hours=5, minutes=30)  # down until 15:30: fires 11:00 … 15:00 missed
+    await schedules.tick()
+    await schedules.tick()
+    assert await runs(service, "skipper") == 0
+    assert await runs(service, "catcher") == 1
+    recorded = await service.rt.pool.fetch(
+        "SELECT schedule_id, count(*), count(order_run_id) AS started FROM cron_fires"
+        " GROUP BY schedule_id ORDER BY schedule_id"
+    )
+    assert [(r["schedule_id"], r["count"], r["started"]) for r in recorded] == [
+        ("s/catcher/prod", 6, 1),
+        ("s/skipper/prod", 6, 0),
+    ]

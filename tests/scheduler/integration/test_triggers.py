@@ -1,0 +1,159 @@
+"""Triggers on real Kafka and PostgreSQL: joins, any, coalescing, depth, kitchens, test outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from sous_contracts.common import RunStatus, TestSummary
+from sous_contracts.runs import DomainRunCompleted
+from tests.scheduler.integration.conftest import publish_registry, recipe, run_scheduler
+from tests.scheduler.standins import send
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+NOOP = {"run": {"kind": "noop"}}
+
+
+@pytest.fixture
+async def scheduler(kafka_settings, servers, schema):
+    async with run_scheduler(kafka_settings, servers, schema, cron_poll_s=0.1) as service:
+        yield service
+
+
+def done(domain: str, kitchen: str = "prod", **kw) -> DomainRunCompleted:
+    return DomainRunCompleted(
+        domain=domain,
+        recipe="make",
+        variation="prod",
+        kitchen=kitchen,
+        status=RunStatus.SUCCEEDED,
+        order_run_id=uuid.uuid4(),
+        **kw,
+    )
+
+
+def follower(domain: str, *triggers: dict) -> object:
+    return recipe(domain, "follow", {"x": NOOP}, triggers=list(triggers))
+
+
+async def handled(service, events: list[DomainRunCompleted]) -> None:
+    """Send events and wait until the scheduler has taken each one in."""
+    await send(service.rt.kafka, events)
+    ids = [e.message_id for e in events]
+    async with asyncio.timeout(20):
+        while await service.rt.pool.fetchval(
+            "SELECT count(*) FROM inbox WHERE message_id = ANY($1::uuid[])", ids
+        ) < len(ids):
+            await asyncio.sleep(0.05)
+
+
+async def runs(service, domain: str) -> list:
+    return list(
+        await service.rt.pool.fetch(
+            "SELECT id, kitchen, state, created_at FROM runs WHERE domain = $1 ORDER BY created_at",
+            domain,
+        )
+    )
+
+
+async def runs_eventually(service, domain: str, count: int, timeout: float = 20) -> list:
+    async with asyncio.timeout(timeout):
+        while len(found := await runs(service, domain)) < count:
+            await asyncio.sleep(0.05)
+    return found
+
+
+async def test_at_least_and_any(kafka_settings, scheduler) -> None:
+    three = [{"domain": "a"}, {"domain": "b"}, {"domain": "c"}]
+    await publish_registry(
+        kafka_settings,
+        scheduler,
+        [
+            follower(
+                "j", {"at_least": {"n": 2, "of": three}, "within": "10m", "variation": "prod"}
+            ),
+            follower("y", {"any": [{"domain": "b"}, {"domain": "c"}], "variation": "prod"}),
+        ],
+    )
+    await handled(scheduler, [done("a")])
+    assert await runs(scheduler, "j") == []
+    assert await runs(scheduler, "y") == []
+    await handled(scheduler, [done("b")])
+    assert len(await runs_eventually(scheduler, "j", 1)) == 1
+    assert len(await runs_eventually(scheduler, "y", 1)) == 1
+    # The join was used up: one more upstream alone is not enough again.
+    await handled(scheduler, [done("c")])
+    assert len(await runs(scheduler, "j")) == 1
+    assert len(await runs_eventually(scheduler, "y", 2)) == 2
+
+
+async def test_coalesce_starts_one_run_after_the_window(kafka_settings, scheduler) -> None:
+    await publish_registry(
+        kafka_settings,
+        scheduler,
+        [
+            follower(
+                "k",
+                {"on": {"domain": "a"}, "mode": "coalesce", "debounce": "2s", "variation": "prod"},
+            )
+        ],
+    )
+    events = [done("a") for _ in range(3)]
+    await handled(scheduler, events)
+    last = await scheduler.rt.pool.fetchval("SELECT max(received_at) FROM inbox")
+    assert await runs(scheduler, "k") == []
+    await runs_eventually(scheduler, "k", 1)
+    await asyncio.sleep(1)  # room for a wrong second run
+    [run] = await runs(scheduler, "k")
+    assert (run["created_at"] - last).total_seconds() >= 1.9
+    firings = await scheduler.rt.pool.fetch("SELECT upstream_message_id FROM trigger_firings")
+    assert [r["upstream_message_id"] for r in firings] == [events[-1].message_id]
+
+
+async def test_depth_limit_and_test_outcomes(kafka_settings, scheduler) -> None:
+    await publish_registry(
+        kafka_settings,
+        scheduler,
+        [
+            follower("d", {"on": {"domain": "a"}, "variation": "prod", "max_depth": 3}),
+            follower("w", {"on": {"domain": "b", "tests": "warnings"}, "variation": "prod"}),
+        ],
+    )
+    too_deep, ok = done("a", causation_depth=3), done("a", causation_depth=2)
+    clean, warned = (
+        done("b", tests=TestSummary(passed=2)),
+        done("b", tests=TestSummary(passed=1, warnings=1)),
+    )
+    await handled(scheduler, [too_deep, clean])
+    assert await runs(scheduler, "d") == []
+    assert await runs(scheduler, "w") == []
+    outcome = await scheduler.rt.pool.fetchval(
+        "SELECT outcome FROM trigger_firings WHERE upstream_message_id = $1", too_deep.message_id
+    )
+    assert outcome == "refused: causation depth 4 > limit 3"
+    await handled(scheduler, [ok, warned])
+    [deep] = await runs_eventually(scheduler, "d", 1)
+    assert '"causation_depth":3' in deep["state"].replace(" ", "")
+    assert len(await runs_eventually(scheduler, "w", 1)) == 1
+
+
+async def test_kitchens_stay_isolated_unless_crossed(kafka_settings, scheduler) -> None:
+    await publish_registry(
+        kafka_settings,
+        scheduler,
+        [
+            follower("same", {"on": {"domain": "a"}, "variation": "prod"}),
+            follower(
+                "cross",
+                {"on": {"domain": "a", "kitchen": "dev"}, "variation": "prod", "kitchen": "prod"},
+            ),
+        ],
+    )
+    await handled(scheduler, [done("a", kitchen="dev")])
+    [same] = await runs_eventually(scheduler, "same", 1)
+    [cross] = await runs_eventually(scheduler, "cross", 1)
+    assert same["kitchen"] == "dev"
+    assert cross["kitchen"] == "prod"
