@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from sous_contracts.common import Outputs
 from sous_contracts.steps import ExecuteStep
 from sous_executor.adapters.reaper import Reaper
+from sous_executor.domain.outcome import SpecError
 from sous_executor.domain.redact import Redactor
 from sous_executor.domain.tail import LogTail
 from sous_executor.settings import ExecutorSettings
@@ -58,3 +62,22 @@ class StepContext:
 
 Runner = Callable[[StepContext], Awaitable[Outputs]]
 """Runs one attempt: returns the outputs, raises StepFailure, and on cancellation cleans up."""
+
+
+SpecModel = TypeVar("SpecModel", bound=BaseModel)
+
+
+def parse_spec(model: type[SpecModel], context: StepContext) -> SpecModel:
+    """Validate the step's `spec` with the recipe spec model of its kind.
+
+    Raises:
+        SpecError: the spec does not fit the model (each field and what was wrong).
+    """
+    try:
+        return model.model_validate({**context.command.spec, "kind": context.command.kind})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(spec)'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise SpecError(f"invalid {context.command.kind} spec: {problems}") from exc

@@ -7,12 +7,11 @@ import re
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
 
 from sous_contracts.common import Outputs
 from sous_contracts.specs.steps import HttpRun
 from sous_contracts.steps import StepError
-from sous_executor.adapters.context import StepContext
+from sous_executor.adapters.context import StepContext, parse_spec
 from sous_executor.domain.outcome import SpecError, StepFailure
 
 _SECRET_REF = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_.-]*)\}")
@@ -29,20 +28,9 @@ def _substitute(text: str, context: StepContext) -> str:
     return _SECRET_REF.sub(value, text)
 
 
-def _spec(context: StepContext) -> HttpRun:
-    try:
-        return HttpRun.model_validate({**context.command.spec, "kind": "http"})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(spec)'}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        raise SpecError(f"invalid http spec: {problems}") from exc
-
-
 async def run_http(context: StepContext) -> Outputs:
     """Send the request; outputs `status` and the JSON `response` (or a text snippet)."""
-    spec = _spec(context)
+    spec = parse_spec(HttpRun, context)
     headers = {k: _substitute(v, context) for k, v in spec.headers.items()}
     url = _substitute(spec.url, context)
     tries = max(1, context.settings.http_attempts)

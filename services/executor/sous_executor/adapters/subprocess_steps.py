@@ -8,15 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from sous_contracts.common import Outputs
 from sous_contracts.specs.steps import PythonRun, ShellRun
 from sous_contracts.steps import StepError
-from sous_executor.adapters.context import StepContext
+from sous_executor.adapters.context import StepContext, parse_spec
 from sous_executor.adapters.process import run_process
 from sous_executor.domain.environment import step_environment
-from sous_executor.domain.outcome import SpecError, StepFailure, exit_error
+from sous_executor.domain.outcome import StepFailure, exit_error
 from sous_executor.domain.outputs import (
     OutputsError,
     from_mapping,
@@ -50,26 +48,9 @@ def _read_outputs(context: StepContext) -> Outputs:
         raise StepFailure(StepError(kind="spec", message=str(exc))) from exc
 
 
-def parse_spec(model: type[ShellRun] | type[PythonRun], context: StepContext) -> object:
-    """Validate the step's `spec` with the recipe spec model of its kind.
-
-    Raises:
-        SpecError: the spec does not fit the model.
-    """
-    try:
-        return model.model_validate({**context.command.spec, "kind": context.command.kind})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(spec)'}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        raise SpecError(f"invalid {context.command.kind} spec: {problems}") from exc
-
-
 async def run_shell(context: StepContext) -> Outputs:
     """Run the argv list; no shell is involved unless argv itself names one."""
     spec = parse_spec(ShellRun, context)
-    assert isinstance(spec, ShellRun)
     cwd = context.folder
     if spec.cwd is not None:
         root = context.settings.domains_root
@@ -88,7 +69,6 @@ async def run_shell(context: StepContext) -> Outputs:
 async def run_python(context: StepContext) -> Outputs:
     """Call `module:function` in a fresh interpreter, so a crash cannot take the executor down."""
     spec = parse_spec(PythonRun, context)
-    assert isinstance(spec, PythonRun)
     paths = [*context.settings.python_path, str(context.folder)]
     if existing := os.environ.get("PYTHONPATH"):
         paths.append(existing)
