@@ -63,3 +63,5 @@ class RegistryEntityChanged(Envelope):
     """True when the entity was removed."""
     changed_by: str | None = None
     """Principal who made the change."""
+    kitchen: str | None = None
+    """Kitchen this version applies in; None for every kitchen without a version of its own."""

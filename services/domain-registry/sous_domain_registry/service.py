@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from sous_common import inbox
@@ -10,12 +10,13 @@ from sous_common.logs import get_logger
 from sous_common.runtime import Runtime
 from sous_contracts.registry import ApplySpecs, EntityKind, RegistryEntityChanged
 from sous_contracts.specs import KitchenSpec
+from sous_domain_registry import sandbox
 from sous_domain_registry.adapters import store
+from sous_domain_registry.changes import ApplyResult, commit, record
 from sous_domain_registry.domain.bundle import parse
 from sous_domain_registry.domain.compile import content_hash
 from sous_domain_registry.domain.entities import (
     Entity,
-    Plan,
     catalog_of,
     entities,
     plan,
@@ -24,43 +25,7 @@ from sous_domain_registry.domain.entities import (
 from sous_domain_registry.domain.errors import RefusedError, SpecError
 from sous_domain_registry.domain.validate import validate
 
-PRODUCER = "domain-registry"
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    """What an apply changed (or would change, on a dry run)."""
-
-    applied: bool
-    changes: list[dict[str, Any]]
-    affected_domains: list[str]
-
-
-def record(e: Entity, *, by: str | None, deleted: bool = False) -> RegistryEntityChanged:
-    """Return the changelog record of an entity."""
-    return RegistryEntityChanged(
-        entity_id=e.entity_id,
-        kind=e.kind,
-        domain=e.domain,
-        name=e.name,
-        version=e.version,
-        spec=e.spec,
-        deleted=deleted,
-        changed_by=by,
-        producer=PRODUCER,
-    )
-
-
-async def _commit(rt: Runtime, conn: Any, p: Plan, *, by: str) -> None:
-    for e in p.upserts:
-        await store.put(conn, e, by=by)
-    for e in p.deletes:
-        await store.delete(conn, e.entity_id, by=by)
-    await rt.emit(
-        conn,
-        [record(e, by=by) for e in p.upserts] + [record(e, by=by, deleted=True) for e in p.deletes],
-    )
 
 
 async def apply_in(
@@ -85,7 +50,7 @@ async def apply_in(
     p = plan(old_specs, merged, set(bundle.domains), new)
     changes = [asdict(c) for c in p.changes]
     if not dry_run and p.changes:
-        await _commit(rt, conn, p, by=principal)
+        await commit(rt, conn, p, by=principal)
         targets = sorted(bundle.domains) + [f"kitchen:{k}" for k in sorted(bundle.kitchens)]
         await store.audit(
             conn,
@@ -98,15 +63,26 @@ async def apply_in(
 
 
 async def apply(
-    rt: Runtime, files: dict[str, str], *, principal: str, dry_run: bool = False
+    rt: Runtime,
+    files: dict[str, str],
+    *,
+    principal: str,
+    dry_run: bool = False,
+    kitchen: str | None = None,
 ) -> ApplyResult:
     """Validate and apply a bundle all or nothing; raise RefusedError with every error.
 
+    With a kitchen, the bundle's recipes become versions of that kitchen (the base stays).
     Returns once the changes are on the changelog, so a run started right after an apply
     finds the recipes it names.
     """
     async with rt.pool.acquire() as conn, conn.transaction():
-        result = await apply_in(rt, conn, files, principal=principal, dry_run=dry_run)
+        if kitchen is not None:
+            result = await sandbox.apply_into(
+                rt, conn, files, kitchen, principal=principal, dry_run=dry_run
+            )
+        else:
+            result = await apply_in(rt, conn, files, principal=principal, dry_run=dry_run)
     if result.applied:
         await rt.outbox_drained()
     return result
@@ -121,9 +97,11 @@ async def apply_command(rt: Runtime, command: ApplySpecs, consumer: str) -> None
         try:
             async with conn.transaction():
                 if command.kitchen is not None:
-                    why = f"applying into kitchen {command.kitchen!r} is not supported"
-                    raise RefusedError([SpecError("(command)", "kitchen", why)])
-                await apply_in(rt, conn, command.files, principal=principal)
+                    await sandbox.apply_into(
+                        rt, conn, command.files, command.kitchen, principal=principal
+                    )
+                else:
+                    await apply_in(rt, conn, command.files, principal=principal)
         except RefusedError as exc:
             errors = [str(e) for e in exc.errors]
             log.warning("apply refused", bundle=command.bundle_id, errors=errors)
@@ -170,24 +148,50 @@ async def put_kitchen(rt: Runtime, spec: KitchenSpec, *, by: str) -> Entity:
         if errors := validate(merged):
             raise RefusedError(errors)
         p = plan({k: v for k, v in old.items() if v.kind != EntityKind.GRANT}, merged, set())
-        await _commit(rt, conn, p, by=by)
+        await commit(rt, conn, p, by=by)
         await store.audit(conn, by, "kitchen.create", spec.kitchen, spec.model_dump(mode="json"))
     return p.upserts[0]
+
+
+async def _delete_in(
+    rt: Runtime, conn: Any, e: Entity, *, by: str, action: str, detail: dict[str, Any]
+) -> None:
+    gone = await sandbox.tombstone(rt, conn, e.name, by=by)
+    await store.delete(conn, e.entity_id, by=by)
+    await rt.emit(conn, [record(e, by=by, deleted=True)])
+    await store.audit(conn, by, action, e.name, {**detail, "deleted": [g.entity_id for g in gone]})
 
 
 async def delete_kitchen(
     rt: Runtime, name: str, *, by: str, action: str = "kitchen.delete"
 ) -> bool:
-    """Delete a kitchen; False when there is none."""
+    """Delete a kitchen and the versions applied into it; False when there is none."""
     async with rt.pool.acquire() as conn, conn.transaction():
         await store.lock_catalog(conn)
         e = await store.get(conn, f"kitchen:{name}")
         if e is None:
             return False
-        await store.delete(conn, e.entity_id, by=by)
-        await rt.emit(conn, [record(e, by=by, deleted=True)])
-        await store.audit(conn, by, action, name, {})
+        await _delete_in(rt, conn, e, by=by, action=action, detail={})
     return True
+
+
+async def merge_kitchen(rt: Runtime, name: str, *, by: str) -> list[dict[str, Any]] | None:
+    """Promote a sandbox's versions to its parent, then delete it; None when there is none.
+
+    A parent without a parent of its own (a root kitchen) has no versions of its own: the
+    promoted versions replace the base ones. Raises RefusedError when they no longer validate.
+    """
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await store.lock_catalog(conn)
+        e = await store.get(conn, f"kitchen:{name}")
+        if e is None:
+            return None
+        parent = KitchenSpec.model_validate(e.spec).parent
+        p = await store.get(conn, f"kitchen:{parent}") if parent is not None else None
+        root = p is None or KitchenSpec.model_validate(p.spec).parent is None
+        changes = await sandbox.promote(rt, conn, name, None if root else parent, by=by)
+        await _delete_in(rt, conn, e, by=by, action="kitchen.merge", detail={"promoted": changes})
+    return changes
 
 
 async def rebuild(rt_pool: Any, records: list[RegistryEntityChanged]) -> int:

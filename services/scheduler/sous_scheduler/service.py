@@ -68,10 +68,14 @@ class Scheduler:
     async def start_in(self, conn: AnyConnection, cmd: StartOrderRun) -> RunState | None:
         """Start a run inside the caller's transaction (commands, triggers, schedules)."""
         ctx = self.context(cmd)
-        catalog = await db.catalog(conn, cmd.domain, cmd.recipe)
+        catalog = await db.catalog(
+            conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
+        )
         if catalog.recipe is None and await self._refresh(cmd.occurred_at):
             # The recipe may have been applied a moment ago and still be on its way to us.
-            catalog = await db.catalog(conn, cmd.domain, cmd.recipe)
+            catalog = await db.catalog(
+                conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
+            )
         try:
             state = plan_run(cmd, catalog, now=ctx.now, new_id=new_message_id)
         except Rejected as exc:

@@ -248,3 +248,21 @@ async def test_bundles_sent_on_the_command_topic_are_applied_once_or_refused(reg
         if e["action"] == "apply" and e["principal"] == "ci"
     ]
     assert len(applies) == 1
+
+    # A bundle for a kitchen makes versions of that kitchen.
+    into = ApplySpecs(bundle_id="b3", files=files, principal="ci", kitchen="dev-sam")
+    await produce(reg.settings.kafka, [into])
+    async with asyncio.timeout(20):
+        while not [
+            e
+            for e in (await reg.client.get("/v1/audit?limit=1000")).json()
+            if e["action"] == "apply.kitchen" and e["principal"] == "ci"
+        ]:
+            await asyncio.sleep(0.05)
+    async with reg.pool.acquire() as conn:
+        scoped = await conn.fetch("SELECT entity_id FROM entities WHERE kitchen = 'dev-sam'")
+        await conn.execute("DELETE FROM entities WHERE kitchen = 'dev-sam'")
+    assert {r["entity_id"] for r in scoped} == {
+        "recipe:marketing/weekly@dev-sam",
+        *(f"recipe:marketing/{p.split('/')[-1][:-5]}@dev-sam" for p in files if "/recipes/" in p),
+    }

@@ -113,6 +113,14 @@ async def test_cli_applies_dry_runs_refuses_and_manages_kitchens(served, tmp_pat
 
     code, out = await sous(served, "kitchen", "create", "dev-alice", "--from", "dev", "--ttl", "1d")
     assert code == 0, out
+    code, out = await sous(served, "apply", str(broken), "--kitchen", "dev-alice")
+    assert (code, "unknown step 'lod'" in out) == (1, True), out
+    fixed = daily.read_text().replace("needs: [lod]", "needs: [ingest]")
+    daily.write_text(
+        fixed.replace("default: 1, description: Fewest", "default: 5, description: Fewest")
+    )
+    code, out = await sous(served, "apply", str(broken), "--kitchen", "dev-alice")
+    assert (code, "recipe:sales/daily@dev-alice" in out) == (0, True), out
     code, out = await sous(served, "kitchen", "merge", "dev-alice")
     assert (code, "merged into dev" in out) == (0, True), out
     code, out = await sous(served, "kitchen", "delete", "dev-alice")

@@ -127,7 +127,12 @@ async def test_kitchen_wizard_create_provision_merge_and_delete(registry):
     assert len(run["steps"]) == 1
     merged = await registry.client.post("/v1/kitchens/dev-alice/merge")
     assert merged.status_code == 200, merged.text
-    assert merged.json() == {"kitchen": "dev-alice", "parent": "dev", "merged": True}
+    assert merged.json() == {
+        "kitchen": "dev-alice",
+        "parent": "dev",
+        "merged": True,
+        "promoted": [],
+    }
     assert (await registry.client.get("/v1/kitchens/dev-alice")).status_code == 404
     assert (await registry.client.post("/v1/kitchens/prod/merge")).status_code == 409
 

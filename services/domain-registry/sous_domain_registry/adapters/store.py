@@ -21,6 +21,7 @@ def _entity(row: asyncpg.Record) -> Entity:
         row["version"],
         json.loads(row["spec"]),
         json.loads(row["source"]) if row["source"] is not None else None,
+        row["kitchen"],
     )
 
 
@@ -30,11 +31,19 @@ async def lock_catalog(conn: AnyConnection) -> None:
 
 
 async def current(conn: AnyConnection, kind: EntityKind | None = None) -> dict[str, Entity]:
-    """Return the live entities (optionally of one kind) by entity id."""
+    """Return the live base entities (optionally of one kind) by entity id."""
     rows = await conn.fetch(
-        "SELECT * FROM entities WHERE NOT deleted AND ($1::text IS NULL OR kind = $1)"
-        " ORDER BY entity_id",
+        "SELECT * FROM entities WHERE NOT deleted AND kitchen IS NULL"
+        " AND ($1::text IS NULL OR kind = $1) ORDER BY entity_id",
         kind.value if kind else None,
+    )
+    return {r["entity_id"]: _entity(r) for r in rows}
+
+
+async def scoped(conn: AnyConnection, kitchen: str) -> dict[str, Entity]:
+    """Return the live versions applied into one kitchen, by (suffixed) entity id."""
+    rows = await conn.fetch(
+        "SELECT * FROM entities WHERE NOT deleted AND kitchen = $1 ORDER BY entity_id", kitchen
     )
     return {r["entity_id"]: _entity(r) for r in rows}
 
@@ -71,11 +80,11 @@ async def put(conn: AnyConnection, e: Entity, *, by: str | None) -> None:
     )
     await conn.execute(
         "INSERT INTO entities (entity_id, kind, domain, name, version, spec, deleted, changed_by,"
-        " source) VALUES ($1, $2, $3, $4, $5, $6::jsonb, false, $7, $8::jsonb)"
+        " source, kitchen) VALUES ($1, $2, $3, $4, $5, $6::jsonb, false, $7, $8::jsonb, $9)"
         " ON CONFLICT (entity_id) DO UPDATE SET kind = excluded.kind, domain = excluded.domain,"
         " name = excluded.name, version = excluded.version, spec = excluded.spec,"
         " deleted = false, changed_by = excluded.changed_by, source = excluded.source,"
-        " updated_at = now()",
+        " kitchen = excluded.kitchen, updated_at = now()",
         e.entity_id,
         e.kind.value,
         e.domain,
@@ -84,6 +93,7 @@ async def put(conn: AnyConnection, e: Entity, *, by: str | None) -> None:
         spec,
         by,
         source,
+        e.kitchen,
     )
 
 
@@ -99,7 +109,9 @@ async def delete(conn: AnyConnection, entity_id: str, *, by: str | None) -> None
 
 async def apply_record(conn: AnyConnection, rec: RegistryEntityChanged) -> None:
     """Apply one changelog record to the store (rebuilding a view from the topic)."""
-    e = Entity(rec.entity_id, rec.kind, rec.domain, rec.name, rec.version, rec.spec)
+    e = Entity(
+        rec.entity_id, rec.kind, rec.domain, rec.name, rec.version, rec.spec, kitchen=rec.kitchen
+    )
     if rec.kind == EntityKind.GRANT:
         await save_grant(conn, rec.name, rec.spec.get("scopes", {}))
     await put(conn, e, by=rec.changed_by)
@@ -110,7 +122,7 @@ async def apply_record(conn: AnyConnection, rec: RegistryEntityChanged) -> None:
 async def view(conn: AnyConnection) -> list[dict[str, Any]]:
     """Return the whole present state, for comparing two stores."""
     rows = await conn.fetch(
-        "SELECT entity_id, kind, domain, name, version, spec::text AS spec, deleted"
+        "SELECT entity_id, kind, domain, name, version, spec::text AS spec, deleted, kitchen"
         " FROM entities ORDER BY entity_id"
     )
     return [dict(r) for r in rows]

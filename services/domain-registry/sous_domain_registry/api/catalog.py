@@ -35,17 +35,20 @@ router = APIRouter(prefix="/v1", tags=["catalog"])
     summary="Apply a folder of domain specs, all or nothing",
 )
 async def apply(body: ApplyRequest, rt: Rt, who: Caller) -> Any:
-    """Validate the bundle against the whole catalog and apply it in one transaction."""
+    """Validate the bundle against the whole catalog and apply it in one transaction.
+
+    With `kitchen`, the bundle's recipes become versions of that kitchen instead of
+    replacing the base ones (only recipes can be applied into a kitchen).
+    """
     domains = sorted({p.split("/")[0] for p in body.files if p.split("/")[0] != "kitchens"})
     for d in domains:
         require(who, "admin", d)
     if any(p.startswith("kitchens/") for p in body.files):
         require(who, "admin", None)
-    if body.kitchen is not None:
-        errors = [f"(request): kitchen: applying into kitchen {body.kitchen!r} is not supported"]
-        return JSONResponse(Refusal(detail="refused", errors=errors).model_dump(), 422)
     try:
-        result = await service.apply(rt, body.files, principal=who.name, dry_run=body.dry_run)
+        result = await service.apply(
+            rt, body.files, principal=who.name, dry_run=body.dry_run, kitchen=body.kitchen
+        )
     except RefusedError as exc:
         errors = [str(e) for e in exc.errors]
         return JSONResponse(Refusal(detail="refused", errors=errors).model_dump(), 422)

@@ -16,6 +16,7 @@ from sous_domain_registry.adapters import store
 from sous_domain_registry.api.auth import Caller, Rt, require
 from sous_domain_registry.api.models import (
     NAME_PATTERN,
+    Change,
     CreateKitchen,
     EntityOut,
     IssueToken,
@@ -134,7 +135,10 @@ async def delete_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> Response:
 
 @router.post("/kitchens/{kitchen}/merge", response_model=MergeResult, summary="Merge a sandbox")
 async def merge_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> MergeResult:
-    """Merge a sandbox into its parent; refused (409) while its latest runs failed."""
+    """Promote a sandbox's versions to its parent, then delete it.
+
+    Refused (409) while its latest runs failed error tests.
+    """
     require(who, "admin", None)
     spec = await _kitchen(rt, kitchen)
     if spec.parent is None:
@@ -143,8 +147,18 @@ async def merge_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> MergeResul
         latest = await run_rows.latest_per_recipe(conn, kitchen)
     if (why := merge_refusal(kitchen, latest)) is not None:
         raise HTTPException(409, why)
-    await service.delete_kitchen(rt, kitchen, by=who.name, action="kitchen.merge")
-    return MergeResult(kitchen=kitchen, parent=spec.parent, merged=True)
+    try:
+        promoted = await service.merge_kitchen(rt, kitchen, by=who.name)
+    except RefusedError as exc:
+        raise HTTPException(409, "; ".join(str(x) for x in exc.errors)) from exc
+    if promoted is None:
+        raise HTTPException(404, f"unknown kitchen {kitchen!r}")
+    return MergeResult(
+        kitchen=kitchen,
+        parent=spec.parent,
+        merged=True,
+        promoted=[Change(**c) for c in promoted],
+    )
 
 
 @router.post("/tokens", status_code=201, response_model=TokenIssued, tags=["security"])

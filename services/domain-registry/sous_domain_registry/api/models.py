@@ -30,7 +30,7 @@ class ApplyRequest(Body):
     ]
     """Path relative to the mesh root → file text (YAML specs and the SQL they name)."""
     kitchen: SpecName | None = None
-    """Apply into a kitchen's overrides (not supported yet; refused)."""
+    """Apply the recipes as versions of this kitchen (runs there use them); None: the base."""
     dry_run: bool = False
     """Report what would change without changing anything."""
 
@@ -148,6 +148,8 @@ class MergeResult(BaseModel):
     kitchen: str
     parent: str | None
     merged: bool
+    promoted: list[Change] = []
+    """Versions the parent (or, for a root parent, the base) got from the sandbox."""
 
 
 class IssueToken(Body):

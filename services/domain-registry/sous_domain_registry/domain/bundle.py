@@ -59,8 +59,11 @@ def _inline_sql(
     return {**data, "steps": steps}
 
 
-def parse(files: dict[str, str]) -> tuple[Catalog, list[SpecError]]:
-    """Parse every YAML file of a bundle; return the catalog and all errors."""
+def parse(files: dict[str, str], *, with_domains: bool = True) -> tuple[Catalog, list[SpecError]]:
+    """Parse every YAML file of a bundle; return the catalog and all errors.
+
+    With `with_domains` false (recipes applied into a kitchen), a folder needs no domain.yaml.
+    """
     cat, errors = Catalog(), []
     for path in sorted(files):
         if not path.endswith((".yaml", ".yml")):
@@ -92,7 +95,7 @@ def parse(files: dict[str, str]) -> tuple[Catalog, list[SpecError]]:
             continue
         _add(cat, kind, domain, path, spec, errors)
     for domain in {k[0] for k in cat.recipes} | {k[0] for k in cat.ingredients}:
-        if domain not in cat.domains:
+        if with_domains and domain not in cat.domains:
             errors.append(
                 SpecError(
                     f"{domain}/domain.yaml", "", "missing: every domain folder needs a domain.yaml"

@@ -25,6 +25,8 @@ class Entity:
     spec: dict[str, Any]
     source: dict[str, Any] | None = field(default=None, compare=False)
     """A recipe as written (SQL inlined, ingredients not expanded); not on the changelog."""
+    kitchen: str | None = None
+    """Kitchen this version applies in (its id ends in `@kitchen`); None for the base."""
 
 
 def _entity(

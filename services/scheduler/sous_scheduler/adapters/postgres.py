@@ -13,6 +13,7 @@ from sous_contracts.specs import DomainSpec, KitchenSpec, RecipeSpec
 from sous_scheduler.domain.events import ClearTimer, SetTimer, TimerKind
 from sous_scheduler.domain.plan import Catalog
 from sous_scheduler.domain.state import RunState
+from sous_scheduler.domain.versions import pick, run_kitchen
 
 _RECIPES: dict[str, RecipeSpec] = {}
 
@@ -31,10 +32,10 @@ def recipe_from(spec: Any) -> RecipeSpec:
 async def upsert_entity(conn: AnyConnection, change: RegistryEntityChanged) -> None:
     """Apply one changelog record to the registry view."""
     await conn.execute(
-        "INSERT INTO registry (entity_id, kind, domain, name, version, spec, deleted)"
-        " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)"
+        "INSERT INTO registry (entity_id, kind, domain, name, version, spec, deleted, kitchen)"
+        " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)"
         " ON CONFLICT (entity_id) DO UPDATE SET kind = $2, domain = $3, name = $4,"
-        " version = $5, spec = $6::jsonb, deleted = $7, updated_at = now()",
+        " version = $5, spec = $6::jsonb, deleted = $7, kitchen = $8, updated_at = now()",
         change.entity_id,
         change.kind.value,
         change.domain,
@@ -42,43 +43,60 @@ async def upsert_entity(conn: AnyConnection, change: RegistryEntityChanged) -> N
         change.version,
         json.dumps(change.spec),
         change.deleted,
+        change.kitchen,
     )
 
 
 async def entities(conn: AnyConnection, kind: str) -> list[Any]:
-    """Return the live entities of one kind."""
+    """Return the live base entities of one kind (versions applied into kitchens left out)."""
     return list(
         await conn.fetch(
             "SELECT entity_id, domain, name, version, spec FROM registry"
-            " WHERE kind = $1 AND NOT deleted ORDER BY entity_id",
+            " WHERE kind = $1 AND NOT deleted AND kitchen IS NULL ORDER BY entity_id",
             kind,
         )
     )
 
 
-async def catalog(conn: AnyConnection, domain: str, recipe: str) -> Catalog:
-    """Load what planning a run of domain/recipe needs."""
+async def catalog(
+    conn: AnyConnection,
+    domain: str,
+    recipe: str,
+    *,
+    kitchen: str | None = None,
+    variation: str | None = None,
+) -> Catalog:
+    """Load what planning a run of domain/recipe needs.
+
+    The recipe is the version of the run's kitchen (`kitchen`, else the variation's): the
+    first kitchen from there up to the root with a version of its own, else the base one.
+    """
     rows = await conn.fetch(
-        "SELECT kind, name, domain, version, spec FROM registry WHERE NOT deleted AND ("
-        " (kind = 'recipe' AND domain = $1 AND name = $2) OR (kind = 'domain' AND name = $1)"
-        " OR kind IN ('kitchen', 'grant'))",
+        "SELECT kind, name, domain, version, spec, kitchen FROM registry WHERE NOT deleted AND ("
+        " (kind = 'recipe' AND domain = $1 AND name = $2) OR (kitchen IS NULL AND"
+        " ((kind = 'domain' AND name = $1) OR kind IN ('kitchen', 'grant'))))",
         domain,
         recipe,
     )
-    found_recipe, version, found_domain = None, None, None
+    found_domain = None
+    recipes: dict[str | None, Any] = {}
     kitchens: dict[str, KitchenSpec] = {}
     grants: dict[str, dict[str, list[str]]] = {}
     for r in rows:
         spec = json.loads(r["spec"])
         if r["kind"] == "recipe":
-            found_recipe, version = recipe_from(r["spec"]), r["version"]
+            recipes[r["kitchen"]] = r
         elif r["kind"] == "domain":
             found_domain = DomainSpec.model_validate(spec)
         elif r["kind"] == "kitchen":
             kitchens[r["name"]] = KitchenSpec.model_validate(spec)
         else:
             grants[spec.get("principal", r["name"])] = spec.get("scopes", {})
-    return Catalog(found_recipe, version, found_domain, kitchens, grants)
+    base = recipe_from(recipes[None]["spec"]) if None in recipes else None
+    chosen = pick(recipes, kitchens, run_kitchen(kitchen, variation, base))
+    if chosen is None:
+        return Catalog(None, None, found_domain, kitchens, grants)
+    return Catalog(recipe_from(chosen["spec"]), chosen["version"], found_domain, kitchens, grants)
 
 
 async def insert_run(

@@ -1,0 +1,147 @@
+"""Applying recipes into a sandbox kitchen, merging it into its parent and deleting it."""
+
+from __future__ import annotations
+
+import pytest
+
+from sous_contracts.registry import RegistryEntityChanged
+from sous_contracts.topics import REGISTRY_CHANGELOG
+from sous_domain_registry.adapters import store
+from tests.domain_registry.conftest import read_topic
+from tests.domain_registry.mesh import mesh_files
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+DAILY = "recipe:sales/daily"
+
+
+def sandbox_files(min_rows: int = 2) -> dict[str, str]:
+    """The sales recipes and their SQL, with the daily recipe changed."""
+    files = {k: v for k, v in mesh_files("sales").items() if "/recipes/" in k or "/sql/" in k}
+    daily = "sales/recipes/daily.yaml"
+    files[daily] = files[daily].replace(
+        "min_rows: {type: integer, default: 1,", f"min_rows: {{type: integer, default: {min_rows},"
+    )
+    assert files[daily] != mesh_files("sales")[daily]
+    return files
+
+
+async def apply(registry, files, **extra):
+    return await registry.client.post("/v1/apply", json={"files": files, **extra})
+
+
+async def versions(registry, kitchen: str | None) -> dict[str, str]:
+    async with registry.pool.acquire() as conn:
+        found = await (store.current(conn) if kitchen is None else store.scoped(conn, kitchen))
+    return {k: e.version for k, e in found.items() if e.kind.value == "recipe"}
+
+
+async def changelog(registry, until) -> list[RegistryEntityChanged]:
+    topic = REGISTRY_CHANGELOG.full_name(registry.settings.kafka.topic_prefix)
+    got = await read_topic(registry.settings.kafka, topic, until=until)
+    return [m for m in got if isinstance(m, RegistryEntityChanged)]
+
+
+async def test_apply_into_sandbox_dry_run_merge_and_delete(registry):
+    assert (await apply(registry, mesh_files())).status_code == 200
+    for name, parent in (("dev-alice", "dev"), ("hotfix", "prod"), ("tmp", "dev")):
+        r = await registry.client.post("/v1/kitchens", json={"name": name, "from": parent})
+        assert r.status_code == 201, r.text
+    base = (await versions(registry, None))[DAILY]
+
+    dry = await apply(registry, sandbox_files(), kitchen="dev-alice", dry_run=True)
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["applied"] is False
+    assert [(c["entity_id"], c["action"]) for c in dry.json()["changes"]] == [
+        (f"{DAILY}@dev-alice", "create")
+    ]
+    assert await versions(registry, "dev-alice") == {}
+
+    r = await apply(registry, sandbox_files(), kitchen="dev-alice")
+    assert r.status_code == 200, r.text
+    [change] = r.json()["changes"]
+    sandboxed = change["new_version"]
+    assert sandboxed != base
+    assert await versions(registry, "dev-alice") == {f"{DAILY}@dev-alice": sandboxed}
+    assert (await versions(registry, None))[DAILY] == base
+    again = await apply(registry, sandbox_files(), kitchen="dev-alice", dry_run=True)
+    assert again.json()["changes"] == []
+    records = await changelog(
+        registry, lambda ms: any(m.entity_id.endswith("@dev-alice") for m in ms)
+    )
+    [rec] = [m for m in records if m.entity_id == f"{DAILY}@dev-alice"]
+    assert (rec.kitchen, rec.domain, rec.name, rec.version) == (
+        "dev-alice",
+        "sales",
+        "daily",
+        sandboxed,
+    )
+    assert rec.spec["params"]["min_rows"]["default"] == 2
+    audit = (await registry.client.get("/v1/audit")).json()
+    assert ("apply.kitchen", "dev-alice") in {(a["action"], a["target"]) for a in audit}
+
+    # Deleting a sandbox tombstones its versions.
+    assert (await apply(registry, sandbox_files(3), kitchen="tmp")).status_code == 200
+    assert (await registry.client.delete("/v1/kitchens/tmp")).status_code == 204
+    assert await versions(registry, "tmp") == {}
+    records = await changelog(
+        registry, lambda ms: any(m.entity_id == f"{DAILY}@tmp" and m.deleted for m in ms)
+    )
+    assert [m.deleted for m in records if m.entity_id == f"{DAILY}@tmp"] == [False, True]
+
+    # Merging into a kitchen with a parent makes the versions that kitchen's.
+    merged = await registry.client.post("/v1/kitchens/dev-alice/merge")
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["promoted"] == [
+        {
+            "entity_id": f"{DAILY}@dev",
+            "action": "create",
+            "old_version": None,
+            "new_version": sandboxed,
+        }
+    ]
+    assert await versions(registry, "dev") == {f"{DAILY}@dev": sandboxed}
+    assert await versions(registry, "dev-alice") == {}
+    assert (await versions(registry, None))[DAILY] == base
+    records = await changelog(registry, lambda ms: any(m.entity_id == f"{DAILY}@dev" for m in ms))
+    assert [m.deleted for m in records if m.entity_id == f"{DAILY}@dev-alice"] == [False, True]
+    assert [m.kitchen for m in records if m.entity_id == f"{DAILY}@dev"] == ["dev"]
+
+    # Merging into a root kitchen replaces the base versions.
+    r = await apply(registry, sandbox_files(4), kitchen="hotfix")
+    fixed = r.json()["changes"][0]["new_version"]
+    merged = await registry.client.post("/v1/kitchens/hotfix/merge")
+    assert merged.status_code == 200, merged.text
+    assert [(c["entity_id"], c["old_version"]) for c in merged.json()["promoted"]] == [
+        (DAILY, base)
+    ]
+    assert (await versions(registry, None))[DAILY] == fixed
+    assert (await registry.client.get("/v1/domains/sales/recipes/daily")).json()["version"] == fixed
+    assert await versions(registry, "hotfix") == {}
+
+
+async def test_kitchen_apply_refusals_change_nothing(registry):
+    assert (await apply(registry, mesh_files())).status_code == 200
+    before = await versions(registry, None)
+
+    unknown = await apply(registry, sandbox_files(), kitchen="nowhere")
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"] == [
+        "(request): kitchen: unknown kitchen 'nowhere' (kitchens: dev, dev-sam, prod)"
+    ]
+    domain = mesh_files("sales")["sales/domain.yaml"] + "\ndescription: changed\n"
+    r = await apply(registry, {**sandbox_files(), "sales/domain.yaml": domain}, kitchen="dev-sam")
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        "sales/domain.yaml: only recipes can be applied into kitchen 'dev-sam';"
+        " this domain.yaml differs from the base"
+    ]
+    broken = sandbox_files()
+    daily = "sales/recipes/daily.yaml"
+    broken[daily] = broken[daily].replace("needs: [ingest]", "needs: [lod]")
+    r = await apply(registry, broken, kitchen="dev-sam")
+    assert r.status_code == 422
+    [error] = r.json()["errors"]
+    assert error.startswith(f"{daily}: steps.staging.needs[0]: unknown step 'lod'")
+    assert await versions(registry, "dev-sam") == {}
+    assert await versions(registry, None) == before
