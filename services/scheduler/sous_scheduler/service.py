@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ class Scheduler:
         self.refresh_registry: Callable[[], Awaitable[int]] | None = None
         """Re-reads the changelog; set by the app, used when a command names the unknown."""
         self._refreshed_at: datetime | None = None
+        self._refresh_lock = asyncio.Lock()
 
     def context(self, cause: Envelope | None = None) -> Context:
         """The outside world decide() sees for one input."""
@@ -151,18 +153,20 @@ class Scheduler:
         return (await self._apply(conn, state, recipe, Begin(), ctx)).state
 
     async def _refresh(self, since: datetime) -> bool:
-        """Catch up with the changelog unless a catch-up began after `since`; True when run.
+        """Make sure a changelog catch-up that began after `since` has finished.
 
         A catch-up that started after a command was issued has seen everything applied
-        before it, so a burst of commands naming unknown recipes costs one catch-up.
+        before it, so a burst of commands naming unknown recipes costs one catch-up, and a
+        command handled while one runs waits for it. True when the caller should look again.
         """
-        if self.refresh_registry is None or (
-            self._refreshed_at is not None and self._refreshed_at > since
-        ):
+        if self.refresh_registry is None:
             return False
-        self._refreshed_at = self.clock()
-        await self.refresh_registry()
-        return True
+        async with self._refresh_lock:
+            if self._refreshed_at is not None and self._refreshed_at > since:
+                return True  # a catch-up newer than the command already finished
+            self._refreshed_at = self.clock()
+            await self.refresh_registry()
+            return True
 
     async def _reject(self, conn: AnyConnection, cmd: StartOrderRun, reason: str) -> None:
         log.info("order run rejected", order_run_id=str(cmd.order_run_id), reason=reason)
