@@ -26,7 +26,7 @@ from sous_scheduler.domain.events import (
     TimerFired,
     TimerKind,
 )
-from sous_scheduler.domain.finish import envelope, finish
+from sous_scheduler.domain.finish import finish, started
 from sous_scheduler.domain.params import ParamError, substitute
 from sous_scheduler.domain.state import RunPhase, RunState, StepPhase, StepState
 
@@ -74,7 +74,7 @@ def _begin(d: Decision, recipe: RecipeSpec, ctx: Context) -> None:
     if d.state.phase is not RunPhase.QUEUED:
         return
     d.state = d.state.model_copy(update={"phase": RunPhase.RUNNING, "started_at": ctx.now})
-    d.messages.append(envelope("OrderRunStarted", d.state, ctx))
+    d.messages.append(started(d.state, ctx))
     d.timers.append(SetTimer("run_timeout", None, 0, ctx.now + timedelta(seconds=recipe.timeout)))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sous_contracts.common import DatasetRef, Outputs, RunStatus
-from sous_contracts.envelope import Envelope
 from sous_contracts.runs import DomainRunCompleted, OrderRunFinished, OrderRunStarted
 from sous_scheduler.domain.events import ClearTimer, Context, Decision
 from sous_scheduler.domain.state import RunPhase, RunState
@@ -25,9 +24,8 @@ def _common(state: RunState, ctx: Context) -> dict[str, Any]:
     }
 
 
-def envelope(kind: str, state: RunState, ctx: Context) -> Envelope:
+def started(state: RunState, ctx: Context) -> OrderRunStarted:
     """Return the OrderRunStarted of a run."""
-    assert kind == "OrderRunStarted"
     return OrderRunStarted(
         **_common(state, ctx),
         params=state.params,
