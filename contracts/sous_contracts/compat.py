@@ -91,7 +91,8 @@ class _Comparison:
 
     def _compare_resolved(self, old: Schema, new: Schema, path: str) -> None:
         if _variants(old) is None and _variants(new) is None:
-            return self._compare_single(old, new, path)
+            self._compare_single(old, new, path)
+            return
         for variant in _variants(old) or [old]:
             match = _match(variant, _variants(new) or [new], self)
             if match is None:
@@ -111,8 +112,11 @@ class _Comparison:
             for value in sorted((old_values or set()) - new_values):
                 self.report(path, f"enum value {value} removed")
         for key in _UPPER + _LOWER + _EXACT:
-            if key in new and new[key] != old.get(key) and not _looser(key, old, new):
-                self.report(path, f"{key} tightened: {old.get(key)!r} -> {new[key]!r}")
+            if key in new and key not in old:
+                self.report(path, f"{key} added: {new[key]!r}")
+            elif key in new and new[key] != old[key] and not _looser(key, old, new):
+                verb = "changed" if key in _EXACT else "tightened"
+                self.report(path, f"{key} {verb}: {old[key]!r} -> {new[key]!r}")
         self._compare_object(old, new, path)
         if isinstance(old.get("items"), dict) and isinstance(new.get("items"), dict):
             self.compare(old["items"], new["items"], f"{path}[*]")
@@ -179,15 +183,11 @@ def _allowed(node: Schema) -> set[str] | None:
     """Return the allowed values (enum or const) as JSON text, or None when unrestricted."""
     if "const" in node:
         return {json.dumps(node["const"])}
-    if "enum" in node:
-        return {json.dumps(v) for v in node["enum"]}
-    return None
+    return {json.dumps(v) for v in node["enum"]} if "enum" in node else None
 
 
 def _looser(key: str, old: Schema, new: Schema) -> bool:
-    if key not in old or key in _EXACT:
-        return False
-    return bool(new[key] > old[key]) if key in _UPPER else bool(new[key] < old[key])
+    return key not in _EXACT and bool(new[key] > old[key] if key in _UPPER else new[key] < old[key])
 
 
 def _show(types: frozenset[str] | None) -> str:
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--update", action="store_true", help="write the current baseline")
     args = parser.parse_args(argv)
-    current, baseline = current_schemas(), load_baseline()
+    current, baseline = current_schemas(), load_baseline(BASELINE_DIR)
     # --update refreshes a major or starts a new one; it never blesses a break within one.
     breaking = [c for c in check(current, baseline) if not (args.update and c.fixed_by_update)]
     if breaking:
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {change}", file=sys.stderr)
         return 1
     if args.update:
-        write_baseline(current)
+        write_baseline(current, BASELINE_DIR)
     return 0
 
 
