@@ -20,11 +20,12 @@ help: ## Show the targets.
 sync: $(UV) ## Install the workspace into .venv (uv from PyPI when missing).
 	$(UV) sync --frozen --all-packages --quiet
 
-lint: sync ## ruff, mypy --strict, and stale generated contract files.
+lint: sync ## ruff, mypy --strict, stale generated contract files, breaking contract changes.
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy sous contracts/sous_contracts services/*/sous_*
 	$(UV) run --frozen python -m sous_contracts.schema_export --check
+	$(UV) run --frozen python -m sous_contracts.compat
 
 fmt: sync ## Format and fix what ruff can.
 	$(UV) run --frozen ruff format .
