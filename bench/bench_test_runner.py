@@ -31,7 +31,8 @@ from sous_contracts.topics import TEST_COMMANDS, TEST_RESULTS
 from sous_test_runner.app import build
 from sous_test_runner.settings import TestRunnerSettings
 
-WAREHOUSE_ENV = "SOUS_BENCH_WAREHOUSE"
+WAREHOUSE_ENV = "SOUS_SECRET_BENCH__WAREHOUSE"
+"""`secret:warehouse` in the store of domain `bench`."""
 IN_FLIGHT = 8
 CONSUMERS = int(os.environ.get("SOUS_TEST_RUNNER_CONSUMERS", "3"))
 CLOSED_SUITES = 400
@@ -77,7 +78,7 @@ def command(tests: list[TestDefinition]) -> RunTests:
         variation="dev",
         tests=tests,
         outputs=Outputs(values={"rows": 10_000}),
-        connections={"warehouse": f"env:{WAREHOUSE_ENV}"},
+        connections={"warehouse": "secret:warehouse"},
         producer="bench",
     )
 

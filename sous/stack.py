@@ -8,12 +8,14 @@ import secrets
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 import typer
 from rich.console import Console
 
+from sous.environments import example_secrets, service_environment
 from sous.supervisor import SERVICES, Supervisor
 from sous_common.settings import KafkaSettings
 from sous_common.topic_admin import ensure_topics
@@ -59,6 +61,23 @@ def servers() -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
+def stack_environments(environ: Mapping[str, str], token: str) -> dict[str, dict[str, str]]:
+    """Return the environment of every service of the stack; what `environ` sets wins.
+
+    The stack adds the admin token (the registry's only), the examples' folder (the
+    executor's) and each example domain's `warehouse` secret: `SOUS_WAREHOUSE_DSN`, else the
+    stack's own database.
+    """
+    warehouse = environ.get("SOUS_WAREHOUSE_DSN") or environ["SOUS_DATABASE_URL"]
+    defaults = {
+        "SOUS_DOMAIN_REGISTRY_ADMIN_TOKEN": token,
+        "SOUS_EXECUTOR_DOMAINS_ROOT": str(EXAMPLES),
+        **example_secrets(EXAMPLES, warehouse),
+    }
+    merged = {**defaults, **environ}
+    return {name: service_environment(name, merged) for name in SERVICES}
+
+
 def _wait_registry(url: str, supervisor: Supervisor, timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -86,19 +105,15 @@ def up(
     if pid_file.exists() and _alive(int(pid_file.read_text())):
         console.print(f"[red]the stack already runs[/] (pid {pid_file.read_text()}); `sous down`")
         raise typer.Exit(1)
-    env = {**os.environ, **servers()}
-    os.environ.update(env)
+    os.environ.update(servers())
     asyncio.run(ensure_topics(KafkaSettings()))
     token_file = folder / "token"
     if not token_file.exists():
         token_file.write_text(secrets.token_urlsafe(32))
         token_file.chmod(0o600)
     token = token_file.read_text().strip()
-    env.setdefault("SOUS_DOMAIN_REGISTRY_ADMIN_TOKEN", token)
-    env.setdefault("SOUS_WAREHOUSE_DSN", env["SOUS_DATABASE_URL"])
-    env.setdefault("SOUS_EXECUTOR_DOMAINS_ROOT", str(EXAMPLES))
     url = os.environ.get("SOUS_REGISTRY_URL", "http://127.0.0.1:8470")
-    supervisor = Supervisor(folder, env, list(SERVICES))
+    supervisor = Supervisor(folder, stack_environments(os.environ, token))
     supervisor.start_all()
     pid_file.write_text(str(os.getpid()))
     stop = {"now": False}
@@ -178,4 +193,4 @@ def service(
     except KeyError as exc:
         console.print(f"[red]{exc.args[0]}[/]")
         raise typer.Exit(2) from None
-    os.execv(argv[0], argv)  # replaces this process
+    os.execve(argv[0], argv, service_environment(name, os.environ))  # replaces this process

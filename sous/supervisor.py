@@ -42,11 +42,12 @@ class Supervised:
 class Supervisor:
     """Keeps every service running, with logs in a run folder, until asked to stop."""
 
-    def __init__(self, run_dir: Path, env: dict[str, str], names: list[str]) -> None:
+    def __init__(self, run_dir: Path, environments: dict[str, dict[str, str]]) -> None:
+        """Supervise the services named in `environments`, each with its own environment."""
         self.run_dir = run_dir
-        self.env = env
+        self.environments = environments
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.children = [Supervised(n, service_argv(n), run_dir / f"{n}.log") for n in names]
+        self.children = [Supervised(n, service_argv(n), run_dir / f"{n}.log") for n in environments]
         self.stopping = False
 
     def start(self, child: Supervised) -> None:
@@ -54,7 +55,7 @@ class Supervisor:
         log = child.log_path.open("ab")
         child.process = subprocess.Popen(
             child.argv,
-            env=self.env,
+            env=self.environments[child.name],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

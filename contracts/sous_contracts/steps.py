@@ -49,9 +49,11 @@ class ExecuteStep(Envelope):
     params: Params = Field(default_factory=dict)
     """Resolved parameters, passed to the step (as environment for shell and python)."""
     connections: dict[str, str] = Field(default_factory=dict)
-    """Connection name → reference (`env:VAR` or `secret:NAME`), never the value itself."""
+    """Connection name → reference (`secret:NAME`), never the value itself; resolved in the
+    secret store of this domain and kitchen only."""
     secrets: list[str] = Field(default_factory=list)
-    """Secret references the step may read; their values are redacted everywhere."""
+    """Secret names the step may read (from this domain's and kitchen's store); their values
+    are redacted everywhere."""
     timeout_s: float = Field(default=3600.0, gt=0)
     """Seconds the attempt may take before it is killed."""
     heartbeat_interval_s: float = Field(default=5.0, gt=0)

@@ -103,7 +103,7 @@ def sample_messages() -> list[Envelope]:
             kind="shell",
             spec={"argv": ["python", "load.py"]},
             params={"day": "2026-01-01"},
-            connections={"warehouse": "env:WAREHOUSE_DSN"},
+            connections={"warehouse": "secret:warehouse"},
             timeout_s=600,
         ),
         CancelStep(**_env(9), **step_ids, attempt=1, reason="run cancelled"),

@@ -57,7 +57,8 @@ class RunTests(Envelope):
     params: Params = Field(default_factory=dict)
     """The run's resolved parameters."""
     connections: dict[str, str] = Field(default_factory=dict)
-    """Connection name → reference (`env:VAR`, `secret:NAME`)."""
+    """Connection name → reference (`secret:NAME`), resolved in the secret store of this
+    domain and kitchen only."""
 
 
 class TestResult(Envelope):

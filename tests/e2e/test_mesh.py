@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
 
 
 def mesh(data_schema: str) -> list:
-    warehouse = {"warehouse": {"ref": "env:SOUS_E2E_WAREHOUSE"}}
+    warehouse = {"warehouse": {"ref": "secret:warehouse"}}
     rows_ok = {
         "name": "rows",
         "check": {"kind": "row_count", "table": f"{data_schema}.orders", "min": 3},
@@ -133,7 +133,9 @@ def mesh(data_schema: str) -> list:
 
 
 async def test_sales_then_finance_with_real_services(kafka_settings, servers, monkeypatch):
-    monkeypatch.setenv("SOUS_E2E_WAREHOUSE", servers.database_url)
+    # Each domain's own secret store holds its warehouse DSN.
+    monkeypatch.setenv("SOUS_SECRET_SALES__WAREHOUSE", servers.database_url)
+    monkeypatch.setenv("SOUS_SECRET_FINANCE__WAREHOUSE", servers.database_url)
     suffix = uuid.uuid4().hex[:8]
     data_schema = f"e2e_{suffix}"
     database = DatabaseSettings(url=servers.database_url)
@@ -182,4 +184,4 @@ async def test_sales_then_finance_with_real_services(kafka_settings, servers, mo
     names = {(r.step, r.test, r.status) for r in results if isinstance(r, TestResult)}
     assert ("load", "rows", "passed") in names
     assert ("sum", "total", "passed") in names
-    assert os.environ["SOUS_E2E_WAREHOUSE"] == servers.database_url
+    assert os.environ["SOUS_SECRET_SALES__WAREHOUSE"] == servers.database_url

@@ -37,7 +37,8 @@ IngredientRef = Annotated[
 ConnectionRef = Annotated[
     str, StringConstraints(pattern=r"^(env|secret):[A-Za-z_][A-Za-z0-9_./-]*$")
 ]
-"""Where a connection's value comes from: `env:VAR` or `secret:NAME`; never the value."""
+"""Where a connection's value comes from: `secret:NAME` in the secret store of the domain and
+kitchen of the run (`env:NAME` is an older spelling of the same); never the value."""
 
 
 class Spec(BaseModel):
@@ -68,6 +69,6 @@ class ConnectionSpec(Spec):
     kind: Literal["postgres", "http", "generic"] = "postgres"
     """What it connects to."""
     ref: ConnectionRef
-    """`env:VAR` or `secret:NAME` holding the DSN or URL."""
+    """`secret:NAME` holding the DSN or URL, in the store of the run's domain and kitchen."""
     description: str = ""
     """What it is."""

@@ -14,6 +14,7 @@ from sous_domain_registry import sandbox
 from sous_domain_registry.adapters import store
 from sous_domain_registry.changes import ApplyResult, commit, record
 from sous_domain_registry.domain.bundle import parse
+from sous_domain_registry.domain.catalog import kitchen_file
 from sous_domain_registry.domain.compile import content_hash
 from sous_domain_registry.domain.entities import (
     Entity,
@@ -23,6 +24,7 @@ from sous_domain_registry.domain.entities import (
     republished_ingredients,
 )
 from sous_domain_registry.domain.errors import RefusedError, SpecError
+from sous_domain_registry.domain.secrets import reference_errors
 from sous_domain_registry.domain.validate import validate
 
 log = get_logger(__name__)
@@ -145,7 +147,7 @@ async def put_kitchen(rt: Runtime, spec: KitchenSpec, *, by: str) -> Entity:
             )
         existing = catalog_of([e for e in old.values() if e.kind != EntityKind.GRANT])
         merged = existing.merged(bundle)
-        if errors := validate(merged):
+        if errors := reference_errors(kitchen_file(spec.kitchen), spec) + validate(merged):
             raise RefusedError(errors)
         p = plan({k: v for k, v in old.items() if v.kind != EntityKind.GRANT}, merged, set())
         await commit(rt, conn, p, by=by)

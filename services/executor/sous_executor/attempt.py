@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sous_common.references import Scope
 from sous_contracts.common import LOG_TAIL_MAX, Outputs, StepStatus
 from sous_contracts.steps import ExecuteStep, StepError, StepFinished
 from sous_executor.adapters.context import StepContext
@@ -111,12 +112,13 @@ async def run_attempt(
     tail = LogTail(LOG_TAIL_MAX, redactor)
     workdir: Path | None = None
     try:
+        scope = Scope(command.domain, command.kitchen)
         connections = {
-            n: references.resolve(r)
+            n: references.resolve(r, scope)
             for n, r in command.connections.items()
             if n in needed_connections(command)
         }
-        secrets = {n: references.secret(n) for n in command.secrets}
+        secrets = {n: references.secret(n, scope) for n in command.secrets}
         redactor.add([*connections.values(), *secrets.values()])
         LOG_REDACTOR.add([*connections.values(), *secrets.values()])
         if command.kind in PROCESS_KINDS:

@@ -21,7 +21,8 @@ class ExecutorSettings(BaseSettings):
     worker_id: str | None = None
     """This replica's id in StepStarted/Heartbeat/Finished; default service@host:pid."""
     secrets_dir: Path | None = None
-    """Folder with one file per secret (`secret:NAME` → `<dir>/NAME`), e.g. a mounted volume."""
+    """Folder of the domains' secret files, e.g. a mounted volume: `secret:NAME` of a step is
+    `<dir>/<domain>/<kitchen>/NAME`, else `<dir>/<domain>/NAME` (see `sous_common.references`)."""
     work_root: Path | None = None
     """Where fresh per-attempt working folders are made; default the system temp folder."""
     domains_root: Path | None = None

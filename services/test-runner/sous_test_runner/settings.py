@@ -30,7 +30,8 @@ class TestRunnerSettings(BaseSettings):
     concurrency: int = Field(default=8, ge=1)
     """Tests of one suite run at once."""
     secrets_dir: Path | None = None
-    """Folder of `secret:NAME` files (`SOUS_TEST_RUNNER_SECRETS_DIR`)."""
+    """Folder of the domains' secret files (`SOUS_TEST_RUNNER_SECRETS_DIR`): `secret:NAME` of a
+    tested step is `<dir>/<domain>/<kitchen>/NAME`, else `<dir>/<domain>/NAME`."""
     pools: int = Field(default=16, ge=1)
     """Most connection pools to tested databases kept open (least recently used closed)."""
     pool_max: int = Field(default=4, ge=1)

@@ -17,6 +17,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from sous_common.consuming import explain
+from sous_common.references import Scope
 from sous_contracts.common import TestStatus
 from sous_contracts.tests import RunTests, TestDefinition
 from sous_test_runner.adapters.connections import ConnectionProblem, PoolCache, redact, resolve
@@ -57,7 +58,7 @@ class SuiteRunner:
     async def run(self, command: RunTests) -> list[TestRun]:
         """Run every test of the command; results come back in the command's order."""
         gate = asyncio.Semaphore(self.concurrency)
-        secrets = self._resolved(command.connections)
+        secrets = self._resolved(command)
 
         async def one(definition: TestDefinition) -> TestRun:
             async with gate:
@@ -108,6 +109,7 @@ class SuiteRunner:
             outputs=command.outputs,
             params=command.params,
             connections=command.connections,
+            scope=Scope(command.domain, command.kitchen),
             pools=self.pools,
             history=self.history,
             series=series,
@@ -125,11 +127,12 @@ class SuiteRunner:
         except Exception as exc:
             return Outcome.error(f"{type(exc).__name__}: {exc}")
 
-    def _resolved(self, connections: Mapping[str, str]) -> list[str]:
+    def _resolved(self, command: RunTests) -> list[str]:
+        scope = Scope(command.domain, command.kitchen)
         found = []
-        for ref in connections.values():
+        for ref in command.connections.values():
             with contextlib.suppress(ConnectionProblem):
-                found.append(resolve(ref, secrets_dir=self.secrets_dir, env=self.env))
+                found.append(resolve(ref, scope, secrets_dir=self.secrets_dir, env=self.env))
         return found
 
 

@@ -76,7 +76,7 @@ async def test_queries_of_domains_recipes_variations_ingredients_datasets(reg):
         "target_schema_suffix": "_dev",
         "source_file": "../../data/orders.csv",
     }
-    assert resolved.json()["connections"]["warehouse"]["ref"] == "env:SOUS_WAREHOUSE_DSN"
+    assert resolved.json()["connections"]["warehouse"]["ref"] == "secret:warehouse"
     bad = await reg.client.get("/v1/kitchens/dev/resolved?domain=finance", headers=sales)
     assert bad.status_code == 403
     r = await reg.client.get("/v1/domains/finance", headers=sales)

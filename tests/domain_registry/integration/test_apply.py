@@ -204,3 +204,29 @@ async def test_ingredients_in_use_or_published_are_protected(shared_registry):
         "give the change a new version"
     ]
     assert await snapshot(registry) == before
+
+
+async def test_a_literal_secret_in_a_connection_is_refused_and_stored_nowhere(shared_registry):
+    registry = shared_registry
+    assert (await apply(registry, mesh_files())).status_code == 200
+    before = await snapshot(registry)
+    files = mesh_files("sales")
+    password = "hunter2-in-a-spec"
+    files["sales/domain.yaml"] = files["sales/domain.yaml"].replace(
+        'ref: "secret:warehouse"', f'ref: "postgresql://loader:{password}@db:5432/wh"'
+    )
+    r = await apply(registry, files)
+    assert r.status_code == 422, r.text
+    assert (
+        "sales/domain.yaml: connections.warehouse.ref: a connection is a reference to the "
+        "domain's secret store (secret:NAME), never the value itself"
+    ) in r.json()["errors"]
+    assert password not in r.text
+    assert await snapshot(registry) == before
+    kitchen = {"name": "dev-kim", "from": "dev", "connections": {"wh": {"ref": "secret:a/../b"}}}
+    k = await registry.client.post("/v1/kitchens", json=kitchen)
+    assert k.status_code == 422, k.text
+    assert k.json()["errors"][0].startswith(
+        "kitchens/dev-kim.yaml: connections.wh.ref: secret name 'a/../b' must be"
+    )
+    assert await snapshot(registry) == before

@@ -11,14 +11,14 @@ KITCHENS = {
         kitchen="dev",
         parent="prod",
         params={"suffix": "_dev"},
-        connections={"warehouse": ConnectionSpec(ref="env:DEV_DSN")},
+        connections={"warehouse": ConnectionSpec(ref="secret:dev_warehouse")},
     ),
     "dev-alice": KitchenSpec(kitchen="dev-alice", parent="dev", params={"threads": 1}),
 }
 SALES = DomainSpec(
     domain="sales",
     connections={
-        "warehouse": ConnectionSpec(ref="env:SOUS_WAREHOUSE_DSN"),
+        "warehouse": ConnectionSpec(ref="secret:warehouse"),
         "shop": ConnectionSpec(kind="http", ref="secret:shop"),
     },
     kitchens={"dev": KitchenOverride(params={"source_file": "small.csv", "suffix": "_sales_dev"})},
@@ -34,11 +34,11 @@ def test_chain_runs_from_the_root():
 def test_overrides_apply_root_first_and_domain_last_per_kitchen():
     r = resolve(KITCHENS, "dev-alice", SALES)
     assert r.params == {"suffix": "_sales_dev", "threads": 1, "source_file": "small.csv"}
-    assert r.connections["warehouse"].ref == "env:DEV_DSN"
+    assert r.connections["warehouse"].ref == "secret:dev_warehouse"
     assert r.connections["shop"].ref == "secret:shop"
     prod = resolve(KITCHENS, "prod", SALES)
     assert prod.params == {"suffix": "", "threads": 8}
-    assert prod.connections["warehouse"].ref == "env:SOUS_WAREHOUSE_DSN"
+    assert prod.connections["warehouse"].ref == "secret:warehouse"
 
 
 def test_a_parent_cycle_does_not_loop():

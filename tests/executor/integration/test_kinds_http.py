@@ -62,7 +62,7 @@ def server():
 
 @pytest.fixture
 def token(monkeypatch):
-    monkeypatch.setenv("SOUS_SECRET_API_TOKEN", TOKEN)
+    monkeypatch.setenv("SOUS_SECRET_SALES__API_TOKEN", TOKEN)
     return TOKEN
 
 

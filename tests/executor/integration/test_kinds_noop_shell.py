@@ -31,7 +31,7 @@ async def test_noop_starts_and_finishes_with_its_outputs(harness, executor) -> N
 async def test_shell_gets_params_and_connections_as_environment_and_publishes_outputs(
     harness, executor, monkeypatch
 ) -> None:
-    monkeypatch.setenv("WAREHOUSE_DSN_TEST", "postgresql://wh")
+    monkeypatch.setenv("SOUS_SECRET_SALES__WAREHOUSE", "postgresql://wh")
     script = (
         'echo "day=$SOUS_PARAM_DAY n=$SOUS_PARAM_N step=$SOUS_STEP attempt=$SOUS_ATTEMPT";'
         'echo "conn=$SOUS_CONN_WAREHOUSE" | wc -c;'
@@ -43,7 +43,7 @@ async def test_shell_gets_params_and_connections_as_environment_and_publishes_ou
         "shell",
         {"argv": ["sh", "-c", script]},
         params={"day": "2026-01-01; rm -rf /", "n": 5},
-        connections={"warehouse": "env:WAREHOUSE_DSN_TEST"},
+        connections={"warehouse": "secret:warehouse"},
         attempt=2,
     )
     finished = await harness.run(command)

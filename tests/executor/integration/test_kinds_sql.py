@@ -16,11 +16,11 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 @pytest.fixture
 async def warehouse(db_settings, monkeypatch):
-    """A schema to write into, reachable as connection `env:SOUS_TEST_WAREHOUSE`."""
+    """A schema to write into, reachable as connection `secret:warehouse` of sales."""
     name = f"wh_{uuid.uuid4().hex[:10]}"
     conn = await asyncpg.connect(db_settings.url)
     await conn.execute(f"CREATE SCHEMA {name}")
-    monkeypatch.setenv("SOUS_TEST_WAREHOUSE", db_settings.url)
+    monkeypatch.setenv("SOUS_SECRET_SALES__WAREHOUSE", db_settings.url)
     try:
         yield name
     finally:
@@ -32,7 +32,7 @@ def sql_step(sql: str, **spec) -> object:
     return execute(
         "sql",
         {"connection": "warehouse", "sql": sql, **spec},
-        connections={"warehouse": "env:SOUS_TEST_WAREHOUSE"},
+        connections={"warehouse": "secret:warehouse"},
     )
 
 
@@ -65,7 +65,7 @@ async def test_an_sql_error_names_the_statement_and_position(harness, executor, 
     assert finished.error.sql_position == script.index("nope") + 1
     assert "statement 2 failed at line 2" in finished.error.message
     assert 'column "nope" does not exist' in finished.error.message
-    conn = await asyncpg.connect(os.environ["SOUS_TEST_WAREHOUSE"])
+    conn = await asyncpg.connect(os.environ["SOUS_SECRET_SALES__WAREHOUSE"])
     try:  # one transaction: the CREATE before the failure was rolled back
         assert await conn.fetchval("SELECT to_regclass($1)", f"{warehouse}.t") is None
     finally:
@@ -85,7 +85,7 @@ async def test_spec_errors_are_clear(harness, executor, warehouse) -> None:
         execute(
             "sql",
             {"connection": "warehouse", "file": "sql/load.sql"},
-            connections={"warehouse": "env:SOUS_TEST_WAREHOUSE"},
+            connections={"warehouse": "secret:warehouse"},
         )
     )
     assert only_file.error.kind == "spec"
@@ -94,7 +94,7 @@ async def test_spec_errors_are_clear(harness, executor, warehouse) -> None:
         execute(
             "sql",
             {"connection": "other", "sql": "SELECT 1"},
-            connections={"warehouse": "env:SOUS_TEST_WAREHOUSE"},
+            connections={"warehouse": "secret:warehouse"},
         )
     )
     assert unknown.error.kind == "spec"
@@ -103,8 +103,8 @@ async def test_spec_errors_are_clear(harness, executor, warehouse) -> None:
         execute(
             "sql",
             {"connection": "warehouse", "sql": "SELECT 1"},
-            connections={"warehouse": "env:SOUS_TEST_NOT_SET"},
+            connections={"warehouse": "secret:not_set"},
         )
     )
     assert unresolved.error.kind == "spec"
-    assert "SOUS_TEST_NOT_SET" in unresolved.error.message
+    assert "'secret:not_set'" in unresolved.error.message

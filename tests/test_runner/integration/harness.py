@@ -14,7 +14,8 @@ from sous_contracts.common import Outputs
 from sous_contracts.tests import RunTests, TestDefinition, TestResult, TestSuiteFinished
 from sous_contracts.topics import TEST_COMMANDS, TEST_RESULTS
 
-WAREHOUSE_ENV = "SOUS_TR_TEST_WAREHOUSE"
+WAREHOUSE_ENV = "SOUS_SECRET_SALES__WAREHOUSE"
+"""The variable of `secret:warehouse` in the store of domain `sales`."""
 
 
 class Console:
@@ -77,9 +78,7 @@ def run_tests(*tests: TestDefinition, connections=None, rows=1200, **extra) -> R
         "variation": "dev",
         "outputs": Outputs(values={"rows": rows}),
         "params": {"expected": 1000},
-        "connections": {"warehouse": f"env:{WAREHOUSE_ENV}"}
-        if connections is None
-        else connections,
+        "connections": {"warehouse": "secret:warehouse"} if connections is None else connections,
         "producer": "test",
         **extra,
     }

@@ -7,7 +7,7 @@ import pytest
 from sous_contracts import decode_message
 from sous_contracts.common import TestStatus
 from sous_contracts.tests import TestResult
-from tests.test_runner.integration.harness import WAREHOUSE_ENV, check_def, run_tests
+from tests.test_runner.integration.harness import check_def, run_tests
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -146,8 +146,9 @@ async def test_an_ops_console_reads_valid_results(runner, console, warehouse) ->
 async def test_connections_that_fail_are_errors_without_secrets(
     runner, console, warehouse, db_settings, tmp_path, monkeypatch
 ) -> None:
-    (tmp_path / "closed").write_text("postgresql://sous:hunter2@127.0.0.1:1/sous")
-    monkeypatch.setenv("SOUS_SECRET_WAREHOUSE_SECRET", db_settings.url)
+    (tmp_path / "sales").mkdir()
+    (tmp_path / "sales" / "closed").write_text("postgresql://sous:hunter2@127.0.0.1:1/sous")
+    monkeypatch.setenv("SOUS_SECRET_SALES__WAREHOUSE_SECRET", db_settings.url)
     query = {"kind": "sql", "query": "SELECT 1", "value": 1}
     command = run_tests(
         check_def("closed-port", {**query, "connection": "closed"}, timeout_s=5),
@@ -157,7 +158,7 @@ async def test_connections_that_fail_are_errors_without_secrets(
         connections={
             "closed": "secret:closed",
             "warehouse_secret": "secret:warehouse_secret",
-            "warehouse": f"env:{WAREHOUSE_ENV}",
+            "warehouse": "secret:warehouse",
         },
     )
     finished, results = await console.run(command)

@@ -15,20 +15,20 @@ from sous_test_runner.suite import SuiteRunner
 
 
 def command(*tests: TestDefinition, **extra) -> RunTests:
-    return RunTests(
-        order_run_id=uuid.uuid4(),
-        step_run_id=uuid.uuid4(),
-        step="load",
-        suite_id=uuid.uuid4(),
-        domain="sales",
-        recipe="daily",
-        kitchen="dev",
-        variation="dev",
-        tests=list(tests),
-        outputs=Outputs(values={"rows": 1200, "label": "x"}),
-        params={"expected": 1000},
+    fields = {
+        "order_run_id": uuid.uuid4(),
+        "step_run_id": uuid.uuid4(),
+        "step": "load",
+        "suite_id": uuid.uuid4(),
+        "domain": "sales",
+        "recipe": "daily",
+        "kitchen": "dev",
+        "variation": "dev",
+        "outputs": Outputs(values={"rows": 1200, "label": "x"}),
+        "params": {"expected": 1000},
         **extra,
-    )
+    }
+    return RunTests(tests=list(tests), **fields)
 
 
 def t(name: str, check: dict, severity: Severity = Severity.ERROR, timeout_s: float = 5):
@@ -160,7 +160,7 @@ async def test_resolved_secrets_never_reach_a_result() -> None:
         return []
 
     dsn = "postgresql://user:hunter2@db.internal:5432/wh"
-    runner = SuiteRunner(PoolCache(), history, env={"WH": dsn})
+    runner = SuiteRunner(PoolCache(), history, env={"SOUS_SECRET_SALES__WH": dsn})
     cmd = command(
         t(
             "leak",
@@ -171,7 +171,7 @@ async def test_resolved_secrets_never_reach_a_result() -> None:
                 "value": "x",
             },
         ),
-        connections={"wh": "env:WH"},
+        connections={"wh": "secret:wh"},
     )
     [run] = await runner.run(cmd)
     assert run.status is TestStatus.FAILED
@@ -207,3 +207,23 @@ async def test_checks_dumped_from_specs_validate(runner) -> None:
     assert runs["py"].status is TestStatus.PASSED
     # Validated fine; it errors only for want of a connection, a reason a person can act on.
     assert runs["fresh"].outcome.message == "no connection: name one with `connection:`"
+
+
+async def test_connections_resolve_in_the_tested_steps_domain_and_kitchen() -> None:
+    async def history(key, last):
+        return []
+
+    env = {
+        "SOUS_SECRET_SALES__DEV__WH": "postgresql://sales-dev@h/db",
+        "SOUS_SECRET_FINANCE__LEDGER": "postgresql://finance@h/db",
+    }
+    runner = SuiteRunner(PoolCache(), history, env=env)
+    check = t("dsn", {"kind": "python", "function": "tests.test_runner.pychecks:uses_connection"})
+    [own] = await runner.run(command(check, connections={"default": "secret:wh"}))
+    [other] = await runner.run(command(check, connections={"default": "secret:ledger"}))
+    [prod] = await runner.run(command(check, connections={"default": "secret:wh"}, kitchen="prod"))
+    assert own.status is TestStatus.PASSED, own.outcome.message
+    assert other.status is TestStatus.ERROR
+    assert "not in the secret store of domain 'sales', kitchen 'dev'" in other.outcome.message
+    assert prod.status is TestStatus.ERROR
+    assert "kitchen 'prod'" in prod.outcome.message

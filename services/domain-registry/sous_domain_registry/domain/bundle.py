@@ -11,9 +11,11 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from sous_contracts.specs import DomainSpec, IngredientSpec, KitchenSpec, RecipeSpec
 from sous_contracts.specs.yamlload import load_yaml
+from sous_domain_registry.domain import secrets
 from sous_domain_registry.domain.catalog import Catalog
 from sous_domain_registry.domain.errors import SpecError, dotted
 
@@ -91,8 +93,10 @@ def parse(files: dict[str, str], *, with_domains: bool = True) -> tuple[Catalog,
             spec = _KINDS[kind].model_validate(data)
         except ValidationError as exc:
             for err in exc.errors():
-                errors.append(SpecError(path, dotted(err["loc"]), err["msg"]))
+                errors.append(SpecError(path, dotted(err["loc"]), _reason(err)))
             continue
+        if isinstance(spec, DomainSpec | KitchenSpec):
+            errors.extend(secrets.reference_errors(path, spec))
         _add(cat, kind, domain, path, spec, errors)
     for domain in {k[0] for k in cat.recipes} | {k[0] for k in cat.ingredients}:
         if with_domains and domain not in cat.domains:
@@ -102,6 +106,14 @@ def parse(files: dict[str, str], *, with_domains: bool = True) -> tuple[Catalog,
                 )
             )
     return cat, errors
+
+
+def _reason(err: ErrorDetails) -> str:
+    """Say what was expected; a connection that is not a reference is told so in words."""
+    loc = err["loc"]
+    if err["type"] == "string_pattern_mismatch" and loc[-1] == "ref" and "connections" in loc:
+        return secrets.LITERAL
+    return err["msg"]
 
 
 def _add(

@@ -1,7 +1,7 @@
 """Connections of tested databases: references resolved to DSNs, and a bounded pool cache.
 
-A reference is `env:VAR` (the test-runner's own environment) or `secret:NAME` (a file in the
-secrets folder, else the `SOUS_SECRET_<NAME>` variable), see `sous_common.references`.
+A reference is `secret:NAME` in the secret store of the tested step's domain and kitchen (files
+under the secrets folder, `SOUS_SECRET_<DOMAIN>__…` variables), see `sous_common.references`.
 Resolved DSNs carry passwords: they never leave this module except to open a pool, and
 `redact` scrubs them from error texts.
 """
@@ -42,10 +42,16 @@ def choose(named: str | None, connections: Mapping[str, str]) -> str:
     raise ConnectionProblem("no connection: name one with `connection:`")
 
 
-def resolve(ref: str, *, secrets_dir: Path | None, env: Mapping[str, str] | None = None) -> str:
-    """Turn `env:VAR` or `secret:NAME` into the DSN it points to."""
+def resolve(
+    ref: str,
+    scope: references.Scope,
+    *,
+    secrets_dir: Path | None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Turn `secret:NAME` into the DSN it points to in the store of `scope`."""
     try:
-        return references.resolve(ref, secrets_dir=secrets_dir, environ=env)
+        return references.resolve(ref, scope, secrets_dir=secrets_dir, environ=env)
     except references.UnresolvedReference as exc:
         raise ConnectionProblem(str(exc)) from None
 

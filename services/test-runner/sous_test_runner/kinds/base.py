@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from sous_common.db import AnyConnection
+from sous_common.references import Scope
 from sous_contracts.common import Outputs, Params
 from sous_test_runner.adapters.connections import PoolCache, choose, resolve
 from sous_test_runner.adapters.history import SeriesKey
@@ -28,7 +29,9 @@ class TestContext:
     outputs: Outputs
     params: Params
     connections: Mapping[str, str]
-    """Connection name → reference (`env:VAR`, `secret:NAME`)."""
+    """Connection name → reference (`secret:NAME`)."""
+    scope: Scope
+    """The tested step's domain and kitchen: the only secret store its references read."""
     pools: PoolCache
     history: HistoryReader
     series: SeriesKey
@@ -36,12 +39,12 @@ class TestContext:
     timeout_s: float
     secrets_dir: Any = None
     env: Mapping[str, str] | None = field(default=None)
-    """Environment to resolve `env:` references in (the process's when None)."""
+    """Where `SOUS_SECRET_*` variables are read (the process's when None)."""
 
     def dsn(self, named: str | None) -> str:
         """Return the resolved DSN of the check's connection (never publish it)."""
         ref = self.connections[choose(named, self.connections)]
-        return resolve(ref, secrets_dir=self.secrets_dir, env=self.env)
+        return resolve(ref, self.scope, secrets_dir=self.secrets_dir, env=self.env)
 
     @contextlib.asynccontextmanager
     async def connection(self, named: str | None) -> AsyncIterator[AnyConnection]:
