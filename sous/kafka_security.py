@@ -2,7 +2,7 @@
 
     python -m sous.kafka_security credentials DIR   # ensure DIR/<principal>.env; print the
                                                     # StorageTool `--add-scram` values
-    python -m sous.kafka_security apply-acls        # make the broker's ACLs equal the model
+    python -m sous.kafka_security apply-acls        # make the model's principals' ACLs equal it
     python -m sous.kafka_security table             # the ACL table of deploy/README.md
 
 `apply-acls` connects as the super user described by the `SOUS_KAFKA_*` environment and
@@ -105,19 +105,23 @@ async def _current(client: AIOKafkaClient, node: int) -> set[Acl]:
 
 
 async def apply_acls(settings: KafkaSettings, wanted: frozenset[Grant]) -> tuple[int, int]:
-    """Create the missing ACLs and delete every other one; return (created, deleted)."""
+    """Create the missing ACLs and delete the model's principals' others; (created, deleted).
+
+    ACLs of principals outside the model (other applications on a shared cluster) stay.
+    """
     client = AIOKafkaClient(**aiokafka_options(settings))
     await client.bootstrap()
     try:
         node = client.get_random_node()
-        current = await _current(client, node)
+        ours = {f"User:{name}" for name in principals()}
+        current = {acl for acl in await _current(client, node) if acl[3] in ours}
         target = {_wire(g) for g in wanted}
         for acl in sorted(target - current):
             response: Any = await client.send(node, CreateAclsRequest(*acl))
             for code, message in response.creation_responses:
                 if code:
                     raise RuntimeError(f"creating ACL {acl} failed: {code} {message}")
-        # A grant no longer in the model is a grant too many: remove it.
+        # A grant the model no longer lists is a grant too many: remove it.
         for acl in sorted(current - target):
             response = await client.send(node, DeleteAclsRequest(*acl))
             for code, message, _ in response.filter_responses:
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     creds = commands.add_parser("credentials", help="ensure passwords; print --add-scram values")
     creds.add_argument("folder", type=Path)
-    commands.add_parser("apply-acls", help="make the broker's ACLs equal the model")
+    commands.add_parser("apply-acls", help="make the model's principals' ACLs equal it")
     commands.add_parser("table", help="print the ACL table")
     args = parser.parse_args(argv)
 

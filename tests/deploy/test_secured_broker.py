@@ -25,6 +25,8 @@ from aiokafka.errors import (
 )
 from pydantic import SecretStr
 
+from sous.kafka_access import Grant, Operation, ResourceType, grants
+from sous.kafka_security import apply_acls
 from sous_common.kafka import aiokafka_options
 from sous_common.settings import KafkaSettings
 from sous_common.topic_admin import ensure_topics
@@ -169,3 +171,27 @@ async def test_service_consumes_its_topic_in_its_own_group_only(broker) -> None:
                 await other.getone()
         finally:
             await other.stop()
+
+
+async def _may_write(settings: KafkaSettings, topic: str) -> bool:
+    try:
+        await _produce(settings, topic, _sample(StartOrderRun))
+    except TopicAuthorizationFailedError:
+        return False
+    return True
+
+
+async def test_apply_acls_revokes_a_grant_the_model_does_not_list(broker) -> None:
+    admin, executor = broker.settings("sous-admin"), broker.settings("sous-executor")
+    topic = ORDER_RUN_COMMANDS.name
+    too_much = Grant(ResourceType.TOPIC, topic, "User:sous-executor", Operation.WRITE)
+    # The broker applies ACL changes from its metadata log a moment after they commit.
+    assert await apply_acls(admin, grants() | {too_much}) == (1, 0)
+    async with asyncio.timeout(15):
+        while not await _may_write(executor, topic):
+            await asyncio.sleep(0.1)
+
+    assert await apply_acls(admin, grants()) == (0, 1)
+    async with asyncio.timeout(15):
+        while await _may_write(executor, topic):
+            await asyncio.sleep(0.1)
