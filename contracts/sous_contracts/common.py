@@ -5,15 +5,23 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo
 
+from sous_contracts import wire
 from sous_contracts.envelope import Contract
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
 """A domain, recipe, kitchen, variation, step or test name: lower case, digits, `_` and `-`."""
 
-Params = dict[str, Any]
-"""Parameter values by name; JSON values only."""
+
+def _storable(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    wire.check_object(value, info.field_name or "")
+    return value
+
+
+Params = Annotated[dict[str, Any], AfterValidator(_storable)]
+"""Parameter values by name: JSON values that any reader can store (finite numbers, no
+`\\u0000`, no unpaired surrogates), at most `wire.MAX_PARAMS_BYTES` bytes of JSON."""
 
 LOG_TAIL_MAX = 16_384
 """Characters of a step's log kept in `StepFinished` (the end of the log)."""
@@ -70,8 +78,8 @@ class DatasetRef(Contract):
 class Outputs(Contract):
     """What a step publishes for tests and downstream params."""
 
-    values: dict[str, Any] = Field(default_factory=dict)
-    """Key/values (metrics, counts, names)."""
+    values: Params = Field(default_factory=dict)
+    """Key/values (metrics, counts, names); bounded like params."""
     datasets: list[DatasetRef] = Field(default_factory=list)
     """Datasets the step produced."""
 

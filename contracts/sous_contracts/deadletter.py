@@ -10,6 +10,15 @@ PAYLOAD_KEEP_MAX = 65_536
 """Bytes of the original payload kept in a dead letter (oversized ones are cut)."""
 
 
+def kept_text(raw: bytes | None, limit: int = PAYLOAD_KEEP_MAX) -> str:
+    """Return bytes a dead letter quotes as text any strict reader accepts.
+
+    Cut to `limit` bytes, decoded as UTF-8 with replacement, NUL shown as U+FFFD: the
+    quote of a hostile record must not itself be refused by the wire checks.
+    """
+    return (raw or b"")[:limit].decode(errors="replace").replace("\x00", "\ufffd")
+
+
 class DeadLetter(Envelope):
     """A message that was not accepted, the reason, and where it came from."""
 
@@ -18,7 +27,16 @@ class DeadLetter(Envelope):
     type: Literal["DeadLetter"] = "DeadLetter"
     reason: str
     """Why it was refused: which field, what was expected."""
-    error_kind: Literal["undecodable", "invalid", "unknown_type", "oversized", "handler_error"]
+    error_kind: Literal[
+        "undecodable",
+        "invalid",
+        "unknown_type",
+        "oversized",
+        "handler_error",
+        "unsupported_version",
+        "unauthorized",
+        "undeliverable",
+    ]
     """Category of the refusal."""
     source_topic: str
     """Topic it was read from."""

@@ -35,19 +35,36 @@ class Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
 
 
+SCHEMA_MAJOR = 2
+"""Major version every message is written with. 2 made the envelope fields below required on
+the wire (`WIRE_REQUIRED`); readers still accept 1 (`READ_MAJORS`) when those fields are set."""
+READ_MAJORS = frozenset({1, 2})
+"""Majors a reader accepts; a message of any other version is dead-lettered, not guessed at."""
+WIRE_REQUIRED = ("message_id", "type", "schema_version", "occurred_at")
+"""Envelope fields a reader relies on: a message without one is refused, never filled in."""
+
+
+def _require_on_wire(schema: dict[str, Any]) -> None:
+    # Code builds messages with fresh ids and times; on the wire they must be present.
+    required = schema.setdefault("required", [])
+    required.extend(name for name in WIRE_REQUIRED if name not in required)
+
+
 class Envelope(Contract):
     """Fields every message carries; each message type adds its payload beside them."""
+
+    model_config = ConfigDict(json_schema_extra=_require_on_wire)
 
     KEY_FIELD: ClassVar[str] = "order_run_id"
 
     message_id: uuid.UUID = Field(default_factory=new_message_id)
-    """Unique id of this message (UUIDv7); consumers deduplicate on it."""
+    """Unique id of this message (UUIDv7); consumers deduplicate on it. Required on the wire."""
     type: str
     """Name of the message type, e.g. `StepFinished`."""
-    schema_version: int = 1
+    schema_version: int = SCHEMA_MAJOR
     """Major version of this type's schema; only optional fields are added within one."""
     occurred_at: AwareDatetime = Field(default_factory=utc_now)
-    """When the fact happened or the command was issued (UTC)."""
+    """When the fact happened or the command was issued (UTC). Required on the wire."""
     producer: str = "unknown"
     """Name of the service or client that produced the message."""
     correlation_id: uuid.UUID | None = None

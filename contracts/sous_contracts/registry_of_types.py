@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from sous_contracts.envelope import Envelope
-from sous_contracts.errors import UndecodableMessage, UnknownMessageType
+from sous_contracts import wire
+from sous_contracts.envelope import READ_MAJORS, WIRE_REQUIRED, Envelope
+from sous_contracts.errors import (
+    MissingEnvelopeField,
+    UndecodableMessage,
+    UnknownMessageType,
+    UnsupportedVersion,
+)
 from sous_contracts.topics import CATALOG
 
 MESSAGE_TYPES: dict[str, type[Envelope]] = {
@@ -23,16 +28,25 @@ def message_class(type_name: str) -> type[Envelope]:
         raise UnknownMessageType(f"unknown message type {type_name!r}") from None
 
 
-def decode_message(raw: bytes, allowed: tuple[str, ...] | None = None) -> Envelope:
-    """Decode and validate one message from its wire bytes.
+def decode_message(
+    raw: bytes, allowed: tuple[str, ...] | None = None, *, max_bytes: int = wire.MAX_MESSAGE_BYTES
+) -> Envelope:
+    r"""Decode and validate one message from its wire bytes, strictly (DESIGN §5.9).
 
-    Raises UndecodableMessage (not JSON, not an object), UnknownMessageType (a `type`
-    not in the catalog, or not allowed on this topic) or pydantic's ValidationError.
+    Raises:
+        UndecodableMessage: oversized, not UTF-8, not strict JSON (NaN, deep, huge numbers,
+            `\\u0000`, unpaired surrogates), or not an object.
+        UnknownMessageType: `type` missing, not in the catalog, or not allowed on this topic.
+        MissingEnvelopeField: `message_id`, `schema_version` or `occurred_at` absent.
+        UnsupportedVersion: a major `schema_version` outside `READ_MAJORS`.
+        pydantic.ValidationError: the fields do not fit the type.
     """
+    if len(raw) > max_bytes:
+        raise UndecodableMessage(f"oversized: {len(raw)} bytes > limit {max_bytes}")
     try:
-        data: Any = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UndecodableMessage(f"not JSON: {exc}") from None
+        data: Any = wire.loads(raw)
+    except wire.WireError as exc:
+        raise UndecodableMessage(str(exc)) from None
     if not isinstance(data, dict):
         raise UndecodableMessage(f"expected a JSON object, got {type(data).__name__}")
     type_name = data.get("type")
@@ -42,4 +56,13 @@ def decode_message(raw: bytes, allowed: tuple[str, ...] | None = None) -> Envelo
         raise UnknownMessageType(
             f"message type {type_name!r} is not carried by this topic (allowed: {list(allowed)})"
         )
-    return message_class(type_name).model_validate(data)
+    cls = message_class(type_name)
+    if missing := [name for name in WIRE_REQUIRED if data.get(name) is None]:
+        raise MissingEnvelopeField(f"{type_name}: missing required field(s) {', '.join(missing)}")
+    version = data["schema_version"]
+    if type(version) is not int or version not in READ_MAJORS:
+        raise UnsupportedVersion(
+            f"{type_name}: schema_version {version!r} is not readable here "
+            f"(this reader handles {sorted(READ_MAJORS)})"
+        )
+    return cls.model_validate(data)

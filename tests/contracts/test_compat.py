@@ -12,6 +12,7 @@ import pytest
 
 from sous_contracts import compat
 from sous_contracts.compat import Change, check, compare, current_schemas, load_baseline
+from sous_contracts.envelope import SCHEMA_MAJOR
 from sous_contracts.steps import StepFinished
 
 Schema = dict[str, Any]
@@ -267,16 +268,20 @@ def test_a_message_type_removed_from_the_catalog_is_reported() -> None:
     ]
 
 
-class StepFinishedV2(StepFinished):
-    """StepFinished at major 2: `host` is new and required, which major 1 could not add."""
+CURRENT = SCHEMA_MAJOR
+NEXT = SCHEMA_MAJOR + 1
 
-    schema_version: int = 2
+
+class StepFinishedNext(StepFinished):
+    """StepFinished at the next major: `host` is new and required, which a minor could not add."""
+
+    schema_version: int = NEXT
     host: str
 
 
 def test_major_version_is_the_default_of_schema_version() -> None:
-    assert compat.major_version(StepFinished) == 1
-    assert compat.major_version(StepFinishedV2) == 2
+    assert compat.major_version(StepFinished) == CURRENT
+    assert compat.major_version(StepFinishedNext) == NEXT
 
 
 def gate(*argv: str) -> int:
@@ -286,29 +291,33 @@ def gate(*argv: str) -> int:
 def test_raising_the_major_needs_a_new_baseline_and_keeps_the_old(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    for older in range(1, CURRENT):  # majors already released stay, as the gate demands
+        name = f"StepFinished.v{older}.json"
+        (tmp_path / name).write_text((compat.BASELINE_DIR / name).read_text())
     monkeypatch.setattr(compat, "BASELINE_DIR", tmp_path)
     monkeypatch.setattr(compat, "MESSAGE_TYPES", {"StepFinished": StepFinished})
     assert gate() == 1
-    assert "StepFinished $: no baseline for major 1: run --update" in capsys.readouterr().err
+    assert f"StepFinished $: no baseline for major {CURRENT}: run --update" in (
+        capsys.readouterr().err
+    )
     assert gate("--update") == 0
     assert gate() == 0
 
-    monkeypatch.setattr(compat, "MESSAGE_TYPES", {"StepFinished": StepFinishedV2})
+    monkeypatch.setattr(compat, "MESSAGE_TYPES", {"StepFinished": StepFinishedNext})
     assert gate() == 1
     err = capsys.readouterr().err
-    assert "StepFinished $: no baseline for major 2" in err
+    assert f"StepFinished $: no baseline for major {NEXT}" in err
     assert "host" not in err, "a new major is not compared with the old one"
     assert gate("--update") == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "StepFinished.v1.json",
-        "StepFinished.v2.json",
+        f"StepFinished.v{major}.json" for major in range(1, NEXT + 1)
     ]
     assert gate() == 0
 
-    (tmp_path / "StepFinished.v1.json").unlink()
+    (tmp_path / f"StepFinished.v{CURRENT}.json").unlink()
     assert gate() == 1
     err = capsys.readouterr().err
-    assert "StepFinished $: baseline of major 1 deleted" in err
+    assert f"StepFinished $: baseline of major {CURRENT} deleted" in err
     assert "readers must handle both majors" in err
 
 
@@ -319,7 +328,7 @@ def test_update_refuses_a_breaking_change_within_a_major(
     monkeypatch.setattr(compat, "MESSAGE_TYPES", {"StepFinished": StepFinished})
     released = schema("StepFinished")
     released["properties"]["retired"] = {"type": "string"}
-    (tmp_path / "StepFinished.v1.json").write_text(json.dumps(released))
+    (tmp_path / f"StepFinished.v{CURRENT}.json").write_text(json.dumps(released))
     assert gate("--update") == 1
     assert "StepFinished $.retired: field removed (or renamed)" in capsys.readouterr().err
-    assert json.loads((tmp_path / "StepFinished.v1.json").read_text()) == released
+    assert json.loads((tmp_path / f"StepFinished.v{CURRENT}.json").read_text()) == released
