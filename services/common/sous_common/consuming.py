@@ -23,12 +23,11 @@ from aiokafka.errors import KafkaError
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
-from pydantic import ValidationError
 
+from sous_common.decoding import MAX_HEADERS, Refusal, decode_record, remember
 from sous_common.logs import get_logger
-from sous_contracts.deadletter import PAYLOAD_KEEP_MAX, DeadLetter
-from sous_contracts.errors import UndecodableMessage, UnknownMessageType
-from sous_contracts.registry_of_types import decode_message
+from sous_contracts.deadletter import DeadLetter, kept_text
+from sous_contracts.envelope import Envelope
 from sous_contracts.topics import CATALOG, DEAD_LETTERS
 
 log = get_logger(__name__)
@@ -45,15 +44,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
 )
 """Failures worth retrying forever: the message is fine, the world is not."""
-
-
-def explain(exc: ValidationError) -> str:
-    """Turn a pydantic error into one line naming each field and what was expected."""
-    parts = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "(message)"
-        parts.append(f"{where}: {err['msg']}")
-    return f"invalid {exc.title}: " + "; ".join(parts)
 
 
 class ConsumerGuard:
@@ -124,16 +114,20 @@ class ConsumerGuard:
         value: bytes = record.value or b""
         letter = DeadLetter(
             producer=self.consumer,
-            reason=reason,
+            reason=kept_text(reason.encode(errors="replace"), 4096),
             error_kind=kind,
             source_topic=record.topic,
             source_partition=record.partition,
             source_offset=record.offset,
             consumer=self.consumer,
-            key=record.key.decode(errors="replace") if record.key else None,
-            payload=value[:PAYLOAD_KEEP_MAX].decode(errors="replace"),
+            key=kept_text(record.key, 1024) if record.key else None,
+            payload=kept_text(value),
             payload_size=len(value),
-            headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
+            # Quoted, not trusted: at most MAX_HEADERS, each cut, so the letter stays small.
+            headers={
+                kept_text(str(k).encode(errors="replace"), 256): kept_text(v, 1024)
+                for k, v in list(record.headers or ())[:MAX_HEADERS]
+            },
         )
         await self.broker.publish(
             letter.to_json(),
@@ -150,21 +144,13 @@ class ConsumerGuard:
             offset=record.offset,
         )
 
-    def refusal(self, record: Any) -> tuple[str, str] | None:
-        """Return (reason, kind) when the record cannot become a contract, else None."""
-        value: bytes = record.value or b""
-        if len(value) > self.max_message_bytes:
-            return (f"oversized: {len(value)} bytes > limit {self.max_message_bytes}", "oversized")
-        allowed = self._allowed.get(record.topic)
-        try:
-            decode_message(value, allowed)
-        except UndecodableMessage as exc:
-            return f"undecodable: {exc}", "undecodable"
-        except UnknownMessageType as exc:
-            return str(exc), "unknown_type"
-        except ValidationError as exc:
-            return explain(exc), "invalid"
-        return None
+    def decode(self, record: Any) -> Envelope:
+        """Return the record's contract (see `decoding.decode_record`).
+
+        Raises:
+            Refusal: the reason and kind to dead-letter it under.
+        """
+        return decode_record(record, self._allowed.get(record.topic), self.max_message_bytes)
 
 
 class _Guard(BaseMiddleware):
@@ -175,12 +161,14 @@ class _Guard(BaseMiddleware):
     async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
         record = msg.raw_message
         consumer = getattr(msg, "consumer", None)
-        if refused := self.guard.refusal(record):
-            await self.guard.dead_letter(record, *refused)
-            self.guard.handled(consumer, record)
-            return None
         where = (record.topic, record.partition, record.offset)
         try:
+            try:
+                remember(msg, self.guard.decode(record))
+            except Refusal as refused:
+                await self.guard.dead_letter(record, refused.reason, refused.kind)
+                self.guard.handled(consumer, record)
+                return None
             result = await call_next(msg)
         except TRANSIENT as exc:
             delay = min(0.1 * 2 ** self._count(where), 5.0)
@@ -206,12 +194,17 @@ class _Guard(BaseMiddleware):
                 await asyncio.sleep(min(0.1 * 2**tries, 5.0))
                 await msg.nack()
                 return None
+            try:
+                await self.guard.dead_letter(
+                    record,
+                    f"handler failed {tries} times: {type(exc).__name__}: {exc}",
+                    "handler_error",
+                )
+            except TRANSIENT:
+                await asyncio.sleep(1.0)
+                await msg.nack()  # the dead letter could not be written: not skipped either
+                return None
             self.guard.attempts.pop(where, None)
-            await self.guard.dead_letter(
-                record,
-                f"handler failed {tries} times: {type(exc).__name__}: {exc}",
-                "handler_error",
-            )
             self.guard.handled(consumer, record)
             return None
         self.guard.attempts.pop(where, None)

@@ -9,6 +9,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
+from sous_common.decoding import remembered_decoder, tolerant_parser
 from sous_common.settings import KafkaSettings
 
 
@@ -76,6 +77,10 @@ def make_broker(settings: KafkaSettings, *, client_id: str, **extra: Any) -> Kaf
         max_request_size=settings.max_message_bytes + 65_536,
         allow_auto_create_topics=False,
         security=security(settings),
+        # Headers that would break FastStream's parsing reach the consumer guard, which
+        # decodes each record once; handlers then get that contract (sous_common.decoding).
+        parser=tolerant_parser,
+        decoder=remembered_decoder,
         # Per-message "Received/Processed" lines cost more than the work on hot paths.
         log_level=logging.DEBUG,
         **extra,

@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 from pydantic import ValidationError
 
-from sous_common.consuming import explain
+from sous_common.decoding import explain
 from sous_common.references import Scope
 from sous_contracts.common import TestStatus
 from sous_contracts.tests import RunTests, TestDefinition

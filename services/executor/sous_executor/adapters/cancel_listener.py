@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from pydantic import ValidationError
 
+from sous_common.decoding import Refusal, decode_record
 from sous_common.kafka import aiokafka_options
 from sous_common.logs import get_logger
 from sous_common.settings import KafkaSettings
@@ -77,15 +78,16 @@ class CancelListener:
                     continue
                 for records in batches.values():
                     for record in records:
-                        await self._handle(record.headers, record.value)
+                        await self._handle(record)
         finally:
             await consumer.stop()
 
-    async def _handle(self, headers: Headers, value: bytes | None) -> None:
-        if _is_cancel(headers) is False or not value:
+    async def _handle(self, record: Any) -> None:
+        if _is_cancel(record.headers) is False:
             return
         try:
-            command = CancelStep.model_validate_json(value)
-        except ValidationError:
+            command = decode_record(record, ("CancelStep",), self._kafka.max_message_bytes)
+        except Refusal:
             return  # another type, or bad: the group subscriber dead-letters it
+        assert isinstance(command, CancelStep)
         await self._on_cancel(command)

@@ -10,6 +10,7 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer
 
+from sous_common.decoding import Refusal, decode_record
 from sous_common.kafka import aiokafka_options
 from sous_common.logs import get_logger
 from sous_common.runtime import Runtime
@@ -23,6 +24,7 @@ log = get_logger(__name__)
 async def catch_up(rt: Runtime, timeout_s: float = 60.0) -> int:
     """Apply every changelog record up to the topic's current end; return how many."""
     topic = rt.topic(REGISTRY_CHANGELOG)
+    allowed = REGISTRY_CHANGELOG.message_types()
     # Subscribed without a group: aiokafka assigns every partition of the topic.
     consumer = AIOKafkaConsumer(
         topic,
@@ -46,9 +48,18 @@ async def catch_up(rt: Runtime, timeout_s: float = 60.0) -> int:
                     for records in batch.values():
                         for r in records:
                             try:
-                                change = RegistryEntityChanged.model_validate_json(r.value)
-                            except ValueError:
-                                continue  # the live consumer dead-letters it
+                                change = decode_record(r, allowed, rt.kafka.max_message_bytes)
+                            except Refusal as refused:
+                                # Refused exactly as the live consumer refuses it, which
+                                # dead-letters it; the catch-up only must not apply it.
+                                log.warning(
+                                    "changelog record refused",
+                                    offset=r.offset,
+                                    partition=r.partition,
+                                    reason=refused.reason,
+                                )
+                                continue
+                            assert isinstance(change, RegistryEntityChanged)
                             await db.upsert_entity(conn, change)
                             applied += 1
     finally:
