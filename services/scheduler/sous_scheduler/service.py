@@ -164,8 +164,9 @@ class Scheduler:
         async with self._refresh_lock:
             if self._refreshed_at is not None and self._refreshed_at > since:
                 return True  # a catch-up newer than the command already finished
-            self._refreshed_at = self.clock()
-            await self.refresh_registry()
+            began = self.clock()
+            await self.refresh_registry()  # a failed catch-up counts as none: the next retries
+            self._refreshed_at = began
             return True
 
     async def _reject(self, conn: AnyConnection, cmd: StartOrderRun, reason: str) -> None:
