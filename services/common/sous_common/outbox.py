@@ -4,6 +4,10 @@ A service writes its messages with `add()` in the transaction that changes its s
 relay publishes them in order, woken by LISTEN/NOTIFY with a polling fallback, and deletes
 them only after the broker acknowledged every one. One relay per schema is active at a time
 (an advisory lock), which keeps each key's messages in order; others wait as standbys.
+
+A row the broker can never take (larger than it accepts, an invalid topic) would block every
+row behind it forever. It is moved aside to `outbox_refused` with the reason, and a dead
+letter of kind `undeliverable` announces it; the rows behind it flow on.
 """
 
 from __future__ import annotations
@@ -15,13 +19,28 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 import asyncpg
+from aiokafka.errors import (
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 
 from sous_common.db import AnyConnection, checked_schema
 from sous_common.logs import get_logger
+from sous_contracts.deadletter import DeadLetter, kept_text
 from sous_contracts.envelope import Envelope
-from sous_contracts.topics import topic_for
+from sous_contracts.topics import DEAD_LETTERS, topic_for
 
 log = get_logger(__name__)
+
+UNDELIVERABLE: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+)
+"""Broker refusals that no retry can cure: the row is moved aside, not retried."""
 
 
 def channel(schema: str) -> str:
@@ -78,6 +97,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
         on_published: Callable[[int], None] | None = None,
+        prefix: str = "",
     ) -> None:
         self._pool = pool
         self._publish = publish
@@ -87,28 +107,94 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         self._on_published = on_published
+        self._dead_letters = DEAD_LETTERS.full_name(prefix)
 
     async def drain_once(self) -> int:
-        """Publish up to one batch; return how many rows were published."""
+        """Publish up to one batch; return how many rows were published or moved aside."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, topic, key, payload, headers FROM outbox"
+                "SELECT id, message_id, topic, key, payload, headers, created_at FROM outbox"
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch_size,
             )
             if not rows:
                 return 0
-            acks = [
-                await self._publish(r["topic"], r["key"], r["payload"], json.loads(r["headers"]))
-                for r in rows
-            ]
-            await asyncio.gather(*acks)
+            sent: list[tuple[asyncpg.Record, Awaitable[object]]] = []
+            refused: list[tuple[asyncpg.Record, BaseException]] = []
+            for r in rows:
+                try:
+                    ack = await self._publish(
+                        r["topic"], r["key"], r["payload"], json.loads(r["headers"])
+                    )
+                except UNDELIVERABLE as exc:
+                    refused.append((r, exc))
+                else:
+                    sent.append((r, ack))
+            outcomes = await asyncio.gather(*(ack for _, ack in sent), return_exceptions=True)
+            for (r, _), outcome in zip(sent, outcomes, strict=True):
+                if isinstance(outcome, UNDELIVERABLE):
+                    refused.append((r, outcome))
+                elif isinstance(outcome, BaseException):
+                    raise outcome  # transient: the whole batch is retried, consumers dedup
+            if refused:
+                await self._move_aside(conn, refused)
             await conn.execute(
                 "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
             )
         if self._on_published:
             self._on_published(len(rows))
         return len(rows)
+
+    async def _move_aside(
+        self, conn: AnyConnection, refused: list[tuple[asyncpg.Record, BaseException]]
+    ) -> None:
+        letters = []
+        for r, exc in refused:
+            reason = f"undeliverable to {r['topic']}: {type(exc).__name__}: {exc}"
+            await conn.execute(
+                "INSERT INTO outbox_refused"
+                " (id, message_id, topic, key, payload, headers, created_at, reason)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+                r["id"],
+                r["message_id"],
+                r["topic"],
+                r["key"],
+                r["payload"],
+                r["headers"],
+                r["created_at"],
+                reason,
+            )
+            log.error(
+                "outbox row undeliverable; moved aside",
+                schema=self._schema,
+                message_id=str(r["message_id"]),
+                topic=r["topic"],
+                size=len(r["payload"]),
+                reason=reason,
+            )
+            payload: bytes = r["payload"]
+            letter = DeadLetter(
+                producer=f"outbox:{self._schema}",
+                reason=reason,
+                error_kind="undeliverable",
+                source_topic=r["topic"],
+                source_partition=-1,
+                source_offset=-1,
+                consumer=f"outbox:{self._schema}",
+                key=kept_text(r["key"]) if r["key"] else None,
+                payload=kept_text(payload),
+                payload_size=len(payload),
+                headers=json.loads(r["headers"]),
+            )
+            letters.append(
+                await self._publish(
+                    self._dead_letters,
+                    letter.kafka_key(),
+                    letter.to_json(),
+                    {"type": letter.type},
+                )
+            )
+        await asyncio.gather(*letters)  # a failure here rolls back: moved aside on retry
 
     async def drain(self) -> int:
         """Publish until the outbox is empty; return how many rows were published."""

@@ -152,7 +152,9 @@ class Runtime:
         if self._pool is not None and self.schema is not None:
             self._relay_producer = RelayProducer(self.kafka)
             await self._relay_producer.start()
-            self._relay = outbox.OutboxRelay(self._pool, self._relay_producer, schema=self.schema)
+            self._relay = outbox.OutboxRelay(
+                self._pool, self._relay_producer, schema=self.schema, prefix=self.kafka.topic_prefix
+            )
             self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
         for hook in self._started:
             await hook()

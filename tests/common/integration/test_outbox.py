@@ -16,8 +16,9 @@ from sous_common.kafka import aiokafka_options, make_broker
 from sous_common.outbox import OutboxRelay, add
 from sous_common.relay import broker_publisher
 from sous_contracts import decode_message
+from sous_contracts.deadletter import DeadLetter
 from sous_contracts.testing import sample_messages
-from sous_contracts.topics import ORDER_RUN_COMMANDS
+from sous_contracts.topics import DEAD_LETTERS, ORDER_RUN_COMMANDS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -109,3 +110,71 @@ async def test_rolled_back_transaction_publishes_nothing(kafka_settings, pool, s
             await add(conn, sample_messages()[:1], schema=schema)
             raise Boom
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def _collect_until(settings, topic: str, done, timeout_s: float = 20.0) -> list:
+    """Read `topic` from the start until `done(messages)` holds."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        **aiokafka_options(settings),
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: list = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not done(out):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    out.extend(decode_message(r.value) for r in records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def test_an_undeliverable_row_is_moved_aside_and_the_rest_flow(
+    kafka_settings, pool, schema
+) -> None:
+    before, after = (
+        sample_messages()[0].model_copy(update={"message_id": uuid.uuid4()}) for _ in range(2)
+    )
+    huge = DeadLetter(
+        reason="made too large to send",
+        error_kind="invalid",
+        source_topic="elsewhere",
+        source_partition=0,
+        source_offset=0,
+        consumer="test",
+        payload="x" * (kafka_settings.max_message_bytes + 100_000),
+        payload_size=0,
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await add(conn, [before, huge, after], schema=schema, prefix=kafka_settings.topic_prefix)
+    broker = make_broker(kafka_settings, client_id="relay")
+    async with broker:
+        await broker.start()
+        relay = OutboxRelay(
+            pool, broker_publisher(broker), schema=schema, prefix=kafka_settings.topic_prefix
+        )
+        assert await relay.drain() == 3
+    commands = ORDER_RUN_COMMANDS.full_name(kafka_settings.topic_prefix)
+    got = await _collect_until(kafka_settings, commands, lambda out: len(out) >= 2)
+    assert [m.message_id for m in got] == [before.message_id, after.message_id]
+
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    refused = await pool.fetchrow("SELECT message_id, reason, payload FROM outbox_refused")
+    assert refused["message_id"] == huge.message_id
+    assert "MessageSizeTooLargeError" in refused["reason"]
+    assert bytes(refused["payload"]) == huge.to_json(), "the row is kept whole, not cut"
+
+    letters_topic = DEAD_LETTERS.full_name(kafka_settings.topic_prefix)
+    letters = await _collect_until(
+        kafka_settings,
+        letters_topic,
+        lambda out: any(m.error_kind == "undeliverable" for m in out),
+    )
+    (letter,) = [m for m in letters if m.error_kind == "undeliverable"]
+    assert letter.source_topic == letters_topic
+    assert letter.payload_size == len(huge.to_json())
+    assert "MessageSizeTooLargeError" in letter.reason
