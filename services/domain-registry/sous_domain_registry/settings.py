@@ -21,6 +21,8 @@ class RegistrySettings(BaseSettings):
     """PostgreSQL schema the registry owns."""
     admin_token: SecretStr | None = None
     """Bootstrap token of principal `admin` with every scope; stored hashed at start-up."""
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    """Largest REST request body (a whole spec folder for apply); larger ones get 413."""
     ttl_sweep_s: float = Field(default=30.0, gt=0)
     """How often sandboxes past their time to live are torn down and deleted."""
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

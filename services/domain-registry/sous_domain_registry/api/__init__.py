@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sous_common.runtime import Runtime
 from sous_domain_registry import service
 from sous_domain_registry.api import catalog, kitchens, runs
+from sous_domain_registry.api.limits import BodyLimits
 from sous_domain_registry.app import create_runtime
 from sous_domain_registry.domain.access import hash_token
 from sous_domain_registry.settings import RegistrySettings
@@ -41,6 +42,8 @@ def create_api(settings: RegistrySettings | None = None) -> FastAPI:
         description="The catalog of the mesh: specs as code, runs, events, kitchens.",
         lifespan=lifespan,
     )
+
+    api.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes)
 
     @api.get("/v1/health", tags=["health"], summary="Liveness")
     async def health() -> dict[str, str]:

@@ -8,11 +8,9 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from sous_contracts.common import Outputs, RunStatus, TestSummary
+from sous_contracts.common import Outputs, Params, RunStatus, TestSummary
 from sous_contracts.specs.common import ConnectionSpec, Duration, RecipeRef, SpecName
 from sous_domain_registry.domain.entities import Entity
-
-Params = dict[str, Any]
 
 
 class Body(BaseModel):
