@@ -44,7 +44,9 @@ async def test_migrations_apply_once_under_concurrent_starts(db_settings, schema
         )
         applied = [r for r in results if r]
         assert len(applied) == 1
-        assert applied[0] == ["common/0001_inbox_outbox", "svc/0001_things", "svc/0002_more"]
+        common = [f"common/{m.version:04d}_{m.name}" for m in common_migrations()]
+        assert common[0] == "common/0001_inbox_outbox"
+        assert applied[0] == [*common, "svc/0001_things", "svc/0002_more"]
         assert await migrate(conns[0], schema, common_migrations() + extra) == []
         cols = await conns[0].fetch(
             "SELECT column_name FROM information_schema.columns"
