@@ -6,10 +6,30 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sous_common.settings import DatabaseSettings, KafkaSettings
+from sous_common.trust import Signer
+
+_KEYS = Path(tempfile.mkdtemp(prefix="sous-bench-keys-"))
+SIGNER = Signer.generate("sous-scheduler")
+"""The scheduler's key in a benchmark; the load it is sent is signed with it."""
+SIGNER.save(_KEYS / "scheduler.pem")
+_REGISTRY = Signer.generate("sous-domain-registry")
+_REGISTRY.save(_KEYS / "domain-registry.pem")
+SIGNING_ENVIRONMENT = {
+    "SOUS_SCHEDULER_SIGNING_KEY_FILE": str(_KEYS / "scheduler.pem"),
+    "SOUS_DOMAIN_REGISTRY_SIGNING_KEY_FILE": str(_KEYS / "domain-registry.pem"),
+}
+"""What the services a benchmark starts read to find their keys."""
+
+
+def signed(value: bytes) -> list[tuple[str, bytes]]:
+    """Return the headers that sign a record value as the scheduler."""
+    return [(k, v.encode()) for k, v in SIGNER.headers(value).items()]
 
 
 def kafka_settings() -> KafkaSettings:

@@ -16,7 +16,15 @@ import sys
 import time
 import uuid
 
-from _common import database_settings, emit, fresh_schema, kafka_settings, percentiles
+from _common import (
+    SIGNING_ENVIRONMENT,
+    database_settings,
+    emit,
+    fresh_schema,
+    kafka_settings,
+    percentiles,
+    signed,
+)
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sous_common.kafka import aiokafka_options
@@ -87,6 +95,7 @@ async def main() -> None:
     schema = fresh_schema()
     env = {
         **os.environ,
+        **SIGNING_ENVIRONMENT,
         "SOUS_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
         "SOUS_SCHEDULER_SCHEMA_NAME": schema,
         "SOUS_DATABASE_URL": db.url,
@@ -111,7 +120,10 @@ async def main() -> None:
     async def send(m: Envelope) -> float:
         t = time.time()
         await producer.send_and_wait(
-            topic_for(m).full_name(kafka.topic_prefix), m.to_json(), key=m.kafka_key()
+            topic_for(m).full_name(kafka.topic_prefix),
+            (value := m.to_json()),
+            key=m.kafka_key(),
+            headers=signed(value),
         )
         return t
 

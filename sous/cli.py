@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sous import apply_cmd, graph_cmd, query_cmd, runs_cmd, stack
+from sous import apply_cmd, graph_cmd, keys_cmd, query_cmd, runs_cmd, stack
 from sous_common.settings import KafkaSettings
 from sous_common.topic_admin import ensure_topics
 from sous_contracts.topics import CATALOG
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 topics_app = typer.Typer(no_args_is_help=True, help="The topic catalog.")
 app.add_typer(topics_app, name="topics")
+app.add_typer(keys_cmd.keys_app, name="keys")
 app.command("apply")(apply_cmd.apply)
 app.command("up")(stack.up)
 app.command("down")(stack.down)

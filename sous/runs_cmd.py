@@ -15,7 +15,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from sous.keys_cmd import cli_signer
 from sous_common.kafka import aiokafka_options
+from sous_common.outbox import record_headers
 from sous_common.settings import KafkaSettings
 from sous_contracts import decode_message
 from sous_contracts.common import RunStatus
@@ -67,13 +69,16 @@ def _target(ref: str) -> tuple[str, str]:
 
 
 async def _send(settings: KafkaSettings, message: Envelope) -> None:
+    value = message.to_json()
+    headers = record_headers(message, value, cli_signer())
     producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(
             topic_for(message).full_name(settings.topic_prefix),
-            message.to_json(),
+            value,
             key=message.kafka_key(),
+            headers=[(k, v.encode()) for k, v in headers.items()],
         )
     finally:
         await producer.stop()

@@ -15,10 +15,12 @@ import httpx
 import typer
 from rich.console import Console
 
+from sous import keys_cmd
 from sous.environments import example_secrets, service_environment
 from sous.supervisor import SERVICES, Supervisor
 from sous_common.settings import KafkaSettings
 from sous_common.topic_admin import ensure_topics
+from sous_common.trust import Signer
 
 console = Console()
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +50,32 @@ def use_local_stack() -> None:
     token = run_dir() / "token"
     if not os.environ.get("SOUS_TOKEN") and token.is_file():
         os.environ["SOUS_TOKEN"] = token.read_text().strip()
+    admin_key = run_dir() / "keys" / "admin.pem"
+    if not os.environ.get(keys_cmd.KEY_FILE) and admin_key.is_file():
+        os.environ[keys_cmd.KEY_FILE] = str(admin_key)
+        os.environ[keys_cmd.PRINCIPAL] = "admin"
+
+
+def stack_keys(folder: Path) -> dict[str, str]:
+    """Create the stack's signing keys once; return the variables that point at them.
+
+    The registry and the scheduler each sign with their own key; the CLI signs as `admin`,
+    whose public key the registry publishes at start-up. Private keys stay in `folder`.
+    """
+    keys = folder / "keys"
+    found: dict[str, Signer] = {}
+    for name in ("domain-registry", "scheduler", "admin"):
+        path = keys / f"{name}.pem"
+        if not path.exists():
+            Signer.generate(name).save(path)
+        found[name] = Signer.load(name, path)
+    return {
+        "SOUS_DOMAIN_REGISTRY_SIGNING_KEY_FILE": str(keys / "domain-registry.pem"),
+        "SOUS_SCHEDULER_SIGNING_KEY_FILE": str(keys / "scheduler.pem"),
+        "SOUS_DOMAIN_REGISTRY_ADMIN_PUBLIC_KEY": found["admin"].public_key,
+        keys_cmd.KEY_FILE: str(keys / "admin.pem"),
+        keys_cmd.PRINCIPAL: "admin",
+    }
 
 
 def servers() -> dict[str, str]:
@@ -112,6 +140,8 @@ def up(
         token_file.write_text(secrets.token_urlsafe(32))
         token_file.chmod(0o600)
     token = token_file.read_text().strip()
+    for key, value in stack_keys(folder).items():
+        os.environ.setdefault(key, value)
     url = os.environ.get("SOUS_REGISTRY_URL", "http://127.0.0.1:8470")
     supervisor = Supervisor(folder, stack_environments(os.environ, token))
     supervisor.start_all()

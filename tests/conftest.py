@@ -17,8 +17,13 @@ from sous_common.db import create_pool
 from sous_common.migrate import common_migrations, migrate
 from sous_common.settings import DatabaseSettings, KafkaSettings
 from sous_common.topic_admin import delete_topics, ensure_topics
+from tests.signing import ENVIRONMENT as SIGNING_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The keys a deployment hands its services and its CLI (DESIGN §5.11); a test that wants
+# another identity passes its own settings.
+os.environ.update(SIGNING_ENVIRONMENT)
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,24 @@ Usage::
     python order_run.py sales/daily --variation dev --param day=2026-01-05 --timeout 300
 
 Environment: `SOUS_KAFKA_BOOTSTRAP` (default `127.0.0.1:9092`), `SOUS_KAFKA_TOPIC_PREFIX`
-(default empty). Exit codes: 0 succeeded, 1 failed or cancelled, 2 bad arguments,
-3 no outcome before the timeout, 4 rejected.
+(default empty), and who signs: `SOUS_PRINCIPAL` with its Ed25519 private key in
+`SOUS_SIGNING_KEY_FILE` (PEM; the registry publishes its public half). Exit codes:
+0 succeeded, 1 failed or cancelled, 2 bad arguments, 3 no outcome before the timeout,
+4 rejected (a refused signature or scope too: the reason is printed).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -59,7 +63,7 @@ def build_command(args: argparse.Namespace, order_run_id: uuid.UUID) -> dict[str
     domain, _, recipe = args.target.partition("/")
     return {
         "type": "StartOrderRun",
-        "schema_version": 1,
+        "schema_version": 2,
         "message_id": str(uuid7()),  # consumers deduplicate on it
         "occurred_at": datetime.now(UTC).isoformat(),
         "producer": "example-order-run-client",
@@ -70,6 +74,27 @@ def build_command(args: argparse.Namespace, order_run_id: uuid.UUID) -> dict[str
         "kitchen": args.kitchen,  # None: the variation's kitchen
         "params": dict(args.param),
     }
+
+
+def signed(value: bytes) -> list[tuple[str, bytes]]:
+    """Return the headers that say who sends; the scheduler refuses a command without them.
+
+    `sous-principal` names the principal; `sous-signature` is the base64 Ed25519 signature
+    of the exact value bytes sent.
+    """
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    principal, key_file = os.environ.get("SOUS_PRINCIPAL"), os.environ.get("SOUS_SIGNING_KEY_FILE")
+    if not principal or not key_file:
+        print("set SOUS_PRINCIPAL and SOUS_SIGNING_KEY_FILE: commands are signed", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+    key = load_pem_private_key(Path(key_file).read_bytes(), password=None)
+    signature = key.sign(value)  # type: ignore[call-arg]  # Ed25519 takes the data alone
+    return [
+        ("type", b"StartOrderRun"),
+        ("sous-principal", principal.encode()),
+        ("sous-signature", base64.b64encode(signature)),
+    ]
 
 
 def check_with_contracts(command: dict[str, Any]) -> None:
@@ -121,6 +146,8 @@ async def run(args: argparse.Namespace) -> int:
     order_run_id = uuid7()
     command = build_command(args, order_run_id)
     check_with_contracts(command)
+    value = json.dumps(command).encode()
+    headers = signed(value)
 
     # No consumer group: this client only watches, it takes no share of anyone's work.
     consumer = AIOKafkaConsumer(
@@ -134,7 +161,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         await wait_from_end(consumer, producer, prefix + RUN_EVENTS_TOPIC)
         await producer.send_and_wait(
-            prefix + COMMANDS_TOPIC, json.dumps(command).encode(), key=str(order_run_id).encode()
+            prefix + COMMANDS_TOPIC, value, key=str(order_run_id).encode(), headers=headers
         )
         print(f"sent StartOrderRun {args.target} order_run_id={order_run_id}", flush=True)
         deadline = time.monotonic() + args.timeout

@@ -13,11 +13,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sous_common.settings import KafkaSettings
+from sous_common.trust import Principal, verify
 from sous_contracts.common import RunStatus, Severity, TestStatus, TestSummary
 from sous_contracts.envelope import Envelope
 from sous_contracts.runs import OrderRunFinished, OrderRunRejected, OrderRunStarted, StartOrderRun
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import ORDER_RUN_COMMANDS, RUN_EVENTS, TEST_RESULTS
+from tests.signing import ADMIN
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -71,7 +73,24 @@ async def next_command(settings: KafkaSettings) -> tuple[StartOrderRun, bytes | 
             record = await consumer.getone()
     finally:
         await consumer.stop()
-    return StartOrderRun.model_validate_json(record.value), record.key
+    command = StartOrderRun.model_validate_json(record.value)
+    # As the scheduler would: the signature verifies with the client's published key.
+    accepted = await verify(command, record.value, record.headers, AdminOnly())
+    assert accepted.principal == ADMIN.principal
+    return command, record.key
+
+
+class AdminOnly:
+    """The published grants as the stand-in knows them: the session's admin and its key."""
+
+    async def principal(self, name: str) -> Principal | None:
+        return Principal(name, {"*": ["admin"]}, (ADMIN.public_key,)) if name == "admin" else None
+
+    async def domain_known(self, domain: str) -> bool:
+        return True
+
+    async def run_domain(self, order_run_id: object) -> str | None:
+        return None
 
 
 async def answer_run(settings: KafkaSettings, reply: str) -> StartOrderRun:

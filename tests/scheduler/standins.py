@@ -20,6 +20,7 @@ from sous_contracts.registry import EntityKind, RegistryEntityChanged
 from sous_contracts.steps import ExecuteStep, StepFinished, StepStarted
 from sous_contracts.tests import RunTests, TestSuiteFinished
 from sous_contracts.topics import STEP_COMMANDS, TEST_COMMANDS, topic_for
+from tests.signing import signed_headers
 
 Answer = Callable[[ExecuteStep], StepStatus]
 
@@ -30,8 +31,12 @@ async def send(settings: KafkaSettings, messages: list[Envelope], copies: int = 
     try:
         for m in messages:
             for _ in range(copies):
+                value = m.to_json()
                 await producer.send_and_wait(
-                    topic_for(m).full_name(settings.topic_prefix), m.to_json(), key=m.kafka_key()
+                    topic_for(m).full_name(settings.topic_prefix),
+                    value,
+                    key=m.kafka_key(),
+                    headers=signed_headers(value),
                 )
     finally:
         await producer.stop()

@@ -26,9 +26,10 @@ from faststream.message import StreamMessage
 
 from sous_common.decoding import MAX_HEADERS, Refusal, decode_record, remember
 from sous_common.logs import get_logger
+from sous_common.trust import SIGNED_TYPES, TrustStore, verify
 from sous_contracts.deadletter import DeadLetter, kept_text
 from sous_contracts.envelope import Envelope
-from sous_contracts.topics import CATALOG, DEAD_LETTERS
+from sous_contracts.topics import CATALOG, DEAD_LETTERS, topic_for
 
 log = get_logger(__name__)
 
@@ -71,6 +72,8 @@ class ConsumerGuard:
         self.commit_interval_s = commit_interval_s
         self._handled: dict[Any, dict[TopicPartition, int]] = {}
         self._committer: asyncio.Task[None] | None = None
+        self.trust: TrustStore | None = None
+        """Set by a service that takes signed messages: they are verified against it."""
 
     def handled(self, consumer: Any, record: Any) -> None:
         """Note that a record is done with; its offset is committed soon after."""
@@ -144,13 +147,27 @@ class ConsumerGuard:
             offset=record.offset,
         )
 
-    def decode(self, record: Any) -> Envelope:
-        """Return the record's contract (see `decoding.decode_record`).
+    async def accept(self, record: Any) -> Envelope:
+        """Return the record's contract (see `decoding.decode_record`), verified when signed.
 
         Raises:
             Refusal: the reason and kind to dead-letter it under.
         """
-        return decode_record(record, self._allowed.get(record.topic), self.max_message_bytes)
+        message = decode_record(record, self._allowed.get(record.topic), self.max_message_bytes)
+        if self.trust is not None and message.type in SIGNED_TYPES:
+            message = await verify(message, record.value or b"", record.headers, self.trust)
+        return message
+
+    async def refuse(self, record: Any, refused: Refusal) -> None:
+        """Publish a refusal's event, if any, then its dead letter."""
+        if refused.event is not None:
+            await self.broker.publish(
+                refused.event.to_json(),
+                topic_for(refused.event).full_name(self.prefix),
+                key=refused.event.kafka_key(),
+                headers={"type": refused.event.type},
+            )
+        await self.dead_letter(record, refused.reason, refused.kind)
 
 
 class _Guard(BaseMiddleware):
@@ -164,9 +181,9 @@ class _Guard(BaseMiddleware):
         where = (record.topic, record.partition, record.offset)
         try:
             try:
-                remember(msg, self.guard.decode(record))
+                remember(msg, await self.guard.accept(record))
             except Refusal as refused:
-                await self.guard.dead_letter(record, refused.reason, refused.kind)
+                await self.guard.refuse(record, refused)
                 self.guard.handled(consumer, record)
                 return None
             result = await call_next(msg)

@@ -30,12 +30,17 @@ MAX_HEADER_BYTES = 16_384
 
 
 class Refusal(Exception):
-    """A record cannot become a contract; `kind` is the dead letter's `error_kind`."""
+    """A record cannot be accepted; `kind` is the dead letter's `error_kind`.
 
-    def __init__(self, reason: str, kind: str) -> None:
+    `event`, when set, is published beside the dead letter so the sender learns of it
+    (an OrderRunRejected for a refused run command).
+    """
+
+    def __init__(self, reason: str, kind: str, *, event: Envelope | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
+        self.event = event
 
 
 def explain(exc: ValidationError) -> str:

@@ -28,6 +28,7 @@ from aiokafka.errors import (
 
 from sous_common.db import AnyConnection, checked_schema
 from sous_common.logs import get_logger
+from sous_common.trust import Signer
 from sous_contracts.deadletter import DeadLetter, kept_text
 from sous_contracts.envelope import Envelope
 from sous_contracts.topics import DEAD_LETTERS, topic_for
@@ -48,20 +49,28 @@ def channel(schema: str) -> str:
     return f"sous_outbox_{checked_schema(schema)}"
 
 
+def record_headers(message: Envelope, value: bytes, signer: Signer | None) -> dict[str, str]:
+    """Return a record's headers: its type, and its signature when the service signs."""
+    headers = {"type": message.type}
+    if signer is not None:
+        headers.update(signer.headers(value))
+    return headers
+
+
 async def add(
-    conn: AnyConnection, messages: Iterable[Envelope], *, schema: str, prefix: str = ""
+    conn: AnyConnection,
+    messages: Iterable[Envelope],
+    *,
+    schema: str,
+    prefix: str = "",
+    signer: Signer | None = None,
 ) -> int:
     """Queue messages for publishing, in the caller's transaction; return how many."""
-    rows = [
-        (
-            m.message_id,
-            topic_for(m).full_name(prefix),
-            m.kafka_key(),
-            m.to_json(),
-            json.dumps({"type": m.type}),
-        )
-        for m in messages
-    ]
+    rows = []
+    for m in messages:
+        value = m.to_json()
+        headers = json.dumps(record_headers(m, value, signer))
+        rows.append((m.message_id, topic_for(m).full_name(prefix), m.kafka_key(), value, headers))
     if not rows:
         return 0
     # One round trip: the rows and the wake-up. NOTIFY is delivered at commit, so the relay

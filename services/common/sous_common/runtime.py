@@ -29,6 +29,7 @@ from sous_common.migrate import Migration, common_migrations, migrate
 from sous_common.relay import RelayProducer
 from sous_common.settings import DatabaseSettings, KafkaSettings
 from sous_common.subscribing import consumer_options, guard_broker
+from sous_common.trust import Signer
 from sous_contracts.envelope import Envelope
 
 log = get_logger(__name__)
@@ -51,6 +52,8 @@ class Runtime:
     schema: str | None = None
     migrations: list[Migration] = field(default_factory=list)
     group_id: str = ""
+    signer: Signer | None = None
+    """Signs every message this service sends (DESIGN §5.11); None sends them unsigned."""
     broker: KafkaBroker = field(init=False)
     guard: ConsumerGuard = field(init=False)
     _pool: asyncpg.Pool | None = field(default=None, init=False)
@@ -85,7 +88,9 @@ class Runtime:
     async def emit(self, conn: AnyConnection, messages: Iterable[Envelope]) -> int:
         """Queue messages in the outbox inside the caller's transaction."""
         assert self.schema is not None, "emit needs a schema"
-        return await outbox.add(conn, messages, schema=self.schema, prefix=self.kafka.topic_prefix)
+        return await outbox.add(
+            conn, messages, schema=self.schema, prefix=self.kafka.topic_prefix, signer=self.signer
+        )
 
     async def outbox_drained(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything queued in the outbox so far is on the broker.
@@ -110,11 +115,12 @@ class Runtime:
         """Publish directly (no state change to keep atomic: heartbeats, tools)."""
         from sous_contracts.topics import topic_for
 
+        value = message.to_json()
         await self.broker.publish(
-            message.to_json(),
+            value,
             self.topic(topic_for(message)),
             key=message.kafka_key(),
-            headers={"type": message.type},
+            headers=outbox.record_headers(message, value, self.signer),
         )
 
     def on_opened(self, hook: Hook) -> Hook:

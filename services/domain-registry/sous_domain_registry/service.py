@@ -8,6 +8,7 @@ from typing import Any
 from sous_common import inbox
 from sous_common.logs import get_logger
 from sous_common.runtime import Runtime
+from sous_common.trust import Principal
 from sous_contracts.registry import ApplySpecs, EntityKind, RegistryEntityChanged
 from sous_contracts.specs import KitchenSpec
 from sous_domain_registry import sandbox
@@ -91,8 +92,12 @@ async def apply(
 
 
 async def apply_command(rt: Runtime, command: ApplySpecs, consumer: str) -> None:
-    """Apply a bundle sent on the registry's command topic, once; refusals are audited."""
-    principal = command.principal or "kafka"
+    """Apply a bundle sent on the registry's command topic, once; refusals are audited.
+
+    The consumer verified its signature and the signer's scopes before (its principal is
+    the signer, or the one an admin of every domain signed for).
+    """
+    principal = command.principal or "unknown"
     async with rt.pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, consumer, command.message_id):
             return
@@ -112,26 +117,67 @@ async def apply_command(rt: Runtime, command: ApplySpecs, consumer: str) -> None
             )
 
 
-def grant_entity(principal: str, scopes: dict[str, list[str]]) -> Entity:
-    """Return the changelog entity of a principal's grant (never a token hash)."""
-    spec = {"principal": principal, "scopes": scopes}
-    return Entity(f"grant:{principal}", EntityKind.GRANT, None, principal, content_hash(spec), spec)
+def grant_entity(principal: Principal) -> Entity:
+    """Return the changelog entity of a grant: scopes and public keys, never a token hash."""
+    spec: dict[str, Any] = {"principal": principal.name, "scopes": principal.scopes}
+    if principal.keys:
+        spec["keys"] = list(principal.keys)
+    return Entity(
+        f"grant:{principal.name}", EntityKind.GRANT, None, principal.name, content_hash(spec), spec
+    )
+
+
+async def _publish_grant(rt: Runtime, conn: Any, principal: Principal, *, by: str) -> None:
+    e = grant_entity(principal)
+    await store.save_grant(conn, principal)
+    before = await store.get(conn, e.entity_id)
+    if before is None or before.version != e.version:
+        await store.put(conn, e, by=by)
+        await rt.emit(conn, [record(e, by=by)])
 
 
 async def set_grant(
     rt: Runtime, principal: str, scopes: dict[str, list[str]], token_hash: str | None, *, by: str
 ) -> None:
     """Set a principal's scopes (and add a token), publish the grant, audit it."""
-    e = grant_entity(principal, scopes)
     async with rt.pool.acquire() as conn, conn.transaction():
-        await store.save_grant(conn, principal, scopes)
+        held = await store.grant_of(conn, principal)
+        keys = held.keys if held is not None else ()
+        await _publish_grant(rt, conn, Principal(principal, scopes, keys), by=by)
         if token_hash is not None:
             await store.save_token(conn, token_hash, principal)
-        before = await store.get(conn, e.entity_id)
-        if before is None or before.version != e.version:
-            await store.put(conn, e, by=by)
-            await rt.emit(conn, [record(e, by=by)])
         await store.audit(conn, by, "grant", principal, {"scopes": scopes})
+
+
+async def set_keys(
+    rt: Runtime, principal: str, add: str | None, remove: str | None, *, by: str
+) -> bool:
+    """Add or remove a public key of a principal and publish its grant.
+
+    Returns False when the principal has no grant.
+    """
+    async with rt.pool.acquire() as conn, conn.transaction():
+        held = await store.grant_of(conn, principal)
+        if held is None:
+            return False
+        keys = [k for k in held.keys if k != remove]
+        if add is not None and add not in keys:
+            keys.append(add)
+        await _publish_grant(rt, conn, Principal(principal, held.scopes, tuple(keys)), by=by)
+        action, key = ("key.add", add) if add is not None else ("key.remove", remove)
+        await store.audit(conn, by, action, principal, {"public_key": key})
+    await rt.outbox_drained()
+    return True
+
+
+async def bootstrap_grant(rt: Runtime, principal: Principal) -> None:
+    """Make a configured principal's grant hold its scopes and configured keys (start-up)."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        held = await store.grant_of(conn, principal.name)
+        keys = tuple(dict.fromkeys([*(held.keys if held else ()), *principal.keys]))
+        await _publish_grant(
+            rt, conn, Principal(principal.name, principal.scopes, keys), by="system"
+        )
 
 
 async def put_kitchen(rt: Runtime, spec: KitchenSpec, *, by: str) -> Entity:

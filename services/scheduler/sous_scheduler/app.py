@@ -14,7 +14,9 @@ from sous_common.logs import configure, get_logger
 from sous_common.migrate import load
 from sous_common.runtime import Runtime
 from sous_common.settings import DatabaseSettings, KafkaSettings
+from sous_common.trust import load_signer
 from sous_scheduler.adapters.changelog import catch_up
+from sous_scheduler.adapters.trust import SchedulerTrust
 from sous_scheduler.handlers import register
 from sous_scheduler.schedules import Schedules
 from sous_scheduler.service import Scheduler
@@ -22,6 +24,9 @@ from sous_scheduler.settings import SchedulerSettings
 from sous_scheduler.triggers import Triggers
 
 log = get_logger(__name__)
+
+PRINCIPAL = "sous-scheduler"
+"""The principal the scheduler signs as; it holds `admin` on every domain."""
 
 
 def build(
@@ -39,13 +44,16 @@ def build(
         clock: What "now" is (tests move time); the wall clock when None.
     """
     settings = settings or SchedulerSettings()
+    signer = load_signer(PRINCIPAL, settings.signing_key_file, "SOUS_SCHEDULER_SIGNING_KEY_FILE")
     rt = Runtime(
         "scheduler",
         kafka or KafkaSettings(),
         database or DatabaseSettings(),
         schema=settings.schema_name,
         migrations=load("scheduler", "sous_scheduler.migrations"),
+        signer=signer,
     )
+    rt.guard.trust = SchedulerTrust(rt, signer)
     scheduler = Scheduler(rt, settings, clock) if clock else Scheduler(rt, settings)
     scheduler.refresh_registry = partial(catch_up, rt)
     triggers = Triggers(scheduler)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,3 +29,6 @@ class SchedulerSettings(BaseSettings):
     different partitions are handled side by side while each partition keeps its order."""
     max_causation_depth: int = 10
     """Trigger hops allowed unless a trigger sets its own `max_depth`."""
+    signing_key_file: Path | None = None
+    """The scheduler's Ed25519 private key (PEM), which signs the runs it starts and the
+    completions it publishes; required. `sous keys new FILE` creates one."""

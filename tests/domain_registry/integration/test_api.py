@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from sous_common.trust import Signer
 from sous_contracts.runs import CancelOrderRun, DomainRunCompleted, StartOrderRun
 from sous_contracts.topics import DOMAIN_EVENTS, ORDER_RUN_COMMANDS
 from tests.domain_registry.conftest import read_topic
@@ -220,10 +221,16 @@ async def test_bundles_sent_on_the_command_topic_are_applied_once_or_refused(reg
 
     files = mesh_files("marketing")
     files["marketing/recipes/weekly.yaml"] = "recipe: weekly\nsteps:\n  s: {run: {kind: noop}}\n"
-    good = ApplySpecs(bundle_id="b1", files=files, principal="ci")
+    ci_token = await reg.token("ci", {"marketing": ["admin"]})
+    ci = Signer.generate("ci")
+    published = await reg.client.post(
+        "/v1/keys", json={"public_key": ci.public_key}, headers=ci_token
+    )
+    assert published.json() == {"principal": "ci", "keys": [ci.public_key]}
+    good = ApplySpecs(bundle_id="b1", files=files)
     bad_files = {**files, "marketing/recipes/weekly.yaml": "recipe: weekly\nsteps: {}\n"}
     bad = ApplySpecs(bundle_id="b2", files=bad_files, principal="ci")
-    await produce(reg.settings.kafka, [good, good, bad])
+    await produce(reg.settings.kafka, [good, good, bad], signer=ci)
 
     async def refused() -> list:
         entries = (await reg.client.get("/v1/audit?limit=1000")).json()
@@ -251,7 +258,7 @@ async def test_bundles_sent_on_the_command_topic_are_applied_once_or_refused(reg
 
     # A bundle for a kitchen makes versions of that kitchen.
     into = ApplySpecs(bundle_id="b3", files=files, principal="ci", kitchen="dev-sam")
-    await produce(reg.settings.kafka, [into])
+    await produce(reg.settings.kafka, [into], signer=ci)
     async with asyncio.timeout(20):
         while not [
             e
@@ -266,3 +273,59 @@ async def test_bundles_sent_on_the_command_topic_are_applied_once_or_refused(reg
         "recipe:marketing/weekly@dev-sam",
         *(f"recipe:marketing/{p.split('/')[-1][:-5]}@dev-sam" for p in files if "/recipes/" in p),
     }
+
+
+async def test_bundles_need_a_signature_of_a_principal_holding_the_scope(reg):
+    from sous_contracts.deadletter import DeadLetter
+    from sous_contracts.registry import ApplySpecs
+    from sous_contracts.topics import DEAD_LETTERS
+    from tests.domain_registry.integration.test_kitchens_and_runs import produce
+
+    ops_token = await reg.token("ops", {"marketing": ["admin"]})
+    ops = Signer.generate("ops")
+    r = await reg.client.post("/v1/keys", json={"public_key": ops.public_key}, headers=ops_token)
+    assert r.status_code == 200, r.text
+    bundle = mesh_files("marketing")
+    unsigned = ApplySpecs(bundle_id="u1", files=bundle)
+    beyond = ApplySpecs(bundle_id="u2", files=mesh_files("sales"))
+    posing = ApplySpecs(bundle_id="u3", files=bundle, principal="admin")
+    await produce(reg.settings.kafka, [unsigned])
+    await produce(reg.settings.kafka, [beyond, posing], signer=ops)
+    why = {
+        "u1": "unsigned",
+        "u2": "principal 'ops' lacks scope 'admin' on domain 'sales'",
+        "u3": "principal 'ops' signed it but it names 'admin'",
+    }
+
+    def letters(seen: list) -> dict[str, DeadLetter]:
+        found = {}
+        for m in seen:
+            for bundle_id in why:
+                if isinstance(m, DeadLetter) and f'"bundle_id":"{bundle_id}"' in m.payload:
+                    found[bundle_id] = m
+        return found
+
+    seen = await read_topic(
+        reg.settings.kafka,
+        DEAD_LETTERS.full_name(reg.settings.kafka.topic_prefix),
+        until=lambda s: len(letters(s)) == len(why),
+    )
+    for bundle_id, letter in letters(seen).items():
+        assert letter.error_kind == "unauthorized"
+        assert why[bundle_id] in letter.reason, letter.reason
+    audited = {e["target"] for e in (await reg.client.get("/v1/audit?limit=1000")).json()}
+    assert audited.isdisjoint(why)
+
+    # A withdrawn key signs nothing any more; another principal's key is not yours to touch.
+    other = await reg.token("other", {"marketing": ["read"]})
+    r = await reg.client.post(
+        "/v1/keys/remove", json={"public_key": ops.public_key, "principal": "ops"}, headers=other
+    )
+    assert r.status_code == 403
+    r = await reg.client.post(
+        "/v1/keys/remove", json={"public_key": ops.public_key}, headers=ops_token
+    )
+    assert r.json() == {"principal": "ops", "keys": []}
+    bad_key = await reg.client.post("/v1/keys", json={"public_key": "abc"}, headers=ops_token)
+    assert bad_key.status_code == 422
+    assert bad_key.json()["detail"][0]["loc"] == ["body", "public_key"]

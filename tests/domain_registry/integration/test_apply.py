@@ -10,6 +10,7 @@ from sous_contracts.topics import REGISTRY_CHANGELOG
 from sous_domain_registry.adapters import store
 from tests.domain_registry.conftest import read_topic
 from tests.domain_registry.mesh import mesh_files
+from tests.signing import ADMIN
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -48,7 +49,11 @@ async def test_apply_example_mesh_publishes_the_changelog(registry):
     assert "publish__snapshot" in spec.steps
     assert "sales.stg_orders" in daily.spec["steps"]["staging"]["run"]["sql"]
     assert daily.version.startswith("sha256:")
-    assert records["grant:admin"].spec == {"principal": "admin", "scopes": {"*": ["admin"]}}
+    assert records["grant:admin"].spec == {
+        "principal": "admin",
+        "scopes": {"*": ["admin"]},
+        "keys": [ADMIN.public_key],
+    }
     assert "token" not in str(records["grant:admin"].spec)
 
     again = await apply(registry, mesh_files())

@@ -16,17 +16,21 @@ from sous_contracts.tests import TestResult
 from sous_contracts.topics import ORDER_RUN_COMMANDS, topic_for
 from tests.domain_registry.conftest import read_topic
 from tests.domain_registry.mesh import mesh_files
+from tests.signing import signed_headers
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
-async def produce(settings, messages) -> None:
+async def produce(settings, messages, signer=None) -> None:
+    """Send messages as a plain client would; signed by `signer` when given."""
     producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all")
     await producer.start()
     try:
         for m in messages:
             topic = topic_for(m).full_name(settings.topic_prefix)
-            await producer.send_and_wait(topic, m.to_json(), key=m.kafka_key())
+            value = m.to_json()
+            headers = signed_headers(value, signer) if signer is not None else None
+            await producer.send_and_wait(topic, value, key=m.kafka_key(), headers=headers)
     finally:
         await producer.stop()
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sous_domain_registry.domain.access import Principal, denial, hash_token
+from sous_common.trust import Principal, denial
+from sous_domain_registry.domain.access import hash_token
 from sous_domain_registry.domain.readmodel import merge_refusal
 
 BOT = Principal("payments-bot", {"payments": ["publish-events", "read"]})

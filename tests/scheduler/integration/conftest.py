@@ -59,9 +59,26 @@ async def registry_ready(service, count: int) -> None:
             await asyncio.sleep(0.05)
 
 
+def _domains_named(value: object) -> set[str]:
+    if isinstance(value, dict):
+        found = {v for k, v in value.items() if k == "domain" and isinstance(v, str)}
+        return found.union(*(_domains_named(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_domains_named(v) for v in value))
+    return set()
+
+
 async def publish_registry(kafka_settings, service, entities: list) -> None:
-    await send(kafka_settings, [*KITCHENS, *entities])
-    await registry_ready(service, len(KITCHENS) + len(entities))
+    """Publish kitchens, the entities, and each domain they name that they do not hold (a
+    real registry holds every domain; completions of unknown domains are refused)."""
+    named = {e.name for e in entities if e.kind == EntityKind.DOMAIN}
+    mentioned = {e.domain for e in entities if e.domain}.union(
+        *(_domains_named(e.spec) for e in entities)
+    )
+    domains = sorted(mentioned - named)
+    owners = [entity(EntityKind.DOMAIN, d, {"domain": d}) for d in domains]
+    await send(kafka_settings, [*KITCHENS, *owners, *entities])
+    await registry_ready(service, len(KITCHENS) + len(owners) + len(entities))
 
 
 @contextlib.asynccontextmanager

@@ -12,10 +12,11 @@ from collections import Counter
 import pytest
 
 from sous_contracts.common import RunStatus
+from sous_contracts.registry import EntityKind
 from sous_contracts.runs import DomainRunCompleted, OrderRunFinished, StartOrderRun
 from tests.scheduler.integration.conftest import KITCHENS, recipe
 from tests.scheduler.integration.test_runs import finished, run_events
-from tests.scheduler.standins import send, standins
+from tests.scheduler.standins import entity, send, standins
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
 
@@ -67,11 +68,15 @@ async def drop_schema(servers, schema):
         await conn.close()
 
 
+DOMAIN_A = entity(EntityKind.DOMAIN, "a", {"domain": "a"})
+"""The upstream domain: completions of a domain the registry does not hold are refused."""
+
+
 async def test_sigkill_mid_run_then_restart_finishes_every_run(
     kafka_settings, servers, drop_schema
 ) -> None:
     steps = {"one": NOOP, "two": {**NOOP, "needs": ["one"]}, "three": {**NOOP, "needs": ["two"]}}
-    registry = [*KITCHENS, recipe("a", "make", steps, concurrency={"limit": 50})]
+    registry = [*KITCHENS, DOMAIN_A, recipe("a", "make", steps, concurrency={"limit": 50})]
     await send(kafka_settings, registry)
     proc = await scheduler_process(kafka_settings, servers, drop_schema)
     commands = [
@@ -100,6 +105,7 @@ async def test_two_replicas_start_each_downstream_run_once(
 ) -> None:
     registry = [
         *KITCHENS,
+        DOMAIN_A,
         recipe(
             "b",
             "follow",

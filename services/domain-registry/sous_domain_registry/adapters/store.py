@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from sous_common.db import AnyConnection
+from sous_common.trust import Principal
 from sous_contracts.registry import EntityKind, RegistryEntityChanged
 from sous_domain_registry.domain.entities import Entity
 
@@ -113,7 +114,7 @@ async def apply_record(conn: AnyConnection, rec: RegistryEntityChanged) -> None:
         rec.entity_id, rec.kind, rec.domain, rec.name, rec.version, rec.spec, kitchen=rec.kitchen
     )
     if rec.kind == EntityKind.GRANT:
-        await save_grant(conn, rec.name, rec.spec.get("scopes", {}))
+        await save_grant(conn, Principal.from_grant(rec.name, rec.spec))
     await put(conn, e, by=rec.changed_by)
     if rec.deleted:
         await delete(conn, rec.entity_id, by=rec.changed_by)
@@ -128,14 +129,27 @@ async def view(conn: AnyConnection) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-async def save_grant(conn: AnyConnection, principal: str, scopes: dict[str, Any]) -> None:
-    """Set a principal's scopes."""
+async def save_grant(conn: AnyConnection, principal: Principal) -> None:
+    """Set a principal's scopes and public keys."""
     await conn.execute(
-        "INSERT INTO grants (principal, scopes) VALUES ($1, $2::jsonb)"
-        " ON CONFLICT (principal) DO UPDATE SET scopes = excluded.scopes, updated_at = now()",
-        principal,
-        json.dumps(scopes),
+        "INSERT INTO grants (principal, scopes, keys) VALUES ($1, $2::jsonb, $3::jsonb)"
+        " ON CONFLICT (principal) DO UPDATE SET scopes = excluded.scopes, keys = excluded.keys,"
+        " updated_at = now()",
+        principal.name,
+        json.dumps(principal.scopes),
+        json.dumps(list(principal.keys)),
     )
+
+
+async def grant_of(conn: AnyConnection, principal: str) -> Principal | None:
+    """Return a principal's scopes and keys, or None when it has no grant."""
+    row = await conn.fetchrow(
+        "SELECT scopes::text AS scopes, keys::text AS keys FROM grants WHERE principal = $1",
+        principal,
+    )
+    if row is None:
+        return None
+    return Principal(principal, json.loads(row["scopes"]), tuple(json.loads(row["keys"])))
 
 
 async def save_token(conn: AnyConnection, token_hash: str, principal: str) -> None:
@@ -147,18 +161,17 @@ async def save_token(conn: AnyConnection, token_hash: str, principal: str) -> No
     )
 
 
-async def principal_of(
-    conn: AnyConnection, token_hash: str
-) -> tuple[str, dict[str, list[str]]] | None:
-    """Return the principal and scopes of a live token, or None."""
+async def principal_of(conn: AnyConnection, token_hash: str) -> Principal | None:
+    """Return the principal of a live token (scopes and keys), or None."""
     row = await conn.fetchrow(
-        "SELECT t.principal, coalesce(g.scopes, '{}'::jsonb) AS scopes FROM tokens t"
+        "SELECT t.principal, coalesce(g.scopes, '{}'::jsonb)::text AS scopes,"
+        " coalesce(g.keys, '[]'::jsonb)::text AS keys FROM tokens t"
         " LEFT JOIN grants g USING (principal) WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
         token_hash,
     )
     if row is None:
         return None
-    return row["principal"], json.loads(row["scopes"])
+    return Principal(row["principal"], json.loads(row["scopes"]), tuple(json.loads(row["keys"])))
 
 
 async def audit(

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from sous_common.runtime import Runtime
+from sous_common.trust import Principal
 from sous_domain_registry import service
 from sous_domain_registry.api import catalog, kitchens, runs
 from sous_domain_registry.api.limits import BodyLimits
@@ -17,11 +18,13 @@ from sous_domain_registry.settings import RegistrySettings
 
 
 async def bootstrap_admin(rt: Runtime, settings: RegistrySettings) -> None:
-    """Store the configured admin token (hashed) with every scope on every domain."""
-    if settings.admin_token is None:
-        return
-    token = settings.admin_token.get_secret_value()
-    await service.set_grant(rt, "admin", {"*": ["admin"]}, hash_token(token), by="system")
+    """Give principal `admin` every scope, its configured token (hashed) and public key."""
+    if settings.admin_token is not None:
+        token = settings.admin_token.get_secret_value()
+        await service.set_grant(rt, "admin", {"*": ["admin"]}, hash_token(token), by="system")
+    if settings.admin_public_key is not None:
+        keys = (settings.admin_public_key,)
+        await service.bootstrap_grant(rt, Principal("admin", {"*": ["admin"]}, keys))
 
 
 def create_api(settings: RegistrySettings | None = None) -> FastAPI:

@@ -8,8 +8,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sous_common.runtime import Runtime
+from sous_common.trust import Principal, Scope, denial
 from sous_domain_registry.adapters import store
-from sous_domain_registry.domain.access import Principal, Scope, denial, hash_token
+from sous_domain_registry.domain.access import hash_token
 
 _bearer = HTTPBearer(auto_error=False, description="A token issued by POST /v1/tokens.")
 
@@ -34,7 +35,7 @@ async def principal(
         found = await store.principal_of(conn, hash_token(credentials.credentials))
     if found is None:
         raise HTTPException(401, "unknown or revoked token", challenge)
-    return Principal(found[0], found[1])
+    return found
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 
+from sous_common.trust import bundle_scopes, first_denial
 from sous_contracts.registry import EntityKind
 from sous_domain_registry import service
 from sous_domain_registry.adapters import runs as run_rows
@@ -40,11 +41,8 @@ async def apply(body: ApplyRequest, rt: Rt, who: Caller) -> Any:
     With `kitchen`, the bundle's recipes become versions of that kitchen instead of
     replacing the base ones (only recipes can be applied into a kitchen).
     """
-    domains = sorted({p.split("/")[0] for p in body.files if p.split("/")[0] != "kitchens"})
-    for d in domains:
-        require(who, "admin", d)
-    if any(p.startswith("kitchens/") for p in body.files):
-        require(who, "admin", None)
+    if (why := first_denial(who, bundle_scopes(body.files))) is not None:
+        raise HTTPException(403, why)
     try:
         result = await service.apply(
             rt, body.files, principal=who.name, dry_run=body.dry_run, kitchen=body.kitchen

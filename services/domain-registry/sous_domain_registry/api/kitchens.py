@@ -22,6 +22,8 @@ from sous_domain_registry.api.models import (
     IssueToken,
     KitchenPath,
     MergeResult,
+    PrincipalKeys,
+    PublicKey,
     Refusal,
     TokenIssued,
     entity_out,
@@ -168,6 +170,35 @@ async def issue_token(body: IssueToken, rt: Rt, who: Caller) -> TokenIssued:
     token = "sous_" + secrets.token_urlsafe(32)
     await service.set_grant(rt, body.principal, body.scopes, hash_token(token), by=who.name)
     return TokenIssued(principal=body.principal, token=token)
+
+
+async def _change_key(rt: Rt, who: Caller, body: PublicKey, *, add: bool) -> PrincipalKeys:
+    principal = body.principal or who.name
+    if principal != who.name:
+        require(who, "admin", None)
+    add_key, remove_key = (body.public_key, None) if add else (None, body.public_key)
+    if not await service.set_keys(rt, principal, add_key, remove_key, by=who.name):
+        raise HTTPException(404, f"principal {principal!r} has no grant")
+    async with rt.pool.acquire() as conn:
+        held = await store.grant_of(conn, principal)
+    return PrincipalKeys(principal=principal, keys=list(held.keys) if held else [])
+
+
+@router.post("/keys", response_model=PrincipalKeys, tags=["security"], summary="Publish a key")
+async def add_key(body: PublicKey, rt: Rt, who: Caller) -> PrincipalKeys:
+    """Publish a public key with a principal's grant; what it signs on Kafka verifies.
+
+    The caller's own grant, unless it holds `admin` on every domain.
+    """
+    return await _change_key(rt, who, body, add=True)
+
+
+@router.post(
+    "/keys/remove", response_model=PrincipalKeys, tags=["security"], summary="Revoke a key"
+)
+async def remove_key(body: PublicKey, rt: Rt, who: Caller) -> PrincipalKeys:
+    """Withdraw a public key from a principal's grant; what it signs is refused from then on."""
+    return await _change_key(rt, who, body, add=False)
 
 
 @router.get("/audit", tags=["security"], summary="Who changed what, when")

@@ -6,8 +6,9 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from sous_common.trust import public_key_problem
 from sous_contracts.common import Outputs, Params, RunStatus, TestSummary
 from sous_contracts.specs.common import ConnectionSpec, Duration, RecipeRef, SpecName
 from sous_domain_registry.domain.entities import Entity
@@ -150,14 +151,39 @@ class MergeResult(BaseModel):
     """Versions the parent (or, for a root parent, the base) got from the sandbox."""
 
 
+PrincipalName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")]
+
+
 class IssueToken(Body):
     """Grant scopes to a principal and issue it a token."""
 
-    principal: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")]
+    principal: PrincipalName
     scopes: dict[
         Annotated[str, Field(pattern=r"^(\*|[a-z][a-z0-9_-]{0,62})$")],
         list[Annotated[str, Field(pattern=r"^(read|run|publish-events|admin)$")]],
     ]
+
+
+def _public_key(text: str) -> str:
+    if (problem := public_key_problem(text)) is not None:
+        raise ValueError(problem)
+    return text
+
+
+class PublicKey(Body):
+    """A public key to add to or remove from a principal's grant."""
+
+    public_key: Annotated[str, Field(max_length=64), AfterValidator(_public_key)]
+    """Base64 of the raw 32-byte Ed25519 public key (`sous keys new` prints it)."""
+    principal: PrincipalName | None = None
+    """Whose key; the caller's own when absent (another's needs `admin` on every domain)."""
+
+
+class PrincipalKeys(BaseModel):
+    """A principal's published public keys."""
+
+    principal: str
+    keys: list[str]
 
 
 class TokenIssued(BaseModel):

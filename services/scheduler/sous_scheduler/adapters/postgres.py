@@ -74,29 +74,26 @@ async def catalog(
     rows = await conn.fetch(
         "SELECT kind, name, domain, version, spec, kitchen FROM registry WHERE NOT deleted AND ("
         " (kind = 'recipe' AND domain = $1 AND name = $2) OR (kitchen IS NULL AND"
-        " ((kind = 'domain' AND name = $1) OR kind IN ('kitchen', 'grant'))))",
+        " ((kind = 'domain' AND name = $1) OR kind = 'kitchen')))",
         domain,
         recipe,
     )
     found_domain = None
     recipes: dict[str | None, Any] = {}
     kitchens: dict[str, KitchenSpec] = {}
-    grants: dict[str, dict[str, list[str]]] = {}
     for r in rows:
         spec = json.loads(r["spec"])
         if r["kind"] == "recipe":
             recipes[r["kitchen"]] = r
         elif r["kind"] == "domain":
             found_domain = DomainSpec.model_validate(spec)
-        elif r["kind"] == "kitchen":
-            kitchens[r["name"]] = KitchenSpec.model_validate(spec)
         else:
-            grants[spec.get("principal", r["name"])] = spec.get("scopes", {})
+            kitchens[r["name"]] = KitchenSpec.model_validate(spec)
     base = recipe_from(recipes[None]["spec"]) if None in recipes else None
     chosen = pick(recipes, kitchens, run_kitchen(kitchen, variation, base))
     if chosen is None:
-        return Catalog(None, None, found_domain, kitchens, grants)
-    return Catalog(recipe_from(chosen["spec"]), chosen["version"], found_domain, kitchens, grants)
+        return Catalog(None, None, found_domain, kitchens)
+    return Catalog(recipe_from(chosen["spec"]), chosen["version"], found_domain, kitchens)
 
 
 async def insert_run(

@@ -1,0 +1,56 @@
+"""What the scheduler trusts: its own key, and the principals the registry published."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from sous_common.runtime import Runtime
+from sous_common.trust import ANY_DOMAIN, Principal, Signer
+
+CACHE_S = 5.0
+"""How long a looked-up principal is reused; a revoked key stops verifying within it."""
+
+
+class SchedulerTrust:
+    """The scheduler's answers to `sous_common.trust.TrustStore`, from its own tables."""
+
+    def __init__(self, rt: Runtime, own: Signer) -> None:
+        self.rt = rt
+        self.own = Principal(own.principal, {ANY_DOMAIN: ["admin"]}, (own.public_key,))
+        self._seen: dict[str, tuple[float, Principal]] = {}
+
+    async def principal(self, name: str) -> Principal | None:
+        """Return the scheduler itself, or a principal of the registry's grants."""
+        if name == self.own.name:
+            return self.own
+        now = time.monotonic()
+        if (seen := self._seen.get(name)) is not None and now - seen[0] < CACHE_S:
+            return seen[1]
+        spec = await self.rt.pool.fetchval(
+            "SELECT spec FROM registry WHERE kind = 'grant' AND name = $1 AND kitchen IS NULL"
+            " AND NOT deleted",
+            name,
+        )
+        if spec is None:
+            return None
+        found = Principal.from_grant(name, json.loads(spec))
+        self._seen[name] = (now, found)
+        return found
+
+    async def domain_known(self, domain: str) -> bool:
+        """True when the registry published the domain."""
+        found: bool = await self.rt.pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM registry WHERE kind = 'domain' AND name = $1"
+            " AND kitchen IS NULL AND NOT deleted)",
+            domain,
+        )
+        return found
+
+    async def run_domain(self, order_run_id: Any) -> str | None:
+        """Return the domain of a run the scheduler holds."""
+        domain: str | None = await self.rt.pool.fetchval(
+            "SELECT domain FROM runs WHERE id = $1", order_run_id
+        )
+        return domain
