@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
+from sous_contracts import wire
+from sous_contracts.runs import StartOrderRun
+from sous_contracts.topics import ORDER_RUN_COMMANDS
+from tests.domain_registry.conftest import read_topic
 from tests.domain_registry.mesh import mesh_files
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -88,3 +93,27 @@ async def test_after_hostile_bodies_a_good_request_is_served(reg) -> None:
     assert r.status_code == 202, r.text
     run = (await reg.client.get(f"/v1/runs/{r.json()['order_run_id']}")).json()
     assert run["params"] == {"day": "2026-11-24"}
+
+
+async def test_a_megabyte_of_params_is_refused_and_the_next_run_still_reaches_kafka(reg) -> None:
+    huge = json.dumps("x" * 1_100_000)
+    assert len(huge) < reg.settings.max_body_bytes  # the params limit refuses it, not the body's
+    r = await _post_run(reg, huge)
+    assert r.status_code == 422, r.text[:500]
+    (problem,) = r.json()["detail"]
+    assert problem["loc"] == ["body", "params"]
+    assert f"more than the limit of {wire.MAX_PARAMS_BYTES} bytes" in problem["msg"]
+
+    r = await _post_run(reg, '"2026-11-25"')
+    assert r.status_code == 202, r.text
+    run_id = uuid.UUID(r.json()["order_run_id"])
+    topic = ORDER_RUN_COMMANDS.full_name(reg.settings.kafka.topic_prefix)
+    got = await read_topic(
+        reg.settings.kafka,
+        topic,
+        until=lambda ms: any(isinstance(m, StartOrderRun) and m.order_run_id == run_id for m in ms),
+    )
+    (start,) = [m for m in got if isinstance(m, StartOrderRun) and m.order_run_id == run_id]
+    assert start.params == {"day": "2026-11-25"}
+    assert all(len(json.dumps(m.params)) < 1_000 for m in got if isinstance(m, StartOrderRun))
+    assert await reg.pool.fetchval("SELECT count(*) FROM outbox_refused") == 0

@@ -28,9 +28,12 @@ def recipe(domain: str, name: str, steps: dict, **extra) -> object:
 
 @contextlib.asynccontextmanager
 async def run_scheduler(
-    kafka_settings, servers, schema, clock=None, **overrides
+    kafka_settings, servers, schema, clock=None, keep_schema=False, **overrides
 ) -> AsyncIterator[object]:
-    """The scheduler in-process on a fresh schema; `overrides` change its settings."""
+    """The scheduler in-process on a fresh schema; `overrides` change its settings.
+
+    The schema is dropped when it stops, unless `keep_schema` (a restart follows).
+    """
     settings = SchedulerSettings(
         **{"schema_name": schema, "dispatch_lease_s": 20, "timer_poll_s": 0.05, **overrides}
     )
@@ -40,11 +43,17 @@ async def run_scheduler(
         async with rt.running():
             yield service
     finally:
-        conn = await asyncpg.connect(servers.database_url)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+        if not keep_schema:
+            await drop(servers, schema)
+
+
+async def drop(servers, schema: str) -> None:
+    """Drop a scheduler's schema."""
+    conn = await asyncpg.connect(servers.database_url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ registry's whole present state; the consumer group then follows live changes.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from sous_common.decoding import Refusal, decode_record
@@ -19,6 +21,13 @@ from sous_contracts.topics import REGISTRY_CHANGELOG
 from sous_scheduler.adapters import postgres as db
 
 log = get_logger(__name__)
+
+REFUSED_BY_DATABASE = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,
+)
+"""Errors one record causes however often it is tried (bad value, constraint, size)."""
 
 
 async def catch_up(rt: Runtime, timeout_s: float = 60.0) -> int:
@@ -44,25 +53,62 @@ async def catch_up(rt: Runtime, timeout_s: float = 60.0) -> int:
             ends = await consumer.end_offsets(tps)
             while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
                 batch = await consumer.getmany(*tps, timeout_ms=200)
-                async with rt.pool.acquire() as conn, conn.transaction():
-                    for records in batch.values():
-                        for r in records:
-                            try:
-                                change = decode_record(r, allowed, rt.kafka.max_message_bytes)
-                            except Refusal as refused:
-                                # Refused exactly as the live consumer refuses it, which
-                                # dead-letters it; the catch-up only must not apply it.
-                                log.warning(
-                                    "changelog record refused",
-                                    offset=r.offset,
-                                    partition=r.partition,
-                                    reason=refused.reason,
-                                )
-                                continue
-                            assert isinstance(change, RegistryEntityChanged)
-                            await db.upsert_entity(conn, change)
-                            applied += 1
+                changes = [
+                    (r, change)
+                    for records in batch.values()
+                    for r in records
+                    if (change := _decoded(r, allowed, rt.kafka.max_message_bytes))
+                ]
+                applied += await _apply(rt, changes)
     finally:
         await consumer.stop()
     log.info("registry caught up", records=applied)
+    return applied
+
+
+def _decoded(record: Any, allowed: tuple[str, ...], max_bytes: int) -> RegistryEntityChanged | None:
+    try:
+        change = decode_record(record, allowed, max_bytes)
+    except Refusal as refused:
+        # Refused exactly as the live consumer refuses it, which dead-letters it; the
+        # catch-up only must not apply it.
+        log.warning(
+            "changelog record refused",
+            offset=record.offset,
+            partition=record.partition,
+            reason=refused.reason,
+        )
+        return None
+    assert isinstance(change, RegistryEntityChanged)
+    return change
+
+
+async def _apply(rt: Runtime, changes: list[tuple[Any, RegistryEntityChanged]]) -> int:
+    """Apply a batch in one transaction; if the database refuses a record, one by one."""
+    if not changes:
+        return 0
+    try:
+        async with rt.pool.acquire() as conn, conn.transaction():
+            for _, change in changes:
+                await db.upsert_entity(conn, change)
+        return len(changes)
+    except REFUSED_BY_DATABASE:
+        pass
+    applied = 0
+    async with rt.pool.acquire() as conn:
+        for r, change in changes:
+            try:
+                async with conn.transaction():
+                    await db.upsert_entity(conn, change)
+                applied += 1
+            except REFUSED_BY_DATABASE as exc:
+                # It stays on the compacted topic for good: stopping here would stop every
+                # start-up. The live consumer fails on it too and dead-letters it.
+                log.warning(
+                    "changelog record not storable",
+                    offset=r.offset,
+                    partition=r.partition,
+                    entity_id=change.entity_id[:200],
+                    error=f"{type(exc).__name__}: {exc}",
+                )
     return applied
