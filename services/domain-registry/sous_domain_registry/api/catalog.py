@@ -13,6 +13,7 @@ from sous_domain_registry import service
 from sous_domain_registry.adapters import runs as run_rows
 from sous_domain_registry.adapters import store
 from sous_domain_registry.api.auth import Caller, Rt, require
+from sous_domain_registry.api.errors import Refusal, errors
 from sous_domain_registry.api.models import (
     ApplyRequest,
     ApplyResponse,
@@ -20,19 +21,18 @@ from sous_domain_registry.api.models import (
     DomainPath,
     EntityOut,
     RecipePath,
-    Refusal,
     entity_out,
 )
 from sous_domain_registry.domain.entities import Entity
 from sous_domain_registry.domain.errors import RefusedError
 
-router = APIRouter(prefix="/v1", tags=["catalog"])
+router = APIRouter(prefix="/v1", tags=["catalog"], responses=errors(401))
 
 
 @router.post(
     "/apply",
     response_model=ApplyResponse,
-    responses={422: {"model": Refusal}},
+    responses=errors(403, 413, 422),
     summary="Apply a folder of domain specs, all or nothing",
 )
 async def apply(body: ApplyRequest, rt: Rt, who: Caller) -> Any:
@@ -48,8 +48,8 @@ async def apply(body: ApplyRequest, rt: Rt, who: Caller) -> Any:
             rt, body.files, principal=who.name, dry_run=body.dry_run, kitchen=body.kitchen
         )
     except RefusedError as exc:
-        errors = [str(e) for e in exc.errors]
-        return JSONResponse(Refusal(detail="refused", errors=errors).model_dump(), 422)
+        problems = [str(e) for e in exc.errors]
+        return JSONResponse(Refusal(detail="refused", errors=problems).model_dump(), 422)
     return ApplyResponse(
         applied=result.applied,
         changes=[Change(**c) for c in result.changes],
@@ -74,13 +74,20 @@ async def list_domains(rt: Rt, who: Caller) -> list[EntityOut]:
     return [entity_out(e) for e in found.values() if who.may("read", e.name)]
 
 
-@router.get("/domains/{domain}", response_model=EntityOut, summary="One domain")
+@router.get(
+    "/domains/{domain}", response_model=EntityOut, responses=errors(403, 404), summary="One domain"
+)
 async def get_domain(domain: DomainPath, rt: Rt, who: Caller) -> EntityOut:
     """Return one domain's spec and version."""
     return entity_out(await _domain_entity(rt, domain, who))
 
 
-@router.get("/domains/{domain}/recipes", response_model=list[EntityOut], summary="Recipes")
+@router.get(
+    "/domains/{domain}/recipes",
+    response_model=list[EntityOut],
+    responses=errors(403, 404),
+    summary="Recipes",
+)
 async def list_recipes(domain: DomainPath, rt: Rt, who: Caller) -> list[EntityOut]:
     """Return a domain's compiled recipes."""
     await _domain_entity(rt, domain, who)
@@ -89,7 +96,12 @@ async def list_recipes(domain: DomainPath, rt: Rt, who: Caller) -> list[EntityOu
     return [entity_out(e) for e in found.values() if e.domain == domain]
 
 
-@router.get("/domains/{domain}/ingredients", response_model=list[EntityOut], summary="Ingredients")
+@router.get(
+    "/domains/{domain}/ingredients",
+    response_model=list[EntityOut],
+    responses=errors(403, 404),
+    summary="Ingredients",
+)
 async def list_ingredients(domain: DomainPath, rt: Rt, who: Caller) -> list[EntityOut]:
     """Return the ingredients a domain publishes, every version."""
     await _domain_entity(rt, domain, who)
@@ -107,13 +119,22 @@ async def _recipe(rt: Rt, domain: DomainPath, recipe: RecipePath, who: Caller) -
     return e
 
 
-@router.get("/domains/{domain}/recipes/{recipe}", response_model=EntityOut, summary="A recipe")
+@router.get(
+    "/domains/{domain}/recipes/{recipe}",
+    response_model=EntityOut,
+    responses=errors(403, 404),
+    summary="A recipe",
+)
 async def get_recipe(domain: DomainPath, recipe: RecipePath, rt: Rt, who: Caller) -> EntityOut:
     """Return a compiled recipe and its version."""
     return entity_out(await _recipe(rt, domain, recipe, who))
 
 
-@router.get("/domains/{domain}/recipes/{recipe}/versions", summary="Every version of a recipe")
+@router.get(
+    "/domains/{domain}/recipes/{recipe}/versions",
+    responses=errors(403, 404),
+    summary="Every version of a recipe",
+)
 async def recipe_versions(
     domain: DomainPath, recipe: RecipePath, rt: Rt, who: Caller
 ) -> list[dict[str, Any]]:
@@ -123,7 +144,11 @@ async def recipe_versions(
         return await store.versions(conn, e.entity_id)
 
 
-@router.get("/domains/{domain}/recipes/{recipe}/variations", summary="Variations of a recipe")
+@router.get(
+    "/domains/{domain}/recipes/{recipe}/variations",
+    responses=errors(403, 404),
+    summary="Variations of a recipe",
+)
 async def recipe_variations(
     domain: DomainPath, recipe: RecipePath, rt: Rt, who: Caller
 ) -> dict[str, Any]:
@@ -132,7 +157,11 @@ async def recipe_variations(
     return variations
 
 
-@router.get("/domains/{domain}/datasets", summary="Datasets and outputs a domain publishes")
+@router.get(
+    "/domains/{domain}/datasets",
+    responses=errors(403, 404),
+    summary="Datasets and outputs a domain publishes",
+)
 async def datasets(domain: DomainPath, rt: Rt, who: Caller) -> dict[str, Any]:
     """Return the datasets a domain declares and the outputs of its latest runs."""
     e = await _domain_entity(rt, domain, who)

@@ -14,6 +14,7 @@ from sous_domain_registry import expiry, runs, service
 from sous_domain_registry.adapters import runs as run_rows
 from sous_domain_registry.adapters import store
 from sous_domain_registry.api.auth import Caller, Rt, require
+from sous_domain_registry.api.errors import Refusal, errors
 from sous_domain_registry.api.models import (
     NAME_PATTERN,
     Change,
@@ -24,7 +25,6 @@ from sous_domain_registry.api.models import (
     MergeResult,
     PrincipalKeys,
     PublicKey,
-    Refusal,
     TokenIssued,
     entity_out,
 )
@@ -34,7 +34,7 @@ from sous_domain_registry.domain.kitchens import resolve
 from sous_domain_registry.domain.readmodel import merge_refusal
 from sous_domain_registry.domain.validate import resolve_recipe
 
-router = APIRouter(prefix="/v1", tags=["kitchens"])
+router = APIRouter(prefix="/v1", tags=["kitchens"], responses=errors(401))
 
 
 @router.get("/kitchens", response_model=list[EntityOut], summary="Every kitchen")
@@ -52,7 +52,9 @@ async def _kitchen(rt: Rt, name: str) -> KitchenSpec:
     return KitchenSpec.model_validate(e.spec)
 
 
-@router.get("/kitchens/{kitchen}", response_model=EntityOut, summary="One kitchen")
+@router.get(
+    "/kitchens/{kitchen}", response_model=EntityOut, responses=errors(404), summary="One kitchen"
+)
 async def get_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> EntityOut:
     """Return one kitchen."""
     async with rt.pool.acquire() as conn:
@@ -71,7 +73,11 @@ async def _start(rt: Rt, ref: str | None, kitchen: str, who: str) -> None:
     )
 
 
-@router.get("/kitchens/{kitchen}/resolved", summary="What a domain gets in a kitchen")
+@router.get(
+    "/kitchens/{kitchen}/resolved",
+    responses=errors(403, 404),
+    summary="What a domain gets in a kitchen",
+)
 async def resolved_kitchen(
     kitchen: KitchenPath, domain: Annotated[str, Query(pattern=NAME_PATTERN)], rt: Rt, who: Caller
 ) -> dict[str, Any]:
@@ -100,7 +106,7 @@ async def resolved_kitchen(
     "/kitchens",
     status_code=201,
     response_model=EntityOut,
-    responses={422: {"model": Refusal}},
+    responses=errors(403, 413, 422),
     summary="Create a sandbox kitchen from a parent",
 )
 async def create_kitchen(body: CreateKitchen, rt: Rt, who: Caller) -> Any:
@@ -119,13 +125,18 @@ async def create_kitchen(body: CreateKitchen, rt: Rt, who: Caller) -> Any:
     try:
         e = await service.put_kitchen(rt, spec, by=who.name)
     except RefusedError as exc:
-        errors = [str(x) for x in exc.errors]
-        return JSONResponse(Refusal(detail="refused", errors=errors).model_dump(), 422)
+        problems = [str(x) for x in exc.errors]
+        return JSONResponse(Refusal(detail="refused", errors=problems).model_dump(), 422)
     await _start(rt, spec.provision, spec.kitchen, who.name)
     return entity_out(e)
 
 
-@router.delete("/kitchens/{kitchen}", status_code=204, summary="Delete a kitchen")
+@router.delete(
+    "/kitchens/{kitchen}",
+    status_code=204,
+    responses=errors(403, 404),
+    summary="Delete a kitchen",
+)
 async def delete_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> Response:
     """Start the teardown recipe (if any), then delete the kitchen."""
     require(who, "admin", None)
@@ -135,7 +146,12 @@ async def delete_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/kitchens/{kitchen}/merge", response_model=MergeResult, summary="Merge a sandbox")
+@router.post(
+    "/kitchens/{kitchen}/merge",
+    response_model=MergeResult,
+    responses=errors(403, 404, 409),
+    summary="Merge a sandbox",
+)
 async def merge_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> MergeResult:
     """Promote a sandbox's versions to its parent, then delete it.
 
@@ -163,7 +179,13 @@ async def merge_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> MergeResul
     )
 
 
-@router.post("/tokens", status_code=201, response_model=TokenIssued, tags=["security"])
+@router.post(
+    "/tokens",
+    status_code=201,
+    response_model=TokenIssued,
+    responses=errors(403, 413),
+    tags=["security"],
+)
 async def issue_token(body: IssueToken, rt: Rt, who: Caller) -> TokenIssued:
     """Grant scopes to a principal and issue a new token (shown once, stored hashed)."""
     require(who, "admin", None)
@@ -184,7 +206,13 @@ async def _change_key(rt: Rt, who: Caller, body: PublicKey, *, add: bool) -> Pri
     return PrincipalKeys(principal=principal, keys=list(held.keys) if held else [])
 
 
-@router.post("/keys", response_model=PrincipalKeys, tags=["security"], summary="Publish a key")
+@router.post(
+    "/keys",
+    response_model=PrincipalKeys,
+    responses=errors(403, 404, 413),
+    tags=["security"],
+    summary="Publish a key",
+)
 async def add_key(body: PublicKey, rt: Rt, who: Caller) -> PrincipalKeys:
     """Publish a public key with a principal's grant; what it signs on Kafka verifies.
 
@@ -194,14 +222,18 @@ async def add_key(body: PublicKey, rt: Rt, who: Caller) -> PrincipalKeys:
 
 
 @router.post(
-    "/keys/remove", response_model=PrincipalKeys, tags=["security"], summary="Revoke a key"
+    "/keys/remove",
+    response_model=PrincipalKeys,
+    responses=errors(403, 404, 413),
+    tags=["security"],
+    summary="Revoke a key",
 )
 async def remove_key(body: PublicKey, rt: Rt, who: Caller) -> PrincipalKeys:
     """Withdraw a public key from a principal's grant; what it signs is refused from then on."""
     return await _change_key(rt, who, body, add=False)
 
 
-@router.get("/audit", tags=["security"], summary="Who changed what, when")
+@router.get("/audit", responses=errors(403), tags=["security"], summary="Who changed what, when")
 async def audit(
     rt: Rt, who: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[dict[str, Any]]:

@@ -52,14 +52,6 @@ class ApplyResponse(BaseModel):
     """Downstream domains whose recipes the changed recipes trigger."""
 
 
-class Refusal(BaseModel):
-    """Why an apply was refused; nothing was changed."""
-
-    detail: str
-    errors: list[str]
-    """`file: path: reason`, one per problem."""
-
-
 class EntityOut(BaseModel):
     """One registry entity at its live version."""
 

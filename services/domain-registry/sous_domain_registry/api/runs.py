@@ -13,6 +13,7 @@ from sous_domain_registry import runs
 from sous_domain_registry.adapters import runs as run_rows
 from sous_domain_registry.adapters import store
 from sous_domain_registry.api.auth import Caller, Rt, require
+from sous_domain_registry.api.errors import errors
 from sous_domain_registry.api.models import (
     NAME_PATTERN,
     CancelRun,
@@ -22,12 +23,18 @@ from sous_domain_registry.api.models import (
     StartRun,
 )
 
-router = APIRouter(prefix="/v1", tags=["runs"])
+router = APIRouter(prefix="/v1", tags=["runs"], responses=errors(401))
 
 NameQuery = Annotated[str | None, Query(pattern=NAME_PATTERN)]
 
 
-@router.post("/runs", status_code=202, response_model=RunAccepted, summary="Start an order run")
+@router.post(
+    "/runs",
+    status_code=202,
+    response_model=RunAccepted,
+    responses=errors(403, 404, 413),
+    summary="Start an order run",
+)
 async def start_run(body: StartRun, rt: Rt, who: Caller) -> RunAccepted:
     """Queue StartOrderRun on Kafka; the run id is returned at once."""
     require(who, "run", body.domain)
@@ -47,7 +54,9 @@ async def start_run(body: StartRun, rt: Rt, who: Caller) -> RunAccepted:
     return RunAccepted(order_run_id=run_id)
 
 
-@router.get("/runs", summary="Latest runs of the domains the caller may read")
+@router.get(
+    "/runs", responses=errors(403), summary="Latest runs of the domains the caller may read"
+)
 async def list_runs(
     rt: Rt,
     who: Caller,
@@ -75,7 +84,11 @@ async def _run(rt: Rt, run_id: uuid.UUID) -> dict[str, Any]:
     return found
 
 
-@router.get("/runs/{run_id}", summary="A run with its steps and test results")
+@router.get(
+    "/runs/{run_id}",
+    responses=errors(403, 404),
+    summary="A run with its steps and test results",
+)
 async def get_run(run_id: uuid.UUID, rt: Rt, who: Caller) -> dict[str, Any]:
     """Return one run of the read model."""
     found = await _run(rt, run_id)
@@ -84,7 +97,11 @@ async def get_run(run_id: uuid.UUID, rt: Rt, who: Caller) -> dict[str, Any]:
 
 
 @router.post(
-    "/runs/{run_id}/cancel", status_code=202, response_model=RunAccepted, summary="Cancel a run"
+    "/runs/{run_id}/cancel",
+    status_code=202,
+    response_model=RunAccepted,
+    responses=errors(403, 404, 413),
+    summary="Cancel a run",
 )
 async def cancel_run(run_id: uuid.UUID, body: CancelRun, rt: Rt, who: Caller) -> RunAccepted:
     """Queue CancelOrderRun on Kafka."""
@@ -98,6 +115,7 @@ async def cancel_run(run_id: uuid.UUID, body: CancelRun, rt: Rt, who: Caller) ->
     "/events/completion",
     status_code=202,
     response_model=EventAccepted,
+    responses=errors(403, 404, 413),
     tags=["events"],
     summary="Publish a completion event of a domain run by another tool",
 )
