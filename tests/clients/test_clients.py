@@ -92,6 +92,9 @@ class AdminOnly:
     async def run_domain(self, order_run_id: object) -> str | None:
         return None
 
+    async def refresh(self, since: object) -> bool:
+        return False
+
 
 async def answer_run(settings: KafkaSettings, reply: str) -> StartOrderRun:
     """Stand-in for the scheduler: read the StartOrderRun, publish its outcome."""

@@ -15,6 +15,7 @@ import base64
 import binascii
 import functools
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -182,6 +183,10 @@ class TrustStore(Protocol):
         """Return the domain of a run, or None when the run is unknown here."""
         ...
 
+    async def refresh(self, since: datetime) -> bool:
+        """Catch up with grants published up to `since`; False when nothing could change."""
+        ...
+
 
 def _header(headers: Any, name: str) -> str | None:
     for key, value in headers or ():
@@ -241,6 +246,9 @@ async def _needed(message: Envelope, store: TrustStore) -> list[tuple[Scope, str
 async def verify(message: Envelope, value: bytes, headers: Any, store: TrustStore) -> Envelope:
     """Return the message with its principal established, or raise why it is refused.
 
+    A refusal that newer grants could lift (a key, a scope or a domain published a moment
+    ago, still on its way to this consumer) is judged once more after `store.refresh`.
+
     Raises:
         Refusal: unsigned, signed by an unknown principal or with a key not its own,
             naming a principal the signer may not act for, lacking the scope it needs,
@@ -252,26 +260,37 @@ async def verify(message: Envelope, value: bytes, headers: Any, store: TrustStor
         raise _refuse(
             message, f"unsigned: the '{PRINCIPAL_HEADER}' and '{SIGNATURE_HEADER}' headers are"
         )
-    signer = await store.principal(name)
-    if signer is None or not signer.keys:
-        raise _refuse(message, f"principal '{name}' has no published key")
     try:
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
         raise _refuse(message, f"the signature of principal '{name}' is not base64") from None
-    if not any(_verifies(key, raw, value) for key in signer.keys):
-        raise _refuse(message, f"the signature does not verify with the keys of '{name}'")
+    judged = await _judge(message, value, name, raw, store)
+    if isinstance(judged, str) and await store.refresh(message.occurred_at):
+        judged = await _judge(message, value, name, raw, store)
+    if isinstance(judged, str):
+        raise _refuse(message, judged)
+    return judged
+
+
+async def _judge(
+    message: Envelope, value: bytes, name: str, signature: bytes, store: TrustStore
+) -> Envelope | str:
+    signer = await store.principal(name)
+    if signer is None or not signer.keys:
+        return f"principal '{name}' has no published key"
+    if not any(_verifies(key, signature, value) for key in signer.keys):
+        return f"the signature does not verify with the keys of '{name}'"
     named: str | None = getattr(message, "principal", None)
     who = signer
     if named is not None and named != signer.name:
         if not signer.acts_for_others:
-            raise _refuse(message, f"principal '{name}' signed it but it names '{named}'")
+            return f"principal '{name}' signed it but it names '{named}'"
         who = await store.principal(named) or Principal(named)
     needed = await _needed(message, store)
     if isinstance(needed, str):
-        raise _refuse(message, needed)
+        return needed
     if (why := first_denial(who, needed)) is not None:
-        raise _refuse(message, why)
+        return why
     if "principal" in type(message).model_fields and named is None:
         return message.model_copy(update={"principal": signer.name})
     return message

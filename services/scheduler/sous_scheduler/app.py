@@ -53,9 +53,9 @@ def build(
         migrations=load("scheduler", "sous_scheduler.migrations"),
         signer=signer,
     )
-    rt.guard.trust = SchedulerTrust(rt, signer)
     scheduler = Scheduler(rt, settings, clock) if clock else Scheduler(rt, settings)
     scheduler.refresh_registry = partial(catch_up, rt)
+    rt.guard.trust = SchedulerTrust(rt, signer, scheduler.refresh, scheduler.clock)
     triggers = Triggers(scheduler)
     schedules = Schedules(scheduler, triggers)
     register(rt, scheduler, triggers)

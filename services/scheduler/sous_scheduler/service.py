@@ -73,7 +73,7 @@ class Scheduler:
         catalog = await db.catalog(
             conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
         )
-        if catalog.recipe is None and await self._refresh(cmd.occurred_at):
+        if catalog.recipe is None and await self.refresh(cmd.occurred_at):
             # The recipe may have been applied a moment ago and still be on its way to us.
             catalog = await db.catalog(
                 conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
@@ -152,7 +152,7 @@ class Scheduler:
                 return state
         return (await self._apply(conn, state, recipe, Begin(), ctx)).state
 
-    async def _refresh(self, since: datetime) -> bool:
+    async def refresh(self, since: datetime) -> bool:
         """Make sure a changelog catch-up that began after `since` has finished.
 
         A catch-up that started after a command was issued has seen everything applied

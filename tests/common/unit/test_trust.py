@@ -50,6 +50,9 @@ class Store:
     async def run_domain(self, order_run_id: Any) -> str | None:
         return "sales" if order_run_id == RUN_OF_SALES else None
 
+    async def refresh(self, since: object) -> bool:
+        return False
+
 
 def start(**fields: Any) -> StartOrderRun:
     return StartOrderRun(order_run_id=uuid.uuid4(), domain="sales", recipe="daily", **fields)
@@ -168,3 +171,55 @@ def test_a_saved_key_loads_back_and_a_missing_one_says_what_to_set(tmp_path: Pat
     (tmp_path / "junk.pem").write_text("not a key")
     with pytest.raises(ValueError, match=r"junk\.pem: not a readable PEM private key"):
         load_signer("svc", tmp_path / "junk.pem", "X")
+
+
+class LateStore(Store):
+    """A consumer whose copy of the grants lags: carol's key arrives with the catch-up."""
+
+    def __init__(self, carol: Signer) -> None:
+        super().__init__()
+        self.carol = carol
+        self.refreshes: list[object] = []
+
+    async def refresh(self, since: object) -> bool:
+        self.refreshes.append(since)
+        self.principals["carol"] = Principal("carol", {"sales": ["run"]}, (self.carol.public_key,))
+        return True
+
+
+async def test_a_key_published_a_moment_ago_is_found_by_one_catch_up() -> None:
+    carol = Signer.generate("carol")
+    command = start()
+    value = command.to_json()
+    headers = [(k, v.encode()) for k, v in carol.headers(value).items()]
+    store = LateStore(carol)
+    assert (await verify(command, value, headers, store)).principal == "carol"
+    assert store.refreshes == [command.occurred_at]
+    assert (await verify(command, value, headers, store)).principal == "carol"
+    assert len(store.refreshes) == 1  # known now: no second catch-up
+    stranger = Signer.generate("carol")
+    with pytest.raises(Refusal, match="does not verify"):
+        await verify(command, value, signed_by(stranger, value), store)
+    assert len(store.refreshes) == 2  # one catch-up per refusal, then the refusal stands
+
+
+def signed_by(signer: Signer, value: bytes) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in signer.headers(value).items()]
+
+
+async def test_the_scheduler_never_catches_up_further_than_now() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sous_scheduler.adapters.trust import SchedulerTrust
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    asked: list[datetime] = []
+
+    async def catch_up(since: datetime) -> bool:
+        asked.append(since)
+        return True
+
+    trust = SchedulerTrust(None, Signer.generate("sous-scheduler"), catch_up, lambda: now)  # type: ignore[arg-type]
+    assert await trust.refresh(now + timedelta(days=365)) is True
+    assert await trust.refresh(now - timedelta(seconds=1)) is True
+    assert asked == [now, now - timedelta(seconds=1)]

@@ -40,13 +40,13 @@ def scheduler(outcomes: list[BaseException | None]) -> tuple[Scheduler, list[dat
 async def test_a_failed_catch_up_is_retried_by_the_next_command() -> None:
     s, calls = scheduler([OSError("broker down"), None])
     with pytest.raises(OSError, match="broker down"):
-        await s._refresh(since=T0)
-    assert await s._refresh(since=T0) is True
+        await s.refresh(since=T0)
+    assert await s.refresh(since=T0) is True
     assert len(calls) == 2, "the second command must not trust a catch-up that failed"
 
 
 async def test_a_finished_catch_up_newer_than_the_command_is_not_repeated() -> None:
     s, calls = scheduler([None])
-    assert await s._refresh(since=T0) is True
-    assert await s._refresh(since=T0) is True
+    assert await s.refresh(since=T0) is True
+    assert await s.refresh(since=T0) is True
     assert len(calls) == 1

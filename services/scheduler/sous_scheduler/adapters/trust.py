@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from sous_common.runtime import Runtime
@@ -16,10 +18,29 @@ CACHE_S = 5.0
 class SchedulerTrust:
     """The scheduler's answers to `sous_common.trust.TrustStore`, from its own tables."""
 
-    def __init__(self, rt: Runtime, own: Signer) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        own: Signer,
+        catch_up: Callable[[datetime], Awaitable[bool]],
+        clock: Callable[[], datetime],
+    ) -> None:
         self.rt = rt
         self.own = Principal(own.principal, {ANY_DOMAIN: ["admin"]}, (own.public_key,))
+        self._catch_up = catch_up
+        self._clock = clock
         self._seen: dict[str, tuple[float, Principal]] = {}
+
+    async def refresh(self, since: datetime) -> bool:
+        """Re-read the changelog unless a catch-up newer than `since` finished already.
+
+        `since` is the message's own time, no later than now: a message dated in the future
+        cannot make every refusal a changelog read.
+        """
+        if not await self._catch_up(min(since, self._clock())):
+            return False
+        self._seen.clear()
+        return True
 
     async def principal(self, name: str) -> Principal | None:
         """Return the scheduler itself, or a principal of the registry's grants."""
