@@ -9,11 +9,10 @@ from sous_common.runtime import Runtime
 from sous_common.trust import ANY_DOMAIN, Principal, load_signer
 from sous_domain_registry import expiry, handlers, service
 from sous_domain_registry.adapters.trust import RegistryTrust
+from sous_domain_registry.runs import PRINCIPAL
 from sous_domain_registry.settings import RegistrySettings
 
 SERVICE = "domain-registry"
-PRINCIPAL = "sous-domain-registry"
-"""The principal the registry signs as; it holds `admin` on every domain."""
 
 
 def create_runtime(settings: RegistrySettings) -> Runtime:

@@ -14,6 +14,7 @@ from sous_domain_registry.domain.validate import resolve_recipe
 
 log = get_logger(__name__)
 PRINCIPAL = "ttl"
+"""Who the audit names for an expiry; the teardown run itself is the registry's own."""
 
 
 async def teardown_and_delete(rt: Runtime, spec: KitchenSpec, *, by: str, action: str) -> bool:
@@ -27,7 +28,7 @@ async def teardown_and_delete(rt: Runtime, spec: KitchenSpec, *, by: str, action
             variation=None,
             kitchen=spec.kitchen,
             params={},
-            principal=by,
+            principal=runs.PRINCIPAL,
         )
     return await service.delete_kitchen(rt, spec.kitchen, by=by, action=action)
 

@@ -22,6 +22,8 @@ from sous_domain_registry.adapters import runs as rows
 from sous_domain_registry.adapters import store
 
 PRODUCER = "domain-registry"
+PRINCIPAL = "sous-domain-registry"
+"""The principal the registry signs as; it holds `admin` on every domain."""
 _KEYS = uuid.UUID("5d1b0c1e-7f3a-4a53-9a43-2f0c6a8e51b7")
 """Namespace of run ids derived from idempotency keys."""
 
