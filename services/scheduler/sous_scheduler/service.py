@@ -15,9 +15,11 @@ from sous_contracts.common import RunStatus
 from sous_contracts.envelope import Envelope, new_message_id
 from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.runs import CancelOrderRun, OrderRunQueued, OrderRunRejected, StartOrderRun
+from sous_contracts.specs import RecipeSpec
 from sous_contracts.steps import StepFinished, StepHeartbeat, StepStarted
 from sous_contracts.tests import TestSuiteFinished
 from sous_scheduler.adapters import postgres as db
+from sous_scheduler.domain.admission import concurrency_of, lock_key, to_begin
 from sous_scheduler.domain.decide import Event, decide
 from sous_scheduler.domain.events import Begin, ChildFinished, Context, Decision, TimerFired
 from sous_scheduler.domain.finish import run_outputs
@@ -92,13 +94,9 @@ class Scheduler:
                 idempotency_key=cmd.idempotency_key,
             )
             return None
-        policy = recipe.variations.get(state.variation)
-        concurrency = (policy.concurrency if policy else None) or recipe.concurrency
-        # One start at a time per variation, so the limit holds across replicas.
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1))",
-            f"{state.domain}/{state.recipe}/{state.variation}",
-        )
+        concurrency = concurrency_of(recipe, state.variation)
+        # One admission at a time per variation, so the limit holds across replicas.
+        await self._lock_variation(conn, state)
         running = await db.open_runs(conn, state.domain, state.recipe, state.variation, "running")
         if len(running) >= concurrency.limit:
             if concurrency.policy == "cancel-new":
@@ -257,19 +255,25 @@ class Scheduler:
         return True
 
     async def _apply(
-        self, conn: AnyConnection, state: RunState, recipe: object, event: Event, ctx: Context
+        self, conn: AnyConnection, state: RunState, recipe: RecipeSpec, event: Event, ctx: Context
     ) -> Decision:
-        d = decide(state, recipe, event, ctx)  # type: ignore[arg-type]
+        d = decide(state, recipe, event, ctx)
         if d.state == state and not d.messages and not d.timers:
             return d
         await db.save_run(conn, d.state)
         await db.apply_timers(conn, d.state.order_run_id, d.timers)
         await self.rt.emit(conn, d.messages)
         if d.finished:
-            await self._after_finish(conn, d.state)
+            await self._after_finish(conn, d.state, recipe)
         return d
 
-    async def _after_finish(self, conn: AnyConnection, state: RunState) -> None:
+    async def _lock_variation(self, conn: AnyConnection, state: RunState) -> None:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            lock_key(state.domain, state.recipe, state.variation),
+        )
+
+    async def _after_finish(self, conn: AnyConnection, state: RunState, recipe: RecipeSpec) -> None:
         log.info(
             "order run finished",
             order_run_id=str(state.order_run_id),
@@ -289,6 +293,13 @@ class Scheduler:
                 ),
             )
         if state.phase is not RunPhase.QUEUED:
+            # Under the variation's lock, so two runs ending together on two partitions
+            # give their slots to two queued runs, never both to the same one.
+            await self._lock_variation(conn, state)
+            running = await db.open_runs(
+                conn, state.domain, state.recipe, state.variation, "running"
+            )
             queued = await db.open_runs(conn, state.domain, state.recipe, state.variation, "queued")
-            if queued:
-                await self.apply(conn, queued[0], Begin())
+            limit = concurrency_of(recipe, state.variation).limit
+            for run_id in to_begin(limit, len(running), queued):
+                await self.apply(conn, run_id, Begin())

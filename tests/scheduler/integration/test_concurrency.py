@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from sous_contracts.common import RunStatus
@@ -63,3 +65,36 @@ async def test_cancel_running_cancels_the_first(kafka_settings, scheduler) -> No
     assert str(second) in (done[first].reason or "")
     assert done[second].status is RunStatus.SUCCEEDED
     assert sum(isinstance(e, OrderRunStarted) and e.order_run_id == second for e in events) == 1
+
+
+async def test_every_freed_slot_goes_to_exactly_one_queued_run(kafka_settings, scheduler) -> None:
+    """200 runs at limit 10, answered in bursts so runs end together on every partition:
+    in every committed state, a run waits in the queue only while 10 run."""
+    limit = {"concurrency": {"limit": 10, "policy": "queue"}}
+    await publish_registry(kafka_settings, scheduler, [recipe("a", "busy", {"one": NOOP}, **limit)])
+    commands = [start("a", "busy") for _ in range(200)]
+    seen: list[tuple[int, int]] = []
+
+    async def watch() -> None:
+        while True:
+            running, queued = await scheduler.rt.pool.fetchrow(
+                "SELECT count(*) FILTER (WHERE phase = 'running'),"
+                " count(*) FILTER (WHERE phase = 'queued') FROM runs WHERE recipe = 'busy'"
+            )
+            seen.append((running, queued))
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        async with standins(kafka_settings, delay_s=0.3):
+            await send(kafka_settings, commands)
+            events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 200, 240)
+    finally:
+        watcher.cancel()
+    done = finished(events)
+    assert {e.order_run_id for e in done} == {c.order_run_id for c in commands}
+    assert all(e.status is RunStatus.SUCCEEDED for e in done)
+    assert max(running for running, _ in seen) == 10
+    starved = [(running, queued) for running, queued in seen if queued and running != 10]
+    assert starved == [], f"a slot was lost: {starved[:5]}"
+    assert any(queued > 0 for _, queued in seen)
