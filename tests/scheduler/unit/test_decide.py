@@ -364,3 +364,15 @@ def test_tests_default_to_the_steps_own_sql_connection() -> None:
     d = decide(s, recipe, finished(s, "a"), ctx(1))
     (suite,) = d.messages
     assert suite.connections == {"wh": "env:WH", "api": "secret:api", "default": "env:WH"}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [Begin(), CancelOrderRun(order_run_id=RUN, message_id=uuid.UUID(int=7), reason="stop")],
+)
+def test_the_same_input_and_context_give_an_equal_decision(event) -> None:
+    state = fresh() if isinstance(event, Begin) else started()
+    first, second = decide(state, RECIPE, event, ctx(1)), decide(state, RECIPE, event, ctx(1))
+    assert first.messages  # something to compare
+    assert first == second
+    assert {m.occurred_at for m in first.messages} == {T0 + timedelta(seconds=1)}

@@ -46,7 +46,20 @@ _STEP_TIMERS: tuple[TimerKind, ...] = ("lease", "step_timeout", "retry", "test_t
 
 
 def decide(run: RunState, recipe: RecipeSpec, event: Event, ctx: Context) -> Decision:
-    """Apply one input to a run; return the new state, outgoing messages and timer changes."""
+    """Apply one input to a run; return the new state, outgoing messages and timer changes.
+
+    Deterministic: every id and time comes from `ctx`, the messages' own `message_id` and
+    `occurred_at` too, so the same input and context give an equal decision.
+    """
+    d = _decide(run, recipe, event, ctx)
+    d.messages = [
+        m.model_copy(update={"message_id": ctx.new_id(), "occurred_at": ctx.now})
+        for m in d.messages
+    ]
+    return d
+
+
+def _decide(run: RunState, recipe: RecipeSpec, event: Event, ctx: Context) -> Decision:
     d = Decision(run)
     if run.phase.final:
         return d
