@@ -56,7 +56,14 @@ ACCESS: tuple[Access, ...] = (
     _service(
         "scheduler",
         "scheduler service",
-        writes=(STEP_COMMANDS, TEST_COMMANDS, RUN_EVENTS, DOMAIN_EVENTS, ORDER_RUN_COMMANDS),
+        writes=(
+            STEP_COMMANDS,
+            TEST_COMMANDS,
+            RUN_EVENTS,
+            DOMAIN_EVENTS,
+            ORDER_RUN_COMMANDS,
+            STEP_EVENTS,  # read marks (DESIGN §5.10)
+        ),
         reads=(ORDER_RUN_COMMANDS, STEP_EVENTS, TEST_RESULTS, DOMAIN_EVENTS, REGISTRY_CHANGELOG),
     ),
     _service("executor", "executor service", writes=(STEP_EVENTS,), reads=(STEP_COMMANDS,)),

@@ -214,7 +214,8 @@ def check(current: Current, baseline: Baseline) -> list[Change]:
         else:
             what = f"no baseline for major {major}: run --update"
             changes.append(Change(name, "$", what, fixed_by_update=True))
-        for gone in sorted(set(range(1, major)) - set(released)):
+        # A type first released at this major never had the lower ones.
+        for gone in sorted(set(range(min(released, default=major), major)) - set(released)):
             what = f"baseline of major {gone} deleted: keep it, readers must handle both majors"
             changes.append(Change(name, "$", f"{what} while producers of major {gone} exist"))
     return changes

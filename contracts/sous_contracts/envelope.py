@@ -56,6 +56,8 @@ class Envelope(Contract):
     model_config = ConfigDict(json_schema_extra=_require_on_wire)
 
     KEY_FIELD: ClassVar[str] = "order_run_id"
+    PLACED: ClassVar[bool] = False
+    """True for a message its producer writes to a chosen partition rather than by key."""
 
     message_id: uuid.UUID = Field(default_factory=new_message_id)
     """Unique id of this message (UUIDv7); consumers deduplicate on it. Required on the wire."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -104,6 +104,23 @@ class StepHeartbeat(Envelope):
     """Attempt number."""
     worker_id: str
     """Executor replica."""
+
+
+class StepEventsMark(Envelope):
+    """Event: the scheduler's mark on one partition of the step events (DESIGN §5.10).
+
+    A reader that has handled it has read that partition through `occurred_at`: every
+    heartbeat sent before then is behind it. A lease expires only once every partition is
+    read past its deadline, so an outage of Kafka or of the scheduler's database never
+    expires the lease of an executor that kept sending heartbeats. Other readers ignore it.
+    """
+
+    KEY_FIELD: ClassVar[str] = "partition"
+    PLACED: ClassVar[bool] = True
+
+    type: Literal["StepEventsMark"] = "StepEventsMark"
+    partition: int = Field(ge=0)
+    """The partition it was written to."""
 
 
 class StepError(Contract):

@@ -30,6 +30,7 @@ from sous_contracts.steps import (
     CancelStep,
     ExecuteStep,
     StepError,
+    StepEventsMark,
     StepFinished,
     StepHeartbeat,
     StepStarted,
@@ -180,4 +181,5 @@ def sample_messages() -> list[Envelope]:
             payload='{"type":"StepFinished"}',
             payload_size=23,
         ),
+        StepEventsMark(**_env(19), partition=3),
     ]

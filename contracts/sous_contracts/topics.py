@@ -17,7 +17,14 @@ from sous_contracts.runs import (
     OrderRunStarted,
     StartOrderRun,
 )
-from sous_contracts.steps import CancelStep, ExecuteStep, StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.steps import (
+    CancelStep,
+    ExecuteStep,
+    StepEventsMark,
+    StepFinished,
+    StepHeartbeat,
+    StepStarted,
+)
 from sous_contracts.tests import RunTests, TestResult, TestSuiteFinished
 
 
@@ -88,8 +95,8 @@ STEP_EVENTS = Topic(
     "order_run_id",
     6,
     "delete",
-    (StepStarted, StepHeartbeat, StepFinished),
-    "Step attempts as executors run them.",
+    (StepStarted, StepHeartbeat, StepFinished, StepEventsMark),
+    "Step attempts as executors run them, and the scheduler's read marks.",
 )
 TEST_RESULTS = Topic(
     "sous.events.test-result",

@@ -332,3 +332,15 @@ def test_update_refuses_a_breaking_change_within_a_major(
     assert gate("--update") == 1
     assert "StepFinished $.retired: field removed (or renamed)" in capsys.readouterr().err
     assert json.loads((tmp_path / f"StepFinished.v{CURRENT}.json").read_text()) == released
+
+
+def test_a_type_first_released_at_a_later_major_needs_no_lower_baseline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(compat, "BASELINE_DIR", tmp_path)
+    monkeypatch.setattr(compat, "MESSAGE_TYPES", {"StepFinished": StepFinishedNext})
+    assert gate() == 1
+    assert "no baseline for major" in capsys.readouterr().err
+    assert gate("--update") == 0
+    assert [p.name for p in tmp_path.iterdir()] == [f"StepFinished.v{NEXT}.json"]
+    assert gate() == 0

@@ -74,6 +74,8 @@ class ConsumerGuard:
         self._committer: asyncio.Task[None] | None = None
         self.trust: TrustStore | None = None
         """Set by a service that takes signed messages: they are verified against it."""
+        self.verified: frozenset[str] = SIGNED_TYPES
+        """The message types verified against `trust`."""
 
     def handled(self, consumer: Any, record: Any) -> None:
         """Note that a record is done with; its offset is committed soon after."""
@@ -154,7 +156,7 @@ class ConsumerGuard:
             Refusal: the reason and kind to dead-letter it under.
         """
         message = decode_record(record, self._allowed.get(record.topic), self.max_message_bytes)
-        if self.trust is not None and message.type in SIGNED_TYPES:
+        if self.trust is not None and message.type in self.verified:
             message = await verify(message, record.value or b"", record.headers, self.trust)
         return message
 

@@ -36,6 +36,11 @@ class RelayProducer:
         """Flush and disconnect."""
         await self._producer.stop()
 
+    async def partitions(self, topic: str) -> set[int]:
+        """Return the partitions of a topic (from the cluster's metadata)."""
+        found: set[int] = await self._producer.partitions_for(topic)
+        return found
+
     async def __call__(
         self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
     ) -> Awaitable[object]:

@@ -111,8 +111,8 @@ class Runtime:
             await asyncio.sleep(0.02)
         return True
 
-    async def publish_now(self, message: Envelope) -> None:
-        """Publish directly (no state change to keep atomic: heartbeats, tools)."""
+    async def publish_now(self, message: Envelope, *, partition: int | None = None) -> None:
+        """Publish directly (no state change to keep atomic: heartbeats, tools, marks)."""
         from sous_contracts.topics import topic_for
 
         value = message.to_json()
@@ -120,8 +120,15 @@ class Runtime:
             value,
             self.topic(topic_for(message)),
             key=message.kafka_key(),
+            partition=partition,
             headers=outbox.record_headers(message, value, self.signer),
         )
+
+    async def partitions(self, topic: Any) -> set[int]:
+        """Return the partitions of a catalog topic in this deployment (after start-up)."""
+        if self._relay_producer is None:
+            raise RuntimeError(f"{self.service}: the producer is not started yet")
+        return await self._relay_producer.partitions(self.topic(topic))
 
     def on_opened(self, hook: Hook) -> Hook:
         """Run `hook` once the database is ready, before any message is consumed."""

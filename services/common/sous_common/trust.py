@@ -27,6 +27,7 @@ from sous_common.decoding import Refusal
 from sous_contracts.envelope import Envelope
 from sous_contracts.registry import ApplySpecs
 from sous_contracts.runs import CancelOrderRun, DomainRunCompleted, OrderRunRejected, StartOrderRun
+from sous_contracts.steps import StepEventsMark
 
 Scope = Literal["read", "run", "publish-events", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "run", "publish-events", "admin")
@@ -240,6 +241,8 @@ async def _needed(message: Envelope, store: TrustStore) -> list[tuple[Scope, str
         return [("publish-events", message.domain)]
     if isinstance(message, ApplySpecs):
         return bundle_scopes(message.files)
+    if isinstance(message, StepEventsMark):
+        return [("admin", None)]  # only the scheduler marks what it has read
     return f"{message.type} is not a signed message type"
 
 

@@ -9,7 +9,7 @@ from pydantic import Field
 from sous_common.runtime import Runtime
 from sous_contracts.registry import ApplySpecs
 from sous_contracts.runs import OrderRunFinished, OrderRunQueued, OrderRunRejected, OrderRunStarted
-from sous_contracts.steps import StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.steps import StepEventsMark, StepFinished, StepHeartbeat, StepStarted
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import REGISTRY_COMMANDS, RUN_EVENTS, STEP_EVENTS, TEST_RESULTS
 from sous_domain_registry import runs, service
@@ -18,7 +18,9 @@ RunEvent = Annotated[
     OrderRunRejected | OrderRunQueued | OrderRunStarted | OrderRunFinished,
     Field(discriminator="type"),
 ]
-StepEvent = Annotated[StepStarted | StepHeartbeat | StepFinished, Field(discriminator="type")]
+StepEvent = Annotated[
+    StepStarted | StepHeartbeat | StepFinished | StepEventsMark, Field(discriminator="type")
+]
 TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
 
 

@@ -16,7 +16,7 @@ from sous_contracts.runs import (
     OrderRunStarted,
     StartOrderRun,
 )
-from sous_contracts.steps import StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.steps import StepEventsMark, StepFinished, StepHeartbeat, StepStarted
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_domain_registry.adapters import runs as rows
 from sous_domain_registry.adapters import store
@@ -28,7 +28,7 @@ _KEYS = uuid.UUID("5d1b0c1e-7f3a-4a53-9a43-2f0c6a8e51b7")
 """Namespace of run ids derived from idempotency keys."""
 
 RunEvent = OrderRunRejected | OrderRunQueued | OrderRunStarted | OrderRunFinished
-StepEvent = StepStarted | StepHeartbeat | StepFinished
+StepEvent = StepStarted | StepHeartbeat | StepFinished | StepEventsMark
 TestEvent = TestResult | TestSuiteFinished
 
 
@@ -166,8 +166,8 @@ async def on_run_event(rt: Runtime, event: RunEvent, consumer: str) -> None:
 
 
 async def on_step_event(rt: Runtime, event: StepEvent, consumer: str) -> None:
-    """Fold one step event into the read model, once (heartbeats are not kept)."""
-    if isinstance(event, StepHeartbeat):
+    """Fold one step event into the read model, once (heartbeats and marks are not kept)."""
+    if isinstance(event, StepHeartbeat | StepEventsMark):
         return
     async with rt.pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, consumer, event.message_id):

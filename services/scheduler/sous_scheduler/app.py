@@ -14,7 +14,7 @@ from sous_common.logs import configure, get_logger
 from sous_common.migrate import load
 from sous_common.runtime import Runtime
 from sous_common.settings import DatabaseSettings, KafkaSettings
-from sous_common.trust import load_signer
+from sous_common.trust import SIGNED_TYPES, load_signer
 from sous_scheduler.adapters.changelog import catch_up
 from sous_scheduler.adapters.trust import SchedulerTrust
 from sous_scheduler.handlers import register
@@ -56,6 +56,7 @@ def build(
     scheduler = Scheduler(rt, settings, clock) if clock else Scheduler(rt, settings)
     scheduler.refresh_registry = partial(catch_up, rt)
     rt.guard.trust = SchedulerTrust(rt, signer, scheduler.refresh, scheduler.clock)
+    rt.guard.verified = SIGNED_TYPES | {"StepEventsMark"}  # only the scheduler's own marks
     triggers = Triggers(scheduler)
     schedules = Schedules(scheduler, triggers)
     register(rt, scheduler, triggers)
@@ -83,6 +84,11 @@ def build(
         loops.append(
             asyncio.create_task(
                 every(settings.cron_poll_s, schedules.tick, "schedules"), name="schedules"
+            )
+        )
+        loops.append(
+            asyncio.create_task(
+                every(settings.mark_interval_s, scheduler.mark_step_events, "marks"), name="marks"
             )
         )
 

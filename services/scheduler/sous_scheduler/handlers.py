@@ -9,7 +9,7 @@ from pydantic import Field
 from sous_common.runtime import Runtime
 from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.runs import CancelOrderRun, DomainRunCompleted, StartOrderRun
-from sous_contracts.steps import StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.steps import StepEventsMark, StepFinished, StepHeartbeat, StepStarted
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import (
     DOMAIN_EVENTS,
@@ -22,7 +22,9 @@ from sous_scheduler.service import Scheduler
 from sous_scheduler.triggers import Triggers
 
 OrderRunCommand = Annotated[StartOrderRun | CancelOrderRun, Field(discriminator="type")]
-StepEvent = Annotated[StepStarted | StepHeartbeat | StepFinished, Field(discriminator="type")]
+StepEvent = Annotated[
+    StepStarted | StepHeartbeat | StepFinished | StepEventsMark, Field(discriminator="type")
+]
 TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
 
 
@@ -41,7 +43,10 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers) -> None:
 
     @rt.broker.subscriber(rt.topic(STEP_EVENTS), **busy)
     async def on_step_event(event: StepEvent) -> None:
-        await scheduler.on_run_event(event)
+        if isinstance(event, StepEventsMark):
+            await scheduler.on_mark(event)
+        else:
+            await scheduler.on_run_event(event)
 
     @rt.broker.subscriber(rt.topic(TEST_RESULTS), **busy)
     async def on_test_event(event: TestEvent) -> None:

@@ -16,8 +16,9 @@ from sous_contracts.envelope import Envelope, new_message_id
 from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.runs import CancelOrderRun, OrderRunQueued, OrderRunRejected, StartOrderRun
 from sous_contracts.specs import RecipeSpec
-from sous_contracts.steps import StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.steps import StepEventsMark, StepFinished, StepHeartbeat, StepStarted
 from sous_contracts.tests import TestSuiteFinished
+from sous_contracts.topics import STEP_EVENTS
 from sous_scheduler.adapters import postgres as db
 from sous_scheduler.domain.admission import concurrency_of, lock_key, to_begin
 from sous_scheduler.domain.decide import Event, decide
@@ -222,6 +223,24 @@ class Scheduler:
                 log.info("event for unknown run", order_run_id=str(event.order_run_id))
                 return
             await self._apply(conn, *loaded, event, self.context(event))
+
+    async def on_mark(self, mark: StepEventsMark) -> None:
+        """Note how far a partition of the step events is read (leases wait for it)."""
+        async with self.rt.pool.acquire() as conn:
+            await db.save_mark(conn, mark.partition, mark.occurred_at)
+
+    async def mark_step_events(self) -> None:
+        """Write a mark to every partition of the step events.
+
+        Handled, a mark moves its partition's lease watermark to the time it was written.
+        """
+        partitions = await self.rt.partitions(STEP_EVENTS)
+        async with self.rt.pool.acquire() as conn:
+            await db.expect_marks(conn, partitions)
+        now = self.clock()
+        for partition in sorted(partitions):
+            mark = StepEventsMark(producer="scheduler", partition=partition, occurred_at=now)
+            await self.rt.publish_now(mark, partition=partition)
 
     async def on_registry_change(self, change: RegistryEntityChanged) -> None:
         """Keep the registry view current."""

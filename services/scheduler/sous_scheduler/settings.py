@@ -27,6 +27,9 @@ class SchedulerSettings(BaseSettings):
     consumers: int = 3
     """Consumers per busy topic in this process; each takes its own partitions, so runs on
     different partitions are handled side by side while each partition keeps its order."""
+    mark_interval_s: float = 1.0
+    """How often every partition of the step events gets a read mark; a lease expires at
+    most about this much after its deadline."""
     max_causation_depth: int = 10
     """Trigger hops allowed unless a trigger sets its own `max_depth`."""
     signing_key_file: Path | None = None

@@ -215,9 +215,15 @@ async def apply_timers(
 async def claim_due_timer(
     conn: AnyConnection, now: datetime
 ) -> tuple[uuid.UUID, TimerKind, str | None, int] | None:
-    """Take one due timer (skipping ones other replicas hold) and delete it."""
+    """Take one due timer (skipping ones other replicas hold) and delete it.
+
+    A lease is due only once every partition of the step events is read past its deadline
+    (DESIGN §5.10): the heartbeats that would renew it are then all handled.
+    """
     row = await conn.fetchrow(
         "DELETE FROM timers WHERE ctid = (SELECT ctid FROM timers WHERE due_at <= $1"
+        " AND (kind <> 'lease' OR due_at <="
+        " (SELECT coalesce(min(read_through), '-infinity') FROM read_marks))"
         " ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
         " RETURNING order_run_id, kind, step, attempt",
         now,
@@ -225,3 +231,23 @@ async def claim_due_timer(
     if row is None:
         return None
     return row["order_run_id"], row["kind"], row["step"] or None, row["attempt"]
+
+
+async def expect_marks(conn: AnyConnection, partitions: set[int]) -> None:
+    """Make every partition count for leases, unread until its first mark is handled."""
+    await conn.execute(
+        "INSERT INTO read_marks (partition, read_through)"
+        " SELECT unnest($1::int[]), '-infinity' ON CONFLICT DO NOTHING",
+        sorted(partitions),
+    )
+
+
+async def save_mark(conn: AnyConnection, partition: int, read_through: datetime) -> None:
+    """Record that a partition of the step events is read through a time (never backwards)."""
+    await conn.execute(
+        "INSERT INTO read_marks (partition, read_through) VALUES ($1, $2)"
+        " ON CONFLICT (partition) DO UPDATE"
+        " SET read_through = greatest(read_marks.read_through, excluded.read_through)",
+        partition,
+        read_through,
+    )
