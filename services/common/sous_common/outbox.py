@@ -238,14 +238,20 @@ class OutboxRelay:
         try:
             lock_key = f"sous-outbox:{self._schema}"
             # Another replica holds the lock and relays; wait as a standby.
-            while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock_key):  # noqa: ASYNC110
-                await asyncio.sleep(self._poll_interval_s)
+            while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock_key):
+                if self._stopping:
+                    return
+                with contextlib.suppress(TimeoutError):  # stop() wakes a standby at once
+                    async with asyncio.timeout(self._poll_interval_s):
+                        await self._wake.wait()
             await conn.add_listener(channel(self._schema), self._notified)
             listening = True
             log.info("outbox relay active", schema=self._schema)
-            while not self._stopping:
+            while True:
                 self._wake.clear()
                 await self.drain()
+                if self._stopping:  # after one last drain: what shutdown queued goes out
+                    return
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._poll_interval_s):
                         await self._wake.wait()
@@ -255,7 +261,7 @@ class OutboxRelay:
             await self._pool.release(conn, timeout=5)
 
     def stop(self) -> None:
-        """Finish the current batch, then return from `run()`."""
+        """Publish what is queued now (when this replica relays), then return from `run()`."""
         self._stopping = True
         self._wake.set()
 
