@@ -127,9 +127,19 @@ class StepError(Contract):
     """Why an attempt failed, in words a person can act on."""
 
     kind: Literal[
-        "exit_code", "signal", "timeout", "exception", "http_status", "sql", "cancelled", "spec"
+        "exit_code",
+        "signal",
+        "timeout",
+        "exception",
+        "http_status",
+        "sql",
+        "cancelled",
+        "spec",
+        "shutdown",
     ]
-    """Category of failure."""
+    """Category of failure. `shutdown`: the executor replica stopped before the attempt ended
+    (the step itself did not fail), so the scheduler dispatches a new attempt at once, as if
+    the attempt's lease had expired."""
     message: str
     """What happened."""
     exit_code: int | None = None

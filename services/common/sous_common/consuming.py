@@ -72,10 +72,20 @@ class ConsumerGuard:
         self.commit_interval_s = commit_interval_s
         self._handled: dict[Any, dict[TopicPartition, int]] = {}
         self._committer: asyncio.Task[None] | None = None
+        self.closed = False
+        """Set when shutdown begins: no message reaches a handler any more."""
         self.trust: TrustStore | None = None
         """Set by a service that takes signed messages: they are verified against it."""
         self.verified: frozenset[str] = SIGNED_TYPES
         """The message types verified against `trust`."""
+
+    def close(self) -> None:
+        """Hand no further message to a handler; each is left for the partition's next owner.
+
+        Synchronous, so a signal handler can call it: nothing is taken between the signal
+        and the consumers leaving their groups.
+        """
+        self.closed = True
 
     def handled(self, consumer: Any, record: Any) -> None:
         """Note that a record is done with; its offset is committed soon after."""
@@ -97,13 +107,20 @@ class ConsumerGuard:
                 # owner redelivers from the last commit, and the inbox drops repeats.
                 log.info("offset commit skipped", error=repr(exc))
 
-    async def stop(self) -> None:
-        """Stop the background committer after a last flush."""
+    async def stop(self, *, flush: bool = True) -> None:
+        """Stop the background committer after a last flush.
+
+        With `flush=False` (the consumers are gone) the offsets not committed yet are dropped:
+        the partitions' next owners redeliver those messages and the inboxes drop repeats.
+        """
         if self._committer is not None:
             self._committer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._committer
-        await self.flush()
+        if flush:
+            await self.flush()
+        else:
+            self._handled = {}
 
     async def _commit_loop(self) -> None:
         while self._handled:
@@ -181,6 +198,11 @@ class _Guard(BaseMiddleware):
         record = msg.raw_message
         consumer = getattr(msg, "consumer", None)
         where = (record.topic, record.partition, record.offset)
+        if self.guard.closed:
+            if consumer is not None:
+                consumer.pause(*consumer.assignment())  # no more records until it leaves
+            await msg.nack()  # rewind: unacknowledged, the next owner redelivers it
+            return None
         try:
             try:
                 remember(msg, await self.guard.accept(record))

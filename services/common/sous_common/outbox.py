@@ -234,28 +234,46 @@ class OutboxRelay:
 
     async def _serve(self) -> None:
         conn = await self._pool.acquire()
+        lost = False
+
+        def on_lost(_: object) -> None:
+            nonlocal lost
+            lost = True  # asyncpg has taken the connection back; it must not be used again
+            self._wake.set()
+
+        conn.add_termination_listener(on_lost)
         listening = False
         try:
             lock_key = f"sous-outbox:{self._schema}"
             # Another replica holds the lock and relays; wait as a standby.
-            while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock_key):  # noqa: ASYNC110
-                await asyncio.sleep(self._poll_interval_s)
+            while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock_key):
+                if self._stopping:
+                    return
+                with contextlib.suppress(TimeoutError):  # stop() wakes a standby at once
+                    async with asyncio.timeout(self._poll_interval_s):
+                        await self._wake.wait()
             await conn.add_listener(channel(self._schema), self._notified)
             listening = True
             log.info("outbox relay active", schema=self._schema)
-            while not self._stopping:
+            while True:
                 self._wake.clear()
+                if lost:  # with it went the lock: relay again only once it is held again
+                    raise ConnectionResetError("the relay's lock connection was lost")
                 await self.drain()
+                if self._stopping:  # after one last drain: what shutdown queued goes out
+                    return
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._poll_interval_s):
                         await self._wake.wait()
         finally:
-            if listening and not conn.is_closed():
-                await conn.remove_listener(channel(self._schema), self._notified)
-            await self._pool.release(conn, timeout=5)
+            if not lost:  # a lost connection's lock and listener went with its session
+                if listening:
+                    await conn.remove_listener(channel(self._schema), self._notified)
+                conn.remove_termination_listener(on_lost)
+                await self._pool.release(conn, timeout=5)
 
     def stop(self) -> None:
-        """Finish the current batch, then return from `run()`."""
+        """Publish what is queued now (when this replica relays), then return from `run()`."""
         self._stopping = True
         self._wake.set()
 

@@ -3,7 +3,9 @@
 A service's `create_app(settings)` builds a `Runtime`, registers its subscribers on
 `runtime.broker`, and returns `runtime.app()`. Start-up order matters: the schema is
 migrated before the first message is consumed, and the relay starts once the producer can
-send; shutdown runs the other way round.
+send. Shutdown first stops taking messages (the subscribers leave their consumer groups, so
+other replicas get the partitions at once), then runs the stopping hooks (a service finishes
+or reports its work), then publishes what those queued in the outbox, then stops the producer.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ class Runtime:
         return hook
 
     def on_stopping(self, hook: Hook) -> Hook:
-        """Run `hook` before the broker stops."""
+        """Run `hook` once no more messages are taken, before the outbox and producer stop."""
         self._stopping.append(hook)
         return hook
 
@@ -173,10 +175,24 @@ class Runtime:
             await hook()
         log.info("ready", service=self.service, group=self.group_id)
 
+    async def _stop_consuming(self) -> None:
+        """Leave the consumer groups: no message is taken after this returns.
+
+        Offsets of handled messages are committed first, while the consumers can. A handler
+        still running is cancelled; its message was not acknowledged, so the partition's next
+        owner redelivers it.
+        """
+        self.guard.close()
+        await self.guard.stop()
+        for subscriber in self.broker.subscribers:
+            await subscriber.stop()
+        await self.guard.stop(flush=False)
+        log.info("stopped consuming", service=self.service, group=self.group_id)
+
     async def _before_stop(self) -> None:
+        await self._stop_consuming()
         for hook in reversed(self._stopping):
             await hook()
-        await self.guard.stop()
         if self._relay is not None and self._relay_task is not None:
             self._relay.stop()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
@@ -207,10 +223,28 @@ class Runtime:
 
     def app(self) -> FastStream:
         """Return the FastStream application with the start-up and shutdown order wired."""
-        return FastStream(
+        return _Application(
             self.broker,
             on_startup=[self._open],
             after_startup=[self._after_start],
             on_shutdown=[self._before_stop],
             after_shutdown=[self._close],
+            guard=self.guard,
         )
+
+
+class _Application(FastStream):
+    """FastStream whose exit (SIGTERM, SIGINT) closes the guard at once.
+
+    FastStream notices an exit request only on its next poll, a tenth of a second later;
+    a message taken in between would be work the stopping replica must then finish.
+    """
+
+    def __init__(self, *args: Any, guard: ConsumerGuard, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._guard = guard
+
+    def exit(self) -> None:
+        """Stop handing messages to handlers, then let FastStream shut down."""
+        self._guard.close()
+        super().exit()

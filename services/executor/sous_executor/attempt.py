@@ -38,7 +38,7 @@ def needed_connections(command: ExecuteStep) -> set[str]:
 
 
 async def _supervise(
-    context: StepContext, cancel: asyncio.Event, cancel_reason: Callable[[], str]
+    context: StepContext, cancel: asyncio.Event, cancel_error: Callable[[], StepError]
 ) -> Outcome:
     runner = RUNNERS[context.command.kind]
     work: asyncio.Task[Outputs] = asyncio.ensure_future(runner(context))
@@ -55,9 +55,9 @@ async def _supervise(
                 await work
     if work.cancelled():
         if cancel.is_set():
-            reason = cancel_reason() or "cancelled"
-            context.tail.line(f"[sous] cancelled: {reason}")
-            return Outcome(StepStatus.CANCELLED, error=StepError(kind="cancelled", message=reason))
+            error = cancel_error()
+            context.tail.line(f"[sous] cancelled: {error.message}")
+            return Outcome(StepStatus.CANCELLED, error=error)
         message = f"timed out after {context.command.timeout_s:g}s"
         if context.command.kind in PROCESS_KINDS:
             message += "; its process group was killed"
@@ -103,10 +103,13 @@ async def run_attempt(
     references: References,
     worker_id: str,
     cancel: asyncio.Event,
-    cancel_reason: Callable[[], str],
+    cancel_error: Callable[[], StepError],
     reaper: Reaper | None = None,
 ) -> StepFinished:
-    """Run one attempt and return its StepFinished, every secret value masked."""
+    """Run one attempt and return its StepFinished, every secret value masked.
+
+    Once `cancel` is set the attempt is stopped and ends as cancelled with `cancel_error()`.
+    """
     began = time.monotonic()
     redactor = Redactor()
     tail = LogTail(LOG_TAIL_MAX, redactor)
@@ -130,7 +133,7 @@ async def run_attempt(
         context = StepContext(
             command, connections, secrets, redactor, tail, workdir, settings, reaper
         )
-        outcome = await _supervise(context, cancel, cancel_reason)
+        outcome = await _supervise(context, cancel, cancel_error)
     except StepFailure as failure:  # references and the like, before anything ran
         outcome = Outcome(StepStatus.FAILED, failure.outputs, failure.error)
     except Exception as exc:  # the executor's own trouble (a full disk …) still ends the step

@@ -1,9 +1,16 @@
-"""Use cases: take an attempt (dedup + StepStarted), run it in the pool, finish it, cancel it."""
+"""Use cases: take an attempt (dedup + StepStarted), run it in the pool, finish it, cancel it.
+
+Stopping a replica (the runtime has already left the consumer group, so nothing new arrives)
+lets running attempts finish within `shutdown_grace_s`, then stops the rest and reports them
+with error kind `shutdown`, so the scheduler dispatches them again at once instead of waiting
+for their leases. Attempts a killed predecessor left `running` are marked `lost` at start-up.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +25,7 @@ from sous_contracts.envelope import utc_now
 from sous_contracts.steps import (
     CancelStep,
     ExecuteStep,
+    StepError,
     StepFinished,
     StepHeartbeat,
     StepStarted,
@@ -26,6 +34,7 @@ from sous_executor.adapters import store
 from sous_executor.adapters.reaper import Reaper
 from sous_executor.adapters.references import References
 from sous_executor.attempt import cancelled, run_attempt
+from sous_executor.domain.predecessors import predecessor_is_dead
 from sous_executor.settings import ExecutorSettings
 
 log = get_logger(__name__)
@@ -38,12 +47,23 @@ _NOT_RUN = {
 }
 
 
+_SHUTDOWN_REPORT_S = 5.0
+"""Seconds stopped attempts get to record their StepFinished before the replica exits anyway."""
+
+
 @dataclass
 class _Running:
     command: ExecuteStep
     task: asyncio.Task[None] | None = None
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     reason: str = ""
+    shutdown: bool = False
+    """Cancelled because the replica stops, not because the step was."""
+
+    def cancel_error(self) -> StepError:
+        if self.shutdown:
+            return StepError(kind="shutdown", message=self.reason)
+        return StepError(kind="cancelled", message=self.reason or "cancelled")
 
 
 class Executor:
@@ -85,6 +105,14 @@ class Executor:
         except BaseException:
             del self._attempts[key]
             raise
+        # Shielded: a stop cancelling the handler mid-take must not leave an attempt taken
+        # (its StepStarted committed) but never run; once taken it runs, and stop() drains it.
+        await asyncio.shield(self._start(running))
+
+    async def _start(self, running: _Running) -> None:
+        command = running.command
+        key = (command.step_run_id, command.attempt)
+        ids = {"order_run_id": str(command.order_run_id), "step": command.step}
         try:
             taken = await self._take(running)
         except BaseException:
@@ -159,7 +187,7 @@ class Executor:
                 references=self.references,
                 worker_id=self.worker_id,
                 cancel=running.cancel,
-                cancel_reason=lambda: running.reason,
+                cancel_error=running.cancel_error,
                 reaper=self.reaper,
             )
             heartbeat.cancel()
@@ -210,18 +238,54 @@ class Executor:
                 log.warning("heartbeat not sent", error=repr(exc), step=command.step)
 
     async def start(self) -> None:
-        """Start the reaper helper before the first step."""
+        """Mark what killed predecessors left running; start the reaper before the first step."""
+        async with self._transaction() as conn:
+            owners = await store.running_owners(conn)
+            dead = [w for w in owners if predecessor_is_dead(w, self.worker_id, _pid_alive)]
+            marked = await store.mark_lost(conn, dead) if dead else 0
+        if marked:
+            log.warning("attempts of dead predecessors marked lost", count=marked, workers=dead)
         self.reaper.start()
 
     async def stop(self) -> None:
-        """Kill every running attempt without reporting it; the scheduler's lease expiry will."""
+        """Let running attempts finish within the grace; stop and report the rest as `shutdown`.
+
+        The runtime calls this after the replica left its consumer group, so nothing new
+        arrives; `_take` refuses anything still in flight.
+        """
         self._stopping = True
-        tasks = [r.task for r in self._attempts.values() if r.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        tasks = {r.task for r in self._attempts.values() if r.task is not None}
         if tasks:
-            log.info("stopped running attempts", count=len(tasks), at=time.time())
+            grace = self.settings.shutdown_grace_s
+            log.info("stopping: waiting for running attempts", count=len(tasks), grace_s=grace)
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for r in self._attempts.values():
+                if r.task in pending:
+                    r.reason = f"executor {self.worker_id} stopped; not finished within {grace:g}s"
+                    r.shutdown = True
+                    r.cancel.set()
+            if pending:
+                # Each ends as cancelled (kind shutdown) and records its StepFinished.
+                _, unreported = await asyncio.wait(pending, timeout=_SHUTDOWN_REPORT_S)
+                for task in unreported:  # the database is away: left to the lease and start-up
+                    task.cancel()
+                for task in unreported:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                log.info(
+                    "stopped running attempts",
+                    stopped=len(pending),
+                    unreported=len(unreported),
+                    at=time.time(),
+                )
         self.reaper.stop()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True

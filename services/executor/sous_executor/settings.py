@@ -36,6 +36,10 @@ class ExecutorSettings(BaseSettings):
     """Folders put first on PYTHONPATH for python steps (where step modules live)."""
     kill_grace_s: float = 0.5
     """Seconds between SIGTERM and SIGKILL when a step is cancelled or times out."""
+    shutdown_grace_s: float = 10.0
+    """Seconds a stopping replica lets its running attempts finish; those still running then
+    are stopped and reported with error kind `shutdown`, which the scheduler dispatches again
+    at once. Keep it below the time the process manager waits before killing the replica."""
     http_attempts: int = 3
     """Tries of an http step on 5xx and connection errors."""
     http_backoff_s: float = 0.2

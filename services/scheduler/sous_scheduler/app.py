@@ -11,6 +11,7 @@ from functools import partial
 from faststream import FastStream
 
 from sous_common.logs import configure, get_logger
+from sous_common.loops import every
 from sous_common.migrate import load
 from sous_common.runtime import Runtime
 from sous_common.settings import DatabaseSettings, KafkaSettings
@@ -61,14 +62,6 @@ def build(
     schedules = Schedules(scheduler, triggers)
     register(rt, scheduler, triggers)
     loops: list[asyncio.Task[None]] = []
-
-    async def every(seconds: float, work: object, name: str) -> None:
-        while True:
-            try:
-                await work()  # type: ignore[operator]
-            except Exception:  # a loop must outlive one bad tick; it is logged
-                log.exception("background loop failed", loop=name)
-            await asyncio.sleep(seconds)
 
     @rt.on_opened
     async def read_registry() -> None:

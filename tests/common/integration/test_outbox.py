@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from structlog.testing import capture_logs
 
 from sous_common.kafka import aiokafka_options, make_broker
 from sous_common.outbox import OutboxRelay, add
@@ -178,3 +179,37 @@ async def test_an_undeliverable_row_is_moved_aside_and_the_rest_flow(
     assert letter.source_topic == letters_topic
     assert letter.payload_size == len(huge.to_json())
     assert "MessageSizeTooLargeError" in letter.reason
+
+
+async def test_relay_survives_losing_its_lock_connection(kafka_settings, pool, schema):
+    broker = make_broker(kafka_settings, client_id="relay")
+    message = sample_messages()[0].model_copy(update={"message_id": uuid.uuid4()})
+    # The session holding this schema's relay lock (the relay's lock and LISTEN connection).
+    listening = (
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        f" AND objid::bigint = hashtext('sous-outbox:{schema}')::bigint & 4294967295"
+    )
+    async with broker:
+        await broker.start()
+        relay = OutboxRelay(pool, broker_publisher(broker), schema=schema, poll_interval_s=60)
+        with capture_logs() as logs:
+            task = asyncio.create_task(relay.run())
+            try:
+                async with asyncio.timeout(10):  # barrier: the relay holds its lock connection
+                    while not (before := await pool.fetchval(listening)):
+                        await asyncio.sleep(0.02)
+                await pool.execute("SELECT pg_terminate_backend($1)", before)
+                async with asyncio.timeout(10):  # it takes the lock again on a new connection
+                    while (after := await pool.fetchval(listening)) in (None, before):
+                        await asyncio.sleep(0.02)
+                async with pool.acquire() as conn, conn.transaction():
+                    await add(conn, [message], schema=schema, prefix=kafka_settings.topic_prefix)
+                topic = ORDER_RUN_COMMANDS.full_name(kafka_settings.topic_prefix)
+                got = await _collect(kafka_settings, topic, seconds=3)
+            finally:
+                relay.stop()
+                await asyncio.wait_for(task, 10)
+    assert after != before
+    assert [m.message_id for m in got] == [message.message_id]  # woken by NOTIFY again
+    assert not [e for e in logs if "released back to the pool" in str(e)]

@@ -217,6 +217,20 @@ def test_lease_expiry_redispatches_when_retryable_else_marks_lost() -> None:
     assert "executor lost" in d2.state.reason
 
 
+def test_shutdown_report_redispatches_at_once_when_retryable_else_marks_lost() -> None:
+    s = started()
+    gone = StepError(kind="shutdown", message="executor stopping")
+    d = decide(s, RECIPE, finished(s, "extract", StepStatus.CANCELLED, error=gone), ctx(1))
+    assert types(d) == ["ExecuteStep"]  # no retry backoff: the step did not fail
+    assert d.messages[0].attempt == 2
+    assert d.state.step("extract").phase is StepPhase.DISPATCHED
+    d2 = decide(
+        d.state, RECIPE, finished(d.state, "side", StepStatus.CANCELLED, error=gone), ctx(1)
+    )
+    assert d2.state.step("side").phase is StepPhase.LOST
+    assert d2.state.phase is RunPhase.FAILED
+
+
 def test_step_timeout_cancels_the_attempt() -> None:
     d = decide(started(), RECIPE, TimerFired("step_timeout", "side", 1), ctx(99))
     assert types(d)[0] == "CancelStep"

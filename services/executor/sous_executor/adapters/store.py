@@ -1,4 +1,4 @@
-"""The attempts table: taking an attempt once, and recording how it ended."""
+"""The attempts table: taking an attempt once, recording how it ended, marking the lost."""
 
 from __future__ import annotations
 
@@ -32,3 +32,20 @@ async def finish(conn: AnyConnection, step_run_id: uuid.UUID, attempt: int, stat
         attempt,
         status,
     )
+
+
+async def running_owners(conn: AnyConnection) -> list[str]:
+    """Replica ids that own attempts recorded as still running."""
+    rows = await conn.fetch("SELECT DISTINCT worker_id FROM attempts WHERE status = 'running'")
+    return [r["worker_id"] for r in rows]
+
+
+async def mark_lost(conn: AnyConnection, worker_ids: list[str]) -> int:
+    """Record the running attempts of replicas known dead as `lost`; return how many."""
+    marked = await conn.fetchval(
+        "WITH lost AS (UPDATE attempts SET status = 'lost', finished_at = now()"
+        " WHERE status = 'running' AND worker_id = ANY($1::text[]) RETURNING 1)"
+        " SELECT count(*) FROM lost",
+        worker_ids,
+    )
+    return int(marked)

@@ -239,7 +239,11 @@ def _step_finished(d: Decision, recipe: RecipeSpec, event: StepFinished, ctx: Co
         _succeeded_or_test(d, recipe, step, ctx)
         return
     why = event.error.message if event.error else event.status.value
-    _failed_attempt(d, recipe, step, f"attempt {step.attempt} {event.status.value}: {why}", ctx)
+    reason = f"attempt {step.attempt} {event.status.value}: {why}"
+    if event.error is not None and event.error.kind == "shutdown":
+        _lost_attempt(d, recipe, step, reason, ctx)  # the executor left, not the step failed
+        return
+    _failed_attempt(d, recipe, step, reason, ctx)
 
 
 def _succeeded_or_test(d: Decision, recipe: RecipeSpec, step: StepState, ctx: Context) -> None:
@@ -316,6 +320,18 @@ def _failed_attempt(
     _fail_step(d, recipe, step, reason, ctx)
 
 
+def _lost_attempt(
+    d: Decision, recipe: RecipeSpec, step: StepState, reason: str, ctx: Context
+) -> None:
+    """The attempt's executor is gone: a new attempt at once when retries remain, else lost."""
+    if step.attempt <= recipe.steps[step.name].retries.max:
+        _dispatch(
+            d, recipe, step.model_copy(update={"reason": reason}), recipe.steps[step.name], ctx
+        )
+    else:
+        _fail_step(d, recipe, step, reason, ctx, StepPhase.LOST)
+
+
 def _fail_step(
     d: Decision,
     recipe: RecipeSpec,
@@ -365,12 +381,7 @@ def _timer(d: Decision, recipe: RecipeSpec, event: TimerFired, ctx: Context) -> 
         )
         who = f" (worker {step.worker_id})" if step.worker_id else ""
         reason = f"executor lost: no heartbeat for attempt {step.attempt}{who}"
-        if step.attempt <= recipe.steps[step.name].retries.max:
-            _dispatch(
-                d, recipe, step.model_copy(update={"reason": reason}), recipe.steps[step.name], ctx
-            )
-        else:
-            _fail_step(d, recipe, step, reason, ctx, StepPhase.LOST)
+        _lost_attempt(d, recipe, step, reason, ctx)
     elif event.kind == "step_timeout" and step.phase in (StepPhase.DISPATCHED, StepPhase.RUNNING):
         d.timers.append(ClearTimer("lease", step.name))
         d.messages.append(
