@@ -7,6 +7,7 @@ import json
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sous import apply_cmd, graph_cmd, keys_cmd, query_cmd, runs_cmd, stack
@@ -80,7 +81,7 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except (RuntimeError, OSError, ValueError) as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        Console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
 
 

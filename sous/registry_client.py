@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 err = Console(stderr=True)
 DEFAULT_URL = "http://127.0.0.1:8470"
@@ -32,7 +33,7 @@ def call(method: str, route: str, url: str | None, token: str | None, **kw: Any)
         with client(url, token) as c:
             return c.request(method, route, **kw)
     except httpx.HTTPError as exc:
-        err.print(f"[red]cannot reach the registry:[/] {exc}")
+        err.print(f"[red]cannot reach the registry:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 
@@ -45,10 +46,10 @@ def fail(r: httpx.Response) -> None:
     if not isinstance(body, dict):
         body = {"detail": str(body)}
     for line in body.get("errors", []):
-        err.print(f"[red]✗[/] {line}")
+        err.print(f"[red]✗[/] {escape(str(line))}")
     detail = body.get("detail")
     if detail and not body.get("errors"):
-        err.print(f"[red]{r.status_code}[/] {detail}")
+        err.print(f"[red]{r.status_code}[/] {escape(str(detail))}")
     raise typer.Exit(1 if r.status_code in (404, 409, 422) else 2)
 
 

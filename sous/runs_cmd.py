@@ -13,7 +13,9 @@ import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from sous.keys_cmd import cli_signer
 from sous_common.kafka import aiokafka_options
@@ -44,6 +46,8 @@ console = Console()
 err = Console(stderr=True)
 EXIT = {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1, RunStatus.CANCELLED: 3}
 """Exit codes of `sous run --wait`: 0 succeeded, 1 failed, 3 cancelled, 4 refused."""
+COLOURS = {"passed": "green", "failed": "red", "error": "red", "warning": "yellow", "log": "dim"}
+"""Colour of each test outcome; the text next to it comes from events and is never markup."""
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
@@ -178,17 +182,12 @@ def run(
 async def _watch(command: StartOrderRun, as_json: bool) -> int:
     settings = KafkaSettings()
     rows: dict[str, list[str]] = {}
-    tests: list[str] = []
+    tests: list[Text] = []
+
+    title = f"{command.domain}/{command.recipe}  {command.order_run_id}"
 
     def table() -> Table:
-        t = Table(title=f"{command.domain}/{command.recipe}  {command.order_run_id}")
-        for column in ("step", "attempt", "status", "detail"):
-            t.add_column(column)
-        for step, row in rows.items():
-            t.add_row(step, *row)
-        for line in tests[-10:]:
-            t.add_row("", "", "", line)
-        return t
+        return watch_table(title, rows, tests)
 
     stream = _follow(settings, [RUN_EVENTS, STEP_COMMANDS, STEP_EVENTS, TEST_RESULTS], False)
     first = asyncio.ensure_future(anext(stream))
@@ -200,7 +199,7 @@ async def _watch(command: StartOrderRun, as_json: bool) -> int:
             if getattr(event, "order_run_id", None) == command.order_run_id:
                 if as_json:
                     typer.echo(event.model_dump_json())
-                code = _show(event, rows, tests)
+                code = show(event, rows, tests)
                 live.update(table())
                 if code is not None:
                     await stream.aclose()
@@ -208,7 +207,26 @@ async def _watch(command: StartOrderRun, as_json: bool) -> int:
             event = await anext(stream)
 
 
-def _show(event: Envelope, rows: dict[str, list[str]], tests: list[str]) -> int | None:
+def watch_table(title: str, rows: dict[str, list[str]], tests: list[Text]) -> Table:
+    """Return the live table of `sous run --wait`: one row per step, then the latest tests."""
+    t = Table(title=escape(title))
+    for column in ("step", "attempt", "status", "detail"):
+        t.add_column(column)
+    for step, row in rows.items():
+        t.add_row(*(Text(cell) for cell in (step, *row)))
+    for line in tests[-10:]:
+        t.add_row("", "", "", line)
+    return t
+
+
+def result_line(event: TestResult) -> Text:
+    """Return one test's outcome as the live table shows it."""
+    line = Text(str(event.status), style=COLOURS.get(event.status, ""))
+    return line.append(f" {event.step}.{event.test}: {event.message}")
+
+
+def show(event: Envelope, rows: dict[str, list[str]], tests: list[Text]) -> int | None:
+    """Fold one event of the run into `rows` and `tests`; return the exit code once it ends."""
     if isinstance(event, ExecuteStep):
         rows[event.step] = [str(event.attempt), "dispatched", event.kind]
     elif isinstance(event, StepStarted):
@@ -224,19 +242,34 @@ def _show(event: Envelope, rows: dict[str, list[str]], tests: list[str]) -> int 
         rows[event.step][1] = "failed (tests)"
         rows[event.step][2] = ", ".join(event.failed_tests)
     elif isinstance(event, TestResult):
-        colour = {"passed": "green", "failed": "red", "warning": "yellow"}.get(event.status, "")
-        tests.append(f"[{colour}]{event.status}[/] {event.step}.{event.test}: {event.message}")
+        tests.append(result_line(event))
     elif isinstance(event, OrderRunRejected):
-        err.print(f"[red]refused:[/] {event.reason}")
+        err.print(f"[red]refused:[/] {escape(event.reason)}")
         return 4
     elif isinstance(event, OrderRunFinished):
-        why = f": {event.reason}" if event.reason else ""
+        why = f": {escape(event.reason)}" if event.reason else ""
         console.print(
             f"run {event.status.value}{why}  (tests: {event.tests.passed} passed,"
             f" {event.tests.failed} failed, {event.tests.warnings} warnings)"
         )
         return EXIT[event.status]
     return None
+
+
+def tail_line(event: Envelope) -> str:
+    """Return one line of `sous tail`: plain text, never markup."""
+    if isinstance(event, TestResult):
+        return (
+            f"{event.occurred_at:%H:%M:%S} test {event.status:<8}"
+            f" {event.domain}/{event.recipe}.{event.step}.{event.test}"
+            f" [{event.kitchen}] {event.message}"
+        )
+    extra = getattr(event, "status", None) or getattr(event, "reason", "")
+    return (
+        f"{event.occurred_at:%H:%M:%S} {event.type:<17}"
+        f" {getattr(event, 'domain', '')}/{getattr(event, 'recipe', '')}"
+        f" {getattr(event, 'order_run_id', '')} {extra}"
+    )
 
 
 def cancel(
@@ -272,19 +305,8 @@ def tail(
                 continue
             if as_json:
                 typer.echo(event.model_dump_json())
-            elif isinstance(event, TestResult):
-                console.print(
-                    f"{event.occurred_at:%H:%M:%S} test {event.status:<8}"
-                    f" {event.domain}/{event.recipe}.{event.step}.{event.test}"
-                    f" [{event.kitchen}] {event.message}"
-                )
             else:
-                extra = getattr(event, "status", None) or getattr(event, "reason", "")
-                console.print(
-                    f"{event.occurred_at:%H:%M:%S} {event.type:<17}"
-                    f" {getattr(event, 'domain', '')}/{getattr(event, 'recipe', '')}"
-                    f" {getattr(event, 'order_run_id', '')} {extra}"
-                )
+                console.print(tail_line(event), markup=False, highlight=False)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(follow())
