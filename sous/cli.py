@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sous import apply_cmd, graph_cmd, keys_cmd, query_cmd, runs_cmd, stack
+from sous import apply_cmd, graph_cmd, keys_cmd, query_cmd, run_folder, runs_cmd, stack
 from sous_common.settings import KafkaSettings
 from sous_common.topic_admin import ensure_topics
 from sous_contracts.topics import CATALOG
@@ -77,7 +77,7 @@ def topics_create() -> None:
 
 def main() -> None:
     """Run the CLI; failures print one line and exit 2, without a traceback."""
-    stack.use_local_stack()
+    run_folder.use_local_stack()
     try:
         app(standalone_mode=True)
     except (RuntimeError, OSError, ValueError) as exc:

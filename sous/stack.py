@@ -15,9 +15,9 @@ import httpx
 import typer
 from rich.console import Console
 
-from sous import keys_cmd
+from sous import keys_cmd, run_folder
 from sous.environments import example_secrets, service_environment
-from sous.supervisor import SERVICES, Supervisor
+from sous.supervisor import SERVICES, Supervisor, stop_recorded
 from sous_common.settings import KafkaSettings
 from sous_common.topic_admin import ensure_topics
 from sous_common.trust import Signer
@@ -32,28 +32,7 @@ EXAMPLE_DAY = "2026-11-24"
 
 def run_dir() -> Path:
     """Where the stack keeps logs, pids and the local token."""
-    return Path(os.environ.get("SOUS_RUN_DIR", ROOT / ".run")) / "stack"
-
-
-def use_local_stack() -> None:
-    """Point this process at the local stack when nothing else is configured.
-
-    A newcomer's second terminal then needs no exports: the servers come from
-    `.run/local/env` (written by deploy/local) and the token from `sous up`'s run folder.
-    """
-    env_file = Path(os.environ.get("SOUS_RUN_DIR", ROOT / ".run")) / "local" / "env"
-    if not os.environ.get("SOUS_KAFKA_BOOTSTRAP") and env_file.is_file():
-        for line in env_file.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep:
-                os.environ.setdefault(key, value)
-    token = run_dir() / "token"
-    if not os.environ.get("SOUS_TOKEN") and token.is_file():
-        os.environ["SOUS_TOKEN"] = token.read_text().strip()
-    admin_key = run_dir() / "keys" / "admin.pem"
-    if not os.environ.get(keys_cmd.KEY_FILE) and admin_key.is_file():
-        os.environ[keys_cmd.KEY_FILE] = str(admin_key)
-        os.environ[keys_cmd.PRINCIPAL] = "admin"
+    return run_folder.stack_dir()
 
 
 def stack_keys(folder: Path) -> dict[str, str]:
@@ -198,17 +177,22 @@ def _alive(pid: int) -> bool:
 def down(
     keep_servers: bool = typer.Option(False, help="Leave local Kafka and PostgreSQL running."),
 ) -> None:
-    """Stop the services started by `sous up`, then the local servers."""
-    pid_file = run_dir() / "supervisor.pid"
+    """Stop the services started by `sous up`, then the local servers deploy/local started."""
+    folder = run_dir()
+    pid_file = folder / "supervisor.pid"
+    stopped = False
     if pid_file.exists() and _alive(pid := int(pid_file.read_text())):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        console.print("services stopped")
-    else:
-        console.print("no services running")
-    if not keep_servers and not os.environ.get("SOUS_KAFKA_BOOTSTRAP"):
+        stopped = True
+    pid_file.unlink(missing_ok=True)
+    # Whatever a dead (or stuck) supervisor left behind, found by its pid files.
+    if stop_recorded(folder):
+        stopped = True
+    console.print("services stopped" if stopped else "no services running")
+    if not keep_servers and not run_folder.servers_of_the_user(os.environ):
         subprocess.run(["bash", str(INFRA), "down"], check=False, timeout=120)
 
 
