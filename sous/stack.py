@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sous import keys_cmd, run_folder
 from sous.environments import example_secrets, service_environment
@@ -22,7 +25,23 @@ from sous_common.settings import KafkaSettings
 from sous_common.topic_admin import ensure_topics
 from sous_common.trust import Signer
 
-console = Console()
+
+class Terminal(Console):
+    """A console that a closed pipe silences, where rich's would exit the program.
+
+    `sous up | tee up.log` and Ctrl-C: tee is gone before the supervisor has stopped the
+    services; printing must not end the supervisor, nor keep it from stopping them.
+    """
+
+    def on_broken_pipe(self) -> None:
+        """Print nothing more; let interpreter exit flush stdout into nothing."""
+        self.quiet = True
+        if self.file is sys.stdout:
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+console = Terminal()
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "deploy" / "local" / "infra.sh"
 EXAMPLES = ROOT / "examples" / "mesh"
@@ -89,7 +108,7 @@ def _wait_registry(url: str, supervisor: Supervisor, timeout_s: float = 90) -> N
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for note in supervisor.check():
-            console.print(f"[yellow]{note}[/]")
+            console.print(f"[yellow]{escape(note)}[/]")
         try:
             if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
                 return
@@ -123,16 +142,14 @@ def up(
         os.environ.setdefault(key, value)
     url = os.environ.get("SOUS_REGISTRY_URL", "http://127.0.0.1:8470")
     supervisor = Supervisor(folder, stack_environments(os.environ, token))
-    supervisor.start_all()
-    pid_file.write_text(str(os.getpid()))
     stop = {"now": False}
 
     def on_signal(*_: object) -> None:
         stop["now"] = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: terminal closed
+        signal.signal(signum, on_signal)
+    with supervised(supervisor, pid_file):
         _wait_registry(url, supervisor)
         console.print(
             f"[green]services running[/]: {', '.join(supervisor.pids())}  (logs in {folder})"
@@ -158,12 +175,25 @@ def up(
         )
         while not stop["now"]:
             for note in supervisor.check():
-                console.print(f"[yellow]{note}[/]")
+                console.print(f"[yellow]{escape(note)}[/]")
             time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def supervised(
+    supervisor: Supervisor, pid_file: Path, out: Console = console
+) -> Iterator[Supervisor]:
+    """Start every service; stop them all on the way out, whatever ends the block."""
+    supervisor.start_all()
+    pid_file.write_text(str(os.getpid()))
+    try:
+        yield supervisor
     finally:
-        console.print("stopping services …")
-        supervisor.stop_all()
-        pid_file.unlink(missing_ok=True)
+        try:
+            out.print("stopping services …")
+        finally:
+            supervisor.stop_all()
+            pid_file.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,12 +110,21 @@ class Supervised:
 class Supervisor:
     """Keeps every service running, with logs in a run folder, until asked to stop."""
 
-    def __init__(self, run_dir: Path, environments: dict[str, dict[str, str]]) -> None:
-        """Supervise the services named in `environments`, each with its own environment."""
+    def __init__(
+        self,
+        run_dir: Path,
+        environments: dict[str, dict[str, str]],
+        commands: Mapping[str, list[str]] | None = None,
+    ) -> None:
+        """Supervise the services named in `environments`, each with its own environment.
+
+        `commands` replaces the command lines of `SERVICES` (tests supervise stand-ins).
+        """
         self.run_dir = run_dir
         self.environments = environments
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.children = [Supervised(n, service_argv(n), run_dir / f"{n}.log") for n in environments]
+        argv = commands or {n: service_argv(n) for n in environments}
+        self.children = [Supervised(n, argv[n], run_dir / f"{n}.log") for n in environments]
         self.stopping = False
 
     def start(self, child: Supervised) -> None:
