@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 SERVICES: dict[str, list[str]] = {
@@ -163,10 +164,17 @@ class Supervisor:
                 notes.append(
                     f"{child.name} exited with {p.returncode}; restarting (see {child.log_path})"
                 )
+                self.note(notes[-1])
             elif now >= child.next_start:
                 child.next_start = 0.0
                 self.start(child)
         return notes
+
+    def note(self, text: str) -> None:
+        """Keep what happened in `supervisor.log` too: the terminal may be gone or scrolled."""
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        with (self.run_dir / "supervisor.log").open("a") as log:
+            log.write(f"{stamp} {text}\n")
 
     def pids(self) -> dict[str, int]:
         """Pid of every running child."""

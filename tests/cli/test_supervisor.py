@@ -52,3 +52,18 @@ def test_the_services_stop_even_when_printing_fails(tmp_path: Path) -> None:
         assert child is not None
         assert child.poll() is not None
     assert not pid_file.exists()
+
+
+def test_a_restart_is_noted_in_the_run_folder(tmp_path: Path) -> None:
+    crash = [sys.executable, "-c", "raise SystemExit(3)"]
+    supervisor = Supervisor(tmp_path, {"executor": {}}, {"executor": crash})
+    supervisor.start_all()
+    try:
+        (child,) = supervisor.children
+        assert child.process is not None
+        child.process.wait(timeout=30)
+        notes = supervisor.check()
+    finally:
+        supervisor.stop_all()
+    assert notes == [f"executor exited with 3; restarting (see {tmp_path / 'executor.log'})"]
+    assert notes[0] in (tmp_path / "supervisor.log").read_text()
