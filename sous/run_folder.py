@@ -1,7 +1,7 @@
 """What the local stack left in its run folder, and how much of it still holds.
 
 `deploy/local` writes the servers' addresses to `.run/local/env`; `sous up` writes the admin
-token, the keys and every pid to `.run/stack/`. Files outlive the
+token, the keys, the registry's address and every pid to `.run/stack/`. Files outlive the
 processes they describe (a `kill -9`, a reboot, `make test` stopping its servers), so nothing
 here is believed before the process or port it names is checked.
 """
@@ -19,6 +19,9 @@ from sous.keys_cmd import KEY_FILE, PRINCIPAL
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ("SOUS_KAFKA_BOOTSTRAP", "SOUS_DATABASE_URL")
 """The two variables that name the servers; deploy/local's env file sets both."""
+REGISTRY_URL = "SOUS_REGISTRY_URL"
+REGISTRY_PORT = "SOUS_DOMAIN_REGISTRY_PORT"
+DEFAULT_REGISTRY_PORT = 8470
 
 
 def base() -> Path:
@@ -90,12 +93,32 @@ def servers_of_the_user(environ: Mapping[str, str]) -> bool:
     return bootstrap != read_env(local_env_file()).get("SOUS_KAFKA_BOOTSTRAP")
 
 
+def registry_file() -> Path:
+    """Where `sous up` records the address its registry listens on."""
+    return stack_dir() / "registry.url"
+
+
+def recorded_registry() -> str | None:
+    """The registry address `sous up` recorded, if any."""
+    path = registry_file()
+    return path.read_text().strip() if path.is_file() else None
+
+
+def free_port(preferred: int, host: str = "127.0.0.1") -> int:
+    """Return `preferred` when nothing listens there, else a port the system finds free."""
+    if not answers(host, preferred, timeout_s=0.2):
+        return preferred
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def use_local_stack() -> None:
     """Point this process at the local stack for what the user did not configure.
 
     A newcomer's second terminal then needs no exports: the servers come from deploy/local's
-    env lines (while those servers answer), and the token and the admin's signing key from
-    `sous up`'s run folder.
+    env lines (while those servers answer), and the token, the admin's signing key and the
+    registry's address from `sous up`'s run folder.
     """
     if not os.environ.get("SOUS_KAFKA_BOOTSTRAP"):
         for key, value in live_local_servers().items():
@@ -108,3 +131,6 @@ def use_local_stack() -> None:
     if not os.environ.get(KEY_FILE) and admin_key.is_file():
         os.environ[KEY_FILE] = str(admin_key)
         os.environ[PRINCIPAL] = "admin"
+    registry = recorded_registry()
+    if not os.environ.get(REGISTRY_URL) and registry:
+        os.environ[REGISTRY_URL] = registry

@@ -104,16 +104,47 @@ def stack_environments(environ: Mapping[str, str], token: str) -> dict[str, dict
     return {name: service_environment(name, merged) for name in SERVICES}
 
 
-def _wait_registry(url: str, supervisor: Supervisor, timeout_s: float = 90) -> None:
+def registry_url() -> str:
+    """Return the address of the registry `sous up` starts, recorded for this checkout's CLI.
+
+    The user's `SOUS_REGISTRY_URL` wins. Otherwise the registry listens on
+    `SOUS_DOMAIN_REGISTRY_PORT` (8470), or on a free port when another program (another
+    stack's registry, say) holds that one.
+    """
+    configured = os.environ.get(run_folder.REGISTRY_URL)
+    if configured and configured != run_folder.recorded_registry():
+        return configured
+    preferred = int(os.environ.get(run_folder.REGISTRY_PORT, run_folder.DEFAULT_REGISTRY_PORT))
+    port = run_folder.free_port(preferred)
+    if port != preferred:
+        console.print(f"[yellow]port {preferred} is taken[/]; the registry listens on {port}")
+    url = f"http://127.0.0.1:{port}"
+    os.environ[run_folder.REGISTRY_PORT] = str(port)
+    os.environ[run_folder.REGISTRY_URL] = url
+    run_folder.registry_file().write_text(url + "\n")
+    return url
+
+
+def wait_registry(url: str, token: str, supervisor: Supervisor, timeout_s: float = 90) -> None:
+    """Wait until this stack's registry answers: one that refuses the stack's token is not it."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for note in supervisor.check():
             console.print(f"[yellow]{escape(note)}[/]")
         try:
-            if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
-                return
+            r = httpx.get(
+                f"{url}/v1/domains", headers={"Authorization": f"Bearer {token}"}, timeout=2
+            )
         except httpx.HTTPError:
-            pass
+            r = None
+        if r is not None and r.status_code == 200:
+            return
+        if r is not None and r.status_code in (401, 403):
+            raise RuntimeError(
+                f"the registry at {url} is not this stack's: it refused this stack's token"
+                f" ({r.status_code}). Another stack listens there; stop it, or set"
+                f" {run_folder.REGISTRY_URL} and {run_folder.REGISTRY_PORT} to a free port"
+            )
         time.sleep(0.5)
     raise RuntimeError(f"the registry did not answer at {url} within {timeout_s:.0f}s")
 
@@ -140,7 +171,7 @@ def up(
     token = token_file.read_text().strip()
     for key, value in stack_keys(folder).items():
         os.environ.setdefault(key, value)
-    url = os.environ.get("SOUS_REGISTRY_URL", "http://127.0.0.1:8470")
+    url = registry_url()
     supervisor = Supervisor(folder, stack_environments(os.environ, token))
     stop = {"now": False}
 
@@ -150,7 +181,7 @@ def up(
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: terminal closed
         signal.signal(signum, on_signal)
     with supervised(supervisor, pid_file):
-        _wait_registry(url, supervisor)
+        wait_registry(url, token, supervisor)
         console.print(
             f"[green]services running[/]: {', '.join(supervisor.pids())}  (logs in {folder})"
         )
