@@ -47,6 +47,16 @@ INFRA = ROOT / "deploy" / "local" / "infra.sh"
 EXAMPLES = ROOT / "examples" / "mesh"
 EXAMPLE_DAY = "2026-11-24"
 """A business day the shipped example data (examples/data/orders.csv) holds orders for."""
+CLI = ".venv/bin/sous"
+"""The CLI as the README and `sous up` name it: `make` installs it there, uv on PATH or not."""
+NEXT_STEPS = (
+    "\nTry next, in another terminal:\n"
+    f"  {CLI} tail                      # runs and test results as they happen\n"
+    f"  {CLI} run sales/daily --variation dev -p day=2026-11-25 --wait\n"
+    f"  {CLI} runs                      # recent runs\n"
+    f"  {CLI} down                      # stop everything\n"
+    "Ctrl-C here stops the services."
+)
 
 
 def run_dir() -> Path:
@@ -196,14 +206,7 @@ def up(
                     f"started {domain}/{recipe} (dev, day {EXAMPLE_DAY}): [bold]{run_id}[/]"
                 )
             console.print("finance/revenue follows once both finish, then marketing/dashboard.")
-        console.print(
-            "\nTry next, in another terminal:\n"
-            "  uv run sous tail                      # runs and test results as they happen\n"
-            "  uv run sous run sales/daily --variation dev -p day=2026-11-25 --wait\n"
-            "  uv run sous runs                      # recent runs\n"
-            "  uv run sous down                      # stop everything\n"
-            "Ctrl-C here stops the services."
-        )
+        console.print(NEXT_STEPS)
         while not stop["now"]:
             for note in supervisor.check():
                 console.print(f"[yellow]{escape(note)}[/]")
