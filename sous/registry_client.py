@@ -6,12 +6,14 @@ Exit codes of its failures: 1 refused or not found, 2 usage or connection error.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    import httpx
 
 err = Console(stderr=True)
 DEFAULT_URL = "http://127.0.0.1:8470"
@@ -21,6 +23,8 @@ TokenOpt = typer.Option(None, "--token", help="Bearer token (SOUS_TOKEN).")
 
 def client(url: str | None, token: str | None) -> httpx.Client:
     """Return an HTTP client of the registry at `url` (or SOUS_REGISTRY_URL) with the token."""
+    import httpx  # here, not at the top: `sous --help` needs no HTTP client
+
     token = token or os.environ.get("SOUS_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     base = url or os.environ.get("SOUS_REGISTRY_URL", DEFAULT_URL)
@@ -29,6 +33,8 @@ def client(url: str | None, token: str | None) -> httpx.Client:
 
 def call(method: str, route: str, url: str | None, token: str | None, **kw: Any) -> httpx.Response:
     """Send one request; exit 2 with one red line when the registry cannot be reached."""
+    import httpx
+
     try:
         with client(url, token) as c:
             return c.request(method, route, **kw)

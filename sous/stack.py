@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -13,7 +12,6 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -21,9 +19,6 @@ from rich.markup import escape
 from sous import keys_cmd, run_folder
 from sous.environments import example_secrets, service_environment
 from sous.supervisor import SERVICES, Supervisor, stop_recorded
-from sous_common.settings import KafkaSettings
-from sous_common.topic_admin import ensure_topics
-from sous_common.trust import Signer
 
 
 class Terminal(Console):
@@ -70,8 +65,10 @@ def stack_keys(folder: Path) -> dict[str, str]:
     The registry and the scheduler each sign with their own key; the CLI signs as `admin`,
     whose public key the registry publishes at start-up. Private keys stay in `folder`.
     """
+    from sous_common.trust import Signer
+
     keys = folder / "keys"
-    found: dict[str, Signer] = {}
+    found = {}
     for name in ("domain-registry", "scheduler", "admin"):
         path = keys / f"{name}.pem"
         if not path.exists():
@@ -137,6 +134,8 @@ def registry_url() -> str:
 
 def wait_registry(url: str, token: str, supervisor: Supervisor, timeout_s: float = 90) -> None:
     """Wait until this stack's registry answers: one that refuses the stack's token is not it."""
+    import httpx
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for note in supervisor.check():
@@ -163,8 +162,12 @@ def up(
     examples: bool = typer.Option(True, help="Apply examples/mesh and start a first run."),
 ) -> None:
     """Start Kafka, PostgreSQL and every service; apply the examples; Ctrl-C stops all."""
+    import asyncio
+
     from sous import apply_cmd
-    from sous.runs_cmd import start_run
+    from sous.kafka_io import start_run
+    from sous_common.settings import KafkaSettings
+    from sous_common.topic_admin import ensure_topics
 
     folder = run_dir()
     folder.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from sous import runs_cmd
+from sous import run_view
 from sous_contracts.common import RunStatus
 from sous_contracts.runs import OrderRunFinished, TestSummary
 from sous_contracts.steps import StepFinished
@@ -42,10 +42,10 @@ def result(status: str, severity: str) -> TestResult:
 def test_a_test_result_shows_its_message_as_written(status: str, severity: str) -> None:
     rows: dict[str, list[str]] = {}
     tests: list = []
-    assert runs_cmd.show(result(status, severity), rows, tests) is None
-    out = render(runs_cmd.watch_table("sales/daily", rows, tests))
+    assert run_view.show(result(status, severity), rows, tests) is None
+    out = render(run_view.watch_table("sales/daily", rows, tests))
     assert f"{status} model.enough_rows: {TRICKY}" in out
-    assert f"{TRICKY}" in runs_cmd.tail_line(result(status, severity))
+    assert f"{TRICKY}" in run_view.tail_line(result(status, severity))
 
 
 def test_a_run_that_succeeded_with_a_failed_log_test_exits_0(
@@ -73,8 +73,8 @@ def test_a_run_that_succeeded_with_a_failed_log_test_exits_0(
         reason="[not markup]",
         tests=TestSummary(passed=1),
     )
-    assert runs_cmd.show(step, rows, tests) is None
-    assert runs_cmd.show(result("log", "log"), rows, tests) is None
-    assert runs_cmd.show(finished, rows, tests) == 0
+    assert run_view.show(step, rows, tests) is None
+    assert run_view.show(result("log", "log"), rows, tests) is None
+    assert run_view.show(finished, rows, tests) == 0
     assert "run succeeded: [not markup]" in capsys.readouterr().out
-    assert "model" in render(runs_cmd.watch_table("sales/daily", rows, tests))
+    assert "model" in render(run_view.watch_table("sales/daily", rows, tests))
