@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
-from sous import apply_cmd, graph_cmd, keys_cmd, query_cmd, runs_cmd, stack
-from sous_common.settings import KafkaSettings
-from sous_common.topic_admin import ensure_topics
-from sous_contracts.topics import CATALOG
+# Only what builds the command tree is imported here; each command imports the clients and
+# contracts it needs when it runs, so `sous --help` (and every command) starts fast.
+from sous import apply_cmd, graph_cmd, keys_cmd, query_cmd, run_folder, runs_cmd, stack
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -42,6 +40,11 @@ console = Console()
 @topics_app.command("list")
 def topics_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show every topic of the catalog with its key, partitions and message types."""
+    from rich.table import Table
+
+    from sous_common.settings import KafkaSettings
+    from sous_contracts.topics import CATALOG
+
     prefix = KafkaSettings().topic_prefix
     rows = [
         {
@@ -67,6 +70,12 @@ def topics_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."
 @topics_app.command("create")
 def topics_create() -> None:
     """Create the catalog's topics on the configured broker (existing ones are kept)."""
+    import asyncio
+
+    from sous_common.settings import KafkaSettings
+    from sous_common.topic_admin import ensure_topics
+    from sous_contracts.topics import CATALOG
+
     settings = KafkaSettings()
     created = asyncio.run(ensure_topics(settings))
     for name in created:
@@ -76,11 +85,11 @@ def topics_create() -> None:
 
 def main() -> None:
     """Run the CLI; failures print one line and exit 2, without a traceback."""
-    stack.use_local_stack()
+    run_folder.use_local_stack()
     try:
         app(standalone_mode=True)
     except (RuntimeError, OSError, ValueError) as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        Console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
 
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from xml.sax.saxutils import escape
 
 BOX_H = 30
 CHAR_W = 7.2
 GAP_X = 40
 GAP_Y = 70
 MARGIN = 20
+
+
+def _text(value: str) -> str:
+    """Escape SVG text (xml.sax.saxutils would do, but pulls in urllib for `sous --help`)."""
+    return html.escape(value, quote=False)
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,7 @@ def to_svg(graph: Graph, title: str = "") -> str:
         ' fill="#555"/></marker></defs>',
     ]
     if title:
-        parts.append(f'<text x="{MARGIN}" y="{MARGIN + 8}" font-size="14">{escape(title)}</text>')
+        parts.append(f'<text x="{MARGIN}" y="{MARGIN + 8}" font-size="14">{_text(title)}</text>')
     for e in graph.edges:
         (x1, y1), (x2, y2) = centre[e.source], centre[e.target]
         y1 += height_of[e.source] / 2
@@ -155,7 +160,7 @@ def to_svg(graph: Graph, title: str = "") -> str:
         if e.label:
             parts.append(
                 f'<text x="{(x1 + x2) / 2 + 4:.1f}" y="{(y1 + y2) / 2:.1f}" fill="#a33">'
-                f"{escape(e.label)}</text>"
+                f"{_text(e.label)}</text>"
             )
     for n, (cx, cy) in centre.items():
         w, h, note = widths[n], height_of[n], graph.nodes.get(n, "")
@@ -163,12 +168,12 @@ def to_svg(graph: Graph, title: str = "") -> str:
         parts.append(
             f'<g class="node"><rect x="{cx - w / 2:.1f}" y="{cy - h / 2:.1f}" width="{w:.1f}"'
             f' height="{h}" rx="6" fill="{fill}" stroke="#345"/>'
-            f'<text x="{cx:.1f}" y="{cy - h / 2 + 19:.1f}" text-anchor="middle">{escape(n)}</text>'
+            f'<text x="{cx:.1f}" y="{cy - h / 2 + 19:.1f}" text-anchor="middle">{_text(n)}</text>'
         )
         if note:
             parts.append(
                 f'<text x="{cx:.1f}" y="{cy + h / 2 - 6:.1f}" text-anchor="middle"'
-                f' font-size="10" fill="#666">{escape(note)}</text>'
+                f' font-size="10" fill="#666">{_text(note)}</text>'
             )
         parts.append("</g>")
     parts.append("</svg>")

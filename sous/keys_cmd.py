@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from sous.registry_client import TokenOpt, UrlOpt, call, fail
-from sous_common.trust import Signer
+
+if TYPE_CHECKING:
+    from sous_common.trust import Signer
 
 console = Console()
 err = Console(stderr=True)
@@ -37,6 +40,8 @@ def cli_signer() -> Signer:
             f" then set {PRINCIPAL}=<your principal> {KEY_FILE}=FILE"
         )
         raise typer.Exit(2)
+    from sous_common.trust import Signer  # here: cryptography is slow to import for `--help`
+
     try:
         return Signer.load(principal, Path(path))
     except ValueError as exc:
@@ -53,12 +58,16 @@ def new(
     if file.exists() and not force:
         err.print(f"[red]{file} exists[/]; pass --force to replace it")
         raise typer.Exit(1)
+    from sous_common.trust import Signer
+
     signer = Signer.generate("-")
     signer.save(file)
     console.print(signer.public_key)
 
 
 def _public(key: str) -> str:
+    from sous_common.trust import Signer
+
     path = Path(key)
     if path.is_file():
         try:

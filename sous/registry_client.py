@@ -6,11 +6,14 @@ Exit codes of its failures: 1 refused or not found, 2 usage or connection error.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    import httpx
 
 err = Console(stderr=True)
 DEFAULT_URL = "http://127.0.0.1:8470"
@@ -20,6 +23,8 @@ TokenOpt = typer.Option(None, "--token", help="Bearer token (SOUS_TOKEN).")
 
 def client(url: str | None, token: str | None) -> httpx.Client:
     """Return an HTTP client of the registry at `url` (or SOUS_REGISTRY_URL) with the token."""
+    import httpx  # here, not at the top: `sous --help` needs no HTTP client
+
     token = token or os.environ.get("SOUS_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     base = url or os.environ.get("SOUS_REGISTRY_URL", DEFAULT_URL)
@@ -28,11 +33,13 @@ def client(url: str | None, token: str | None) -> httpx.Client:
 
 def call(method: str, route: str, url: str | None, token: str | None, **kw: Any) -> httpx.Response:
     """Send one request; exit 2 with one red line when the registry cannot be reached."""
+    import httpx
+
     try:
         with client(url, token) as c:
             return c.request(method, route, **kw)
     except httpx.HTTPError as exc:
-        err.print(f"[red]cannot reach the registry:[/] {exc}")
+        err.print(f"[red]cannot reach the registry:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 
@@ -45,10 +52,10 @@ def fail(r: httpx.Response) -> None:
     if not isinstance(body, dict):
         body = {"detail": str(body)}
     for line in body.get("errors", []):
-        err.print(f"[red]✗[/] {line}")
+        err.print(f"[red]✗[/] {escape(str(line))}")
     detail = body.get("detail")
     if detail and not body.get("errors"):
-        err.print(f"[red]{r.status_code}[/] {detail}")
+        err.print(f"[red]{r.status_code}[/] {escape(str(detail))}")
     raise typer.Exit(1 if r.status_code in (404, 409, 422) else 2)
 
 

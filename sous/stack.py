@@ -2,58 +2,61 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from sous import keys_cmd
+from sous import keys_cmd, run_folder
 from sous.environments import example_secrets, service_environment
-from sous.supervisor import SERVICES, Supervisor
-from sous_common.settings import KafkaSettings
-from sous_common.topic_admin import ensure_topics
-from sous_common.trust import Signer
+from sous.supervisor import SERVICES, Supervisor, stop_recorded
 
-console = Console()
+
+class Terminal(Console):
+    """A console that a closed pipe silences, where rich's would exit the program.
+
+    `sous up | tee up.log` and Ctrl-C: tee is gone before the supervisor has stopped the
+    services; printing must not end the supervisor, nor keep it from stopping them.
+    """
+
+    def on_broken_pipe(self) -> None:
+        """Print nothing more; let interpreter exit flush stdout into nothing."""
+        self.quiet = True
+        if self.file is sys.stdout:
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+console = Terminal()
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "deploy" / "local" / "infra.sh"
 EXAMPLES = ROOT / "examples" / "mesh"
 EXAMPLE_DAY = "2026-11-24"
 """A business day the shipped example data (examples/data/orders.csv) holds orders for."""
+CLI = ".venv/bin/sous"
+"""The CLI as the README and `sous up` name it: `make` installs it there, uv on PATH or not."""
+NEXT_STEPS = (
+    "\nTry next, in another terminal:\n"
+    f"  {CLI} tail                      # runs and test results as they happen\n"
+    f"  {CLI} run sales/daily --variation dev -p day=2026-11-25 --wait\n"
+    f"  {CLI} runs                      # recent runs\n"
+    f"  {CLI} down                      # stop everything\n"
+    "Ctrl-C here stops the services."
+)
 
 
 def run_dir() -> Path:
     """Where the stack keeps logs, pids and the local token."""
-    return Path(os.environ.get("SOUS_RUN_DIR", ROOT / ".run")) / "stack"
-
-
-def use_local_stack() -> None:
-    """Point this process at the local stack when nothing else is configured.
-
-    A newcomer's second terminal then needs no exports: the servers come from
-    `.run/local/env` (written by deploy/local) and the token from `sous up`'s run folder.
-    """
-    env_file = Path(os.environ.get("SOUS_RUN_DIR", ROOT / ".run")) / "local" / "env"
-    if not os.environ.get("SOUS_KAFKA_BOOTSTRAP") and env_file.is_file():
-        for line in env_file.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep:
-                os.environ.setdefault(key, value)
-    token = run_dir() / "token"
-    if not os.environ.get("SOUS_TOKEN") and token.is_file():
-        os.environ["SOUS_TOKEN"] = token.read_text().strip()
-    admin_key = run_dir() / "keys" / "admin.pem"
-    if not os.environ.get(keys_cmd.KEY_FILE) and admin_key.is_file():
-        os.environ[keys_cmd.KEY_FILE] = str(admin_key)
-        os.environ[keys_cmd.PRINCIPAL] = "admin"
+    return run_folder.stack_dir()
 
 
 def stack_keys(folder: Path) -> dict[str, str]:
@@ -62,8 +65,10 @@ def stack_keys(folder: Path) -> dict[str, str]:
     The registry and the scheduler each sign with their own key; the CLI signs as `admin`,
     whose public key the registry publishes at start-up. Private keys stay in `folder`.
     """
+    from sous_common.trust import Signer
+
     keys = folder / "keys"
-    found: dict[str, Signer] = {}
+    found = {}
     for name in ("domain-registry", "scheduler", "admin"):
         path = keys / f"{name}.pem"
         if not path.exists():
@@ -106,16 +111,49 @@ def stack_environments(environ: Mapping[str, str], token: str) -> dict[str, dict
     return {name: service_environment(name, merged) for name in SERVICES}
 
 
-def _wait_registry(url: str, supervisor: Supervisor, timeout_s: float = 90) -> None:
+def registry_url() -> str:
+    """Return the address of the registry `sous up` starts, recorded for this checkout's CLI.
+
+    The user's `SOUS_REGISTRY_URL` wins. Otherwise the registry listens on
+    `SOUS_DOMAIN_REGISTRY_PORT` (8470), or on a free port when another program (another
+    stack's registry, say) holds that one.
+    """
+    configured = os.environ.get(run_folder.REGISTRY_URL)
+    if configured and configured != run_folder.recorded_registry():
+        return configured
+    preferred = int(os.environ.get(run_folder.REGISTRY_PORT, run_folder.DEFAULT_REGISTRY_PORT))
+    port = run_folder.free_port(preferred)
+    if port != preferred:
+        console.print(f"[yellow]port {preferred} is taken[/]; the registry listens on {port}")
+    url = f"http://127.0.0.1:{port}"
+    os.environ[run_folder.REGISTRY_PORT] = str(port)
+    os.environ[run_folder.REGISTRY_URL] = url
+    run_folder.registry_file().write_text(url + "\n")
+    return url
+
+
+def wait_registry(url: str, token: str, supervisor: Supervisor, timeout_s: float = 90) -> None:
+    """Wait until this stack's registry answers: one that refuses the stack's token is not it."""
+    import httpx
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for note in supervisor.check():
-            console.print(f"[yellow]{note}[/]")
+            console.print(f"[yellow]{escape(note)}[/]")
         try:
-            if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
-                return
+            r = httpx.get(
+                f"{url}/v1/domains", headers={"Authorization": f"Bearer {token}"}, timeout=2
+            )
         except httpx.HTTPError:
-            pass
+            r = None
+        if r is not None and r.status_code == 200:
+            return
+        if r is not None and r.status_code in (401, 403):
+            raise RuntimeError(
+                f"the registry at {url} is not this stack's: it refused this stack's token"
+                f" ({r.status_code}). Another stack listens there; stop it, or set"
+                f" {run_folder.REGISTRY_URL} and {run_folder.REGISTRY_PORT} to a free port"
+            )
         time.sleep(0.5)
     raise RuntimeError(f"the registry did not answer at {url} within {timeout_s:.0f}s")
 
@@ -124,8 +162,12 @@ def up(
     examples: bool = typer.Option(True, help="Apply examples/mesh and start a first run."),
 ) -> None:
     """Start Kafka, PostgreSQL and every service; apply the examples; Ctrl-C stops all."""
+    import asyncio
+
     from sous import apply_cmd
-    from sous.runs_cmd import start_run
+    from sous.kafka_io import start_run
+    from sous_common.settings import KafkaSettings
+    from sous_common.topic_admin import ensure_topics
 
     folder = run_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -142,19 +184,17 @@ def up(
     token = token_file.read_text().strip()
     for key, value in stack_keys(folder).items():
         os.environ.setdefault(key, value)
-    url = os.environ.get("SOUS_REGISTRY_URL", "http://127.0.0.1:8470")
+    url = registry_url()
     supervisor = Supervisor(folder, stack_environments(os.environ, token))
-    supervisor.start_all()
-    pid_file.write_text(str(os.getpid()))
     stop = {"now": False}
 
     def on_signal(*_: object) -> None:
         stop["now"] = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        _wait_registry(url, supervisor)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: terminal closed
+        signal.signal(signum, on_signal)
+    with supervised(supervisor, pid_file):
+        wait_registry(url, token, supervisor)
         console.print(
             f"[green]services running[/]: {', '.join(supervisor.pids())}  (logs in {folder})"
         )
@@ -169,22 +209,28 @@ def up(
                     f"started {domain}/{recipe} (dev, day {EXAMPLE_DAY}): [bold]{run_id}[/]"
                 )
             console.print("finance/revenue follows once both finish, then marketing/dashboard.")
-        console.print(
-            "\nTry next, in another terminal:\n"
-            "  uv run sous tail                      # runs and test results as they happen\n"
-            "  uv run sous run sales/daily --variation dev -p day=2026-11-25 --wait\n"
-            "  uv run sous runs                      # recent runs\n"
-            "  uv run sous down                      # stop everything\n"
-            "Ctrl-C here stops the services."
-        )
+        console.print(NEXT_STEPS)
         while not stop["now"]:
             for note in supervisor.check():
-                console.print(f"[yellow]{note}[/]")
+                console.print(f"[yellow]{escape(note)}[/]")
             time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def supervised(
+    supervisor: Supervisor, pid_file: Path, out: Console = console
+) -> Iterator[Supervisor]:
+    """Start every service; stop them all on the way out, whatever ends the block."""
+    supervisor.start_all()
+    pid_file.write_text(str(os.getpid()))
+    try:
+        yield supervisor
     finally:
-        console.print("stopping services …")
-        supervisor.stop_all()
-        pid_file.unlink(missing_ok=True)
+        try:
+            out.print("stopping services …")
+        finally:
+            supervisor.stop_all()
+            pid_file.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
@@ -198,17 +244,22 @@ def _alive(pid: int) -> bool:
 def down(
     keep_servers: bool = typer.Option(False, help="Leave local Kafka and PostgreSQL running."),
 ) -> None:
-    """Stop the services started by `sous up`, then the local servers."""
-    pid_file = run_dir() / "supervisor.pid"
+    """Stop the services started by `sous up`, then the local servers deploy/local started."""
+    folder = run_dir()
+    pid_file = folder / "supervisor.pid"
+    stopped = False
     if pid_file.exists() and _alive(pid := int(pid_file.read_text())):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        console.print("services stopped")
-    else:
-        console.print("no services running")
-    if not keep_servers and not os.environ.get("SOUS_KAFKA_BOOTSTRAP"):
+        stopped = True
+    pid_file.unlink(missing_ok=True)
+    # Whatever a dead (or stuck) supervisor left behind, found by its pid files.
+    if stop_recorded(folder):
+        stopped = True
+    console.print("services stopped" if stopped else "no services running")
+    if not keep_servers and not run_folder.servers_of_the_user(os.environ):
         subprocess.run(["bash", str(INFRA), "down"], check=False, timeout=120)
 
 

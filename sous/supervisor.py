@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 SERVICES: dict[str, list[str]] = {
@@ -17,6 +20,72 @@ SERVICES: dict[str, list[str]] = {
     "test-runner": ["-m", "faststream", "run", "--factory", "sous_test_runner.app:create_app"],
 }
 """Every service, as the arguments of `python` that run it."""
+
+
+def _command_line(pid: int) -> str:
+    """The command line of a live process, or "" when it is gone (or cannot be seen)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        pass
+    try:
+        ps = ["ps", "-o", "args=", "-p", str(pid)]
+        return subprocess.run(ps, capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return ""
+
+
+def recorded_pid(pid_file: Path, argv: list[str]) -> int | None:
+    """Return the pid in `pid_file` when that process still runs `argv`, else None.
+
+    Only the arguments after the interpreter are compared, so a pid the system gave to an
+    unrelated process since is never signalled.
+    """
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    line = _command_line(pid)
+    return pid if line and line.endswith(" ".join(argv[1:])) else None
+
+
+def stop_recorded(run_dir: Path, grace_s: float = 15.0) -> list[str]:
+    """Stop the services whose pid files are in `run_dir`, supervisor or not; return their names.
+
+    A supervisor that died (`kill -9`, a closed terminal) leaves its services running; their
+    pid files are what is left to find them by.
+    """
+    found = {}
+    for name in SERVICES:
+        pid_file = run_dir / f"{name}.pid"
+        pid = recorded_pid(pid_file, service_argv(name))
+        if pid is not None:
+            found[name] = pid
+        pid_file.unlink(missing_ok=True)
+    _stop_groups(list(found.values()), grace_s)
+    return list(found)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return _command_line(pid) != ""  # a zombie has none
+
+
+def _stop_groups(pids: list[int], grace_s: float) -> None:
+    """SIGTERM each process group, then SIGKILL the ones still there after `grace_s`."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 def service_argv(name: str) -> list[str]:
@@ -42,12 +111,21 @@ class Supervised:
 class Supervisor:
     """Keeps every service running, with logs in a run folder, until asked to stop."""
 
-    def __init__(self, run_dir: Path, environments: dict[str, dict[str, str]]) -> None:
-        """Supervise the services named in `environments`, each with its own environment."""
+    def __init__(
+        self,
+        run_dir: Path,
+        environments: dict[str, dict[str, str]],
+        commands: Mapping[str, list[str]] | None = None,
+    ) -> None:
+        """Supervise the services named in `environments`, each with its own environment.
+
+        `commands` replaces the command lines of `SERVICES` (tests supervise stand-ins).
+        """
         self.run_dir = run_dir
         self.environments = environments
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.children = [Supervised(n, service_argv(n), run_dir / f"{n}.log") for n in environments]
+        argv = commands or {n: service_argv(n) for n in environments}
+        self.children = [Supervised(n, argv[n], run_dir / f"{n}.log") for n in environments]
         self.stopping = False
 
     def start(self, child: Supervised) -> None:
@@ -86,10 +164,17 @@ class Supervisor:
                 notes.append(
                     f"{child.name} exited with {p.returncode}; restarting (see {child.log_path})"
                 )
+                self.note(notes[-1])
             elif now >= child.next_start:
                 child.next_start = 0.0
                 self.start(child)
         return notes
+
+    def note(self, text: str) -> None:
+        """Keep what happened in `supervisor.log` too: the terminal may be gone or scrolled."""
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        with (self.run_dir / "supervisor.log").open("a") as log:
+            log.write(f"{stamp} {text}\n")
 
     def pids(self) -> dict[str, int]:
         """Pid of every running child."""
@@ -114,3 +199,4 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 os.killpg(c.process.pid, signal.SIGKILL)
                 c.process.wait()
+            (self.run_dir / f"{c.name}.pid").unlink(missing_ok=True)

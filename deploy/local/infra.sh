@@ -775,6 +775,8 @@ cmd_down() {
     pg_ensure_binaries
     pg_stop
   fi
+  # The env lines name servers that no longer answer: a client must not find them.
+  rm -f "$ENV_FILE"
   if [[ $purge == 1 ]]; then
     log "removing $RUN_DIR"
     # The Postgres files may live in /tmp (see pg_prepare_dir).
