@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,6 +12,7 @@ from sous_contracts.common import RunStatus, TestSummary
 from sous_contracts.runs import DomainRunCompleted
 from sous_scheduler.triggers import Triggers
 from tests.scheduler.integration.conftest import handled, publish_registry, recipe, run_scheduler
+from tests.scheduler.integration.test_schedules import Clock
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -146,3 +148,20 @@ async def test_kitchens_stay_isolated_unless_crossed(kafka_settings, scheduler) 
     [cross] = await runs_eventually(scheduler, "cross", 1)
     assert same["kitchen"] == "dev"
     assert cross["kitchen"] == "prod"
+
+
+async def test_a_join_forgets_what_arrived_before_its_window(
+    kafka_settings, servers, schema
+) -> None:
+    clock = Clock(datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
+    join = {"all": [{"domain": "a"}, {"domain": "b"}], "within": "10m", "variation": "prod"}
+    async with run_scheduler(kafka_settings, servers, schema, clock, cron_poll_s=3600) as service:
+        await publish_registry(kafka_settings, service, [follower("j", join)])
+        await handled(service, [done("a")])
+        clock.now += timedelta(minutes=10, seconds=1)
+        await handled(service, [done("b")])
+        assert await runs(service, "j") == [], "a arrived before the window"
+        clock.now += timedelta(minutes=9)
+        await handled(service, [done("a")])  # b is still inside the window
+        [run] = await runs(service, "j")
+        assert run["kitchen"] == "prod"
