@@ -18,7 +18,7 @@ from sous_contracts.runs import (
     OrderRunRejected,
     StartOrderRun,
 )
-from sous_contracts.topics import DOMAIN_EVENTS, RUN_EVENTS, TEST_RESULTS
+from sous_contracts.topics import DOMAIN_EVENTS, RUN_EVENTS, STEP_EVENTS, TEST_RESULTS
 from tests.scheduler.integration.conftest import handled, publish_registry, recipe
 from tests.scheduler.standins import send, standins
 
@@ -34,7 +34,9 @@ TESTED = {
 
 
 async def run_events(settings, until, timeout: float = 30, topic: str = "run") -> list:
-    source = {"test": TEST_RESULTS, "domain": DOMAIN_EVENTS}.get(topic, RUN_EVENTS)
+    source = {"test": TEST_RESULTS, "domain": DOMAIN_EVENTS, "step": STEP_EVENTS}.get(
+        topic, RUN_EVENTS
+    )
     consumer = AIOKafkaConsumer(
         source.full_name(settings.topic_prefix),
         **aiokafka_options(settings),
