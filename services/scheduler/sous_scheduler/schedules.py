@@ -28,11 +28,19 @@ ON_TIME = timedelta(seconds=60)
 
 
 def fire_times(spec: ScheduleSpec, after: datetime, until: datetime) -> list[datetime]:
-    """Fire times in (after, until], in the schedule's time zone."""
+    """Fire times in (after, until], in the schedule's time zone.
+
+    A wall-clock time that happens twice (clocks going back) fires once, at its first instant.
+    """
     zone = ZoneInfo(spec.timezone)
-    it = croniter(spec.cron, after.astimezone(zone))
+    start = after.astimezone(zone)
+    it = croniter(spec.cron, start)
     out: list[datetime] = []
+    wall = start.replace(tzinfo=None)
     while (t := it.get_next(datetime)) <= until:
+        if t.replace(tzinfo=None) == wall:
+            continue
+        wall = t.replace(tzinfo=None)
         out.append(t)
         if len(out) > 10_000:  # a tight cron over a long outage: enough to decide
             break

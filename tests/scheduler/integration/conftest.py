@@ -68,6 +68,25 @@ async def registry_ready(service, count: int) -> None:
             await asyncio.sleep(0.05)
 
 
+async def taken_in(pool, ids: list, timeout: float = 30) -> None:
+    """Wait until the scheduler's inbox holds every one of these message ids."""
+    async with asyncio.timeout(timeout):
+        while await pool.fetchval(
+            "SELECT count(*) FROM inbox WHERE message_id = ANY($1::uuid[])", ids
+        ) < len(ids):
+            await asyncio.sleep(0.05)
+
+
+async def handled(service, messages: list) -> None:
+    """Send messages and wait until the scheduler has taken each one in.
+
+    A barrier too: the scheduler reads each partition in order, so once a message is taken
+    in, every message before it on its partition has been handled.
+    """
+    await send(service.rt.kafka, messages)
+    await taken_in(service.rt.pool, [m.message_id for m in messages])
+
+
 def _domains_named(value: object) -> set[str]:
     if isinstance(value, dict):
         found = {v for k, v in value.items() if k == "domain" and isinstance(v, str)}

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 import uuid
 from collections import Counter
 
+import asyncpg
 import pytest
 
 from sous_contracts.common import RunStatus
 from sous_contracts.registry import EntityKind
-from sous_contracts.runs import DomainRunCompleted, OrderRunFinished, StartOrderRun
-from tests.scheduler.integration.conftest import KITCHENS, recipe
+from sous_contracts.runs import DomainRunCompleted, StartOrderRun
+from sous_contracts.topics import DOMAIN_EVENTS
+from tests.consumer_groups import owned_by
+from tests.scheduler.integration.conftest import KITCHENS, recipe, taken_in
 from tests.scheduler.integration.test_runs import finished, run_events
+from tests.scheduler.processes import database, logged, scheduler_process, stop
 from tests.scheduler.standins import entity, send, standins
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
@@ -23,44 +24,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
 NOOP = {"run": {"kind": "noop"}}
 
 
-async def scheduler_process(kafka_settings, servers, schema) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "SOUS_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
-        "SOUS_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
-        "SOUS_DATABASE_URL": servers.database_url,
-        "SOUS_SCHEDULER_SCHEMA_NAME": schema,
-        "SOUS_SCHEDULER_TIMER_POLL_S": "0.1",
-        "SOUS_SCHEDULER_DISPATCH_LEASE_S": "30",
-    }
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "faststream",
-        "run",
-        "--factory",
-        "sous_scheduler.app:create_app",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-
-
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 20)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-
-
 @pytest.fixture
 async def drop_schema(servers, schema):
     yield schema
-    import asyncpg
-
     conn = await asyncpg.connect(servers.database_url)
     try:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -100,39 +66,66 @@ async def test_sigkill_mid_run_then_restart_finishes_every_run(
     assert all(e.status is RunStatus.SUCCEEDED for e in done)
 
 
+DOMAIN_D = entity(EntityKind.DOMAIN, "d", {"domain": "d"})
+"""A second upstream domain: its events (keyed by domain) go to the other partition than a's."""
+
+
 async def test_two_replicas_start_each_downstream_run_once(
-    kafka_settings, servers, drop_schema
+    kafka_settings, servers, drop_schema, tmp_path
 ) -> None:
     registry = [
         *KITCHENS,
         DOMAIN_A,
+        DOMAIN_D,
         recipe(
             "b",
             "follow",
             {"x": NOOP},
             concurrency={"limit": 100},
-            triggers=[{"on": {"domain": "a"}, "variation": "prod"}],
+            triggers=[{"any": [{"domain": "a"}, {"domain": "d"}], "variation": "prod"}],
         ),
     ]
     await send(kafka_settings, registry)
-    procs = [await scheduler_process(kafka_settings, servers, drop_schema) for _ in range(2)]
+    logs = [tmp_path / f"scheduler-{i}.log" for i in range(2)]
+    procs = [await scheduler_process(kafka_settings, servers, drop_schema, log) for log in logs]
     upstream = [
         DomainRunCompleted(
-            domain="a", recipe="make", kitchen="prod", status=RunStatus.SUCCEEDED, external=True
+            domain=domain,
+            recipe="make",
+            kitchen="prod",
+            status=RunStatus.SUCCEEDED,
+            external=True,
+            correlation_id=uuid.uuid4(),
         )
-        for _ in range(20)
+        for domain in ("a", "d")
+        for _ in range(10)
     ]
+    # Behind the duplicates on both partitions; a failed completion starts nothing.
+    sentinels = [
+        DomainRunCompleted(
+            domain=domain, recipe="make", kitchen="prod", status=RunStatus.FAILED, external=True
+        )
+        for domain in ("a", "d")
+    ]
+    prefix = kafka_settings.topic_prefix
     try:
-        await asyncio.sleep(6)  # both replicas in the group
+        # Each replica owns one of the two partitions of the domain topic.
+        await owned_by(
+            kafka_settings, f"{prefix}sous-scheduler", DOMAIN_EVENTS.full_name(prefix), 2
+        )
         async with standins(kafka_settings):
             await send(kafka_settings, upstream, copies=2)
             events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 20, 90)
-            await asyncio.sleep(2)
-            events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 20, 30)
+            await send(kafka_settings, sentinels)
+            async with database(servers, drop_schema) as conn:
+                await taken_in(conn, [m.message_id for m in sentinels])
+                started = await conn.fetchval("SELECT count(*) FROM runs")
     finally:
         for p in procs:
             await stop(p)
-    done = [e for e in finished(events) if isinstance(e, OrderRunFinished)]
+    assert started == 20
+    done = finished(events)
     assert len(done) == 20
     assert len({e.order_run_id for e in done}) == 20
-    assert {e.correlation_id for e in done} == {u.message_id for u in upstream} or len(done) == 20
+    assert {e.correlation_id for e in done} == {u.correlation_id for u in upstream}
+    assert all(logged(log, "trigger fired") > 0 for log in logs), "both replicas fired triggers"

@@ -11,9 +11,15 @@ from aiokafka import AIOKafkaConsumer
 from sous_common.kafka import aiokafka_options
 from sous_contracts import decode_message
 from sous_contracts.common import RunStatus, StepStatus
-from sous_contracts.runs import CancelOrderRun, OrderRunFinished, OrderRunRejected, StartOrderRun
-from sous_contracts.topics import DOMAIN_EVENTS, RUN_EVENTS, TEST_RESULTS
-from tests.scheduler.integration.conftest import publish_registry, recipe
+from sous_contracts.runs import (
+    CancelOrderRun,
+    DomainRunCompleted,
+    OrderRunFinished,
+    OrderRunRejected,
+    StartOrderRun,
+)
+from sous_contracts.topics import DOMAIN_EVENTS, RUN_EVENTS, STEP_EVENTS, TEST_RESULTS
+from tests.scheduler.integration.conftest import handled, publish_registry, recipe
 from tests.scheduler.standins import send, standins
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -28,7 +34,9 @@ TESTED = {
 
 
 async def run_events(settings, until, timeout: float = 30, topic: str = "run") -> list:
-    source = {"test": TEST_RESULTS, "domain": DOMAIN_EVENTS}.get(topic, RUN_EVENTS)
+    source = {"test": TEST_RESULTS, "domain": DOMAIN_EVENTS, "step": STEP_EVENTS}.get(
+        topic, RUN_EVENTS
+    )
     consumer = AIOKafkaConsumer(
         source.full_name(settings.topic_prefix),
         **aiokafka_options(settings),
@@ -56,6 +64,23 @@ def start(domain: str, recipe_name: str, **kw) -> StartOrderRun:
     return StartOrderRun(
         order_run_id=uuid.uuid4(), domain=domain, recipe=recipe_name, variation="prod", **kw
     )
+
+
+def behind(commands: list[StartOrderRun]) -> list[CancelOrderRun]:
+    """Sentinels behind the commands on their partitions: cancels, sent once the runs ended."""
+    return [CancelOrderRun(order_run_id=c.order_run_id, reason="barrier") for c in commands]
+
+
+def failed(domain: str) -> DomainRunCompleted:
+    """A sentinel behind a domain's completions on their partition; no trigger takes it."""
+    return DomainRunCompleted(
+        domain=domain, recipe="make", kitchen="prod", status=RunStatus.FAILED, external=True
+    )
+
+
+async def all_runs(service) -> list[str]:
+    rows = await service.rt.pool.fetch("SELECT domain, recipe FROM runs")
+    return sorted(f"{r['domain']}/{r['recipe']}" for r in rows)
 
 
 async def test_chain_and_join_across_domains_run_once_each(kafka_settings, scheduler) -> None:
@@ -92,12 +117,13 @@ async def test_chain_and_join_across_domains_run_once_each(kafka_settings, sched
             ),
         ],
     )
+    commands = [start("a", "make"), start("c", "make")]
     async with standins(kafka_settings):
         # Every command twice: duplicates must change nothing.
-        await send(kafka_settings, [start("a", "make"), start("c", "make")], copies=2)
+        await send(kafka_settings, commands, copies=2)
         events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 4)
-        await asyncio.sleep(1.5)  # room for a wrong extra run to show up
-        events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 4)
+        await handled(scheduler, [*behind(commands), failed("a"), failed("c")])
+    assert await all_runs(scheduler) == ["a/make", "b/follow", "c/make", "d/join"]
     done = finished(events)
     assert sorted(f"{e.domain}/{e.recipe}" for e in done) == [
         "a/make",
@@ -139,13 +165,13 @@ async def test_unknown_things_are_rejected_with_reasons(kafka_settings, schedule
 
 async def test_idempotency_key_gives_one_run(kafka_settings, scheduler) -> None:
     await publish_registry(kafka_settings, scheduler, [recipe("a", "make", {"one": NOOP})])
+    commands = [start("a", "make", idempotency_key="k1") for _ in range(3)]
     async with standins(kafka_settings):
-        await send(kafka_settings, [start("a", "make", idempotency_key="k1") for _ in range(3)])
+        await send(kafka_settings, commands)
         events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 1)
-        await asyncio.sleep(1)
-        events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 1)
+        await handled(scheduler, behind(commands))
     assert len(finished(events)) == 1
-    assert await scheduler.rt.pool.fetchval("SELECT count(*) FROM runs") == 1
+    assert await all_runs(scheduler) == ["a/make"]
 
 
 async def test_error_test_stops_the_run_and_skips_the_rest(kafka_settings, scheduler) -> None:

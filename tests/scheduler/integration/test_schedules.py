@@ -1,4 +1,5 @@
-"""Cron schedules on real PostgreSQL with a moved clock: baseline, one run per fire, downtime."""
+"""Cron schedules on real PostgreSQL: with a moved clock (baseline, one run per fire when ticks
+race, downtime), and as two replica processes on the wall clock."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 
 from sous_contracts.registry import EntityKind
 from sous_scheduler.schedules import Schedules
-from tests.scheduler.integration.conftest import publish_registry, run_scheduler
-from tests.scheduler.standins import entity
+from tests.scheduler.integration.conftest import KITCHENS, drop, publish_registry, run_scheduler
+from tests.scheduler.processes import database, logged, scheduler_process, stop
+from tests.scheduler.standins import entity, send
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -48,20 +50,20 @@ async def runs(service, name: str) -> int:
     return await service.rt.pool.fetchval("SELECT count(*) FROM runs WHERE recipe = $1", name)
 
 
-async def test_one_run_per_fire_time_across_replicas(kafka_settings, clock_and_scheduler) -> None:
+async def test_one_run_per_fire_time_when_ticks_race(kafka_settings, clock_and_scheduler) -> None:
     clock, service = clock_and_scheduler
     await publish_registry(kafka_settings, service, [scheduled("minutely", "* * * * *")])
-    replicas = [Schedules(service), Schedules(service)]
-    await replicas[0].tick()
+    ticks = [Schedules(service), Schedules(service)]
+    await ticks[0].tick()
     assert await runs(service, "minutely") == 0
     baseline = await service.rt.pool.fetch("SELECT fire_time, order_run_id FROM cron_fires")
     assert [(r["fire_time"], r["order_run_id"]) for r in baseline] == [
         (datetime(2026, 1, 1, 10, 0, tzinfo=UTC), None)
     ]
     clock.now += timedelta(seconds=40)  # 10:01:10, one fire due
-    await asyncio.gather(*(replica.tick() for replica in replicas))  # side by side
-    for replica in replicas:  # and again, later
-        await replica.tick()
+    await asyncio.gather(*(tick.tick() for tick in ticks))  # side by side
+    for tick in ticks:  # and again, later
+        await tick.tick()
     assert await runs(service, "minutely") == 1
     fired = await service.rt.pool.fetchrow(
         "SELECT r.idempotency_key, r.variation FROM cron_fires c JOIN runs r"
@@ -93,4 +95,49 @@ async def test_missed_fires_skip_or_run_once(kafka_settings, clock_and_scheduler
     assert [(r["schedule_id"], r["count"], r["started"]) for r in recorded] == [
         ("s/catcher/prod", 6, 1),
         ("s/skipper/prod", 6, 0),
+    ]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+async def test_one_run_per_fire_time_across_replica_processes(
+    kafka_settings, servers, schema, tmp_path
+) -> None:
+    domain = entity(EntityKind.DOMAIN, "s", {"domain": "s"})
+    await send(kafka_settings, [*KITCHENS, domain, scheduled("minutely", "* * * * *")])
+    logs = [tmp_path / f"scheduler-{i}.log" for i in range(2)]
+    replicas = [
+        await scheduler_process(kafka_settings, servers, schema, log, cron_poll_s="0.05")
+        for log in logs
+    ]
+    try:
+        async with asyncio.timeout(60):
+            while not all(logged(log, "ready") for log in logs):
+                await asyncio.sleep(0.1)
+        async with database(servers, schema) as conn:
+            # Two fire times with a run: both replicas ticked through the whole first minute.
+            async with asyncio.timeout(150):
+                while (
+                    await conn.fetchval(
+                        "SELECT count(order_run_id) FROM cron_fires WHERE schedule_id = $1",
+                        "s/minutely/prod",
+                    )
+                    < 2
+                ):
+                    await asyncio.sleep(0.2)
+            assert all(r.returncode is None for r in replicas), "a replica died"
+            for replica in replicas:
+                await stop(replica)
+            fires = await conn.fetch(
+                "SELECT fire_time FROM cron_fires WHERE order_run_id IS NOT NULL ORDER BY 1"
+            )
+            started = await conn.fetch("SELECT idempotency_key FROM runs ORDER BY 1")
+    finally:
+        for replica in replicas:
+            await stop(replica)
+        await drop(servers, schema)
+    assert not any(logged(log, "background loop failed") for log in logs)
+    assert fires[1]["fire_time"] - fires[0]["fire_time"] == timedelta(minutes=1)
+    assert [r["idempotency_key"] for r in started] == [
+        f"cron:s/minutely/prod@{f['fire_time'].isoformat()}" for f in fires
     ]

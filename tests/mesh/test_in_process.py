@@ -1,11 +1,15 @@
-"""The real scheduler, executor and test-runner together on real Kafka and PostgreSQL:
-sales loads data, its tests gate each step, and finance follows by itself."""
+"""The scheduler, executor and test-runner together in this process, on real Kafka and
+PostgreSQL: sales loads data, its tests gate each step, and finance follows by itself.
+
+Not end-to-end: the registry is played by messages on its changelog, and the services share
+one process. `tests/e2e/test_stack.py` runs the whole mesh as processes."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
+from datetime import date
+from decimal import Decimal
 
 import asyncpg
 import pytest
@@ -24,7 +28,7 @@ from sous_test_runner.settings import TestRunnerSettings
 from tests.scheduler.integration.test_runs import finished, run_events
 from tests.scheduler.standins import entity, send
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
 def mesh(data_schema: str) -> list:
@@ -132,7 +136,9 @@ def mesh(data_schema: str) -> list:
     ]
 
 
-async def test_sales_then_finance_with_real_services(kafka_settings, servers, monkeypatch):
+async def test_sales_then_finance_with_the_services_in_process(
+    kafka_settings, servers, monkeypatch
+):
     # Each domain's own secret store holds its warehouse DSN.
     monkeypatch.setenv("SOUS_SECRET_SALES__WAREHOUSE", servers.database_url)
     monkeypatch.setenv("SOUS_SECRET_FINANCE__WAREHOUSE", servers.database_url)
@@ -168,6 +174,8 @@ async def test_sales_then_finance_with_real_services(kafka_settings, servers, mo
                 30,
                 topic="test",
             )
+        orders = await conn.fetch(f"SELECT id, amount, day FROM {data_schema}.orders ORDER BY id")
+        revenue = await conn.fetch(f"SELECT day, total FROM {data_schema}.revenue")
     finally:
         for schema in (data_schema, f"s_{suffix}", f"x_{suffix}", f"r_{suffix}"):
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
@@ -176,6 +184,14 @@ async def test_sales_then_finance_with_real_services(kafka_settings, servers, mo
         f"{e.domain}/{e.recipe}": e for e in finished(events) if isinstance(e, OrderRunFinished)
     }
     assert set(done) == {"sales/daily", "finance/revenue"}
+    # What the steps left in the warehouse: finance summed the day sales loaded.
+    day = date(2026, 1, 5)
+    assert [tuple(r) for r in orders] == [
+        (1, Decimal("10.5"), day),
+        (2, Decimal("20"), day),
+        (3, Decimal("5"), day),
+    ]
+    assert [tuple(r) for r in revenue] == [(day, Decimal("35.5"))]
     assert done["sales/daily"].status is RunStatus.SUCCEEDED, done["sales/daily"].reason
     assert done["finance/revenue"].status is RunStatus.SUCCEEDED, done["finance/revenue"].reason
     assert done["sales/daily"].tests.passed == 3
@@ -184,4 +200,3 @@ async def test_sales_then_finance_with_real_services(kafka_settings, servers, mo
     names = {(r.step, r.test, r.status) for r in results if isinstance(r, TestResult)}
     assert ("load", "rows", "passed") in names
     assert ("sum", "total", "passed") in names
-    assert os.environ["SOUS_SECRET_SALES__WAREHOUSE"] == servers.database_url

@@ -1,0 +1,174 @@
+"""Trigger matching and the command a firing makes: pure functions, table-driven."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from sous_contracts.common import Outputs, RunStatus, TestSummary
+from sous_contracts.runs import DomainRunCompleted
+from sous_contracts.specs import EventMatch, TriggerSpec
+from sous_scheduler.domain.params import ParamError
+from sous_scheduler.domain.triggers import (
+    Listener,
+    depth_limit,
+    matches,
+    matching_patterns,
+    start_command,
+)
+
+RUN = uuid.UUID(int=7)
+
+
+def done(**kw: Any) -> DomainRunCompleted:
+    values: dict[str, Any] = {
+        "domain": "sales",
+        "recipe": "daily",
+        "variation": "prod",
+        "kitchen": "prod",
+        "status": RunStatus.SUCCEEDED,
+        "order_run_id": RUN,
+        **kw,
+    }
+    return DomainRunCompleted(**values)
+
+
+def pattern(**kw: Any) -> EventMatch:
+    return EventMatch.model_validate({"domain": "sales", **kw})
+
+
+@pytest.mark.parametrize(
+    ("spec", "event", "expected"),
+    [
+        ({}, done(), True),
+        ({}, done(domain="finance"), False),
+        ({"recipe": "daily"}, done(), True),
+        ({"recipe": "weekly"}, done(), False),
+        ({"variation": "prod"}, done(variation="canary"), False),
+        ({"variation": "prod"}, done(variation=None), False),
+        ({}, done(variation=None), True),
+        ({}, done(kitchen="dev"), True),
+        ({"kitchen": "dev"}, done(kitchen="dev"), True),
+        ({"kitchen": "dev"}, done(), False),
+        ({}, done(status=RunStatus.FAILED), False),
+        ({"status": ["failed"]}, done(status=RunStatus.FAILED), True),
+        ({"status": ["failed"]}, done(), False),
+        ({"status": ["succeeded", "failed"]}, done(status=RunStatus.CANCELLED), False),
+    ],
+)
+def test_a_pattern_matches_on_every_field_it_names(spec, event, expected) -> None:
+    assert matches(pattern(**spec), event) is expected
+
+
+CLEAN = TestSummary(passed=3)
+WARNED = TestSummary(passed=2, warnings=1)
+FAILED = TestSummary(passed=1, failed=1)
+BROKEN = TestSummary(passed=2, errors=1)
+
+
+@pytest.mark.parametrize(
+    ("rule", "summary", "expected"),
+    [
+        ("no_errors", CLEAN, True),
+        ("no_errors", WARNED, True),
+        ("no_errors", FAILED, False),
+        ("passed", CLEAN, True),
+        ("passed", WARNED, False),
+        ("passed", FAILED, False),
+        ("passed", BROKEN, False),
+        ("warnings", CLEAN, False),
+        ("warnings", WARNED, True),
+        ("errors", CLEAN, False),
+        ("errors", FAILED, True),
+        ("any", FAILED, True),
+        ("any", CLEAN, True),
+    ],
+)
+def test_a_pattern_matches_on_test_outcomes(rule, summary, expected) -> None:
+    assert matches(pattern(tests=rule), done(tests=summary)) is expected
+
+
+def test_the_default_pattern_refuses_a_run_whose_error_tests_failed() -> None:
+    assert not matches(pattern(), done(tests=FAILED))
+
+
+def listener(**trigger: Any) -> Listener:
+    spec = TriggerSpec.model_validate({"variation": "prod", **trigger})
+    return Listener("finance", "revenue", 0, spec)
+
+
+@pytest.mark.parametrize(
+    ("trigger", "event", "expected"),
+    [
+        ({"on": {"domain": "sales"}}, done(), [0]),
+        ({"on": {"domain": "sales", "recipe": "weekly"}}, done(), []),
+        ({"any": [{"domain": "hr"}, {"domain": "sales"}]}, done(), [1]),
+        (
+            {"all": [{"domain": "sales"}, {"domain": "sales", "recipe": "daily"}], "within": "1h"},
+            done(),
+            [0, 1],
+        ),
+        (
+            {"at_least": {"n": 2, "of": [{"domain": "hr"}, {"domain": "ops"}]}, "within": "1h"},
+            done(),
+            [],
+        ),
+    ],
+)
+def test_matching_patterns_names_each_pattern_an_event_fits(trigger, event, expected) -> None:
+    assert matching_patterns(listener(**trigger), event) == expected
+
+
+def test_trigger_ids_use_the_name_else_the_position() -> None:
+    assert listener(on={"domain": "sales"}).trigger_id == "finance/revenue#0"
+    assert listener(on={"domain": "sales"}, name="daily").trigger_id == "finance/revenue#daily"
+
+
+def test_the_depth_limit_is_the_trigger_s_own_else_the_default() -> None:
+    assert depth_limit(listener(on={"domain": "sales"}), 10) == 10
+    assert depth_limit(listener(on={"domain": "sales"}, max_depth=3), 10) == 3
+
+
+def test_a_firing_starts_the_variation_in_the_upstream_kitchen_one_hop_deeper() -> None:
+    event = done(
+        kitchen="dev",
+        params={"day": "2026-01-05"},
+        outputs=Outputs(values={"rows": 12}),
+        causation_depth=2,
+    )
+    trigger = listener(
+        on={"domain": "sales"}, params={"day": "${event.params.day}", "n": "${event.outputs.rows}"}
+    )
+    command = start_command(trigger, event, uuid.UUID(int=9))
+    assert (command.domain, command.recipe, command.variation) == ("finance", "revenue", "prod")
+    assert command.order_run_id == uuid.UUID(int=9)
+    assert command.kitchen == "dev"
+    assert command.params == {"day": "2026-01-05", "n": 12}
+    assert command.causation_depth == 3
+    assert command.causation_id == event.message_id
+    assert command.correlation_id == RUN
+
+
+def test_a_firing_crosses_kitchens_only_when_the_trigger_says_so() -> None:
+    command = start_command(
+        listener(on={"domain": "sales", "kitchen": "dev"}, kitchen="prod"),
+        done(kitchen="dev"),
+        uuid.UUID(int=9),
+    )
+    assert command.kitchen == "prod"
+
+
+def test_a_firing_keeps_the_upstream_correlation() -> None:
+    upstream = uuid.UUID(int=5)
+    command = start_command(
+        listener(on={"domain": "sales"}), done(correlation_id=upstream), uuid.UUID(int=9)
+    )
+    assert command.correlation_id == upstream
+
+
+def test_a_placeholder_the_event_cannot_fill_is_an_error() -> None:
+    trigger = listener(on={"domain": "sales"}, params={"day": "${event.params.day}"})
+    with pytest.raises(ParamError):
+        start_command(trigger, done(), uuid.UUID(int=9))
