@@ -9,7 +9,7 @@ from sous_executor.domain.environment import step_environment
 from sous_executor.domain.outcome import exit_error
 from sous_executor.domain.outputs import OutputsError, from_mapping, merge, parse_outputs_file
 from sous_executor.domain.redact import Redactor
-from sous_executor.domain.sql_script import split_statements
+from sous_executor.domain.sql_script import split_statements, transaction_command
 from sous_executor.domain.tail import LogTail
 
 
@@ -33,6 +33,31 @@ def test_split_statements(script: str, expected: list[str]) -> None:
     assert [s.sql for s in statements] == expected
     for s in statements:
         assert script[s.offset : s.offset + len(s.sql)] == s.sql
+
+
+@pytest.mark.parametrize(
+    ("statement", "command"),
+    [
+        ("COMMIT", "COMMIT"),
+        ("\n  -- done\n commit and chain", "COMMIT"),
+        ("/* then */ BEGIN", "BEGIN"),
+        ("start  transaction isolation level serializable", "START TRANSACTION"),
+        ("END", "END"),
+        ("abort", "ABORT"),
+        ("ROLLBACK", "ROLLBACK"),
+        ("PREPARE TRANSACTION 'x'", "PREPARE TRANSACTION"),
+        ("ROLLBACK TO SAVEPOINT s", None),
+        ("rollback to s", None),
+        ("SAVEPOINT s", None),
+        ("PREPARE q AS SELECT 1", None),
+        ("SELECT 'COMMIT'", None),
+        ("UPDATE t SET end_date = now()", None),
+        ("DO $$ BEGIN PERFORM 1; END $$", None),
+        ("-- COMMIT", None),
+    ],
+)
+def test_transaction_commands_are_spotted(statement: str, command: str | None) -> None:
+    assert transaction_command(statement) == command
 
 
 def test_redactor_masks_longest_first_and_inside_structures() -> None:

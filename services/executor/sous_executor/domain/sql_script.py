@@ -1,4 +1,7 @@
-"""Splitting an SQL script into statements, respecting quotes, dollar quotes and comments."""
+"""Splitting an SQL script into statements; spotting statements that end a transaction.
+
+Quotes, dollar quotes and (nested) comments are respected.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,10 @@ import re
 from dataclasses import dataclass
 
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+_LEADING_WORDS = re.compile(r"([A-Za-z_]+)\s*([A-Za-z_]*)")
+
+_TRANSACTION_COMMANDS = frozenset({"begin", "commit", "end", "rollback", "abort"})
+"""First words of the statements that open or end a transaction (but ROLLBACK TO)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,8 @@ def _skip(script: str, i: int) -> int:
     return i + 1
 
 
-def _meaningful(sql: str) -> bool:
+def _start(sql: str) -> int:
+    """Return the index of the first character that is neither space nor comment."""
     i = 0
     while i < len(sql):
         if sql[i].isspace():
@@ -56,8 +64,30 @@ def _meaningful(sql: str) -> bool:
         elif sql.startswith(("--", "/*"), i):
             i = _skip(sql, i)
         else:
-            return True
-    return False
+            return i
+    return i
+
+
+def _meaningful(sql: str) -> bool:
+    return _start(sql) < len(sql)
+
+
+def transaction_command(sql: str) -> str | None:
+    """Return the command (`COMMIT`, `BEGIN` …) if the statement opens or ends a transaction.
+
+    `ROLLBACK TO [SAVEPOINT]` stays inside the transaction, so it is not one.
+    """
+    match = _LEADING_WORDS.match(sql, _start(sql))
+    if match is None:
+        return None
+    first, second = match.group(1).lower(), match.group(2).lower()
+    if first == "rollback" and second == "to":
+        return None
+    if first in _TRANSACTION_COMMANDS:
+        return first.upper()
+    if (first, second) in {("start", "transaction"), ("prepare", "transaction")}:
+        return f"{first} {second}".upper()
+    return None
 
 
 def split_statements(script: str) -> list[Statement]:
