@@ -48,6 +48,9 @@ class ExecutorSettings(BaseSettings):
     """Largest StepFinished (outputs included); larger outputs fail the step instead."""
     returning_rows_max: int = 100
     """Rows of a RETURNING clause kept in the outputs."""
+    sql_record_schema: str = "sous"
+    """Schema, in each sql step's own database, of the `sql_step_runs` table that records
+    the steps whose transaction committed (created on first use; see the README)."""
     log_level: str = "INFO"
     """Log level."""
     log_json: bool = True

@@ -3,41 +3,19 @@
 from __future__ import annotations
 
 import os
-import uuid
 
 import asyncpg
 import pytest
 
 from sous_contracts.common import StepStatus
 from tests.executor.conftest import execute
+from tests.executor.integration.conftest import sql_step
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
-@pytest.fixture
-async def warehouse(db_settings, monkeypatch):
-    """A schema to write into, reachable as connection `secret:warehouse` of sales."""
-    name = f"wh_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(db_settings.url)
-    await conn.execute(f"CREATE SCHEMA {name}")
-    monkeypatch.setenv("SOUS_SECRET_SALES__WAREHOUSE", db_settings.url)
-    try:
-        yield name
-    finally:
-        await conn.execute(f"DROP SCHEMA {name} CASCADE")
-        await conn.close()
-
-
-def sql_step(sql: str, **spec) -> object:
-    return execute(
-        "sql",
-        {"connection": "warehouse", "sql": sql, **spec},
-        connections={"warehouse": "secret:warehouse"},
-    )
-
-
 async def test_statements_run_with_rows_affected_and_returning(
-    harness, executor, warehouse
+    harness, sql_executor, warehouse
 ) -> None:
     script = f"""
         -- a comment; with a semicolon
@@ -56,7 +34,9 @@ async def test_statements_run_with_rows_affected_and_returning(
     ]
 
 
-async def test_an_sql_error_names_the_statement_and_position(harness, executor, warehouse) -> None:
+async def test_an_sql_error_names_the_statement_and_position(
+    harness, sql_executor, warehouse
+) -> None:
     script = f"CREATE TABLE {warehouse}.t (id int);\nSELECT nope FROM {warehouse}.t;"
     finished = await harness.run(sql_step(script))
     assert finished.status == StepStatus.FAILED
@@ -72,7 +52,7 @@ async def test_an_sql_error_names_the_statement_and_position(harness, executor, 
         await conn.close()
 
 
-async def test_statement_timeout_cancels_a_slow_statement(harness, executor, warehouse) -> None:
+async def test_statement_timeout_cancels_a_slow_statement(harness, sql_executor, warehouse) -> None:
     finished = await harness.run(sql_step("SELECT pg_sleep(10)", statement_timeout="200ms"))
     assert finished.status == StepStatus.FAILED
     assert finished.error.exception_type == "QueryCanceledError"
@@ -80,7 +60,7 @@ async def test_statement_timeout_cancels_a_slow_statement(harness, executor, war
     assert finished.duration_s < 5
 
 
-async def test_spec_errors_are_clear(harness, executor, warehouse) -> None:
+async def test_spec_errors_are_clear(harness, sql_executor, warehouse) -> None:
     only_file = await harness.run(
         execute(
             "sql",
