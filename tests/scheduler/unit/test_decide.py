@@ -211,6 +211,8 @@ def test_lease_expiry_redispatches_when_retryable_else_marks_lost() -> None:
     d = decide(s, RECIPE, TimerFired("lease", "extract", 1), ctx(30))
     assert types(d) == ["CancelStep", "ExecuteStep"]
     assert d.state.step("extract").attempt == 2
+    # The same step_run_id: what a sql step's record in the warehouse is keyed by.
+    assert d.messages[1].step_run_id == sid(s, "extract")
     d2 = decide(d.state, RECIPE, TimerFired("lease", "side", 1), ctx(30))
     assert d2.state.step("side").phase is StepPhase.LOST
     assert d2.state.phase is RunPhase.FAILED
@@ -223,6 +225,7 @@ def test_shutdown_report_redispatches_at_once_when_retryable_else_marks_lost() -
     d = decide(s, RECIPE, finished(s, "extract", StepStatus.CANCELLED, error=gone), ctx(1))
     assert types(d) == ["ExecuteStep"]  # no retry backoff: the step did not fail
     assert d.messages[0].attempt == 2
+    assert d.messages[0].step_run_id == sid(s, "extract")
     assert d.state.step("extract").phase is StepPhase.DISPATCHED
     d2 = decide(
         d.state, RECIPE, finished(d.state, "side", StepStatus.CANCELLED, error=gone), ctx(1)
