@@ -76,7 +76,15 @@ async def test_an_attempt_after_a_commit_nobody_heard_of_reports_it_and_runs_not
     assert await loads(warehouse) == [(1, "day 1")]
 
 
-async def test_two_attempts_at_once_take_effect_once(harness, sql_executor, warehouse) -> None:
+@pytest.mark.parametrize("isolation", ["default", "serializable"])
+async def test_two_attempts_at_once_take_effect_once(
+    harness, sql_executor, warehouse, monkeypatch, isolation
+) -> None:
+    if isolation != "default":  # the warehouse's default for every transaction
+        url = os.environ["SOUS_SECRET_SALES__WAREHOUSE"]
+        monkeypatch.setenv(
+            "SOUS_SECRET_SALES__WAREHOUSE", f"{url}?default_transaction_isolation={isolation}"
+        )
     await in_warehouse(
         f"CREATE TABLE {warehouse}.loads (id serial PRIMARY KEY, note text);"
         f"CREATE TABLE {warehouse}.gate ()"
