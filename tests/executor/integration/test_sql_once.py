@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from sous_common.settings import DatabaseSettings
 from sous_contracts.common import StepStatus
 from sous_contracts.envelope import new_message_id
 from sous_contracts.steps import ExecuteStep, StepFinished
@@ -148,3 +152,58 @@ async def test_a_script_that_ends_its_transaction_is_refused(
     assert refused.error.kind == "spec"
     assert "statement 2 is COMMIT" in refused.error.message
     assert await loads(warehouse) == []
+
+
+@pytest.fixture
+async def loader(db_settings: DatabaseSettings, warehouse: str, monkeypatch) -> AsyncIterator[str]:
+    """The warehouse connection as a role that may only load `loads` (no CREATE anywhere)."""
+    role = f"loader_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(db_settings.url)
+    await admin.execute(
+        f"CREATE ROLE {role} LOGIN PASSWORD 'loader';"
+        f"CREATE TABLE {warehouse}.loads (id serial PRIMARY KEY, note text);"
+        f"GRANT USAGE ON SCHEMA {warehouse} TO {role};"
+        f"GRANT SELECT, INSERT ON {warehouse}.loads TO {role};"
+        f"GRANT USAGE ON SEQUENCE {warehouse}.loads_id_seq TO {role}"
+    )
+    url = urlsplit(db_settings.url)
+    as_loader = url._replace(netloc=f"{role}:loader@{url.hostname}:{url.port}")
+    monkeypatch.setenv("SOUS_SECRET_SALES__WAREHOUSE", urlunsplit(as_loader))
+    try:
+        yield role
+    finally:
+        await admin.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+        await admin.close()
+
+
+async def test_a_connection_that_may_not_create_uses_the_record_its_administrator_made(
+    harness, sql_executor, warehouse, loader, db_settings
+) -> None:
+    first = sql_step(load(warehouse))
+    refused = await harness.run(first)
+    assert refused.status == StepStatus.FAILED
+    assert f"cannot record the step in {warehouse}_sous.sql_step_runs" in refused.error.message
+    assert refused.error.exception_type == "InsufficientPrivilegeError"
+    admin = await asyncpg.connect(db_settings.url)
+    try:  # what the executor's README gives an administrator to run
+        await admin.execute(
+            f"CREATE SCHEMA {warehouse}_sous;"
+            f"CREATE TABLE {warehouse}_sous.sql_step_runs ("
+            " step_run_id uuid PRIMARY KEY, order_run_id uuid NOT NULL, step text NOT NULL,"
+            " attempt int NOT NULL, outputs jsonb,"
+            " recorded_at timestamptz NOT NULL DEFAULT now());"
+            f"GRANT USAGE ON SCHEMA {warehouse}_sous TO {loader};"
+            f"GRANT SELECT, INSERT, UPDATE ON {warehouse}_sous.sql_step_runs TO {loader}"
+        )
+    finally:
+        await admin.close()
+    second, third = again(first, 2), again(first, 3)
+    await harness.send(second)
+    ran = await finished(harness, second)
+    assert ran.status == StepStatus.SUCCEEDED, ran.error
+    await harness.send(third)
+    reported = await finished(harness, third)
+    assert reported.status == StepStatus.SUCCEEDED, reported.error
+    assert reported.outputs == ran.outputs
+    assert "attempt 2 committed this step" in reported.log_tail
+    assert await loads(warehouse) == [(1, "day 1")]
