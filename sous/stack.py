@@ -99,7 +99,8 @@ def stack_environments(environ: Mapping[str, str], token: str) -> dict[str, dict
 
     The stack adds the admin token (the registry's only), the examples' folder (the
     executor's) and each example domain's `warehouse` secret: `SOUS_WAREHOUSE_DSN`, else the
-    stack's own database.
+    stack's own database. The interpreter the stack runs with comes first on `PATH`, so a
+    step's `python` has the project's libraries however `sous up` was started.
     """
     warehouse = environ.get("SOUS_WAREHOUSE_DSN") or environ["SOUS_DATABASE_URL"]
     defaults = {
@@ -108,6 +109,10 @@ def stack_environments(environ: Mapping[str, str], token: str) -> dict[str, dict
         **example_secrets(EXAMPLES, warehouse),
     }
     merged = {**defaults, **environ}
+    here = str(Path(sys.executable).parent)
+    merged["PATH"] = os.pathsep.join(
+        [here, *(p for p in merged.get("PATH", "").split(os.pathsep) if p and p != here)]
+    )
     return {name: service_environment(name, merged) for name in SERVICES}
 
 

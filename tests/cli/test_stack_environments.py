@@ -44,8 +44,9 @@ def test_the_admin_token_set_by_the_user_still_reaches_the_registry_alone() -> N
 def test_every_service_gets_the_basics_the_servers_and_its_own_settings_only() -> None:
     envs = stack_environments(CLI, TOKEN)
     for name, env in envs.items():
-        for key in ("PATH", "HOME", "LANG", "LC_CTYPE"):
+        for key in ("HOME", "LANG", "LC_CTYPE"):
             assert env[key] == CLI[key], (name, key)
+        assert env["PATH"].endswith(CLI["PATH"])  # the stack's interpreter first, see below
         assert env["SOUS_KAFKA_BOOTSTRAP"] == CLI["SOUS_KAFKA_BOOTSTRAP"]
         assert env["SOUS_DATABASE_URL"] == CLI["SOUS_DATABASE_URL"]
         for key in ("SOUS_TOKEN", "SOUS_REGISTRY_URL", "AWS_SECRET_ACCESS_KEY"):
@@ -75,3 +76,16 @@ def test_each_example_domain_gets_its_warehouse_in_its_own_store() -> None:
 def test_an_unknown_service_has_no_environment() -> None:
     with pytest.raises(KeyError):
         service_environment("console", CLI)
+
+
+def test_steps_find_the_stacks_own_interpreter_first_on_path() -> None:
+    import os
+    import sys
+    from pathlib import Path
+
+    here = str(Path(sys.executable).parent)
+    envs = stack_environments(CLI, TOKEN)
+    for name, env in envs.items():
+        assert env["PATH"].split(os.pathsep) == [here, "/usr/bin"], name
+    again = stack_environments({**CLI, "PATH": f"/usr/bin{os.pathsep}{here}"}, TOKEN)
+    assert again["executor"]["PATH"].split(os.pathsep) == [here, "/usr/bin"]
