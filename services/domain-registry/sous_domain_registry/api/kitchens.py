@@ -29,7 +29,7 @@ from sous_domain_registry.api.models import (
     entity_out,
 )
 from sous_domain_registry.domain.access import hash_token
-from sous_domain_registry.domain.errors import RefusedError
+from sous_domain_registry.domain.errors import ConflictError, RefusedError
 from sous_domain_registry.domain.kitchens import resolve
 from sous_domain_registry.domain.readmodel import merge_refusal
 from sous_domain_registry.domain.validate import resolve_recipe
@@ -155,7 +155,8 @@ async def delete_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> Response:
 async def merge_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> MergeResult:
     """Promote a sandbox's versions to its parent, then delete it.
 
-    Refused (409) while its latest runs failed error tests.
+    Refused (409) while its latest runs failed error tests, and until each recipe it changed
+    has a succeeded run in it since, without failed error tests (the detail names the recipe).
     """
     require(who, "admin", None)
     spec = await _kitchen(rt, kitchen)
@@ -167,6 +168,8 @@ async def merge_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> MergeResul
         raise HTTPException(409, why)
     try:
         promoted = await service.merge_kitchen(rt, kitchen, by=who.name)
+    except ConflictError as exc:
+        raise HTTPException(409, str(exc)) from exc
     except RefusedError as exc:
         raise HTTPException(409, "; ".join(str(x) for x in exc.errors)) from exc
     if promoted is None:
