@@ -80,7 +80,8 @@ CASES = [
     pytest.param(
         edited(DAILY, "params: {min_rows: 1000000}", "params: {min_row: 1000000}"),
         f"{DAILY}: variations.canary.params.min_row: undeclared param 'min_row' of the recipe "
-        "(declared: day, min_rows, source_file)",
+        "(declared: day, min_rows, source_file, "
+        "target_schema_suffix)",
         id="undeclared-param",
     ),
     pytest.param(
@@ -90,7 +91,7 @@ CASES = [
         id="mistyped-param",
     ),
     pytest.param(
-        edited(DAILY, "with: {table: sales.orders_daily,", "with: {tabel: sales.orders_daily,"),
+        edited(DAILY, "with: {table: ", "with: {tabel: "),
         f"{DAILY}: steps.publish.with: missing required param 'table' of ingredient "
         "platform/publish_table@2",
         id="ingredient-param-missing",
