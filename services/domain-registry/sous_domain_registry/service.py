@@ -183,7 +183,11 @@ async def bootstrap_grant(rt: Runtime, principal: Principal) -> None:
 
 
 async def put_kitchen(rt: Runtime, spec: KitchenSpec, *, by: str) -> Entity:
-    """Create a kitchen after validating it against the catalog; raise RefusedError."""
+    """Create a kitchen after validating it against the catalog; raise RefusedError.
+
+    Returns once the kitchen is on the changelog, so a run queued right after (its
+    provisioning recipe) names a kitchen the scheduler can find.
+    """
     bundle = catalog_of([])
     bundle.kitchens[spec.kitchen] = spec
     async with rt.pool.acquire() as conn, conn.transaction():
@@ -200,6 +204,7 @@ async def put_kitchen(rt: Runtime, spec: KitchenSpec, *, by: str) -> Entity:
         p = plan({k: v for k, v in old.items() if v.kind != EntityKind.GRANT}, merged, set())
         await commit(rt, conn, p, by=by)
         await store.audit(conn, by, "kitchen.create", spec.kitchen, spec.model_dump(mode="json"))
+    await rt.outbox_drained()
     return p.upserts[0]
 
 

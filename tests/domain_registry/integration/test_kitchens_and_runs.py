@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer
 from sous_common.kafka import aiokafka_options
 from sous_common.trust import verify
 from sous_contracts.runs import StartOrderRun
-from sous_contracts.topics import ORDER_RUN_COMMANDS
+from sous_contracts.topics import ORDER_RUN_COMMANDS, REGISTRY_CHANGELOG
 from sous_domain_registry.adapters.trust import RegistryTrust
 from tests.domain_registry.conftest import read_topic
 from tests.domain_registry.mesh import mesh_files
@@ -89,6 +89,38 @@ async def test_kitchen_wizard_create_provision_merge_and_delete(registry):
     assert {r["order_run_id"] for r in runs} >= {str(failed_run), str(fixed_run)}
     datasets = (await registry.client.get("/v1/domains/sales/datasets")).json()
     assert datasets["outputs"]["daily"]["order_run_id"] == str(fixed_run)
+
+
+async def test_a_new_kitchen_is_on_the_changelog_before_its_provisioning_run_is_asked(registry):
+    # The scheduler catches up on the changelog when a command names a kitchen it does not
+    # know; that finds the kitchen only if it was published before the command was made.
+    assert (
+        await registry.client.post("/v1/apply", json={"files": mesh_files()})
+    ).status_code == 200
+    body = {"name": "dev-dan", "from": "dev", "provision": "payments/settle"}
+    assert (await registry.client.post("/v1/kitchens", json=body)).status_code == 201
+    prefix = registry.settings.kafka.topic_prefix
+    commands = await read_topic(
+        registry.settings.kafka,
+        ORDER_RUN_COMMANDS.full_name(prefix),
+        until=lambda ms: any(isinstance(m, StartOrderRun) for m in ms),
+    )
+    provision = next(m for m in commands if isinstance(m, StartOrderRun))
+    consumer = AIOKafkaConsumer(
+        REGISTRY_CHANGELOG.full_name(prefix),
+        **aiokafka_options(registry.settings.kafka),
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(20):
+            while (record := await consumer.getone()).key != b"kitchen:dev-dan":
+                pass
+    finally:
+        await consumer.stop()
+    published_ms = record.timestamp
+    assert published_ms <= provision.occurred_at.timestamp() * 1000
 
 
 async def test_kitchen_changes_need_admin(registry):
