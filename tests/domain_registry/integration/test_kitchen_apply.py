@@ -85,6 +85,34 @@ async def test_merge_needs_a_passing_run_of_each_changed_recipe(registry):
     assert await versions(registry, "dev") == {f"{DAILY}@dev": changed}
 
 
+async def test_a_kitchen_lists_the_recipe_versions_applied_into_it(registry):
+    assert (await apply(registry, mesh_files())).status_code == 200
+    for name in ("dev-alice", "dev-bob"):
+        r = await registry.client.post("/v1/kitchens", json={"name": name, "from": "dev"})
+        assert r.status_code == 201, r.text
+    base = (await versions(registry, None))[DAILY]
+    changed = (await apply(registry, sandbox_files(), kitchen="dev-alice")).json()
+    version = changed["changes"][0]["new_version"]
+
+    listed = await registry.client.get("/v1/kitchens/dev-alice/versions")
+    assert listed.status_code == 200, listed.text
+    [v] = listed.json()
+    assert {k: x for k, x in v.items() if k != "applied_at"} == {
+        "entity_id": f"{DAILY}@dev-alice",
+        "domain": "sales",
+        "recipe": "daily",
+        "version": version,
+        "base_version": base,
+        "applied_by": "admin",
+    }
+    assert (await registry.client.get("/v1/kitchens/dev-bob/versions")).json() == []
+    finance = await registry.token("finance-reader", {"finance": ["read"]})
+    hidden = await registry.client.get("/v1/kitchens/dev-alice/versions", headers=finance)
+    assert (hidden.status_code, hidden.json()) == (200, [])
+    missing = await registry.client.get("/v1/kitchens/nowhere/versions")
+    assert (missing.status_code, missing.json()) == (404, {"detail": "unknown kitchen 'nowhere'"})
+
+
 async def test_apply_into_sandbox_dry_run_merge_and_delete(registry):
     assert (await apply(registry, mesh_files())).status_code == 200
     for name, parent in (("dev-alice", "dev"), ("hotfix", "prod"), ("tmp", "dev")):

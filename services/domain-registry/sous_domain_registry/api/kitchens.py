@@ -1,4 +1,4 @@
-"""Routes of development linkage: kitchens, merging and deleting them."""
+"""Routes of development linkage: kitchens, their versions, merging and deleting them."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sous_domain_registry.api.models import (
     CreateKitchen,
     EntityOut,
     KitchenPath,
+    KitchenVersion,
     MergeResult,
     entity_out,
 )
@@ -56,6 +57,24 @@ async def get_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> EntityOut:
     if e is None:
         raise HTTPException(404, f"unknown kitchen {kitchen!r}")
     return entity_out(e)
+
+
+@router.get(
+    "/kitchens/{kitchen}/versions",
+    response_model=list[KitchenVersion],
+    responses=errors(404),
+    summary="Recipe versions applied into a kitchen",
+)
+async def kitchen_versions(kitchen: KitchenPath, rt: Rt, who: Caller) -> list[KitchenVersion]:
+    """Return the recipes applied into the kitchen with their versions (and the base ones).
+
+    Only recipes of domains the caller may read.
+    """
+    async with rt.pool.acquire() as conn:
+        if await store.get(conn, f"kitchen:{kitchen}") is None:
+            raise HTTPException(404, f"unknown kitchen {kitchen!r}")
+        found = await store.kitchen_versions(conn, kitchen)
+    return [KitchenVersion(**v) for v in found if who.may("read", v["domain"])]
 
 
 async def _start(rt: Rt, ref: str | None, kitchen: str, who: str) -> None:
