@@ -109,7 +109,7 @@ def kitchen_merge(
     url: str | None = typer.Option(None, "--url", help="Registry URL (SOUS_REGISTRY_URL)."),
     token: str | None = typer.Option(None, "--token", help="Bearer token (SOUS_TOKEN)."),
 ) -> None:
-    """Merge a sandbox into its parent (refused while its latest runs failed)."""
+    """Merge a sandbox into its parent (refused until each recipe it changed passed a run)."""
     r = call("POST", f"/v1/kitchens/{name}/merge", url, token)
     if r.status_code != 200:
         fail(r)

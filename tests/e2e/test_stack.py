@@ -127,12 +127,17 @@ async def test_up_runs_the_mesh_and_survives_a_killed_scheduler(
         restarted = int((tmp_path / "stack" / "scheduler.pid").read_text())
         assert restarted != pid
 
-        # The data landed, and every domain announced its completion on the domain topic.
+        # The data landed in the dev kitchen's own schemas, none in prod's, and every domain
+        # announced its completion on the domain topic.
         conn = await asyncpg.connect(warehouse)
         try:
-            assert await conn.fetchval("SELECT count(*) FROM sales.orders_daily") > 0
-            assert await conn.fetchval("SELECT count(*) FROM finance.revenue") > 0
-            assert await conn.fetchval("SELECT count(*) FROM marketing.revenue_dashboard") > 0
+            assert await conn.fetchval("SELECT count(*) FROM sales_dev.orders_daily") > 0
+            assert await conn.fetchval("SELECT count(*) FROM finance_dev.revenue") > 0
+            assert await conn.fetchval("SELECT count(*) FROM marketing_dev.revenue_dashboard") > 0
+            assert await conn.fetchval("SELECT count(*) FROM published_dev.catalog") >= 2
+            prod = "SELECT schema_name FROM information_schema.schemata WHERE schema_name = ANY($1)"
+            schemas = ["sales", "finance", "payments", "marketing", "published"]
+            assert await conn.fetch(prod, schemas) == []
         finally:
             await conn.close()
         completions = await run_events(

@@ -146,7 +146,12 @@ async def on_run_event(rt: Runtime, event: RunEvent, consumer: str) -> None:
         elif isinstance(event, OrderRunQueued):
             fields = {"status": "queued"}
         elif isinstance(event, OrderRunStarted):
-            fields = {"status": "running", "params": event.params, "started_at": event.occurred_at}
+            fields = {
+                "status": "running",
+                "params": event.params,
+                "started_at": event.occurred_at,
+                "spec_version": event.spec_version,
+            }
         else:
             fields = {
                 "status": event.status.value,

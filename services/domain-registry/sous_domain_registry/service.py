@@ -12,6 +12,7 @@ from sous_common.trust import Principal
 from sous_contracts.registry import ApplySpecs, EntityKind, RegistryEntityChanged
 from sous_contracts.specs import KitchenSpec
 from sous_domain_registry import sandbox
+from sous_domain_registry.adapters import runs as run_rows
 from sous_domain_registry.adapters import store
 from sous_domain_registry.changes import ApplyResult, commit, record
 from sous_domain_registry.domain.bundle import parse
@@ -24,7 +25,8 @@ from sous_domain_registry.domain.entities import (
     plan,
     republished_ingredients,
 )
-from sous_domain_registry.domain.errors import RefusedError, SpecError
+from sous_domain_registry.domain.errors import ConflictError, RefusedError, SpecError
+from sous_domain_registry.domain.readmodel import unproven_refusal
 from sous_domain_registry.domain.secrets import reference_errors
 from sous_domain_registry.domain.validate import validate
 
@@ -181,7 +183,11 @@ async def bootstrap_grant(rt: Runtime, principal: Principal) -> None:
 
 
 async def put_kitchen(rt: Runtime, spec: KitchenSpec, *, by: str) -> Entity:
-    """Create a kitchen after validating it against the catalog; raise RefusedError."""
+    """Create a kitchen after validating it against the catalog; raise RefusedError.
+
+    Returns once the kitchen is on the changelog, so a run queued right after (its
+    provisioning recipe) names a kitchen the scheduler can find.
+    """
     bundle = catalog_of([])
     bundle.kitchens[spec.kitchen] = spec
     async with rt.pool.acquire() as conn, conn.transaction():
@@ -198,6 +204,7 @@ async def put_kitchen(rt: Runtime, spec: KitchenSpec, *, by: str) -> Entity:
         p = plan({k: v for k, v in old.items() if v.kind != EntityKind.GRANT}, merged, set())
         await commit(rt, conn, p, by=by)
         await store.audit(conn, by, "kitchen.create", spec.kitchen, spec.model_dump(mode="json"))
+    await rt.outbox_drained()
     return p.upserts[0]
 
 
@@ -223,17 +230,31 @@ async def delete_kitchen(
     return True
 
 
+async def _check_proven(conn: Any, kitchen: str) -> None:
+    mine = [e for e in (await store.scoped(conn, kitchen)).values() if e.kind == EntityKind.RECIPE]
+    proven = await run_rows.proven(conn, kitchen, mine)
+    changed = [f"{e.domain}/{e.name}" for e in mine]
+    passed = {f"{e.domain}/{e.name}" for e in mine if e.entity_id in proven}
+    if (why := unproven_refusal(kitchen, changed, passed)) is not None:
+        raise ConflictError(why)
+
+
 async def merge_kitchen(rt: Runtime, name: str, *, by: str) -> list[dict[str, Any]] | None:
     """Promote a sandbox's versions to its parent, then delete it; None when there is none.
 
     A parent without a parent of its own (a root kitchen) has no versions of its own: the
-    promoted versions replace the base ones. Raises RefusedError when they no longer validate.
+    promoted versions replace the base ones.
+
+    Raises:
+        ConflictError: when a recipe the sandbox changed has no passing run in it since.
+        RefusedError: when the promoted versions no longer validate.
     """
     async with rt.pool.acquire() as conn, conn.transaction():
         await store.lock_catalog(conn)
         e = await store.get(conn, f"kitchen:{name}")
         if e is None:
             return None
+        await _check_proven(conn, name)
         parent = KitchenSpec.model_validate(e.spec).parent
         p = await store.get(conn, f"kitchen:{parent}") if parent is not None else None
         root = p is None or KitchenSpec.model_validate(p.spec).parent is None

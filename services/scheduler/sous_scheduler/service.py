@@ -24,7 +24,7 @@ from sous_scheduler.domain.admission import concurrency_of, lock_key, to_begin
 from sous_scheduler.domain.decide import Event, decide
 from sous_scheduler.domain.events import Begin, ChildFinished, Context, Decision, TimerFired
 from sous_scheduler.domain.finish import run_outputs
-from sous_scheduler.domain.plan import Rejected, plan_run
+from sous_scheduler.domain.plan import Rejected, behind, plan_run
 from sous_scheduler.domain.state import RunPhase, RunState
 from sous_scheduler.settings import SchedulerSettings
 
@@ -76,8 +76,8 @@ class Scheduler:
         catalog = await db.catalog(
             conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
         )
-        if catalog.recipe is None and await self.refresh(cmd.occurred_at):
-            # The recipe may have been applied a moment ago and still be on its way to us.
+        if behind(cmd, catalog) and await self.refresh(cmd.occurred_at):
+            # The recipe or kitchen may have been applied a moment ago, still on its way to us.
             catalog = await db.catalog(
                 conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
             )

@@ -47,7 +47,10 @@ async def test_apply_example_mesh_publishes_the_changelog(registry):
     assert (daily.domain, daily.name) == ("sales", "daily")
     spec = RecipeSpec.model_validate(daily.spec)
     assert "publish__snapshot" in spec.steps
-    assert "sales.stg_orders" in daily.spec["steps"]["staging"]["run"]["sql"]
+    assert (
+        "sales${params.target_schema_suffix}.stg_orders"
+        in daily.spec["steps"]["staging"]["run"]["sql"]
+    )
     assert daily.version.startswith("sha256:")
     assert records["grant:admin"].spec == {
         "principal": "admin",

@@ -6,9 +6,11 @@ import asyncio
 import os
 import socket
 import sys
+import uuid
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 import uvicorn
 from pydantic import SecretStr
@@ -19,6 +21,7 @@ from sous_domain_registry.api import create_api
 from sous_domain_registry.settings import RegistrySettings
 from tests.domain_registry.conftest import ADMIN_TOKEN
 from tests.domain_registry.mesh import MESH
+from tests.domain_registry.run_events import produce, run_events, wait_for_run
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -81,7 +84,9 @@ async def sous_process(url: str, *args: str, token: str = ADMIN_TOKEN) -> tuple[
     return proc.returncode, out.decode()
 
 
-async def test_cli_applies_dry_runs_refuses_and_manages_kitchens(served, tmp_path: Path):
+async def test_cli_applies_dry_runs_refuses_and_manages_kitchens(
+    served, tmp_path: Path, kafka_settings, db_settings, schema
+):
     code, out = await sous(served, "apply", str(MESH), "--dry-run")
     assert code == 0, out
     assert "would change" in out
@@ -121,6 +126,23 @@ async def test_cli_applies_dry_runs_refuses_and_manages_kitchens(served, tmp_pat
     )
     code, out = await sous(served, "apply", str(broken), "--kitchen", "dev-alice")
     assert (code, "recipe:sales/daily@dev-alice" in out) == (0, True), out
+    code, out = await sous(served, "kitchen", "merge", "dev-alice")
+    assert (code, "since it changed sales/daily" in out) == (1, True), out
+    conn = await asyncpg.connect(db_settings.url)
+    try:
+        version = await conn.fetchval(
+            f'SELECT version FROM "{schema}".entities'
+            " WHERE entity_id = 'recipe:sales/daily@dev-alice'"
+        )
+    finally:
+        await conn.close()
+    run_id = uuid.uuid4()
+    await produce(
+        kafka_settings, run_events(run_id, "dev-alice", error_failed=0, spec_version=version)
+    )
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with httpx.AsyncClient(base_url=served, headers=headers) as client:
+        await wait_for_run(client, run_id, "succeeded")
     code, out = await sous(served, "kitchen", "merge", "dev-alice")
     assert (code, "merged into dev" in out) == (0, True), out
     code, out = await sous(served, "kitchen", "delete", "dev-alice")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from sous_contracts.registry import RegistryEntityChanged
@@ -9,6 +11,7 @@ from sous_contracts.topics import REGISTRY_CHANGELOG
 from sous_domain_registry.adapters import store
 from tests.domain_registry.conftest import read_topic
 from tests.domain_registry.mesh import mesh_files
+from tests.domain_registry.run_events import produce, run_events, wait_for_run
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -40,6 +43,74 @@ async def changelog(registry, until) -> list[RegistryEntityChanged]:
     topic = REGISTRY_CHANGELOG.full_name(registry.settings.kafka.topic_prefix)
     got = await read_topic(registry.settings.kafka, topic, until=until)
     return [m for m in got if isinstance(m, RegistryEntityChanged)]
+
+
+async def passing_run(registry, kitchen: str, version: str, *, error_failed: int = 0) -> None:
+    """Feed a finished sales/daily run of `version` in the kitchen to the read model."""
+    run_id = uuid.uuid4()
+    events = run_events(run_id, kitchen, error_failed=error_failed, spec_version=version)
+    await produce(registry.settings.kafka, events)
+    await wait_for_run(registry.client, run_id, "failed" if error_failed else "succeeded")
+
+
+async def test_merge_needs_a_passing_run_of_each_changed_recipe(registry):
+    assert (await apply(registry, mesh_files())).status_code == 200
+    r = await registry.client.post("/v1/kitchens", json={"name": "dev-alice", "from": "dev"})
+    assert r.status_code == 201, r.text
+    base = (await versions(registry, None))[DAILY]
+    first = (await apply(registry, sandbox_files(), kitchen="dev-alice")).json()
+    changed = first["changes"][0]["new_version"]
+    unproven = (
+        "kitchen 'dev-alice' cannot merge: no succeeded run without failed error tests in it "
+        "since it changed sales/daily; run them in the kitchen first"
+    )
+
+    async def refused() -> str:
+        r = await registry.client.post("/v1/kitchens/dev-alice/merge")
+        assert r.status_code == 409, r.text
+        return str(r.json()["detail"])
+
+    assert await refused() == unproven  # no runs at all
+    await passing_run(registry, "dev-alice", changed, error_failed=1)
+    assert "sales/daily" in await refused()
+    await passing_run(registry, "dev-alice", base)  # the parent's version proves nothing
+    assert await refused() == unproven
+    await passing_run(registry, "dev-alice", changed)
+    again = (await apply(registry, sandbox_files(3), kitchen="dev-alice")).json()
+    changed = again["changes"][0]["new_version"]
+    assert await refused() == unproven  # the run came before the change
+    await passing_run(registry, "dev-alice", changed)
+    merged = await registry.client.post("/v1/kitchens/dev-alice/merge")
+    assert merged.status_code == 200, merged.text
+    assert await versions(registry, "dev") == {f"{DAILY}@dev": changed}
+
+
+async def test_a_kitchen_lists_the_recipe_versions_applied_into_it(registry):
+    assert (await apply(registry, mesh_files())).status_code == 200
+    for name in ("dev-alice", "dev-bob"):
+        r = await registry.client.post("/v1/kitchens", json={"name": name, "from": "dev"})
+        assert r.status_code == 201, r.text
+    base = (await versions(registry, None))[DAILY]
+    changed = (await apply(registry, sandbox_files(), kitchen="dev-alice")).json()
+    version = changed["changes"][0]["new_version"]
+
+    listed = await registry.client.get("/v1/kitchens/dev-alice/versions")
+    assert listed.status_code == 200, listed.text
+    [v] = listed.json()
+    assert {k: x for k, x in v.items() if k != "applied_at"} == {
+        "entity_id": f"{DAILY}@dev-alice",
+        "domain": "sales",
+        "recipe": "daily",
+        "version": version,
+        "base_version": base,
+        "applied_by": "admin",
+    }
+    assert (await registry.client.get("/v1/kitchens/dev-bob/versions")).json() == []
+    finance = await registry.token("finance-reader", {"finance": ["read"]})
+    hidden = await registry.client.get("/v1/kitchens/dev-alice/versions", headers=finance)
+    assert (hidden.status_code, hidden.json()) == (200, [])
+    missing = await registry.client.get("/v1/kitchens/nowhere/versions")
+    assert (missing.status_code, missing.json()) == (404, {"detail": "unknown kitchen 'nowhere'"})
 
 
 async def test_apply_into_sandbox_dry_run_merge_and_delete(registry):
@@ -90,6 +161,7 @@ async def test_apply_into_sandbox_dry_run_merge_and_delete(registry):
     assert [m.deleted for m in records if m.entity_id == f"{DAILY}@tmp"] == [False, True]
 
     # Merging into a kitchen with a parent makes the versions that kitchen's.
+    await passing_run(registry, "dev-alice", sandboxed)
     merged = await registry.client.post("/v1/kitchens/dev-alice/merge")
     assert merged.status_code == 200, merged.text
     assert merged.json()["promoted"] == [
@@ -110,6 +182,7 @@ async def test_apply_into_sandbox_dry_run_merge_and_delete(registry):
     # Merging into a root kitchen replaces the base versions.
     r = await apply(registry, sandbox_files(4), kitchen="hotfix")
     fixed = r.json()["changes"][0]["new_version"]
+    await passing_run(registry, "hotfix", fixed)
     merged = await registry.client.post("/v1/kitchens/hotfix/merge")
     assert merged.status_code == 200, merged.text
     assert [(c["entity_id"], c["old_version"]) for c in merged.json()["promoted"]] == [

@@ -6,80 +6,18 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from sous_common.kafka import aiokafka_options
 from sous_common.trust import verify
-from sous_contracts.common import RunStatus, Severity, StepStatus, TestStatus, TestSummary
-from sous_contracts.runs import OrderRunFinished, OrderRunStarted, StartOrderRun
-from sous_contracts.steps import StepFinished, StepStarted
-from sous_contracts.tests import TestResult
-from sous_contracts.topics import ORDER_RUN_COMMANDS, topic_for
+from sous_contracts.runs import StartOrderRun
+from sous_contracts.topics import ORDER_RUN_COMMANDS, REGISTRY_CHANGELOG
 from sous_domain_registry.adapters.trust import RegistryTrust
 from tests.domain_registry.conftest import read_topic
 from tests.domain_registry.mesh import mesh_files
-from tests.signing import signed_headers
+from tests.domain_registry.run_events import produce, run_events, wait_for_run
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
-
-
-async def produce(settings, messages, signer=None) -> None:
-    """Send messages as a plain client would; signed by `signer` when given."""
-    producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all")
-    await producer.start()
-    try:
-        for m in messages:
-            topic = topic_for(m).full_name(settings.topic_prefix)
-            value = m.to_json()
-            headers = signed_headers(value, signer) if signer is not None else None
-            await producer.send_and_wait(topic, value, key=m.kafka_key(), headers=headers)
-    finally:
-        await producer.stop()
-
-
-def run_events(run_id: uuid.UUID, kitchen: str, *, error_failed: int) -> list:
-    where = {"order_run_id": run_id, "domain": "sales", "recipe": "daily", "kitchen": kitchen}
-    step = {"order_run_id": run_id, "step_run_id": uuid.uuid4(), "step": "model", "attempt": 1}
-    status = RunStatus.FAILED if error_failed else RunStatus.SUCCEEDED
-    return [
-        OrderRunStarted(**where, variation="dev", params={"day": "2026-11-24"}),
-        StepStarted(**step, worker_id="w1"),
-        StepFinished(**step, worker_id="w1", status=StepStatus.SUCCEEDED),
-        TestResult(
-            **{k: v for k, v in step.items() if k != "attempt"},
-            suite_id=uuid.uuid4(),
-            test="enough_rows",
-            kind="sql",
-            severity=Severity.ERROR,
-            status=TestStatus.FAILED if error_failed else TestStatus.PASSED,
-            domain="sales",
-            recipe="daily",
-            kitchen=kitchen,
-            value=8,
-            message="8 >= 1000000 is false" if error_failed else "ok",
-        ),
-        OrderRunFinished(
-            **where, variation="dev", status=status, tests=TestSummary(failed=error_failed)
-        ),
-    ]
-
-
-def complete(run: dict, status: str) -> bool:
-    return (
-        run["status"] == status
-        and [s["status"] for s in run["steps"]] == ["succeeded"]
-        and len(run["test_results"]) == 1
-    )
-
-
-async def wait_for_run(reg, run_id, status: str) -> dict:
-    """Poll until the run, its step and its test result all arrived (three topics)."""
-    async with asyncio.timeout(20):
-        while True:
-            r = await reg.client.get(f"/v1/runs/{run_id}")
-            if r.status_code == 200 and complete(r.json(), status):
-                return r.json()
-            await asyncio.sleep(0.05)
 
 
 async def test_kitchen_wizard_create_provision_merge_and_delete(registry):
@@ -117,7 +55,7 @@ async def test_kitchen_wizard_create_provision_merge_and_delete(registry):
 
     failed_run = uuid.uuid4()
     await produce(registry.settings.kafka, run_events(failed_run, "dev-alice", error_failed=1))
-    run = await wait_for_run(registry, failed_run, "failed")
+    run = await wait_for_run(registry.client, failed_run, "failed")
     assert [(s["step"], s["status"]) for s in run["steps"]] == [("model", "succeeded")]
     assert [(t["test"], t["status"]) for t in run["test_results"]] == [("enough_rows", "failed")]
     refused = await registry.client.post("/v1/kitchens/dev-alice/merge")
@@ -129,7 +67,7 @@ async def test_kitchen_wizard_create_provision_merge_and_delete(registry):
     fixed_run = uuid.uuid4()
     events = run_events(fixed_run, "dev-alice", error_failed=0)
     await produce(registry.settings.kafka, events + events[:2])  # duplicates are ignored
-    run = await wait_for_run(registry, fixed_run, "succeeded")
+    run = await wait_for_run(registry.client, fixed_run, "succeeded")
     assert len(run["steps"]) == 1
     merged = await registry.client.post("/v1/kitchens/dev-alice/merge")
     assert merged.status_code == 200, merged.text
@@ -151,6 +89,38 @@ async def test_kitchen_wizard_create_provision_merge_and_delete(registry):
     assert {r["order_run_id"] for r in runs} >= {str(failed_run), str(fixed_run)}
     datasets = (await registry.client.get("/v1/domains/sales/datasets")).json()
     assert datasets["outputs"]["daily"]["order_run_id"] == str(fixed_run)
+
+
+async def test_a_new_kitchen_is_on_the_changelog_before_its_provisioning_run_is_asked(registry):
+    # The scheduler catches up on the changelog when a command names a kitchen it does not
+    # know; that finds the kitchen only if it was published before the command was made.
+    assert (
+        await registry.client.post("/v1/apply", json={"files": mesh_files()})
+    ).status_code == 200
+    body = {"name": "dev-dan", "from": "dev", "provision": "payments/settle"}
+    assert (await registry.client.post("/v1/kitchens", json=body)).status_code == 201
+    prefix = registry.settings.kafka.topic_prefix
+    commands = await read_topic(
+        registry.settings.kafka,
+        ORDER_RUN_COMMANDS.full_name(prefix),
+        until=lambda ms: any(isinstance(m, StartOrderRun) for m in ms),
+    )
+    provision = next(m for m in commands if isinstance(m, StartOrderRun))
+    consumer = AIOKafkaConsumer(
+        REGISTRY_CHANGELOG.full_name(prefix),
+        **aiokafka_options(registry.settings.kafka),
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(20):
+            while (record := await consumer.getone()).key != b"kitchen:dev-dan":
+                pass
+    finally:
+        await consumer.stop()
+    published_ms = record.timestamp
+    assert published_ms <= provision.occurred_at.timestamp() * 1000
 
 
 async def test_kitchen_changes_need_admin(registry):

@@ -6,7 +6,7 @@ import pytest
 
 from sous_common.trust import Principal, denial
 from sous_domain_registry.domain.access import hash_token
-from sous_domain_registry.domain.readmodel import merge_refusal
+from sous_domain_registry.domain.readmodel import merge_refusal, unproven_refusal
 
 BOT = Principal("payments-bot", {"payments": ["publish-events", "read"]})
 ADMIN = Principal("admin", {"*": ["admin"]})
@@ -64,3 +64,19 @@ def run(status, failed=0):
 )
 def test_merge_is_refused_while_latest_runs_failed(latest, refused):
     assert (merge_refusal("dev-alice", latest) is not None) is refused
+
+
+@pytest.mark.parametrize(
+    ("changed", "proven", "lacking"),
+    [
+        ([], set(), None),
+        (["sales/daily"], {"sales/daily"}, None),
+        (["sales/daily"], set(), "sales/daily"),
+        (["sales/daily", "finance/revenue"], {"sales/daily"}, "finance/revenue"),
+        (["sales/daily", "finance/revenue"], set(), "finance/revenue, sales/daily"),
+    ],
+)
+def test_merge_is_refused_until_each_changed_recipe_passed_a_run(changed, proven, lacking):
+    why = unproven_refusal("dev-alice", changed, proven)
+    assert (why is None) is (lacking is None)
+    assert lacking is None or f"since it changed {lacking};" in str(why)

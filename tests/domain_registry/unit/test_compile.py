@@ -30,8 +30,8 @@ def test_ingredient_is_expanded_in_place():
     assert steps["publish__snapshot"]["needs"] == ["model"]
     assert steps["publish__register"]["needs"] == ["publish__snapshot"]
     assert steps["publish__snapshot"]["params"] == {
-        "published_schema": "published",
-        "table": "sales.orders_daily",
+        "published_schema": "published${params.target_schema_suffix}",
+        "table": "sales${params.target_schema_suffix}.orders_daily",
         "name": "sales_orders_daily",
     }
     assert [t["name"] for t in steps["publish__snapshot"]["tests"]] == ["snapshot_not_empty"]
@@ -42,7 +42,9 @@ def test_sql_files_are_inlined_from_the_owning_domain():
     cat = catalog()
     steps = compile_recipe(cat, "sales", cat.recipes[("sales", "daily")])["steps"]
     assert steps["staging"]["run"]["file"] is None
-    assert steps["staging"]["run"]["sql"].startswith("CREATE TABLE IF NOT EXISTS sales.stg_orders")
+    assert steps["staging"]["run"]["sql"].startswith(
+        "CREATE TABLE IF NOT EXISTS sales${params.target_schema_suffix}.stg_orders"
+    )
     # The ingredient's SQL comes from the platform folder, not the including domain's.
     assert "catalog" in steps["publish__register"]["run"]["sql"]
 

@@ -80,7 +80,8 @@ CASES = [
     pytest.param(
         edited(DAILY, "params: {min_rows: 1000000}", "params: {min_row: 1000000}"),
         f"{DAILY}: variations.canary.params.min_row: undeclared param 'min_row' of the recipe "
-        "(declared: day, min_rows, source_file)",
+        "(declared: day, min_rows, source_file, "
+        "target_schema_suffix)",
         id="undeclared-param",
     ),
     pytest.param(
@@ -90,7 +91,7 @@ CASES = [
         id="mistyped-param",
     ),
     pytest.param(
-        edited(DAILY, "with: {table: sales.orders_daily,", "with: {tabel: sales.orders_daily,"),
+        edited(DAILY, "with: {table: ", "with: {tabel: "),
         f"{DAILY}: steps.publish.with: missing required param 'table' of ingredient "
         "platform/publish_table@2",
         id="ingredient-param-missing",
@@ -172,3 +173,89 @@ def test_all_errors_are_collected():
     errors = errors_of(files)
     assert len(errors) == 3, errors
     assert [e.split(":")[0] for e in errors] == [REVENUE, DAILY, DAILY]
+
+
+def _dropped(file: str, path: str, param: str, kitchen: str, recipes: str) -> str:
+    return (
+        f"{file}: {path}: no recipe run in kitchen {kitchen!r} declares param {param!r}, so "
+        f"every run would drop it (recipes that would receive it: {recipes}); declare it in a "
+        "recipe's params or remove it"
+    )
+
+
+ALL = "finance/revenue, marketing/dashboard, payments/settle, sales/daily"
+NO_DEV_SETTLE = edited(
+    "payments/recipes/settle.yaml", "  dev:\n    kitchen: dev\n    params: {batches: 2}\n", ""
+)
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        pytest.param(
+            edited(
+                "kitchens/dev.yaml",
+                "  target_schema_suffix",
+                "  schema_sufix: _x\n  target_schema_suffix",
+            ),
+            _dropped("kitchens/dev.yaml", "params.schema_sufix", "schema_sufix", "dev", ALL),
+            id="typo",
+        ),
+        pytest.param(
+            edited(
+                "kitchens/dev.yaml",
+                "  target_schema_suffix",
+                "  batches: 3\n  target_schema_suffix",
+                NO_DEV_SETTLE,
+            ),
+            _dropped(
+                "kitchens/dev.yaml",
+                "params.batches",
+                "batches",
+                "dev",
+                "finance/revenue, marketing/dashboard, sales/daily",
+            ),
+            id="only-recipes-run-in-the-kitchen-or-below",
+        ),
+        pytest.param(
+            edited(
+                "sales/domain.yaml", "params: {source_file:", "params: {batches: 2, source_file:"
+            ),
+            _dropped(
+                "sales/domain.yaml", "kitchens.dev.params.batches", "batches", "dev", "sales/daily"
+            ),
+            id="domain-params-for-a-kitchen",
+        ),
+    ],
+)
+def test_kitchen_params_no_recipe_run_there_declares_are_refused(files, expected):
+    assert expected in errors_of(files)
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        pytest.param(
+            edited(
+                "kitchens/dev.yaml",
+                "  target_schema_suffix",
+                "  min_rows: 3\n  target_schema_suffix",
+            ),
+            id="one-declares",
+        ),
+        pytest.param(
+            edited(
+                "kitchens/dev-sam.yaml",
+                "  target_schema_suffix",
+                "  batches: 1\n  target_schema_suffix",
+            ),
+            id="sandbox-any-recipe",
+        ),
+        pytest.param(
+            {k: v for k, v in mesh_files().items() if k.startswith("kitchens/")},
+            id="no-recipes-yet",
+        ),
+    ],
+)
+def test_kitchen_params_some_receiving_recipe_declares_are_accepted(files):
+    assert errors_of(files) == []

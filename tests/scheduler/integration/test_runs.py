@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer
 from sous_common.kafka import aiokafka_options
 from sous_contracts import decode_message
 from sous_contracts.common import RunStatus, StepStatus
+from sous_contracts.registry import EntityKind
 from sous_contracts.runs import (
     CancelOrderRun,
     DomainRunCompleted,
@@ -19,8 +20,9 @@ from sous_contracts.runs import (
     StartOrderRun,
 )
 from sous_contracts.topics import DOMAIN_EVENTS, RUN_EVENTS, STEP_EVENTS, TEST_RESULTS
+from sous_scheduler.adapters import postgres as db
 from tests.scheduler.integration.conftest import handled, publish_registry, recipe
-from tests.scheduler.standins import send, standins
+from tests.scheduler.standins import entity, send, standins
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -161,6 +163,30 @@ async def test_unknown_things_are_rejected_with_reasons(kafka_settings, schedule
     assert "undeclared param(s) ['dya']" in reasons[commands[2].order_run_id]
     assert "missing required param(s) ['day']" in reasons[commands[3].order_run_id]
     assert "unknown kitchen 'moon'" in reasons[commands[4].order_run_id]
+
+
+async def test_a_kitchen_still_on_its_way_is_caught_up_before_refusing(
+    kafka_settings, scheduler
+) -> None:
+    # A sandbox's provisioning run may be handled before the sandbox's changelog record.
+    await publish_registry(kafka_settings, scheduler, [recipe("a", "make", {"one": NOOP})])
+    sandbox = entity(EntityKind.KITCHEN, "dev-new", {"kitchen": "dev-new", "parent": "dev"})
+    catch_ups: list[str] = []
+
+    async def catch_up() -> int:
+        # What reading the changelog to its end finds: the kitchen, published just before.
+        catch_ups.append(sandbox.entity_id)
+        async with scheduler.rt.pool.acquire() as conn:
+            await db.upsert_entity(conn, sandbox)
+        return 1
+
+    scheduler.refresh_registry = catch_up
+    cmd = StartOrderRun(order_run_id=uuid.uuid4(), domain="a", recipe="make", kitchen="dev-new")
+    await scheduler.start(cmd)
+    kitchen = await scheduler.rt.pool.fetchval(
+        "SELECT kitchen FROM runs WHERE id = $1", cmd.order_run_id
+    )
+    assert (kitchen, catch_ups) == ("dev-new", ["kitchen:dev-new"])
 
 
 async def test_idempotency_key_gives_one_run(kafka_settings, scheduler) -> None:

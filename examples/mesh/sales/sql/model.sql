@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS sales.orders_daily (
+CREATE TABLE IF NOT EXISTS sales${params.target_schema_suffix}.orders_daily (
     day date NOT NULL,
     customer text NOT NULL,
     orders integer NOT NULL,
@@ -6,9 +6,9 @@ CREATE TABLE IF NOT EXISTS sales.orders_daily (
     loaded_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (day, customer)
 );
-DELETE FROM sales.orders_daily WHERE day = '${params.day}'::date;
-INSERT INTO sales.orders_daily (day, customer, orders, revenue)
+DELETE FROM sales${params.target_schema_suffix}.orders_daily WHERE day = '${params.day}'::date;
+INSERT INTO sales${params.target_schema_suffix}.orders_daily (day, customer, orders, revenue)
 SELECT day, customer, count(*), sum(amount)
-FROM sales.stg_orders
+FROM sales${params.target_schema_suffix}.stg_orders
 WHERE day = '${params.day}'::date
 GROUP BY day, customer;

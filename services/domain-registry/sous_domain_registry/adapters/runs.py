@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sous_common.db import AnyConnection
+from sous_domain_registry.domain.entities import Entity
 
 
 async def upsert_run(conn: AnyConnection, run_id: uuid.UUID, **fields: Any) -> None:
@@ -144,3 +145,27 @@ async def latest_per_recipe(conn: AnyConnection, kitchen: str) -> list[dict[str,
         kitchen,
     )
     return [_run(r) for r in rows]
+
+
+async def proven(conn: AnyConnection, kitchen: str, versions: list[Entity]) -> set[str]:
+    """Return the ids of `versions` with a passing run in the kitchen since they were set.
+
+    Passing: succeeded, of that very version, started no earlier than the version was
+    applied, and no error-severity test of it failed.
+    """
+    rows = await conn.fetch(
+        "SELECT v.entity_id FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])"
+        " AS v(entity_id, domain, recipe, version)"
+        " JOIN entities e ON e.entity_id = v.entity_id"
+        " WHERE EXISTS (SELECT 1 FROM runs r WHERE r.kitchen = $1 AND r.domain = v.domain"
+        " AND r.recipe = v.recipe AND r.spec_version = v.version AND r.status = 'succeeded'"
+        " AND r.started_at >= e.updated_at AND coalesce((r.tests->>'failed')::int, 0) = 0"
+        " AND NOT EXISTS (SELECT 1 FROM run_tests t WHERE t.order_run_id = r.order_run_id"
+        " AND t.severity = 'error' AND t.status = 'failed'))",
+        kitchen,
+        [v.entity_id for v in versions],
+        [v.domain for v in versions],
+        [v.name for v in versions],
+        [v.version for v in versions],
+    )
+    return {r["entity_id"] for r in rows}

@@ -49,6 +49,19 @@ async def scoped(conn: AnyConnection, kitchen: str) -> dict[str, Entity]:
     return {r["entity_id"]: _entity(r) for r in rows}
 
 
+async def kitchen_versions(conn: AnyConnection, kitchen: str) -> list[dict[str, Any]]:
+    """Return the recipes applied into one kitchen: version, when and by whom, base version."""
+    rows = await conn.fetch(
+        "SELECT k.entity_id, k.domain, k.name AS recipe, k.version, b.version AS base_version,"
+        " k.updated_at AS applied_at, k.changed_by AS applied_by FROM entities k"
+        " LEFT JOIN entities b ON b.entity_id = split_part(k.entity_id, '@', 1)"
+        " AND b.kitchen IS NULL AND NOT b.deleted"
+        " WHERE k.kitchen = $1 AND k.kind = 'recipe' AND NOT k.deleted ORDER BY k.entity_id",
+        kitchen,
+    )
+    return [dict(r) for r in rows]
+
+
 async def get(conn: AnyConnection, entity_id: str) -> Entity | None:
     """Return one live entity."""
     row = await conn.fetchrow(

@@ -1,8 +1,7 @@
-"""Routes of development linkage (kitchens), tokens and the audit trail."""
+"""Routes of development linkage: kitchens, their versions, merging and deleting them."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -20,16 +19,12 @@ from sous_domain_registry.api.models import (
     Change,
     CreateKitchen,
     EntityOut,
-    IssueToken,
     KitchenPath,
+    KitchenVersion,
     MergeResult,
-    PrincipalKeys,
-    PublicKey,
-    TokenIssued,
     entity_out,
 )
-from sous_domain_registry.domain.access import hash_token
-from sous_domain_registry.domain.errors import RefusedError
+from sous_domain_registry.domain.errors import ConflictError, RefusedError
 from sous_domain_registry.domain.kitchens import resolve
 from sous_domain_registry.domain.readmodel import merge_refusal
 from sous_domain_registry.domain.validate import resolve_recipe
@@ -62,6 +57,24 @@ async def get_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> EntityOut:
     if e is None:
         raise HTTPException(404, f"unknown kitchen {kitchen!r}")
     return entity_out(e)
+
+
+@router.get(
+    "/kitchens/{kitchen}/versions",
+    response_model=list[KitchenVersion],
+    responses=errors(404),
+    summary="Recipe versions applied into a kitchen",
+)
+async def kitchen_versions(kitchen: KitchenPath, rt: Rt, who: Caller) -> list[KitchenVersion]:
+    """Return the recipes applied into the kitchen with their versions (and the base ones).
+
+    Only recipes of domains the caller may read.
+    """
+    async with rt.pool.acquire() as conn:
+        if await store.get(conn, f"kitchen:{kitchen}") is None:
+            raise HTTPException(404, f"unknown kitchen {kitchen!r}")
+        found = await store.kitchen_versions(conn, kitchen)
+    return [KitchenVersion(**v) for v in found if who.may("read", v["domain"])]
 
 
 async def _start(rt: Rt, ref: str | None, kitchen: str, who: str) -> None:
@@ -155,7 +168,8 @@ async def delete_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> Response:
 async def merge_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> MergeResult:
     """Promote a sandbox's versions to its parent, then delete it.
 
-    Refused (409) while its latest runs failed error tests.
+    Refused (409) while its latest runs failed error tests, and until each recipe it changed
+    has a succeeded run in it since, without failed error tests (the detail names the recipe).
     """
     require(who, "admin", None)
     spec = await _kitchen(rt, kitchen)
@@ -167,6 +181,8 @@ async def merge_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> MergeResul
         raise HTTPException(409, why)
     try:
         promoted = await service.merge_kitchen(rt, kitchen, by=who.name)
+    except ConflictError as exc:
+        raise HTTPException(409, str(exc)) from exc
     except RefusedError as exc:
         raise HTTPException(409, "; ".join(str(x) for x in exc.errors)) from exc
     if promoted is None:
@@ -177,67 +193,3 @@ async def merge_kitchen(kitchen: KitchenPath, rt: Rt, who: Caller) -> MergeResul
         merged=True,
         promoted=[Change(**c) for c in promoted],
     )
-
-
-@router.post(
-    "/tokens",
-    status_code=201,
-    response_model=TokenIssued,
-    responses=errors(403, 413),
-    tags=["security"],
-)
-async def issue_token(body: IssueToken, rt: Rt, who: Caller) -> TokenIssued:
-    """Grant scopes to a principal and issue a new token (shown once, stored hashed)."""
-    require(who, "admin", None)
-    token = "sous_" + secrets.token_urlsafe(32)
-    await service.set_grant(rt, body.principal, body.scopes, hash_token(token), by=who.name)
-    return TokenIssued(principal=body.principal, token=token)
-
-
-async def _change_key(rt: Rt, who: Caller, body: PublicKey, *, add: bool) -> PrincipalKeys:
-    principal = body.principal or who.name
-    if principal != who.name:
-        require(who, "admin", None)
-    add_key, remove_key = (body.public_key, None) if add else (None, body.public_key)
-    if not await service.set_keys(rt, principal, add_key, remove_key, by=who.name):
-        raise HTTPException(404, f"principal {principal!r} has no grant")
-    async with rt.pool.acquire() as conn:
-        held = await store.grant_of(conn, principal)
-    return PrincipalKeys(principal=principal, keys=list(held.keys) if held else [])
-
-
-@router.post(
-    "/keys",
-    response_model=PrincipalKeys,
-    responses=errors(403, 404, 413),
-    tags=["security"],
-    summary="Publish a key",
-)
-async def add_key(body: PublicKey, rt: Rt, who: Caller) -> PrincipalKeys:
-    """Publish a public key with a principal's grant; what it signs on Kafka verifies.
-
-    The caller's own grant, unless it holds `admin` on every domain.
-    """
-    return await _change_key(rt, who, body, add=True)
-
-
-@router.post(
-    "/keys/remove",
-    response_model=PrincipalKeys,
-    responses=errors(403, 404, 413),
-    tags=["security"],
-    summary="Revoke a key",
-)
-async def remove_key(body: PublicKey, rt: Rt, who: Caller) -> PrincipalKeys:
-    """Withdraw a public key from a principal's grant; what it signs is refused from then on."""
-    return await _change_key(rt, who, body, add=False)
-
-
-@router.get("/audit", responses=errors(403), tags=["security"], summary="Who changed what, when")
-async def audit(
-    rt: Rt, who: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-) -> list[dict[str, Any]]:
-    """Return the newest audit entries."""
-    require(who, "admin", None)
-    async with rt.pool.acquire() as conn:
-        return await store.audit_log(conn, limit)

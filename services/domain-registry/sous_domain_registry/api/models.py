@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path
@@ -141,6 +142,21 @@ class MergeResult(BaseModel):
     merged: bool
     promoted: list[Change] = []
     """Versions the parent (or, for a root parent, the base) got from the sandbox."""
+
+
+class KitchenVersion(BaseModel):
+    """A recipe version applied into one kitchen (it runs there, and in kitchens below it)."""
+
+    entity_id: str
+    """`recipe:<domain>/<recipe>@<kitchen>`."""
+    domain: str
+    recipe: str
+    version: str
+    """Content hash of the kitchen's version."""
+    base_version: str | None
+    """The base version it stands in for; None when the base has no such recipe."""
+    applied_at: datetime
+    applied_by: str | None
 
 
 PrincipalName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")]

@@ -43,3 +43,7 @@ class RefusedError(Exception):
     def __init__(self, errors: list[SpecError]) -> None:
         super().__init__("; ".join(str(e) for e in errors))
         self.errors = sorted(errors)
+
+
+class ConflictError(Exception):
+    """A request that conflicts with the current state, e.g. a sandbox not ready to merge."""

@@ -25,3 +25,18 @@ def merge_refusal(kitchen: str, latest: list[dict[str, Any]]) -> str | None:
         f"kitchen '{kitchen}' cannot merge: the latest runs of {', '.join(sorted(failed))} "
         "failed (error tests or run failures)"
     )
+
+
+def unproven_refusal(kitchen: str, changed: list[str], proven: set[str]) -> str | None:
+    """Return why a sandbox may not merge: a recipe it changed has no passing run since.
+
+    `changed` names the recipes (`domain/recipe`) with a version of the kitchen, `proven`
+    those of them with a succeeded run of that version, without failed error tests.
+    """
+    lacking = sorted(set(changed) - proven)
+    if not lacking:
+        return None
+    return (
+        f"kitchen '{kitchen}' cannot merge: no succeeded run without failed error tests in it "
+        f"since it changed {', '.join(lacking)}; run them in the kitchen first"
+    )

@@ -17,6 +17,7 @@ from sous_domain_registry.domain.catalog import (
 )
 from sous_domain_registry.domain.errors import SpecError
 from sous_domain_registry.domain.graph import find_cycle
+from sous_domain_registry.domain.kitchen_params import undeclared
 from sous_domain_registry.domain.params import check_defaults, check_values
 from sous_domain_registry.domain.secrets import shared_variables
 from sous_domain_registry.domain.triggers import unguarded_cycle
@@ -39,6 +40,7 @@ def validate(cat: Catalog) -> list[SpecError]:
     """Return every error of the catalog, sorted by file and path."""
     errors: list[SpecError] = []
     _kitchens(cat, errors)
+    errors.extend(undeclared(cat))
     errors.extend(shared_variables(cat))
     for (domain, name), recipe in cat.recipes.items():
         file = cat.file_of(f"recipe:{domain}/{name}", recipe_file(domain, name))
