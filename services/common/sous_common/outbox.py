@@ -28,7 +28,7 @@ from aiokafka.errors import (
 
 from sous_common.db import AnyConnection, checked_schema
 from sous_common.logs import get_logger
-from sous_common.trust import Signer
+from sous_common.trust import Signer, signed
 from sous_contracts.deadletter import DeadLetter, kept_text
 from sous_contracts.envelope import Envelope
 from sous_contracts.topics import DEAD_LETTERS, topic_for
@@ -50,9 +50,12 @@ def channel(schema: str) -> str:
 
 
 def record_headers(message: Envelope, value: bytes, signer: Signer | None) -> dict[str, str]:
-    """Return a record's headers: its type, and its signature when the service signs."""
+    """Return a record's headers: its type, and a signature when the service signs.
+
+    Only the types a consumer verifies are signed; signing costs about 60 µs a message.
+    """
     headers = {"type": message.type}
-    if signer is not None:
+    if signer is not None and signed(message.type):
         headers.update(signer.headers(value))
     return headers
 

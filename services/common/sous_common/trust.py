@@ -40,6 +40,14 @@ SIGNED_TYPES = frozenset(
     for m in (StartOrderRun, CancelOrderRun, DomainRunCompleted, ApplySpecs)
 )
 """Message types a consumer accepts only signed by a principal holding the scope."""
+MARK_TYPES = frozenset({str(StepEventsMark.model_fields["type"].default)})
+"""Signed as well, and verified only by the scheduler, whose own marks they are."""
+
+
+def signed(message_type: str) -> bool:
+    """True for the message types a sender signs (the others are never verified)."""
+    return message_type in SIGNED_TYPES or message_type in MARK_TYPES
+
 
 UNAUTHORIZED = "unauthorized"
 """The dead letter's `error_kind` for a message refused by these checks."""

@@ -15,7 +15,7 @@ from sous_common.loops import every
 from sous_common.migrate import load
 from sous_common.runtime import Runtime
 from sous_common.settings import DatabaseSettings, KafkaSettings
-from sous_common.trust import SIGNED_TYPES, load_signer
+from sous_common.trust import MARK_TYPES, SIGNED_TYPES, load_signer
 from sous_scheduler.adapters.changelog import catch_up
 from sous_scheduler.adapters.trust import SchedulerTrust
 from sous_scheduler.handlers import register
@@ -57,7 +57,7 @@ def build(
     scheduler = Scheduler(rt, settings, clock) if clock else Scheduler(rt, settings)
     scheduler.refresh_registry = partial(catch_up, rt)
     rt.guard.trust = SchedulerTrust(rt, signer, scheduler.refresh, scheduler.clock)
-    rt.guard.verified = SIGNED_TYPES | {"StepEventsMark"}  # only the scheduler's own marks
+    rt.guard.verified = SIGNED_TYPES | MARK_TYPES  # marks: the scheduler's own
     triggers = Triggers(scheduler)
     schedules = Schedules(scheduler, triggers)
     register(rt, scheduler, triggers)

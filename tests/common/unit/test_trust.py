@@ -223,3 +223,17 @@ async def test_the_scheduler_never_catches_up_further_than_now() -> None:
     assert await trust.refresh(now + timedelta(days=365)) is True
     assert await trust.refresh(now - timedelta(seconds=1)) is True
     assert asked == [now, now - timedelta(seconds=1)]
+
+
+def test_senders_sign_only_what_a_consumer_verifies() -> None:
+    from sous_common.outbox import record_headers
+    from sous_contracts.steps import StepEventsMark, StepHeartbeat
+
+    heartbeat = StepHeartbeat(
+        order_run_id=uuid.uuid4(), step_run_id=uuid.uuid4(), attempt=1, worker_id="w"
+    )
+    assert record_headers(heartbeat, heartbeat.to_json(), ALICE) == {"type": "StepHeartbeat"}
+    for message in (start(), completed(), StepEventsMark(partition=0)):
+        headers = record_headers(message, message.to_json(), ALICE)
+        assert headers[PRINCIPAL_HEADER] == "alice", message.type
+        assert SIGNATURE_HEADER in headers
