@@ -20,6 +20,7 @@ from sous_contracts.steps import StepEventsMark, StepFinished, StepHeartbeat, St
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_domain_registry.adapters import runs as rows
 from sous_domain_registry.adapters import store
+from sous_domain_registry.domain.entities import Entity
 
 PRODUCER = "domain-registry"
 PRINCIPAL = "sous-domain-registry"
@@ -60,17 +61,18 @@ async def start_run(
     async with rt.pool.acquire() as conn, conn.transaction():
         if idempotency_key is not None and await rows.get_run(conn, run_id) is not None:
             return run_id
-        entity = await store.get(conn, f"recipe:{domain}/{recipe}")
+        if kitchen is not None and await store.get(conn, f"kitchen:{kitchen}") is None:
+            raise NotFoundError(f"unknown kitchen {kitchen!r}")
+        entity = await _version(conn, domain, recipe, kitchen)
         if entity is None:
-            raise NotFoundError(f"unknown recipe '{domain}/{recipe}'")
+            where = f" in kitchen {kitchen!r}, the kitchens above it or the base" if kitchen else ""
+            raise NotFoundError(f"unknown recipe '{domain}/{recipe}'{where}")
         variations = entity.spec.get("variations", {})
         if variation is not None and variation not in variations:
             known = ", ".join(sorted(variations)) or "none"
             raise NotFoundError(f"unknown variation {variation!r} (variations: {known})")
         if kitchen is None and variation is not None:
             kitchen = variations[variation]["kitchen"]
-        if kitchen is not None and await store.get(conn, f"kitchen:{kitchen}") is None:
-            raise NotFoundError(f"unknown kitchen {kitchen!r}")
         command = StartOrderRun(
             order_run_id=run_id,
             domain=domain,
@@ -97,6 +99,22 @@ async def start_run(
         await rt.emit(conn, [command])
         await store.audit(conn, principal, "run.start", f"{domain}/{recipe}", {"run": str(run_id)})
     return run_id
+
+
+async def _version(conn: Any, domain: str, recipe: str, kitchen: str | None) -> Entity | None:
+    """Return the version of a recipe a run in `kitchen` uses, as the scheduler picks it.
+
+    The version of the first kitchen from `kitchen` up to its root that has one of its own,
+    else the base version; a recipe applied only into a sandbox is found in it and below it.
+    """
+    seen: set[str] = set()
+    while kitchen is not None and kitchen not in seen:
+        seen.add(kitchen)
+        if (mine := await store.get(conn, f"recipe:{domain}/{recipe}@{kitchen}")) is not None:
+            return mine
+        found = await store.get(conn, f"kitchen:{kitchen}")
+        kitchen = found.spec.get("parent") if found is not None else None
+    return await store.get(conn, f"recipe:{domain}/{recipe}")
 
 
 async def find_run(rt: Runtime, run_id: uuid.UUID) -> dict[str, Any] | None:

@@ -16,8 +16,9 @@ from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_contracts.envelope import new_message_id
 from sous_contracts.runs import StartOrderRun
-from sous_contracts.specs import ScheduleSpec
+from sous_contracts.specs import RecipeSpec, ScheduleSpec
 from sous_scheduler.adapters import postgres as db
+from sous_scheduler.domain.versions import Scheduled, scheduled
 from sous_scheduler.service import Scheduler
 from sous_scheduler.triggers import Triggers
 
@@ -55,7 +56,7 @@ def previous_fire(spec: ScheduleSpec, now: datetime) -> datetime:
 
 
 class Schedules:
-    """Looks at every scheduled variation once per tick."""
+    """Looks at every scheduled variation once per tick, in the version its kitchen runs."""
 
     def __init__(self, scheduler: Scheduler, triggers: Triggers | None = None) -> None:
         self.scheduler = scheduler
@@ -64,28 +65,21 @@ class Schedules:
     async def tick(self) -> None:
         """Start the runs whose fire time came, and coalesced triggers whose window closed."""
         async with self.scheduler.rt.pool.acquire() as conn:
-            recipes = await db.entities(conn, "recipe")
-        for row in recipes:
+            rows = await db.recipe_versions(conn)
+            kitchens = await db.kitchens(conn)
+        versions: dict[tuple[str, str], dict[str | None, RecipeSpec]] = {}
+        for row in rows:
             recipe = db.recipe_from(row["spec"])
-            for name, variation in recipe.variations.items():
-                if variation.schedule is not None:
-                    schedule_id = f"{row['domain']}/{row['name']}/{name}"
-                    async with self.scheduler.rt.pool.acquire() as conn, conn.transaction():
-                        await self._due(
-                            conn, schedule_id, row["domain"], row["name"], name, variation.schedule
-                        )
+            versions.setdefault((row["domain"], row["name"]), {})[row["kitchen"]] = recipe
+        for (domain, name), found in versions.items():
+            for entry in scheduled(domain, name, found, kitchens):
+                async with self.scheduler.rt.pool.acquire() as conn, conn.transaction():
+                    await self._due(conn, domain, name, entry)
         if self.triggers is not None:
             await self.triggers.fire_coalesced()
 
-    async def _due(
-        self,
-        conn: AnyConnection,
-        schedule_id: str,
-        domain: str,
-        recipe: str,
-        variation: str,
-        spec: ScheduleSpec,
-    ) -> None:
+    async def _due(self, conn: AnyConnection, domain: str, recipe: str, entry: Scheduled) -> None:
+        schedule_id, spec = entry.schedule_id, entry.schedule
         now = self.scheduler.clock()
         last = await conn.fetchval(
             "SELECT max(fire_time) FROM cron_fires WHERE schedule_id = $1", schedule_id
@@ -139,7 +133,8 @@ class Schedules:
                 order_run_id=run_id,
                 domain=domain,
                 recipe=recipe,
-                variation=variation,
+                variation=entry.variation,
+                kitchen=entry.kitchen,
                 idempotency_key=f"cron:{schedule_id}@{latest.isoformat()}",
             ),
         )

@@ -19,6 +19,7 @@ from sous_scheduler.adapters import postgres as db
 from sous_scheduler.domain.params import ParamError
 from sous_scheduler.domain.triggers import (
     Listener,
+    TriggerIndex,
     depth_limit,
     listeners,
     matching_patterns,
@@ -30,38 +31,34 @@ log = get_logger(__name__)
 
 
 class Triggers:
-    """Matches completion events against every recipe's triggers."""
+    """Matches completion events against the triggers of the versions their kitchen runs."""
 
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
         self._generation: object = None
-        self._by_domain: dict[str, list[Listener]] = {}
+        self._index_now = TriggerIndex({}, {})
 
-    async def _index(self, conn: AnyConnection) -> dict[str, list[Listener]]:
+    async def _index(self, conn: AnyConnection) -> TriggerIndex:
         # Cheap generation check; the registry view is shared by every replica.
         row = await conn.fetchrow(
-            "SELECT count(*), max(updated_at) FROM registry WHERE kind = 'recipe'"
+            "SELECT count(*), max(updated_at) FROM registry WHERE kind IN ('recipe', 'kitchen')"
         )
         generation = (row[0], row[1]) if row is not None else None
         if generation != self._generation:
-            index: dict[str, list[Listener]] = {}
-            for row in await db.entities(conn, "recipe"):
-                for listener in listeners(row["domain"], row["name"], db.recipe_from(row["spec"])):
-                    for pattern in listener.trigger.matches():
-                        index.setdefault(pattern.domain, []).append(listener)
-            self._by_domain, self._generation = index, generation
-        return self._by_domain
+            versions: dict[tuple[str, str], dict[str | None, list[Listener]]] = {}
+            for row in await db.recipe_versions(conn):
+                found = listeners(row["domain"], row["name"], db.recipe_from(row["spec"]))
+                versions.setdefault((row["domain"], row["name"]), {})[row["kitchen"]] = found
+            self._index_now = TriggerIndex(versions, await db.kitchens(conn))
+            self._generation = generation
+        return self._index_now
 
     async def on_completed(self, event: DomainRunCompleted) -> None:
-        """Start every downstream run this event triggers."""
+        """Start every downstream run this event triggers, with the versions its kitchen runs."""
         async with self.scheduler.rt.pool.acquire() as conn, conn.transaction():
             if not await inbox.claim(conn, self.scheduler.rt.group_id, event.message_id):
                 return
-            seen: set[str] = set()
-            for listener in (await self._index(conn)).get(event.domain, []):
-                if listener.trigger_id in seen:
-                    continue
-                seen.add(listener.trigger_id)
+            for listener in (await self._index(conn)).listening(event.domain, event.kitchen):
                 if patterns := matching_patterns(listener, event):
                     await self._consider(conn, listener, patterns, event)
 
@@ -183,14 +180,14 @@ class Triggers:
         fired = 0
         index_conn = self.scheduler.rt.pool
         async with index_conn.acquire() as conn, conn.transaction():
-            by_id = {x.trigger_id: x for xs in (await self._index(conn)).values() for x in xs}
+            index = await self._index(conn)
             rows = await conn.fetch(
                 "SELECT trigger_id, kitchen, arrived_at, event FROM trigger_joins"
                 " WHERE pattern = -1 FOR UPDATE SKIP LOCKED"
             )
             now = self.scheduler.clock()
             for row in rows:
-                listener = by_id.get(row["trigger_id"])
+                listener = index.listener(row["trigger_id"], row["kitchen"])
                 if listener is None:
                     continue
                 if row["arrived_at"] + timedelta(seconds=listener.trigger.debounce) > now:

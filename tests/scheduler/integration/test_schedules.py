@@ -4,6 +4,7 @@ race, downtime), and as two replica processes on the wall clock."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -95,6 +96,61 @@ async def test_missed_fires_skip_or_run_once(kafka_settings, clock_and_scheduler
     assert [(r["schedule_id"], r["count"], r["started"]) for r in recorded] == [
         ("s/catcher/prod", 6, 1),
         ("s/skipper/prod", 6, 0),
+    ]
+
+
+def minutely(name: str, steps: list[str], kitchen: str | None = None, **variations) -> object:
+    """A recipe of these noop steps and variations (name → kitchen) firing every minute."""
+    spec = {
+        "recipe": name,
+        "steps": {step: NOOP for step in steps},
+        "variations": {v: {"kitchen": k, "schedule": "* * * * *"} for v, k in variations.items()},
+    }
+    version = entity(EntityKind.RECIPE, name, spec, "s")
+    if kitchen is None:
+        return version
+    return version.model_copy(
+        update={"entity_id": f"{version.entity_id}@{kitchen}", "kitchen": kitchen}
+    )
+
+
+async def test_a_schedule_runs_the_version_of_its_variation_s_kitchen(
+    kafka_settings, clock_and_scheduler
+) -> None:
+    clock, service = clock_and_scheduler
+    alice = entity(EntityKind.KITCHEN, "dev-alice", {"kitchen": "dev-alice", "parent": "dev"})
+    base = minutely("nightly", ["base_step"], prod="prod", dev="dev")
+    # Alice's version copied the base's variations and added one in her sandbox.
+    mine = minutely(
+        "nightly", ["alice_step"], "dev-alice", prod="prod", dev="dev", alice=alice.name
+    )
+    trial = minutely("trial", ["try_step"], "dev-alice", alice=alice.name)  # only in the sandbox
+    await publish_registry(kafka_settings, service, [alice, base, mine, trial])
+    schedules = Schedules(service)
+    await schedules.tick()  # baseline 10:00
+    clock.now += timedelta(seconds=40)  # 10:01:10, one fire due
+    await schedules.tick()
+    await schedules.tick()
+    started = await service.rt.pool.fetch(
+        "SELECT recipe, variation, kitchen, recipe_spec FROM runs ORDER BY recipe, variation"
+    )
+    assert [
+        (r["recipe"], r["variation"], r["kitchen"], sorted(json.loads(r["recipe_spec"])["steps"]))
+        for r in started
+    ] == [
+        ("nightly", "alice", "dev-alice", ["alice_step"]),
+        ("nightly", "dev", "dev", ["base_step"]),
+        ("nightly", "prod", "prod", ["base_step"]),
+        ("trial", "alice", "dev-alice", ["try_step"]),
+    ]
+    fired = await service.rt.pool.fetch(
+        "SELECT DISTINCT schedule_id FROM cron_fires ORDER BY schedule_id"
+    )
+    assert [r["schedule_id"] for r in fired] == [
+        "s/nightly/alice@dev-alice",
+        "s/nightly/dev",
+        "s/nightly/prod",
+        "s/trial/alice@dev-alice",
     ]
 
 

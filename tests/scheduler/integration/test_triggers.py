@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from sous_contracts.common import RunStatus, TestSummary
+from sous_contracts.registry import EntityKind
 from sous_contracts.runs import DomainRunCompleted
 from sous_scheduler.triggers import Triggers
 from tests.scheduler.integration.conftest import handled, publish_registry, recipe, run_scheduler
 from tests.scheduler.integration.test_schedules import Clock
+from tests.scheduler.standins import entity
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -148,6 +151,49 @@ async def test_kitchens_stay_isolated_unless_crossed(kafka_settings, scheduler) 
     [cross] = await runs_eventually(scheduler, "cross", 1)
     assert same["kitchen"] == "dev"
     assert cross["kitchen"] == "prod"
+
+
+def in_kitchen(version, kitchen: str) -> object:
+    """The recipe version as one applied into a kitchen."""
+    return version.model_copy(
+        update={"entity_id": f"{version.entity_id}@{kitchen}", "kitchen": kitchen}
+    )
+
+
+async def test_a_completion_fires_the_triggers_of_the_versions_its_kitchen_runs(
+    kafka_settings, scheduler
+) -> None:
+    on_a = {"on": {"domain": "a"}, "variation": "prod"}
+    base = recipe("f", "follow", {"base_step": NOOP}, triggers=[on_a])
+    changed = recipe("f", "follow", {"sandbox_step": NOOP}, triggers=[on_a])
+    await publish_registry(
+        kafka_settings,
+        scheduler,
+        [
+            entity(EntityKind.KITCHEN, "dev-alice", {"kitchen": "dev-alice", "parent": "dev"}),
+            base,
+            in_kitchen(changed, "dev-alice"),
+            in_kitchen(follower("n", on_a), "dev-alice"),  # only in the sandbox
+            follower("gone", on_a),
+            in_kitchen(follower("gone"), "dev-alice"),  # the sandbox dropped the trigger
+        ],
+    )
+
+    async def started(domain: str) -> list[tuple[str, list[str]]]:
+        found = await scheduler.rt.pool.fetch(
+            "SELECT kitchen, recipe_spec FROM runs WHERE domain = $1 ORDER BY created_at", domain
+        )
+        return [(r["kitchen"], sorted(json.loads(r["recipe_spec"])["steps"])) for r in found]
+
+    # The firings commit with the event's inbox record: once handled, every run is there.
+    await handled(scheduler, [done("a", kitchen="dev-alice")])
+    assert await started("f") == [("dev-alice", ["sandbox_step"])]
+    assert await started("n") == [("dev-alice", ["x"])]
+    assert await started("gone") == []
+    await handled(scheduler, [done("a", kitchen="dev")])
+    assert await started("f") == [("dev-alice", ["sandbox_step"]), ("dev", ["base_step"])]
+    assert await started("n") == [("dev-alice", ["x"])]
+    assert await started("gone") == [("dev", ["x"])]
 
 
 async def test_a_join_forgets_what_arrived_before_its_window(

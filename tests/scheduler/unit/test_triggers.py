@@ -9,10 +9,11 @@ import pytest
 
 from sous_contracts.common import Outputs, RunStatus, TestSummary
 from sous_contracts.runs import DomainRunCompleted
-from sous_contracts.specs import EventMatch, TriggerSpec
+from sous_contracts.specs import EventMatch, KitchenSpec, TriggerSpec
 from sous_scheduler.domain.params import ParamError
 from sous_scheduler.domain.triggers import (
     Listener,
+    TriggerIndex,
     depth_limit,
     matches,
     matching_patterns,
@@ -172,3 +173,63 @@ def test_a_placeholder_the_event_cannot_fill_is_an_error() -> None:
     trigger = listener(on={"domain": "sales"}, params={"day": "${event.params.day}"})
     with pytest.raises(ParamError):
         start_command(trigger, done(), uuid.UUID(int=9))
+
+
+def versioned(domain: str, recipe: str, version: str) -> list[Listener]:
+    """One trigger on sales that says which version it belongs to."""
+    spec = {
+        "on": {"domain": "sales"},
+        "name": "t",
+        "variation": "prod",
+        "params": {"version": version},
+    }
+    return [Listener(domain, recipe, 0, TriggerSpec.model_validate(spec))]
+
+
+SANDBOXES = TriggerIndex(
+    {
+        ("finance", "revenue"): {
+            None: versioned("finance", "revenue", "base"),
+            "dev-alice": versioned("finance", "revenue", "alice"),
+        },
+        # The sandbox's version dropped the trigger; the base still has it.
+        ("finance", "audit"): {None: versioned("finance", "audit", "base"), "dev-alice": []},
+        ("lab", "trial"): {"dev-alice": versioned("lab", "trial", "alice")},  # sandbox only
+    },
+    {
+        "prod": KitchenSpec(kitchen="prod"),
+        "dev": KitchenSpec(kitchen="dev", parent="prod"),
+        "dev-alice": KitchenSpec(kitchen="dev-alice", parent="dev"),
+        "dev-alice-2": KitchenSpec(kitchen="dev-alice-2", parent="dev-alice"),
+    },
+)
+
+
+@pytest.mark.parametrize(
+    ("kitchen", "expected"),
+    [
+        ("dev-alice", {"finance/revenue": "alice", "lab/trial": "alice"}),
+        ("dev-alice-2", {"finance/revenue": "alice", "lab/trial": "alice"}),
+        ("dev", {"finance/revenue": "base", "finance/audit": "base"}),
+        ("prod", {"finance/revenue": "base", "finance/audit": "base"}),
+        ("elsewhere", {"finance/revenue": "base", "finance/audit": "base"}),
+    ],
+)
+def test_a_kitchen_listens_with_the_versions_it_runs_one_per_recipe(kitchen, expected) -> None:
+    found = SANDBOXES.listening("sales", kitchen)
+    got = {f"{x.domain}/{x.recipe}": x.trigger.params["version"] for x in found}
+    assert got == expected
+    assert len(found) == len(expected), "one version of a recipe answers an event"
+    assert SANDBOXES.listening("payments", kitchen) == []
+
+
+def test_a_trigger_id_resolves_to_the_version_of_its_kitchen() -> None:
+    def version(trigger_id: str, kitchen: str) -> str | None:
+        found = SANDBOXES.listener(trigger_id, kitchen)
+        return None if found is None else found.trigger.params["version"]
+
+    assert version("finance/revenue#t", "dev-alice-2") == "alice"
+    assert version("finance/revenue#t", "dev") == "base"
+    assert version("finance/audit#t", "dev") == "base"
+    assert SANDBOXES.listener("finance/audit#t", "dev-alice") is None
+    assert SANDBOXES.listener("lab/trial#t", "prod") is None

@@ -58,6 +58,22 @@ async def entities(conn: AnyConnection, kind: str) -> list[Any]:
     )
 
 
+async def recipe_versions(conn: AnyConnection) -> list[Any]:
+    """Return every live version of every recipe: the base ones and those of kitchens."""
+    return list(
+        await conn.fetch(
+            "SELECT entity_id, domain, name, version, spec, kitchen FROM registry"
+            " WHERE kind = 'recipe' AND NOT deleted ORDER BY entity_id"
+        )
+    )
+
+
+async def kitchens(conn: AnyConnection) -> dict[str, KitchenSpec]:
+    """Return every live kitchen by name."""
+    rows = await entities(conn, "kitchen")
+    return {r["name"]: KitchenSpec.model_validate(json.loads(r["spec"])) for r in rows}
+
+
 async def catalog(
     conn: AnyConnection,
     domain: str,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sous_contracts.runs import DomainRunCompleted, StartOrderRun
-from sous_contracts.specs import EventMatch, RecipeSpec, TriggerSpec
+from sous_contracts.specs import EventMatch, KitchenSpec, RecipeSpec, TriggerSpec
 from sous_scheduler.domain.params import substitute
+from sous_scheduler.domain.versions import pick
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,42 @@ class Listener:
 def listeners(domain: str, name: str, recipe: RecipeSpec) -> list[Listener]:
     """Every trigger a recipe declares."""
     return [Listener(domain, name, i, t) for i, t in enumerate(recipe.triggers)]
+
+
+@dataclass
+class TriggerIndex:
+    """The triggers of every version of every recipe, and which of them a kitchen listens with.
+
+    A completion in kitchen K fires the triggers of the versions K runs: for each recipe, K's
+    own version, else that of the nearest kitchen above K with one, else the base version. So
+    a sandbox's version (triggers added, changed or removed) answers completions in the
+    sandbox and the kitchens below it, the base answers every other kitchen, and no event is
+    ever answered by two versions of one recipe.
+    """
+
+    versions: dict[tuple[str, str], dict[str | None, list[Listener]]]
+    """(domain, recipe) → kitchen of a version (None: the base) → that version's listeners."""
+    kitchens: dict[str, KitchenSpec]
+    _listening: dict[tuple[str, str], list[Listener]] = field(default_factory=dict)
+
+    def listening(self, domain: str, kitchen: str) -> list[Listener]:
+        """Listeners on `domain`'s completions among the versions `kitchen` runs."""
+        if (found := self._listening.get((domain, kitchen))) is None:
+            found = [
+                listener
+                for versions in self.versions.values()
+                for listener in pick(versions, self.kitchens, kitchen) or []
+                if any(p.domain == domain for p in listener.trigger.matches())
+            ]
+            self._listening[(domain, kitchen)] = found
+        return found
+
+    def listener(self, trigger_id: str, kitchen: str) -> Listener | None:
+        """The trigger of this id in the version `kitchen` runs (None when it has none)."""
+        domain, _, recipe = trigger_id.partition("#")[0].partition("/")
+        versions = self.versions.get((domain, recipe), {})
+        found = pick(versions, self.kitchens, kitchen) or []
+        return next((x for x in found if x.trigger_id == trigger_id), None)
 
 
 def _tests_ok(rule: str, event: DomainRunCompleted) -> bool:

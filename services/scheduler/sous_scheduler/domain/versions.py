@@ -1,10 +1,14 @@
-"""Which version of a recipe a run uses: the nearest kitchen's along its chain, else the base."""
+"""Which version of a recipe a run uses: the nearest kitchen's along its chain, else the base.
+
+Schedules follow the same pick: a variation's schedule is that of the version its kitchen runs.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypeVar
 
-from sous_contracts.specs import KitchenSpec, RecipeSpec
+from sous_contracts.specs import KitchenSpec, RecipeSpec, ScheduleSpec
 
 T = TypeVar("T")
 
@@ -40,3 +44,38 @@ def pick(
         spec = kitchens.get(current)
         current = spec.parent if spec is not None else None
     return versions.get(None)
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A scheduled variation of the version of a recipe its kitchen runs."""
+
+    schedule_id: str
+    """`domain/recipe/variation`, with `@kitchen` for a version applied into a kitchen."""
+    variation: str
+    kitchen: str
+    schedule: ScheduleSpec
+
+
+def scheduled(
+    domain: str,
+    recipe: str,
+    versions: dict[str | None, RecipeSpec],
+    kitchens: dict[str, KitchenSpec],
+) -> list[Scheduled]:
+    """Return the schedules of a recipe: those of the versions their variations' kitchens run.
+
+    A variation's schedule fires in the variation's kitchen, so it counts only in the version
+    that kitchen runs (`pick`). A sandbox's version thus schedules its own variations that
+    name the sandbox (or a kitchen below it that runs it), and the variations it copied from
+    the base, which name kitchens running other versions, never fire twice.
+    """
+    owners = {owner: owner for owner in versions}
+    found = []
+    for owner, spec in sorted(versions.items(), key=lambda item: item[0] or ""):
+        for name, v in sorted(spec.variations.items()):
+            if v.schedule is None or pick(owners, kitchens, v.kitchen) != owner:
+                continue
+            schedule_id = f"{domain}/{recipe}/{name}" + (f"@{owner}" if owner else "")
+            found.append(Scheduled(schedule_id, name, v.kitchen, v.schedule))
+    return found
