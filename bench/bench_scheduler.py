@@ -56,6 +56,8 @@ def _entity(kind: EntityKind, name: str, spec: dict, domain: str | None = None) 
 
 REGISTRY = [
     _entity(EntityKind.KITCHEN, "prod", {"kitchen": "prod"}),
+    # Completions of a domain the registry does not hold are refused.
+    *(_entity(EntityKind.DOMAIN, d, {"domain": d}) for d in ("up", "down", "chain")),
     _entity(
         EntityKind.RECIPE,
         "down",

@@ -47,6 +47,13 @@ STEPS = {
 }
 REGISTRY = [
     RegistryEntityChanged(
+        entity_id="domain:bench",
+        kind=EntityKind.DOMAIN,
+        name="bench",
+        version="sha256:d",
+        spec={"domain": "bench"},
+    ),
+    RegistryEntityChanged(
         entity_id="kitchen:prod",
         kind=EntityKind.KITCHEN,
         name="prod",
