@@ -24,7 +24,7 @@ from sous_scheduler.domain.admission import concurrency_of, lock_key, to_begin
 from sous_scheduler.domain.decide import Event, decide
 from sous_scheduler.domain.events import Begin, ChildFinished, Context, Decision, TimerFired
 from sous_scheduler.domain.finish import run_outputs
-from sous_scheduler.domain.plan import Rejected, behind, plan_run
+from sous_scheduler.domain.plan import Rejected, plan_run
 from sous_scheduler.domain.state import RunPhase, RunState
 from sous_scheduler.settings import SchedulerSettings
 
@@ -76,16 +76,23 @@ class Scheduler:
         catalog = await db.catalog(
             conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
         )
-        if behind(cmd, catalog) and await self.refresh(cmd.occurred_at):
-            # The recipe or kitchen may have been applied a moment ago, still on its way to us.
-            catalog = await db.catalog(
-                conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
-            )
         try:
             state = plan_run(cmd, catalog, now=ctx.now, new_id=new_message_id)
         except Rejected as exc:
-            await self._reject(conn, cmd, str(exc))
-            return None
+            # What the command names (a recipe, variation, kitchen or a kitchen's parent) may
+            # have been applied a moment before it and still be on its way to us: look once
+            # more after a changelog catch-up that began after the command was issued.
+            if not await self.refresh(cmd.occurred_at):
+                await self._reject(conn, cmd, str(exc))
+                return None
+            catalog = await db.catalog(
+                conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
+            )
+            try:
+                state = plan_run(cmd, catalog, now=ctx.now, new_id=new_message_id)
+            except Rejected as again:
+                await self._reject(conn, cmd, str(again))
+                return None
         assert catalog.recipe is not None
         recipe = catalog.recipe
         if not await db.insert_run(conn, state, recipe, cmd.idempotency_key):

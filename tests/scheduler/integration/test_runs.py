@@ -189,6 +189,37 @@ async def test_a_kitchen_still_on_its_way_is_caught_up_before_refusing(
     assert (kitchen, catch_ups) == ("dev-new", ["kitchen:dev-new"])
 
 
+async def test_a_kitchens_parent_still_on_its_way_is_caught_up_before_refusing(
+    kafka_settings, scheduler
+) -> None:
+    # The variation's kitchen is known but its parent is not yet: the run names neither.
+    lab = {"variations": {"lab": {"kitchen": "lab"}}}
+    await publish_registry(
+        kafka_settings,
+        scheduler,
+        [
+            entity(EntityKind.KITCHEN, "lab", {"kitchen": "lab", "parent": "lab-root"}),
+            recipe("a", "make", {"one": NOOP}, **lab),
+        ],
+    )
+    root = entity(EntityKind.KITCHEN, "lab-root", {"kitchen": "lab-root"})
+    catch_ups: list[str] = []
+
+    async def catch_up() -> int:
+        catch_ups.append(root.entity_id)
+        async with scheduler.rt.pool.acquire() as conn:
+            await db.upsert_entity(conn, root)
+        return 1
+
+    scheduler.refresh_registry = catch_up
+    cmd = StartOrderRun(order_run_id=uuid.uuid4(), domain="a", recipe="make", variation="lab")
+    await scheduler.start(cmd)
+    kitchen = await scheduler.rt.pool.fetchval(
+        "SELECT kitchen FROM runs WHERE id = $1", cmd.order_run_id
+    )
+    assert (kitchen, catch_ups) == ("lab", ["kitchen:lab-root"])
+
+
 async def test_idempotency_key_gives_one_run(kafka_settings, scheduler) -> None:
     await publish_registry(kafka_settings, scheduler, [recipe("a", "make", {"one": NOOP})])
     commands = [start("a", "make", idempotency_key="k1") for _ in range(3)]

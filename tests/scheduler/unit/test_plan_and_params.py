@@ -11,7 +11,7 @@ import pytest
 from sous_contracts.runs import StartOrderRun
 from sous_contracts.specs import DomainSpec, KitchenSpec, RecipeSpec
 from sous_scheduler.domain.params import ParamError, resolve_params, substitute
-from sous_scheduler.domain.plan import Catalog, Rejected, behind, plan_run
+from sous_scheduler.domain.plan import Catalog, Rejected, plan_run
 
 RECIPE = RecipeSpec.model_validate(
     {
@@ -98,22 +98,6 @@ def test_unknown_recipe() -> None:
     cmd = StartOrderRun(order_run_id=uuid.uuid4(), domain="sales", recipe="nope")
     with pytest.raises(Rejected, match="unknown recipe sales/nope"):
         plan_run(cmd, Catalog(None, None, None), now=datetime.now(UTC), new_id=uuid.uuid4)
-
-
-@pytest.mark.parametrize(
-    ("catalog", "kitchen", "behind_"),
-    [
-        (CATALOG, "dev", False),
-        (CATALOG, None, False),
-        (CATALOG, "dev-new", True),
-        (Catalog(None, None, DOMAIN, KITCHENS), "dev", True),
-    ],
-)
-def test_a_catalog_lacking_the_recipe_or_named_kitchen_may_be_behind(
-    catalog, kitchen, behind_
-) -> None:
-    cmd = StartOrderRun(order_run_id=uuid.uuid4(), domain="sales", recipe="daily", kitchen=kitchen)
-    assert behind(cmd, catalog) is behind_
 
 
 def test_substitute_keeps_types_for_whole_placeholders() -> None:

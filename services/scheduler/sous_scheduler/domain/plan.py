@@ -31,17 +31,6 @@ class Catalog:
     kitchens: dict[str, KitchenSpec] = field(default_factory=dict)
 
 
-def behind(cmd: StartOrderRun, catalog: Catalog) -> bool:
-    """Whether the catalog may lag behind the command: it lacks the recipe or named kitchen.
-
-    Both may have been applied a moment before the command and still be on their way from
-    the registry (a sandbox created with a provisioning recipe is the usual case).
-    """
-    return catalog.recipe is None or (
-        cmd.kitchen is not None and cmd.kitchen not in catalog.kitchens
-    )
-
-
 def _variation(cmd: StartOrderRun, recipe: RecipeSpec) -> tuple[str, VariationSpec]:
     names = sorted(recipe.variations)
     if cmd.variation is not None:
