@@ -47,6 +47,7 @@ class Scheduler:
         """Re-reads the changelog; set by the app, used when a command names the unknown."""
         self._refreshed_at: datetime | None = None
         self._refresh_lock = asyncio.Lock()
+        self._expected_marks: set[int] = set()
 
     def context(self, cause: Envelope | None = None) -> Context:
         """The outside world decide() sees for one input."""
@@ -242,8 +243,10 @@ class Scheduler:
         Handled, a mark moves its partition's lease watermark to the time it was written.
         """
         partitions = await self.rt.partitions(STEP_EVENTS)
-        async with self.rt.pool.acquire() as conn:
-            await db.expect_marks(conn, partitions)
+        if partitions != self._expected_marks:  # at start, and when partitions are added
+            async with self.rt.pool.acquire() as conn:
+                await db.expect_marks(conn, partitions)
+            self._expected_marks = partitions
         now = self.clock()
         for partition in sorted(partitions):
             mark = StepEventsMark(producer="scheduler", partition=partition, occurred_at=now)

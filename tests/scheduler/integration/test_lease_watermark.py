@@ -8,7 +8,6 @@ lease, and only a mark read past the deadline with no heartbeat before it expire
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +17,12 @@ from sous_common.kafka import aiokafka_options
 from sous_contracts import decode_message
 from sous_contracts.steps import CancelStep, ExecuteStep, StepHeartbeat, StepStarted
 from sous_contracts.topics import STEP_COMMANDS
-from tests.scheduler.integration.conftest import publish_registry, recipe, run_scheduler
+from tests.scheduler.integration.conftest import (
+    publish_registry,
+    recipe,
+    run_scheduler,
+    taken_in,
+)
 from tests.scheduler.integration.test_runs import start
 from tests.scheduler.integration.test_schedules import Clock
 from tests.scheduler.standins import send
@@ -34,14 +38,6 @@ async def next_command(consumer: AIOKafkaConsumer, kind: type) -> object:
                     m = decode_message(r.value)
                     if isinstance(m, kind):
                         return m
-
-
-async def handled(service, message_id: uuid.UUID) -> None:
-    async with asyncio.timeout(20):
-        while not await service.rt.pool.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM inbox WHERE message_id = $1)", message_id
-        ):
-            await asyncio.sleep(0.02)
 
 
 async def marked_through(service, at: datetime) -> None:
@@ -93,7 +89,7 @@ async def test_a_lease_outlives_an_outage_and_expires_only_when_read_past(
             }
             started = StepStarted(step="one", **ids)
             await send(kafka_settings, [started])
-            await handled(service, started.message_id)
+            await taken_in(service.rt.pool, [started.message_id])
             deadline = await lease_due(service)
             assert deadline is not None
 

@@ -39,8 +39,13 @@ async def run_events(settings, until, timeout: float = 30, topic: str = "run") -
     source = {"test": TEST_RESULTS, "domain": DOMAIN_EVENTS, "step": STEP_EVENTS}.get(
         topic, RUN_EVENTS
     )
+    return await read_topics(settings, [source], until, timeout)
+
+
+async def read_topics(settings, topics: list, until, timeout: float = 30) -> list:
+    """Read catalog topics from their start, decoded, until `until(messages)` holds."""
     consumer = AIOKafkaConsumer(
-        source.full_name(settings.topic_prefix),
+        *(t.full_name(settings.topic_prefix) for t in topics),
         **aiokafka_options(settings),
         group_id=None,
         auto_offset_reset="earliest",

@@ -8,22 +8,21 @@ letter naming why, while a properly signed command beside them runs.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from sous_common.kafka import aiokafka_options
 from sous_common.trust import Signer
-from sous_contracts import decode_message
 from sous_contracts.deadletter import DeadLetter
 from sous_contracts.registry import EntityKind
 from sous_contracts.runs import OrderRunFinished, OrderRunRejected, OrderRunStarted
 from sous_contracts.topics import DEAD_LETTERS, DOMAIN_EVENTS, ORDER_RUN_COMMANDS, RUN_EVENTS
 from tests.scheduler.integration.conftest import publish_registry, recipe
+from tests.scheduler.integration.test_runs import read_topics
 from tests.scheduler.standins import entity, standins
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -65,26 +64,6 @@ def completed_json(domain: str) -> dict:
         "status": "succeeded",
         "external": True,
     }
-
-
-async def read_until(settings, topics: list[str], until, timeout: float = 60) -> list:
-    consumer = AIOKafkaConsumer(
-        *topics,
-        **aiokafka_options(settings),
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    seen: list = []
-    try:
-        async with asyncio.timeout(timeout):
-            while not until(seen):
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    seen.extend(decode_message(r.value) for r in records)
-    finally:
-        await consumer.stop()
-    return seen
 
 
 async def test_only_signed_and_scoped_commands_act(kafka_settings, scheduler) -> None:
@@ -135,12 +114,9 @@ async def test_only_signed_and_scoped_commands_act(kafka_settings, scheduler) ->
     refused = [(body, why) for _, body, _, why in sent if why is not None]
     run_refusals = {body["order_run_id"] for body, _ in refused if "order_run_id" in body}
     async with standins(kafka_settings):
-        seen = await read_until(
+        seen = await read_topics(
             kafka_settings,
-            [
-                RUN_EVENTS.full_name(kafka_settings.topic_prefix),
-                DEAD_LETTERS.full_name(kafka_settings.topic_prefix),
-            ],
+            [RUN_EVENTS, DEAD_LETTERS],
             lambda s: (
                 sum(isinstance(m, DeadLetter) and m.error_kind == "unauthorized" for m in s)
                 >= len(refused)
