@@ -190,68 +190,146 @@ class ConsumerGuard:
 
 
 class _Guard(BaseMiddleware):
+    """One message, or one batch of records (a batch subscriber), through the guard.
+
+    A batch is handled as a whole; when its handler fails for a reason other than a
+    transient one, its messages are handled one at a time, so only the one that fails
+    is retried and, in the end, dead-lettered.
+    """
+
     def __init__(self, msg: Any, /, *, context: Any, guard: ConsumerGuard) -> None:
         super().__init__(msg, context=context)
         self.guard = guard
 
     async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
-        record = msg.raw_message
+        raw = msg.raw_message
+        batch = isinstance(raw, tuple)
+        records: tuple[Any, ...] = raw if batch else (raw,)
         consumer = getattr(msg, "consumer", None)
-        where = (record.topic, record.partition, record.offset)
         if self.guard.closed:
             if consumer is not None:
                 consumer.pause(*consumer.assignment())  # no more records until it leaves
-            await msg.nack()  # rewind: unacknowledged, the next owner redelivers it
+            self._settle(consumer, records, set())  # the next owner redelivers them
             return None
-        try:
+        done: set[int] = set()
+        accepted: list[tuple[int, Envelope]] = []
+        for i, record in enumerate(records):
             try:
-                remember(msg, await self.guard.accept(record))
+                accepted.append((i, await self.guard.accept(record)))
             except Refusal as refused:
                 await self.guard.refuse(record, refused)
-                self.guard.handled(consumer, record)
-                return None
-            result = await call_next(msg)
-        except TRANSIENT as exc:
-            delay = min(0.1 * 2 ** self._count(where), 5.0)
-            log.warning(
-                "transient failure; retrying",
-                error=repr(exc),
-                delay_s=delay,
-                topic=record.topic,
-                offset=record.offset,
-            )
-            await asyncio.sleep(delay)
-            await msg.nack()  # rewind the partition to this message
-            return None
-        except Exception as exc:
-            tries = self._count(where)
-            if tries < self.guard.max_attempts:
-                log.exception(
-                    "handler failed; retrying",
-                    attempt=tries,
-                    topic=record.topic,
-                    offset=record.offset,
-                )
-                await asyncio.sleep(min(0.1 * 2**tries, 5.0))
-                await msg.nack()
-                return None
-            try:
-                await self.guard.dead_letter(
-                    record,
-                    f"handler failed {tries} times: {type(exc).__name__}: {exc}",
-                    "handler_error",
-                )
-            except TRANSIENT:
-                await asyncio.sleep(1.0)
-                await msg.nack()  # the dead letter could not be written: not skipped either
-                return None
-            self.guard.attempts.pop(where, None)
-            self.guard.handled(consumer, record)
-            return None
-        self.guard.attempts.pop(where, None)
-        self.guard.handled(consumer, record)
+                done.add(i)
+        result = None
+        if accepted:
+            result = await self._handle(call_next, msg, batch, records, accepted, done)
+        self._settle(consumer, records, done)
         return result
 
-    def _count(self, where: tuple[str, int, int]) -> int:
+    async def _handle(
+        self,
+        call_next: Any,
+        msg: StreamMessage[Any],
+        batch: bool,
+        records: tuple[Any, ...],
+        accepted: list[tuple[int, Envelope]],
+        done: set[int],
+    ) -> Any:
+        """Run the handler; add to `done` the indexes of the records it is done with."""
+        try:
+            result = await self._call(call_next, msg, batch, [m for _, m in accepted])
+        except TRANSIENT as exc:
+            await self._back_off(records[accepted[0][0]], exc)
+            return None
+        except Exception as exc:
+            if len(accepted) == 1:
+                await self._failed(records[accepted[0][0]], exc, accepted[0][0], done)
+                return None
+            for i, message in accepted:  # find the one that fails; the others go through
+                try:
+                    await self._call(call_next, msg, batch, [message])
+                except TRANSIENT as again:
+                    await self._back_off(records[i], again)
+                    return None
+                except Exception as failure:
+                    if not await self._failed(records[i], failure, i, done):
+                        return None
+                    continue
+                self._forget(records[i])
+                done.add(i)
+            return None
+        for i, _ in accepted:
+            self._forget(records[i])
+            done.add(i)
+        return result
+
+    @staticmethod
+    async def _call(
+        call_next: Any, msg: StreamMessage[Any], batch: bool, messages: list[Envelope]
+    ) -> Any:
+        remember(msg, messages if batch else messages[0])
+        msg.clear_cache()
+        return await call_next(msg)
+
+    async def _back_off(self, record: Any, exc: BaseException) -> None:
+        delay = min(0.1 * 2 ** self._count(record), 5.0)
+        log.warning(
+            "transient failure; retrying",
+            error=repr(exc),
+            delay_s=delay,
+            topic=record.topic,
+            offset=record.offset,
+        )
+        await asyncio.sleep(delay)
+
+    async def _failed(self, record: Any, exc: Exception, i: int, done: set[int]) -> bool:
+        """Retry a failing message a few times, then dead-letter it; True once it is done."""
+        tries = self._count(record)
+        if tries < self.guard.max_attempts:
+            log.error(
+                "handler failed; retrying",
+                attempt=tries,
+                topic=record.topic,
+                offset=record.offset,
+                exc_info=exc,
+            )
+            await asyncio.sleep(min(0.1 * 2**tries, 5.0))
+            return False
+        try:
+            await self.guard.dead_letter(
+                record,
+                f"handler failed {tries} times: {type(exc).__name__}: {exc}",
+                "handler_error",
+            )
+        except TRANSIENT:
+            await asyncio.sleep(1.0)
+            return False  # the dead letter could not be written: not skipped either
+        self._forget(record)
+        done.add(i)
+        return True
+
+    def _settle(self, consumer: Any, records: tuple[Any, ...], done: set[int]) -> None:
+        """Note what is done and rewind to what is not.
+
+        Per partition, the records done up to the first one that is not are handled (their
+        offsets get committed); the partition is rewound to that first one, so it and all
+        after it are delivered again (the inbox drops the repeats).
+        """
+        rewound: set[tuple[str, int]] = set()
+        for i, record in enumerate(records):
+            partition = (record.topic, record.partition)
+            if partition in rewound:
+                continue
+            if i in done:
+                self.guard.handled(consumer, record)
+                continue
+            rewound.add(partition)
+            if consumer is not None:
+                consumer.seek(TopicPartition(record.topic, record.partition), record.offset)
+
+    def _count(self, record: Any) -> int:
+        where = (record.topic, record.partition, record.offset)
         self.guard.attempts[where] = self.guard.attempts.get(where, 0) + 1
         return self.guard.attempts[where]
+
+    def _forget(self, record: Any) -> None:
+        self.guard.attempts.pop((record.topic, record.partition, record.offset), None)

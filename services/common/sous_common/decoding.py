@@ -107,9 +107,9 @@ def decode_record(
 _DECODED = "_sous_envelope"
 
 
-def remember(msg: StreamMessage[Any], envelope: Envelope) -> None:
-    """Keep the guard's decoded contract on the message for the handler (decoded once)."""
-    setattr(msg, _DECODED, envelope)
+def remember(msg: StreamMessage[Any], decoded: Envelope | list[Envelope]) -> None:
+    """Keep the guard's decoded contract (a list for a batch) for the handler (decoded once)."""
+    setattr(msg, _DECODED, decoded)
 
 
 async def tolerant_parser(record: Any, original: Any) -> StreamMessage[Any]:
@@ -117,17 +117,22 @@ async def tolerant_parser(record: Any, original: Any) -> StreamMessage[Any]:
 
     FastStream decodes header values as UTF-8 before any middleware runs; a binary or null
     value would drop the record unhandled. Such a record is parsed with neutralised headers
-    and keeps the original as `raw_message`, which the guard then refuses.
+    and keeps the original as `raw_message` (a batch keeps its original records), which the
+    guard then refuses.
     """
-    if header_problem(record.headers) is None:
+    records = record if isinstance(record, tuple) else (record,)
+    if all(header_problem(r.headers) is None for r in records):
         return await original(record)  # type: ignore[no-any-return]
-    clean = dataclasses.replace(record, headers=())
-    msg: StreamMessage[Any] = await original(clean)
+    clean = tuple(
+        r if header_problem(r.headers) is None else dataclasses.replace(r, headers=())
+        for r in records
+    )
+    msg: StreamMessage[Any] = await original(clean if isinstance(record, tuple) else clean[0])
     msg.raw_message = record
     return msg
 
 
 async def remembered_decoder(msg: StreamMessage[Any], original: Any) -> Any:
     """FastStream decoder that hands the handler the contract the guard already decoded."""
-    envelope = getattr(msg, _DECODED, None)
-    return envelope if envelope is not None else await original(msg)
+    decoded = getattr(msg, _DECODED, None)
+    return decoded if decoded is not None else await original(msg)

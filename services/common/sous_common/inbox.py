@@ -23,6 +23,19 @@ async def claim(conn: AnyConnection, consumer: str, message_id: uuid.UUID) -> bo
     return bool(inserted)
 
 
+async def claim_many(
+    conn: AnyConnection, consumer: str, message_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """`claim()` for a batch in one round trip: return the ids not handled before."""
+    rows = await conn.fetch(
+        "INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::uuid[])"
+        " ON CONFLICT DO NOTHING RETURNING message_id",
+        consumer,
+        message_ids,
+    )
+    return {r["message_id"] for r in rows}
+
+
 async def seen(conn: AnyConnection, consumer: str, message_id: uuid.UUID) -> bool:
     """Return True when `consumer` already handled `message_id` (a cheap early check).
 

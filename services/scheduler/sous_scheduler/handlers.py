@@ -31,8 +31,10 @@ TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type"
 def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers) -> None:
     """Subscribe the scheduler to its topics."""
     options = rt.subscriber_options()
-    # Busy topics get several consumers; a run's row lock keeps their effects serial.
+    # Commands get several consumers; a run's row lock keeps their effects serial.
     busy = {**options, "max_workers": scheduler.settings.consumers}
+    # Step and test events come in batches, each applied in one transaction.
+    batches = {**options, "batch": True, "max_records": scheduler.settings.batch_max}
 
     @rt.broker.subscriber(rt.topic(ORDER_RUN_COMMANDS), **busy)
     async def on_order_run_command(command: OrderRunCommand) -> None:
@@ -41,17 +43,14 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers) -> None:
         else:
             await scheduler.cancel(command)
 
-    @rt.broker.subscriber(rt.topic(STEP_EVENTS), **busy)
-    async def on_step_event(event: StepEvent) -> None:
-        if isinstance(event, StepEventsMark):
-            await scheduler.on_mark(event)
-        else:
-            await scheduler.on_run_event(event)
+    @rt.broker.subscriber(rt.topic(STEP_EVENTS), **batches)
+    async def on_step_events(events: list[StepEvent]) -> None:
+        await scheduler.on_run_events(events)
 
-    @rt.broker.subscriber(rt.topic(TEST_RESULTS), **busy)
-    async def on_test_event(event: TestEvent) -> None:
-        if isinstance(event, TestSuiteFinished):  # single results are for consoles
-            await scheduler.on_run_event(event)
+    @rt.broker.subscriber(rt.topic(TEST_RESULTS), **batches)
+    async def on_test_events(events: list[TestEvent]) -> None:
+        # Single results are for consoles; the suite's summary moves the run on.
+        await scheduler.on_run_events([e for e in events if isinstance(e, TestSuiteFinished)])
 
     @rt.broker.subscriber(rt.topic(DOMAIN_EVENTS), **options)
     async def on_domain_event(event: DomainRunCompleted) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from sous_common import inbox
@@ -22,13 +22,24 @@ from sous_contracts.topics import STEP_EVENTS
 from sous_scheduler.adapters import postgres as db
 from sous_scheduler.domain.admission import concurrency_of, lock_key, to_begin
 from sous_scheduler.domain.decide import Event, decide
-from sous_scheduler.domain.events import Begin, ChildFinished, Context, Decision, TimerFired
+from sous_scheduler.domain.events import (
+    Begin,
+    ChildFinished,
+    ClearTimer,
+    Context,
+    Decision,
+    SetTimer,
+    TimerFired,
+)
 from sous_scheduler.domain.finish import run_outputs
 from sous_scheduler.domain.plan import Rejected, plan_run
 from sous_scheduler.domain.state import RunPhase, RunState
 from sous_scheduler.settings import SchedulerSettings
 
 log = get_logger(__name__)
+
+RunEvent = StepStarted | StepHeartbeat | StepFinished | TestSuiteFinished
+"""What happens to a run's steps, applied to the run in order."""
 
 
 class Scheduler:
@@ -217,25 +228,51 @@ class Scheduler:
 
     # -- events -----------------------------------------------------------------------------
 
-    async def on_run_event(
-        self, event: StepStarted | StepHeartbeat | StepFinished | TestSuiteFinished
-    ) -> None:
-        """Apply a step or test event to its run."""
-        async with self.rt.pool.acquire() as conn, conn.transaction():
-            fresh, loaded = await db.claim_and_lock(
-                conn, self.rt.group_id, event.message_id, event.order_run_id
-            )
-            if not fresh:
-                return
-            if loaded is None:
-                log.info("event for unknown run", order_run_id=str(event.order_run_id))
-                return
-            await self._apply(conn, *loaded, event, self.context(event))
+    async def on_run_events(self, events: Sequence[RunEvent | StepEventsMark]) -> None:
+        """Apply a batch of step events, test summaries and read marks in one transaction.
 
-    async def on_mark(self, mark: StepEventsMark) -> None:
-        """Note how far a partition of the step events is read (leases wait for it)."""
-        async with self.rt.pool.acquire() as conn:
-            await db.save_mark(conn, mark.partition, mark.occurred_at)
+        Each run is locked once and its events are decided in their order; the new states,
+        timers, outgoing messages and marks are written in one statement each.
+        """
+        if not events:
+            return
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            fresh = await inbox.claim_many(conn, self.rt.group_id, [e.message_id for e in events])
+            marks: dict[int, datetime] = {}
+            todo: list[RunEvent] = []
+            for e in events:
+                if e.message_id not in fresh:
+                    continue
+                fresh.discard(e.message_id)  # a repeat within the batch counts once
+                if isinstance(e, StepEventsMark):
+                    marks[e.partition] = max(marks.get(e.partition, e.occurred_at), e.occurred_at)
+                else:
+                    todo.append(e)
+            runs = await db.runs_for_update(conn, sorted({e.order_run_id for e in todo}))
+            changed: dict[uuid.UUID, RunState] = {}
+            timers: dict[uuid.UUID, list[SetTimer | ClearTimer]] = {}
+            messages: list[Envelope] = []
+            finished: list[uuid.UUID] = []
+            for e in todo:
+                if (loaded := runs.get(e.order_run_id)) is None:
+                    log.info("event for unknown run", order_run_id=str(e.order_run_id))
+                    continue
+                state, recipe = loaded
+                d = decide(state, recipe, e, self.context(e))
+                if d.state == state and not d.messages and not d.timers:
+                    continue
+                runs[e.order_run_id] = (d.state, recipe)
+                changed[e.order_run_id] = d.state
+                timers.setdefault(e.order_run_id, []).extend(d.timers)
+                messages.extend(d.messages)
+                if d.finished:
+                    finished.append(e.order_run_id)
+            await db.save_runs(conn, list(changed.values()))
+            await db.apply_all_timers(conn, timers)
+            await self.rt.emit(conn, messages)
+            await db.save_marks(conn, marks)
+            for run_id in finished:
+                await self._after_finish(conn, *runs[run_id])
 
     async def mark_step_events(self) -> None:
         """Write a mark to every partition of the step events.

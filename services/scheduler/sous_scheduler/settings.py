@@ -25,8 +25,10 @@ class SchedulerSettings(BaseSettings):
     cron_poll_s: float = 1.0
     """How often schedules are looked at."""
     consumers: int = 3
-    """Consumers per busy topic in this process; each takes its own partitions, so runs on
-    different partitions are handled side by side while each partition keeps its order."""
+    """Consumers of the order-run commands in this process; each takes its own partitions,
+    so runs on different partitions are started side by side while each keeps its order."""
+    batch_max: int = 500
+    """Most step or test events applied in one transaction."""
     mark_interval_s: float = 1.0
     """How often every partition of the step events gets a read mark; a lease expires at
     most about this much after its deadline."""

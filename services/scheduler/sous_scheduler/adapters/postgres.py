@@ -146,6 +146,20 @@ async def run_for_update(
     return RunState.model_validate_json(row["state"]), recipe_from(row["recipe_spec"])
 
 
+async def runs_for_update(
+    conn: AnyConnection, order_run_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[RunState, RecipeSpec]]:
+    """Lock several runs' rows in one round trip, in id order (two batches never deadlock)."""
+    rows = await conn.fetch(
+        "SELECT id, state, recipe_spec FROM runs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+        order_run_ids,
+    )
+    return {
+        r["id"]: (RunState.model_validate_json(r["state"]), recipe_from(r["recipe_spec"]))
+        for r in rows
+    }
+
+
 async def claim_and_lock(
     conn: AnyConnection, consumer: str, message_id: uuid.UUID, order_run_id: uuid.UUID
 ) -> tuple[bool, tuple[RunState, RecipeSpec] | None]:
@@ -182,6 +196,19 @@ async def save_run(conn: AnyConnection, state: RunState) -> None:
     )
 
 
+async def save_runs(conn: AnyConnection, states: list[RunState]) -> None:
+    """Store several runs' new states in one round trip."""
+    if states:
+        await conn.execute(
+            "UPDATE runs r SET phase = s.phase, state = s.state, updated_at = now()"
+            " FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) AS s(id, phase, state)"
+            " WHERE r.id = s.id",
+            [s.order_run_id for s in states],
+            [s.phase.value for s in states],
+            [s.model_dump_json() for s in states],
+        )
+
+
 async def open_runs(
     conn: AnyConnection, domain: str, recipe: str, variation: str, phase: str
 ) -> list[uuid.UUID]:
@@ -200,31 +227,41 @@ async def open_runs(
 async def apply_timers(
     conn: AnyConnection, order_run_id: uuid.UUID, ops: list[SetTimer | ClearTimer]
 ) -> None:
-    """Set and clear a run's timers; the last change to each timer wins, in two statements."""
-    final: dict[tuple[str, str], SetTimer | ClearTimer] = {}
-    for op in ops:
-        final[(op.kind, op.step or "")] = op
-    sets = [op for op in final.values() if isinstance(op, SetTimer)]
+    """Set and clear a run's timers; the last change to each timer wins."""
+    await apply_all_timers(conn, {order_run_id: ops})
+
+
+async def apply_all_timers(
+    conn: AnyConnection, ops: dict[uuid.UUID, list[SetTimer | ClearTimer]]
+) -> None:
+    """Set and clear the timers of several runs in at most two statements.
+
+    Per run, the last change to each timer wins.
+    """
+    final: dict[tuple[uuid.UUID, str, str], SetTimer | ClearTimer] = {}
+    for run_id, changes in ops.items():
+        for op in changes:
+            final[(run_id, op.kind, op.step or "")] = op
+    sets = [(key, op) for key, op in final.items() if isinstance(op, SetTimer)]
     clears = [key for key, op in final.items() if isinstance(op, ClearTimer)]
     if clears:
         await conn.execute(
-            "DELETE FROM timers t USING unnest($2::text[], $3::text[]) AS c(kind, step)"
-            " WHERE t.order_run_id = $1 AND t.kind = c.kind AND t.step = c.step",
-            order_run_id,
-            [k for k, _ in clears],
-            [s for _, s in clears],
+            "DELETE FROM timers t USING unnest($1::uuid[], $2::text[], $3::text[])"
+            " AS c(order_run_id, kind, step)"
+            " WHERE t.order_run_id = c.order_run_id AND t.kind = c.kind AND t.step = c.step",
+            *[list(column) for column in zip(*clears, strict=True)],
         )
     if sets:
         await conn.execute(
-            "INSERT INTO timers (order_run_id, kind, step, attempt, due_at)"
-            " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::timestamptz[])"
+            "INSERT INTO timers (order_run_id, kind, step, attempt, due_at) SELECT * FROM"
+            " unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])"
             " ON CONFLICT (order_run_id, kind, step)"
             " DO UPDATE SET attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at",
-            order_run_id,
-            [t.kind for t in sets],
-            [t.step or "" for t in sets],
-            [t.attempt for t in sets],
-            [t.due for t in sets],
+            [key[0] for key, _ in sets],
+            [key[1] for key, _ in sets],
+            [key[2] for key, _ in sets],
+            [op.attempt for _, op in sets],
+            [op.due for _, op in sets],
         )
 
 
@@ -258,12 +295,14 @@ async def expect_marks(conn: AnyConnection, partitions: set[int]) -> None:
     )
 
 
-async def save_mark(conn: AnyConnection, partition: int, read_through: datetime) -> None:
-    """Record that a partition of the step events is read through a time (never backwards)."""
-    await conn.execute(
-        "INSERT INTO read_marks (partition, read_through) VALUES ($1, $2)"
-        " ON CONFLICT (partition) DO UPDATE"
-        " SET read_through = greatest(read_marks.read_through, excluded.read_through)",
-        partition,
-        read_through,
-    )
+async def save_marks(conn: AnyConnection, marks: dict[int, datetime]) -> None:
+    """Record how far partitions of the step events are read (never backwards)."""
+    if marks:
+        await conn.execute(
+            "INSERT INTO read_marks (partition, read_through)"
+            " SELECT * FROM unnest($1::int[], $2::timestamptz[]) ON CONFLICT (partition)"
+            " DO UPDATE SET read_through = greatest(read_marks.read_through,"
+            " excluded.read_through)",
+            list(marks),
+            list(marks.values()),
+        )

@@ -1,0 +1,138 @@
+"""A batch subscriber behind the guard: bad records and a failing message never cost the rest.
+
+Every record goes to one partition, in the order written; a good message queued last is the
+barrier: once it is handled, every record before it was handled or dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated, Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import Field
+
+from sous_common.kafka import aiokafka_options, make_broker
+from sous_common.subscribing import consumer_options, guard_broker
+from sous_contracts import decode_message
+from sous_contracts.deadletter import DeadLetter
+from sous_contracts.steps import StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.testing import sample_messages
+from sous_contracts.topics import DEAD_LETTERS, STEP_EVENTS
+
+pytestmark = pytest.mark.kafka
+
+StepEvent = Annotated[StepStarted | StepHeartbeat | StepFinished, Field(discriminator="type")]
+
+
+def _started() -> StepStarted:
+    sample = next(m for m in sample_messages() if isinstance(m, StepStarted))
+    return sample.model_copy(update={"message_id": uuid.uuid4()})
+
+
+async def _produce(settings: Any, topic: str, records: list[tuple[bytes, list[Any]]]) -> None:
+    producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all")
+    await producer.start()
+    try:
+        batch = [
+            await producer.send(topic, value, key=b"k", partition=0, headers=headers)
+            for value, headers in records
+        ]
+        await asyncio.gather(*batch)
+    finally:
+        await producer.stop()
+
+
+async def _letters(settings: Any, n: int) -> list[DeadLetter]:
+    consumer = AIOKafkaConsumer(
+        DEAD_LETTERS.full_name(settings.topic_prefix),
+        **aiokafka_options(settings),
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(out) < n:
+                for records in (await consumer.getmany(timeout_ms=300)).values():
+                    out.extend(decode_message(r.value) for r in records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def _until(condition: Any, timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def test_a_failing_message_in_a_batch_is_dead_lettered_alone(kafka_settings) -> None:
+    topic = STEP_EVENTS.full_name(kafka_settings.topic_prefix)
+    good = [_started() for _ in range(6)]
+    poison = _started()
+    barrier = _started()
+    handled: list[uuid.UUID] = []
+    calls: list[int] = []
+    broker = make_broker(kafka_settings, client_id="test")
+    guard = guard_broker(broker, kafka_settings, consumer="sous-test")
+    guard.max_attempts = 2
+
+    @broker.subscriber(topic, batch=True, max_records=100, **consumer_options("sous-test"))
+    async def on_batch(events: list[StepEvent]) -> None:
+        calls.append(len(events))
+        if any(e.message_id == poison.message_id for e in events):
+            raise ValueError("this one cannot be handled")
+        handled.extend(e.message_id for e in events)
+
+    await _produce(
+        kafka_settings,
+        topic,
+        [(m.to_json(), []) for m in good[:3]]
+        + [(b"{not json", []), (good[0].to_json(), [("type", b"\xff")])]
+        + [(poison.to_json(), [])]
+        + [(m.to_json(), []) for m in good[3:]]
+        + [(barrier.to_json(), [])],
+    )
+    async with broker:
+        await broker.start()
+        await _until(lambda: barrier.message_id in handled)
+        letters = await _letters(kafka_settings, 3)
+        await guard.stop()
+
+    assert handled == [m.message_id for m in [*good, barrier]]  # each once, in order
+    assert max(calls) > 1  # they came as batches
+    by_offset = {x.source_offset: x for x in letters}
+    assert sorted(by_offset) == [3, 4, 5]
+    assert by_offset[3].error_kind == "undecodable"
+    assert "not UTF-8" in by_offset[4].reason
+    assert by_offset[5].error_kind == "handler_error"
+    assert "this one cannot be handled" in by_offset[5].reason
+
+
+async def test_a_transient_failure_redelivers_the_batch(kafka_settings) -> None:
+    topic = STEP_EVENTS.full_name(kafka_settings.topic_prefix)
+    messages = [_started() for _ in range(20)]
+    handled: list[uuid.UUID] = []
+    failures = [OSError("database away")]
+    broker = make_broker(kafka_settings, client_id="test")
+    guard = guard_broker(broker, kafka_settings, consumer="sous-test")
+
+    @broker.subscriber(topic, batch=True, max_records=100, **consumer_options("sous-test"))
+    async def on_batch(events: list[StepEvent]) -> None:
+        if failures and len(events) > 1:
+            raise failures.pop()
+        handled.extend(e.message_id for e in events)
+
+    await _produce(kafka_settings, topic, [(m.to_json(), []) for m in messages])
+    async with broker:
+        await broker.start()
+        await _until(lambda: messages[-1].message_id in handled)
+        await guard.stop()
+
+    assert not failures  # a batch failed once
+    assert handled == [m.message_id for m in messages]  # then all came again, nothing lost
