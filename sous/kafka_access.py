@@ -64,7 +64,14 @@ ACCESS: tuple[Access, ...] = (
             ORDER_RUN_COMMANDS,
             STEP_EVENTS,  # read marks (DESIGN §5.10)
         ),
-        reads=(ORDER_RUN_COMMANDS, STEP_EVENTS, TEST_RESULTS, DOMAIN_EVENTS, REGISTRY_CHANGELOG),
+        reads=(
+            ORDER_RUN_COMMANDS,
+            RUN_EVENTS,  # nested children's ends
+            STEP_EVENTS,
+            TEST_RESULTS,
+            DOMAIN_EVENTS,
+            REGISTRY_CHANGELOG,
+        ),
     ),
     _service("executor", "executor service", writes=(STEP_EVENTS,), reads=(STEP_COMMANDS,)),
     _service("test-runner", "test-runner service", writes=(TEST_RESULTS,), reads=(TEST_COMMANDS,)),

@@ -63,6 +63,8 @@ class OrderRunRejected(Envelope):
     """Domain the command named."""
     recipe: str | None = None
     """Recipe the command named."""
+    parent_order_run_id: uuid.UUID | None = None
+    """Parent run, when the refused run was to be its nested child."""
 
 
 class OrderRunQueued(Envelope):

@@ -8,13 +8,22 @@ from pydantic import Field
 
 from sous_common.runtime import Runtime
 from sous_contracts.registry import RegistryEntityChanged
-from sous_contracts.runs import CancelOrderRun, DomainRunCompleted, StartOrderRun
+from sous_contracts.runs import (
+    CancelOrderRun,
+    DomainRunCompleted,
+    OrderRunFinished,
+    OrderRunQueued,
+    OrderRunRejected,
+    OrderRunStarted,
+    StartOrderRun,
+)
 from sous_contracts.steps import StepEventsMark, StepFinished, StepHeartbeat, StepStarted
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import (
     DOMAIN_EVENTS,
     ORDER_RUN_COMMANDS,
     REGISTRY_CHANGELOG,
+    RUN_EVENTS,
     STEP_EVENTS,
     TEST_RESULTS,
 )
@@ -24,6 +33,10 @@ from sous_scheduler.triggers import Triggers
 OrderRunCommand = Annotated[StartOrderRun | CancelOrderRun, Field(discriminator="type")]
 StepEvent = Annotated[
     StepStarted | StepHeartbeat | StepFinished | StepEventsMark, Field(discriminator="type")
+]
+RunLife = Annotated[
+    OrderRunRejected | OrderRunQueued | OrderRunStarted | OrderRunFinished,
+    Field(discriminator="type"),
 ]
 TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
 
@@ -51,6 +64,13 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers) -> None:
     async def on_test_events(events: list[TestEvent]) -> None:
         # Single results are for consoles; the suite's summary moves the run on.
         await scheduler.on_run_events([e for e in events if isinstance(e, TestSuiteFinished)])
+
+    @rt.broker.subscriber(rt.topic(RUN_EVENTS), **batches)
+    async def on_run_events(events: list[RunLife]) -> None:
+        # A nested child's end moves its parent on; the other run events are for others.
+        await scheduler.on_run_ends(
+            [e for e in events if isinstance(e, OrderRunFinished | OrderRunRejected)]
+        )
 
     @rt.broker.subscriber(rt.topic(DOMAIN_EVENTS), **options)
     async def on_domain_event(event: DomainRunCompleted) -> None:

@@ -14,7 +14,13 @@ from sous_common.runtime import Runtime
 from sous_contracts.common import RunStatus
 from sous_contracts.envelope import Envelope, new_message_id
 from sous_contracts.registry import RegistryEntityChanged
-from sous_contracts.runs import CancelOrderRun, OrderRunQueued, OrderRunRejected, StartOrderRun
+from sous_contracts.runs import (
+    CancelOrderRun,
+    OrderRunFinished,
+    OrderRunQueued,
+    OrderRunRejected,
+    StartOrderRun,
+)
 from sous_contracts.specs import RecipeSpec
 from sous_contracts.steps import StepEventsMark, StepFinished, StepHeartbeat, StepStarted
 from sous_contracts.tests import TestSuiteFinished
@@ -31,15 +37,14 @@ from sous_scheduler.domain.events import (
     SetTimer,
     TimerFired,
 )
-from sous_scheduler.domain.finish import run_outputs
 from sous_scheduler.domain.plan import Rejected, plan_run
 from sous_scheduler.domain.state import RunPhase, RunState
 from sous_scheduler.settings import SchedulerSettings
 
 log = get_logger(__name__)
 
-RunEvent = StepStarted | StepHeartbeat | StepFinished | TestSuiteFinished
-"""What happens to a run's steps, applied to the run in order."""
+Progress = StepStarted | StepHeartbeat | StepFinished | TestSuiteFinished
+"""What happens to a run's steps and tests, applied to the run in order."""
 
 
 class Scheduler:
@@ -200,15 +205,10 @@ class Scheduler:
                     reason=reason,
                     domain=cmd.domain,
                     recipe=cmd.recipe,
+                    parent_order_run_id=cmd.parent_order_run_id,
                 )
             ],
         )
-        if cmd.parent_order_run_id is not None:
-            await self.apply(
-                conn,
-                cmd.parent_order_run_id,
-                ChildFinished(cmd.order_run_id, RunStatus.FAILED, f"refused: {reason}"),
-            )
 
     async def cancel(self, cmd: CancelOrderRun) -> None:
         """Cancel a run, its steps and its children."""
@@ -228,7 +228,7 @@ class Scheduler:
 
     # -- events -----------------------------------------------------------------------------
 
-    async def on_run_events(self, events: Sequence[RunEvent | StepEventsMark]) -> None:
+    async def on_run_events(self, events: Sequence[Progress | StepEventsMark]) -> None:
         """Apply a batch of step events, test summaries and read marks in one transaction.
 
         Each run is locked once and its events are decided in their order; the new states,
@@ -239,7 +239,7 @@ class Scheduler:
         async with self.rt.pool.acquire() as conn, conn.transaction():
             fresh = await inbox.claim_many(conn, self.rt.group_id, [e.message_id for e in events])
             marks: dict[int, datetime] = {}
-            todo: list[RunEvent] = []
+            todo: list[Progress] = []
             for e in events:
                 if e.message_id not in fresh:
                     continue
@@ -273,6 +273,31 @@ class Scheduler:
             await db.save_marks(conn, marks)
             for run_id in finished:
                 await self._after_finish(conn, *runs[run_id])
+
+    async def on_run_ends(self, ends: Sequence[OrderRunFinished | OrderRunRejected]) -> None:
+        """Tell parent runs that their nested children ended (or were refused).
+
+        The parent learns it from the child's event like any other consumer, so a child's end
+        and its parent's next step are two transactions, never one reaching into the other.
+        """
+        ends = [e for e in ends if e.parent_order_run_id is not None]
+        if not ends:
+            return
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            fresh = await inbox.claim_many(conn, self.rt.group_id, [e.message_id for e in ends])
+            for end in ends:
+                if end.message_id not in fresh or end.parent_order_run_id is None:
+                    continue
+                fresh.discard(end.message_id)
+                if isinstance(end, OrderRunRejected):
+                    child = ChildFinished(
+                        end.order_run_id, RunStatus.FAILED, f"refused: {end.reason}"
+                    )
+                else:
+                    child = ChildFinished(
+                        end.order_run_id, end.status, end.reason, end.outputs, end.tests
+                    )
+                await self.apply(conn, end.parent_order_run_id, child)
 
     async def mark_step_events(self) -> None:
         """Write a mark to every partition of the step events.
@@ -346,18 +371,6 @@ class Scheduler:
             phase=state.phase.value,
             reason=state.reason,
         )
-        if state.parent_order_run_id is not None:
-            await self.apply(
-                conn,
-                state.parent_order_run_id,
-                ChildFinished(
-                    state.order_run_id,
-                    RunStatus(state.phase.value),
-                    state.reason,
-                    run_outputs(state),
-                    state.tests_total(),
-                ),
-            )
         if state.phase is not RunPhase.QUEUED:
             # Under the variation's lock, so two runs ending together on two partitions
             # give their slots to two queued runs, never both to the same one.
