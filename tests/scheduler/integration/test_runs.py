@@ -293,15 +293,17 @@ async def test_a_parent_moves_on_when_its_nested_child_ends(kafka_settings, sche
         await send(kafka_settings, [good, refused])
         events = await run_events(
             kafka_settings,
-            lambda s: {e.order_run_id for e in finished(s)}
-            >= {good.order_run_id, refused.order_run_id},
+            lambda s: (
+                {e.order_run_id for e in finished(s)} >= {good.order_run_id, refused.order_run_id}
+            ),
         )
     ends = {e.order_run_id: e for e in finished(events)}
     child = next(e for e in finished(events) if e.parent_order_run_id == good.order_run_id)
     assert (child.domain, child.recipe, child.status) == ("fin", "fx", RunStatus.SUCCEEDED)
     assert ends[good.order_run_id].status is RunStatus.SUCCEEDED
     steps = [m.step for m in seen if m.type == "ExecuteStep"]
-    assert steps.count("rates") == 1 and steps.count("after") == 1
+    assert steps.count("rates") == 1
+    assert steps.count("after") == 1
     assert steps.index("rates") < steps.index("after")
     assert ends[refused.order_run_id].status is RunStatus.FAILED
     assert "refused: unknown recipe fin/nope" in (ends[refused.order_run_id].reason or "")
