@@ -53,7 +53,9 @@ MODULE = textwrap.dedent(
         os.rename(pidfile + ".tmp", pidfile)
         time.sleep(300)
 
-    def nap():
+    def nap(marker=None):
+        if marker:
+            open(marker, "w").close()
         time.sleep(1)
         return {"napped": True}
     """
@@ -187,12 +189,13 @@ async def test_cold_true_runs_in_a_fresh_interpreter(harness, warm_executor) -> 
 
 
 async def test_stop_lets_a_warm_step_finish_within_the_grace(
-    harness, start_executor, steps_folder: Path
+    harness, start_executor, steps_folder: Path, tmp_path: Path
 ) -> None:
-    command = _python("nap")
+    marker = tmp_path / "running"
+    command = _python("nap", spec={"kwargs": {"marker": str(marker)}})
     async with start_executor(python_path=(str(steps_folder),), shutdown_grace_s=10.0):
         await harness.send(command)
-        await harness.started(command)
+        await harness.wait_for(marker.exists)  # the warm child runs when the stop begins
     finished = await harness.finished(command)
     assert finished.status is StepStatus.SUCCEEDED, finished.error
     assert finished.outputs.values == {"napped": True}
