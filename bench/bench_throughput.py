@@ -1,18 +1,25 @@
 """Sustained throughput (DESIGN §6): five-step recipes with one test per step.
 
 Every service runs as its own process; runs are started open loop at a fixed rate; prints
-completed runs/s and the start → finish latency of runs.
+completed runs/s and the start → finish latency of runs, with the machine's core count.
+
+`BENCH_STEP=python` makes the steps python functions with no tests (`BENCH_COLD=1`: each in
+a fresh interpreter, as before warm steps); the default is noop steps with one test each.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 from _common import (
     SIGNING_ENVIRONMENT,
@@ -36,15 +43,21 @@ from sous_contracts.topics import RUN_EVENTS, topic_for
 
 RATE_PER_S = float(os.environ.get("BENCH_RATE", "20"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
+STEP_KIND = os.environ.get("BENCH_STEP", "noop")
+COLD = os.environ.get("BENCH_COLD", "") not in ("", "0")
 TEST = {"name": "n", "check": {"kind": "metric", "output": "n", "op": ">", "value": 0}}
-STEPS = {
-    f"s{i}": {
-        "run": {"kind": "noop", "outputs": {"n": i + 1}},
-        "tests": [TEST],
-        **({"needs": [f"s{i - 1}"]} if i else {}),
-    }
-    for i in range(5)
-}
+STEPS_FOLDER = Path(tempfile.mkdtemp(prefix="sous-bench-steps-"))
+(STEPS_FOLDER / "bench_steps.py").write_text("def step(i):\n    return {'n': i + 1}\n")
+
+
+def _step(i: int) -> dict[str, Any]:
+    if STEP_KIND == "python":
+        run = {"kind": "python", "function": "bench_steps:step", "kwargs": {"i": i}, "cold": COLD}
+        return {"run": run}
+    return {"run": {"kind": "noop", "outputs": {"n": i + 1}}, "tests": [TEST]}
+
+
+STEPS = {f"s{i}": {**_step(i), **({"needs": [f"s{i - 1}"]} if i else {})} for i in range(5)}
 REGISTRY = [
     RegistryEntityChanged(
         entity_id="domain:bench",
@@ -93,6 +106,7 @@ async def main() -> None:
             "SOUS_DATABASE_URL": db.url,
             schema_var: fresh_schema(),
             "SOUS_EXECUTOR_CONCURRENCY": "32",
+            "SOUS_EXECUTOR_PYTHON_PATH": json.dumps([str(STEPS_FOLDER)]),
         }
         procs.append(
             subprocess.Popen(
@@ -156,6 +170,9 @@ async def main() -> None:
         task.cancel()
         emit(
             "throughput_5_step_runs",
+            step=STEP_KIND,
+            cold=COLD if STEP_KIND == "python" else None,
+            cpu_count=os.cpu_count(),
             offered_runs_per_s=RATE_PER_S,
             runs=total,
             finished=len(latencies),

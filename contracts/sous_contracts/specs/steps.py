@@ -30,6 +30,9 @@ class PythonRun(Spec):
     """`module:function`."""
     kwargs: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments; values may use `${params.x}`."""
+    cold: bool = False
+    """Start a fresh interpreter for this step instead of forking a warm one (for code that
+    needs a clean process: it reads the environment at import, starts threads on import …)."""
 
 
 class SqlRun(Spec):

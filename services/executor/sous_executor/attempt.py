@@ -17,6 +17,7 @@ from sous_executor.adapters.context import StepContext
 from sous_executor.adapters.reaper import Reaper
 from sous_executor.adapters.references import References
 from sous_executor.adapters.runners import PROCESS_KINDS, RUNNERS
+from sous_executor.adapters.warm import WarmPool
 from sous_executor.domain.outcome import Outcome, StepFailure
 from sous_executor.domain.redact import Redactor
 from sous_executor.domain.tail import LogTail
@@ -105,6 +106,7 @@ async def run_attempt(
     cancel: asyncio.Event,
     cancel_error: Callable[[], StepError],
     reaper: Reaper | None = None,
+    warm: WarmPool | None = None,
 ) -> StepFinished:
     """Run one attempt and return its StepFinished, every secret value masked.
 
@@ -131,7 +133,7 @@ async def run_attempt(
             prefix = f"sous-{command.step}-{command.attempt}-"
             workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
         context = StepContext(
-            command, connections, secrets, redactor, tail, workdir, settings, reaper
+            command, connections, secrets, redactor, tail, workdir, settings, reaper, warm
         )
         outcome = await _supervise(context, cancel, cancel_error)
     except StepFailure as failure:  # references and the like, before anything ran

@@ -33,6 +33,7 @@ from sous_contracts.steps import (
 from sous_executor.adapters import store
 from sous_executor.adapters.reaper import Reaper
 from sous_executor.adapters.references import References
+from sous_executor.adapters.warm import WarmPool
 from sous_executor.attempt import cancelled, run_attempt
 from sous_executor.domain.predecessors import predecessor_is_dead
 from sous_executor.settings import ExecutorSettings
@@ -75,6 +76,7 @@ class Executor:
         self.worker_id = worker_id
         self.references = References(settings.secrets_dir)
         self.reaper = Reaper()
+        self.warm = WarmPool(settings) if settings.warm_python else None
         self._slots = asyncio.Semaphore(settings.concurrency)
         # Attempts of this replica: waiting for a slot (no task yet) or running.
         self._attempts: dict[Key, _Running] = {}
@@ -189,6 +191,7 @@ class Executor:
                 cancel=running.cancel,
                 cancel_error=running.cancel_error,
                 reaper=self.reaper,
+                warm=self.warm,
             )
             heartbeat.cancel()
             await self._finish(finished)
@@ -278,6 +281,8 @@ class Executor:
                     unreported=len(unreported),
                     at=time.time(),
                 )
+        if self.warm is not None:
+            await self.warm.stop()
         self.reaper.stop()
 
 

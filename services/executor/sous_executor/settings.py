@@ -34,6 +34,11 @@ class ExecutorSettings(BaseSettings):
     """Executor environment variables passed through to shell and python steps."""
     python_path: tuple[str, ...] = ()
     """Folders put first on PYTHONPATH for python steps (where step modules live)."""
+    warm_python: bool = True
+    """Fork python steps from a warm interpreter of their domain (see the README); a step
+    whose spec says `cold: true` still gets a fresh one."""
+    warm_parents_max: int = 8
+    """Domains with a warm interpreter at once; the least recently used one goes first."""
     kill_grace_s: float = 0.5
     """Seconds between SIGTERM and SIGKILL when a step is cancelled or times out."""
     shutdown_grace_s: float = 10.0

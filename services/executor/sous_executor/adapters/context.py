@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -16,6 +16,9 @@ from sous_executor.domain.outcome import SpecError
 from sous_executor.domain.redact import Redactor
 from sous_executor.domain.tail import LogTail
 from sous_executor.settings import ExecutorSettings
+
+if TYPE_CHECKING:
+    from sous_executor.adapters.warm import WarmPool
 
 
 @dataclass
@@ -38,6 +41,8 @@ class StepContext:
     """The replica's settings."""
     reaper: Reaper | None = None
     """Kills registered process groups if the executor dies."""
+    warm: WarmPool | None = None
+    """Warm interpreters python steps fork from; none: every python step runs cold."""
 
     @property
     def folder(self) -> Path:

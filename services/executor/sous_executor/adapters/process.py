@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sous_executor.adapters.context import StepContext
 from sous_executor.domain.outcome import SpecError
@@ -29,13 +29,14 @@ def _find_prctl() -> Any:
         return None
 
 
-_PRCTL = _find_prctl()
+PRCTL = _find_prctl()
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask the kernel to SIGKILL this process when the process that started it dies."""
     # If the executor is SIGKILLed, the kernel sends the direct child SIGKILL too; the
     # reaper helper takes care of the rest of the group.
-    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -50,14 +51,20 @@ async def _pump(stream: asyncio.StreamReader, context: StepContext) -> None:
     context.tail.write(decoder.decode(b"", final=True))
 
 
+class Child(Protocol):
+    """A started step process: the leader of its own process group."""
+
+    pid: int
+
+    async def wait(self) -> int:
+        """Wait for the exit; return the code (negative: the signal that killed it)."""
+        ...
+
+
 async def run_process(
     context: StepContext, argv: Sequence[str], env: Mapping[str, str], cwd: Path
 ) -> int:
     """Run argv in a new session (its own process group); return the exit code.
-
-    stdout and stderr go, combined, to the step's log tail. On cancellation (timeout or
-    CancelStep) the whole group gets SIGTERM, then SIGKILL after the grace period, so
-    grandchildren die too. When the main process exits, leftovers of its group are killed.
 
     Raises:
         SpecError: the program cannot be started.
@@ -71,34 +78,44 @@ async def run_process(
             env=dict(env),
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent if _PRCTL is not None else None,
+            preexec_fn=die_with_parent if PRCTL is not None else None,
         )
     except OSError as exc:
         raise SpecError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
     assert proc.stdout is not None
+    return await watch(context, proc, proc.stdout)
+
+
+async def watch(context: StepContext, child: Child, output: asyncio.StreamReader) -> int:
+    """Tail the child's output until it exits; return the exit code.
+
+    stdout and stderr go, combined, to the step's log tail. On cancellation (timeout or
+    CancelStep) the whole group gets SIGTERM, then SIGKILL after the grace period, so
+    grandchildren die too. When the main process exits, leftovers of its group are killed.
+    """
     if context.reaper is not None:
-        context.reaper.add(proc.pid)
-    pump = asyncio.create_task(_pump(proc.stdout, context))
+        context.reaper.add(child.pid)
+    pump = asyncio.create_task(_pump(output, context))
     try:
-        code = await proc.wait()
+        code = await child.wait()
     except asyncio.CancelledError:
-        await _terminate(proc, context.settings.kill_grace_s)
+        await _terminate(child, context.settings.kill_grace_s)
         pump.cancel()
         raise
     finally:
         # Background grandchildren may hold the pipe open; the step is over, so they go.
-        _signal_group(proc.pid, signal.SIGKILL)
+        _signal_group(child.pid, signal.SIGKILL)
         if context.reaper is not None:
-            context.reaper.discard(proc.pid)
+            context.reaper.discard(child.pid)
     with contextlib.suppress(TimeoutError, asyncio.CancelledError):
         await asyncio.wait_for(pump, 1.0)
     return code
 
 
-async def _terminate(proc: asyncio.subprocess.Process, grace_s: float) -> None:
-    _signal_group(proc.pid, signal.SIGTERM)
+async def _terminate(child: Child, grace_s: float) -> None:
+    _signal_group(child.pid, signal.SIGTERM)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(proc.wait()), grace_s)
-    _signal_group(proc.pid, signal.SIGKILL)
+        await asyncio.wait_for(asyncio.shield(child.wait()), grace_s)
+    _signal_group(child.pid, signal.SIGKILL)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.wait(), 2.0)
+        await asyncio.wait_for(child.wait(), 2.0)

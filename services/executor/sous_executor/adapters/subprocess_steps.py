@@ -13,6 +13,7 @@ from sous_contracts.specs.steps import PythonRun, ShellRun
 from sous_contracts.steps import StepError
 from sous_executor.adapters.context import StepContext, parse_spec
 from sous_executor.adapters.process import run_process
+from sous_executor.adapters.warm import run_warm
 from sous_executor.domain.environment import step_environment
 from sous_executor.domain.outcome import StepFailure, exit_error
 from sous_executor.domain.outputs import (
@@ -67,7 +68,7 @@ async def run_shell(context: StepContext) -> Outputs:
 
 
 async def run_python(context: StepContext) -> Outputs:
-    """Call `module:function` in a fresh interpreter, so a crash cannot take the executor down."""
+    """Call `module:function` in a process of its own, forked warm unless the spec says cold."""
     spec = parse_spec(PythonRun, context)
     paths = [*context.settings.python_path, str(context.folder)]
     if existing := os.environ.get("PYTHONPATH"):
@@ -75,8 +76,12 @@ async def run_python(context: StepContext) -> Outputs:
     env = _environment(context, {"PYTHONPATH": os.pathsep.join(paths)})
     env["SOUS_PYTHON_KWARGS"] = json.dumps(spec.kwargs)
     env["SOUS_PYTHON_RESULT"] = str(context.folder / RESULT_FILE)
-    argv = [sys.executable, "-m", "sous_executor.adapters.python_call", spec.function]
-    code = await run_process(context, argv, env, context.folder)
+    code = None
+    if context.warm is not None and not spec.cold:
+        code = await run_warm(context, context.warm, spec.function, env)
+    if code is None:
+        argv = [sys.executable, "-m", "sous_executor.adapters.python_call", spec.function]
+        code = await run_process(context, argv, env, context.folder)
     result = _read_result(context)
     outputs = _read_outputs(context)
     if "exception" in result:
