@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 from sous.infra import kafka_config
 from sous.infra.errors import InfraError, log
@@ -55,6 +56,11 @@ def cluster_id() -> str:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cid.startswith("-"):  # Kafka avoids ids that look like CLI flags
             return cid
+
+
+def user_cache() -> Path:
+    """Where resolved classpaths are kept for every run folder of this user."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "sous")
 
 
 class Kafka:
@@ -101,9 +107,13 @@ class Kafka:
         """
         digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
         cached = self.dir / f"classpath-{digest}.txt"
-        if cached.is_file() and cached.stat().st_size:
-            cp = cached.read_text().strip()
-            if all(os.path.isfile(jar) for jar in cp.split(":")):
+        # Another run folder's resolution (a test's private instance) saves a Maven start.
+        shared = user_cache() / cached.name
+        for candidate in (cached, shared):
+            cp = candidate.read_text().strip() if candidate.is_file() else ""
+            if cp and all(os.path.isfile(jar) for jar in cp.split(":")):
+                if candidate is shared:
+                    cached.write_text(cp + "\n")
                 return cp
         if not shutil.which("mvn"):
             raise InfraError("mvn not found (needed once to resolve the Kafka jars)")
@@ -120,6 +130,9 @@ class Kafka:
                 done = subprocess.run(["mvn", *offline, *args], stdout=out, stderr=out, check=False)
             if done.returncode == 0:
                 tmp.replace(cached)
+                with contextlib.suppress(OSError):
+                    shared.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(cached, shared)
                 return cached.read_text().strip()
         print(tail(mvn_log, 50), file=sys.stderr)
         raise InfraError(f"maven could not resolve {POM}")
