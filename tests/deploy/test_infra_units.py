@@ -51,9 +51,10 @@ def test_free_ports_are_distinct_and_free():
 
 
 def test_the_ports_file_reads_what_infra_sh_wrote():
-    text = "KAFKA_PORT=41001\nKAFKA_CONTROLLER_PORT=41002\nPG_PORT=\n"
+    text = "KAFKA_PORT=41001\nKAFKA_CONTROLLER_PORT=41002\nPG_PORT=\nJUNK=1\n"
     assert Ports.parse(text) == Ports(41001, 41002, None)
     assert Ports.parse(PORTS.render()) == PORTS
+    assert PORTS.render() == "KAFKA_PORT=9092\nKAFKA_CONTROLLER_PORT=9093\nPG_PORT=5432\n"
 
 
 def test_env_lines_are_what_the_makefile_evaluates():

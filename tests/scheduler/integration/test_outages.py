@@ -55,7 +55,11 @@ async def registry_holds(conn, count: int) -> None:
 async def running(conn, run_id: uuid.UUID, step: str) -> None:
     """Wait until the scheduler has taken in the step's start (the barrier of an outage)."""
     async with asyncio.timeout(90):
-        while await step_phase(conn, run_id, step) != "running":
+        while (phase := await step_phase(conn, run_id, step)) != "running":
+            ended = await conn.fetchval("SELECT state FROM runs WHERE id = $1", run_id)
+            lost = [n for n, s in json.loads(ended or "{}").get("steps", {}).items()
+                    if s["phase"] in ("lost", "failed", "cancelled")]  # fmt: skip
+            assert not lost, f"steps {lost} given up on while {step!r} was {phase}"
             await asyncio.sleep(0.1)
 
 
