@@ -56,7 +56,7 @@ test: lint unit integration ## Everything CI runs: lint, unit, integration on re
 infra-up: ## Start local Kafka and PostgreSQL (idempotent) and create the catalog's topics.
 	@set -a; eval "$$($(INFRA) up)"; set +a; $(UV) run --frozen sous topics create; $(INFRA) env
 
-infra-down: ## Stop local Kafka and PostgreSQL (data kept; `bash deploy/local/infra.sh down --purge` wipes).
+infra-down: ## Stop local Kafka and PostgreSQL (data kept; `.venv/bin/sous infra down --purge` wipes).
 	$(INFRA) down
 
 infra-status: ## Show whether local Kafka and PostgreSQL run.

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 # Only what builds the command tree is imported here; each command imports the clients and
 # contracts it needs when it runs, so `sous --help` (and every command) starts fast.
-from sous import apply_cmd, graph_cmd, keys_cmd, query_cmd, run_folder, runs_cmd, stack
+from sous import apply_cmd, graph_cmd, infra_cmd, keys_cmd, query_cmd, run_folder, runs_cmd, stack
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -20,6 +20,7 @@ app = typer.Typer(
 topics_app = typer.Typer(no_args_is_help=True, help="The topic catalog.")
 app.add_typer(topics_app, name="topics")
 app.add_typer(keys_cmd.keys_app, name="keys")
+app.add_typer(infra_cmd.infra_app, name="infra")
 app.command("apply")(apply_cmd.apply)
 app.command("up")(stack.up)
 app.command("down")(stack.down)

@@ -115,3 +115,8 @@ async def pool(db_settings: DatabaseSettings, schema: str) -> AsyncIterator[asyn
         await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     finally:
         await conn.close()
+
+
+# A private Kafka and PostgreSQL for the tests that stop them (tests/private_infra.py); imported
+# last: that module needs this one's Servers.
+from tests.private_infra import private_infra  # noqa: E402, F401
