@@ -17,7 +17,7 @@ from sous_common.settings import KafkaSettings
 from sous_common.topic_admin import ensure_topics
 from sous_contracts.common import RunStatus, StepStatus
 from sous_contracts.registry import EntityKind
-from sous_contracts.steps import CancelStep, ExecuteStep, StepFinished, StepStarted
+from sous_contracts.steps import CancelStep, StepFinished, StepStarted
 from sous_contracts.topics import STEP_COMMANDS, STEP_EVENTS
 from tests.conftest import TEST_PARTITIONS
 from tests.executor.integration import executor_process
@@ -119,12 +119,15 @@ async def test_steps_outlive_a_kafka_and_a_postgres_outage(private_infra, tmp_pa
         kafka, [STEP_COMMANDS, STEP_EVENTS], lambda s: len(_of(s, StepFinished)) >= 3, 30
     )
     assert end.status is RunStatus.SUCCEEDED, end.reason
-    assert not _of(history, CancelStep), "no attempt was given up on"
-    dispatched = {(m.step, m.attempt) for m in _of(history, ExecuteStep)}
-    assert dispatched == {(s, 1) for s in STEPS}, "each step ran once, as its first attempt"
-    assert {(m.step, m.attempt) for m in _of(history, StepStarted)} == dispatched
+    started_attempts = {(m.step, m.attempt) for m in _of(history, StepStarted)}
+    assert sorted(s for s, _ in started_attempts) == sorted(STEPS), "each step started once"
     outcomes = {(m.step, m.attempt, m.status) for m in _of(history, StepFinished)}
-    assert outcomes == {(s, 1, StepStatus.SUCCEEDED) for s in STEPS}
+    assert outcomes == {(s, a, StepStatus.SUCCEEDED) for s, a in started_attempts}
+    # An attempt is given up on only when no executor took it before its deadline (an
+    # outage can delay a dispatch); one that started is never cancelled or run again.
+    started_ids = {(m.step_run_id, m.attempt) for m in _of(history, StepStarted)}
+    cancelled = {(m.step_run_id, m.attempt) for m in _of(history, CancelStep)}
+    assert not cancelled & started_ids, "a started attempt was given up on"
 
 
 def _of(messages: list, kind: type) -> list:

@@ -206,8 +206,21 @@ def test_failure_without_retries_left_fails_the_run() -> None:
     assert d.state.step("extract").phase is StepPhase.FAILED
 
 
+def running(state: RunState, *steps: str) -> RunState:
+    for step in steps:
+        ev = StepStarted(
+            order_run_id=RUN,
+            step_run_id=sid(state, step),
+            step=step,
+            attempt=state.step(step).attempt,
+            worker_id="w1",
+        )
+        state = decide(state, RECIPE, ev, ctx(1)).state
+    return state
+
+
 def test_lease_expiry_redispatches_when_retryable_else_marks_lost() -> None:
-    s = started()
+    s = running(started(), "extract", "side")
     d = decide(s, RECIPE, TimerFired("lease", "extract", 1), ctx(30))
     assert types(d) == ["CancelStep", "ExecuteStep"]
     assert d.state.step("extract").attempt == 2
@@ -217,6 +230,20 @@ def test_lease_expiry_redispatches_when_retryable_else_marks_lost() -> None:
     assert d2.state.step("side").phase is StepPhase.LOST
     assert d2.state.phase is RunPhase.FAILED
     assert "executor lost" in d2.state.reason
+
+
+def test_an_attempt_no_executor_took_goes_out_again_without_using_a_retry() -> None:
+    # `side` has no retries: an attempt that never started still must not fail the run.
+    d = decide(started(), RECIPE, TimerFired("lease", "side", 1), ctx(30))
+    assert types(d) == ["CancelStep", "ExecuteStep"]
+    assert d.messages[1].attempt == 2
+    side = d.state.step("side")
+    assert (side.phase, side.attempt, side.unstarted) == (StepPhase.DISPATCHED, 2, 1)
+    assert "not taken" in (side.reason or "")
+    # Once started, the attempt counts: losing it fails the step that has no retries.
+    s = running(d.state, "side")
+    d2 = decide(s, RECIPE, TimerFired("lease", "side", 2), ctx(60))
+    assert d2.state.step("side").phase is StepPhase.LOST
 
 
 def test_shutdown_report_redispatches_at_once_when_retryable_else_marks_lost() -> None:

@@ -308,8 +308,8 @@ def _failed_attempt(
     d: Decision, recipe: RecipeSpec, step: StepState, reason: str, ctx: Context
 ) -> None:
     retries = recipe.steps[step.name].retries
-    if step.attempt <= retries.max:
-        wait = min(retries.backoff * retries.factor ** (step.attempt - 1), retries.max_backoff)
+    if step.tries <= retries.max:
+        wait = min(retries.backoff * retries.factor ** (step.tries - 1), retries.max_backoff)
         d.state = d.state.with_step(
             step.model_copy(update={"phase": StepPhase.RETRY_WAIT, "reason": reason})
         )
@@ -324,7 +324,7 @@ def _lost_attempt(
     d: Decision, recipe: RecipeSpec, step: StepState, reason: str, ctx: Context
 ) -> None:
     """The attempt's executor is gone: a new attempt at once when retries remain, else lost."""
-    if step.attempt <= recipe.steps[step.name].retries.max:
+    if step.tries <= recipe.steps[step.name].retries.max:
         _dispatch(
             d, recipe, step.model_copy(update={"reason": reason}), recipe.steps[step.name], ctx
         )
@@ -374,7 +374,18 @@ def _timer(d: Decision, recipe: RecipeSpec, event: TimerFired, ctx: Context) -> 
         return
     if event.kind == "retry" and step.phase is StepPhase.RETRY_WAIT:
         _dispatch(d, recipe, step, recipe.steps[step.name], ctx)
-    elif event.kind == "lease" and step.phase in (StepPhase.DISPATCHED, StepPhase.RUNNING):
+    elif event.kind == "lease" and step.phase is StepPhase.DISPATCHED:
+        # No executor took the attempt before its deadline (one outage or another kept it
+        # from them), and none will: executors drop an ExecuteStep past its deadline. It
+        # never started, so a new attempt goes out at once and uses up no retry.
+        d.timers.append(ClearTimer("step_timeout", step.name))
+        d.messages.append(
+            CancelStep(**_ids(d.state, step, ctx), attempt=step.attempt, reason="not taken")
+        )
+        reason = f"attempt {step.attempt} not taken by any executor in time"
+        step = step.model_copy(update={"unstarted": step.unstarted + 1, "reason": reason})
+        _dispatch(d, recipe, step, recipe.steps[step.name], ctx)
+    elif event.kind == "lease" and step.phase is StepPhase.RUNNING:
         d.timers.append(ClearTimer("step_timeout", step.name))
         d.messages.append(
             CancelStep(**_ids(d.state, step, ctx), attempt=step.attempt, reason="lease expired")

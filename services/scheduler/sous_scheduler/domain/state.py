@@ -69,6 +69,8 @@ class StepState(_Frozen):
     phase: StepPhase = StepPhase.PENDING
     attempt: int = 0
     """Attempts dispatched so far (0 before the first)."""
+    unstarted: int = 0
+    """Attempts no executor took before their dispatch deadline; they use up no retry."""
     worker_id: str | None = None
     reason: str | None = None
     outputs: Outputs = Field(default_factory=Outputs)
@@ -77,6 +79,11 @@ class StepState(_Frozen):
     child_run_id: uuid.UUID | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    @property
+    def tries(self) -> int:
+        """Attempts that started (or may have): the ones retries count."""
+        return self.attempt - self.unstarted
 
 
 class RunState(_Frozen):
