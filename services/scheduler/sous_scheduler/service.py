@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from sous_common import inbox
@@ -65,6 +66,12 @@ class Scheduler:
         self._refresh_lock = asyncio.Lock()
         self._expected_marks: set[int] = set()
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AnyConnection]:
+        """A connection in a transaction, for the use cases beside this class."""
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            yield conn
+
     def context(self, cause: Envelope | None = None) -> Context:
         """The outside world decide() sees for one input."""
         return Context(
@@ -83,7 +90,7 @@ class Scheduler:
 
     async def start(self, cmd: StartOrderRun) -> None:
         """Validate and start (or queue, or refuse) an order run."""
-        async with self.rt.pool.acquire() as conn, conn.transaction():
+        async with self.transaction() as conn:
             if await self._fresh(conn, cmd):
                 await self.start_in(conn, cmd)
 
@@ -212,7 +219,7 @@ class Scheduler:
 
     async def cancel(self, cmd: CancelOrderRun) -> None:
         """Cancel a run, its steps and its children."""
-        async with self.rt.pool.acquire() as conn, conn.transaction():
+        async with self.transaction() as conn:
             if await self._fresh(conn, cmd) and not await self.apply(conn, cmd.order_run_id, cmd):
                 await self.rt.emit(
                     conn,
@@ -236,7 +243,7 @@ class Scheduler:
         """
         if not events:
             return
-        async with self.rt.pool.acquire() as conn, conn.transaction():
+        async with self.transaction() as conn:
             fresh = await inbox.claim_many(conn, self.rt.group_id, [e.message_id for e in events])
             marks: dict[int, datetime] = {}
             todo: list[Progress] = []
@@ -283,7 +290,7 @@ class Scheduler:
         ends = [e for e in ends if e.parent_order_run_id is not None]
         if not ends:
             return
-        async with self.rt.pool.acquire() as conn, conn.transaction():
+        async with self.transaction() as conn:
             fresh = await inbox.claim_many(conn, self.rt.group_id, [e.message_id for e in ends])
             for end in ends:
                 if end.message_id not in fresh or end.parent_order_run_id is None:
@@ -306,7 +313,7 @@ class Scheduler:
         """
         partitions = await self.rt.partitions(STEP_EVENTS)
         if partitions != self._expected_marks:  # at start, and when partitions are added
-            async with self.rt.pool.acquire() as conn:
+            async with self.transaction() as conn:
                 await db.expect_marks(conn, partitions)
             self._expected_marks = partitions
         now = self.clock()
@@ -316,14 +323,14 @@ class Scheduler:
 
     async def on_registry_change(self, change: RegistryEntityChanged) -> None:
         """Keep the registry view current."""
-        async with self.rt.pool.acquire() as conn, conn.transaction():
+        async with self.transaction() as conn:
             await db.upsert_entity(conn, change)
 
     async def fire_due_timers(self, limit: int = 100) -> int:
         """Fire due timers one transaction each; return how many fired."""
         fired = 0
         while fired < limit:
-            async with self.rt.pool.acquire() as conn, conn.transaction():
+            async with self.transaction() as conn:
                 due = await db.claim_due_timer(conn, self.clock())
                 if due is None:
                     return fired
@@ -359,10 +366,7 @@ class Scheduler:
         return d
 
     async def _lock_variation(self, conn: AnyConnection, state: RunState) -> None:
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1))",
-            lock_key(state.domain, state.recipe, state.variation),
-        )
+        await db.lock(conn, lock_key(state.domain, state.recipe, state.variation))
 
     async def _after_finish(self, conn: AnyConnection, state: RunState, recipe: RecipeSpec) -> None:
         log.info(

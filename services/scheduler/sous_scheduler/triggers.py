@@ -7,9 +7,6 @@ the run, so a redelivered event or a second replica cannot start it twice. Join 
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
-
 from sous_common import inbox
 from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
@@ -20,7 +17,10 @@ from sous_scheduler.domain.params import ParamError
 from sous_scheduler.domain.triggers import (
     Listener,
     TriggerIndex,
+    debounce_over,
     depth_limit,
+    join_cutoff,
+    join_needed,
     listeners,
     matching_patterns,
     start_command,
@@ -40,10 +40,7 @@ class Triggers:
 
     async def _index(self, conn: AnyConnection) -> TriggerIndex:
         # Cheap generation check; the registry view is shared by every replica.
-        row = await conn.fetchrow(
-            "SELECT count(*), max(updated_at) FROM registry WHERE kind IN ('recipe', 'kitchen')"
-        )
-        generation = (row[0], row[1]) if row is not None else None
+        generation = await db.registry_generation(conn)
         if generation != self._generation:
             versions: dict[tuple[str, str], dict[str | None, list[Listener]]] = {}
             for row in await db.recipe_versions(conn):
@@ -55,7 +52,7 @@ class Triggers:
 
     async def on_completed(self, event: DomainRunCompleted) -> None:
         """Start every downstream run this event triggers, with the versions its kitchen runs."""
-        async with self.scheduler.rt.pool.acquire() as conn, conn.transaction():
+        async with self.scheduler.transaction() as conn:
             if not await inbox.claim(conn, self.scheduler.rt.group_id, event.message_id):
                 return
             for listener in (await self._index(conn)).listening(event.domain, event.kitchen):
@@ -69,69 +66,24 @@ class Triggers:
         patterns: list[int],
         event: DomainRunCompleted,
     ) -> None:
-        trigger = listener.trigger
+        trigger, now = listener.trigger, self.scheduler.clock()
         if trigger.all is not None or trigger.at_least is not None:
-            if not await self._joined(conn, listener, patterns, event):
-                return
-        elif trigger.mode == "coalesce":
-            await conn.execute(
-                "INSERT INTO trigger_joins (trigger_id, kitchen, pattern, message_id, arrived_at,"
-                " event) VALUES ($1, $2, -1, $3, $4, $5::jsonb) ON CONFLICT (trigger_id,"
-                " kitchen, pattern) DO UPDATE SET message_id = $3, arrived_at = $4,"
-                " event = $5::jsonb",
+            present = await db.join_arrived(
+                conn,
                 listener.trigger_id,
                 event.kitchen,
-                event.message_id,
-                self.scheduler.clock(),
-                event.model_dump_json(),
+                patterns,
+                event,
+                now,
+                join_cutoff(trigger, now),
             )
+            if present < join_needed(trigger):
+                return
+            await db.clear_join(conn, listener.trigger_id, event.kitchen)
+        elif trigger.mode == "coalesce":
+            await db.hold_for_debounce(conn, listener.trigger_id, event.kitchen, event, now)
             return
         await self.fire(conn, listener, event)
-
-    async def _joined(
-        self,
-        conn: AnyConnection,
-        listener: Listener,
-        patterns: list[int],
-        event: DomainRunCompleted,
-    ) -> bool:
-        trigger = listener.trigger
-        now = self.scheduler.clock()
-        window = timedelta(seconds=trigger.within or 0)
-        for i in patterns:
-            await conn.execute(
-                "INSERT INTO trigger_joins (trigger_id, kitchen, pattern, message_id, arrived_at,"
-                " event) VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (trigger_id, kitchen,"
-                " pattern) DO UPDATE SET message_id = $4, arrived_at = $5, event = $6::jsonb",
-                listener.trigger_id,
-                event.kitchen,
-                i,
-                event.message_id,
-                now,
-                event.model_dump_json(),
-            )
-        await conn.execute(
-            "DELETE FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2 AND pattern >= 0"
-            " AND arrived_at < $3",
-            listener.trigger_id,
-            event.kitchen,
-            now - window,
-        )
-        present = await conn.fetchval(
-            "SELECT count(*) FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2"
-            " AND pattern >= 0",
-            listener.trigger_id,
-            event.kitchen,
-        )
-        needed = trigger.at_least.n if trigger.at_least else len(trigger.all or [])
-        if present < needed:
-            return False
-        await conn.execute(
-            "DELETE FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2 AND pattern >= 0",
-            listener.trigger_id,
-            event.kitchen,
-        )
-        return True
 
     async def fire(
         self, conn: AnyConnection, listener: Listener, event: DomainRunCompleted
@@ -141,9 +93,8 @@ class Triggers:
         outcome, run_id = "started", new_message_id()
         if event.causation_depth + 1 > limit:
             outcome = f"refused: causation depth {event.causation_depth + 1} > limit {limit}"
-        first = await conn.fetchval(
-            "INSERT INTO trigger_firings (trigger_id, upstream_message_id, order_run_id, outcome)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+        first = await db.record_firing(
+            conn,
             listener.trigger_id,
             event.message_id,
             run_id if outcome == "started" else None,
@@ -159,13 +110,7 @@ class Triggers:
             log.warning(
                 "trigger params do not resolve", trigger=listener.trigger_id, error=str(exc)
             )
-            await conn.execute(
-                "UPDATE trigger_firings SET outcome = $3, order_run_id = NULL"
-                " WHERE trigger_id = $1 AND upstream_message_id = $2",
-                listener.trigger_id,
-                event.message_id,
-                f"refused: {exc}",
-            )
+            await db.refuse_firing(conn, listener.trigger_id, event.message_id, str(exc))
             return
         log.info(
             "trigger fired",
@@ -178,27 +123,14 @@ class Triggers:
     async def fire_coalesced(self) -> int:
         """Fire coalescing triggers whose debounce window has passed since the last event."""
         fired = 0
-        index_conn = self.scheduler.rt.pool
-        async with index_conn.acquire() as conn, conn.transaction():
+        async with self.scheduler.transaction() as conn:
             index = await self._index(conn)
-            rows = await conn.fetch(
-                "SELECT trigger_id, kitchen, arrived_at, event FROM trigger_joins"
-                " WHERE pattern = -1 FOR UPDATE SKIP LOCKED"
-            )
             now = self.scheduler.clock()
-            for row in rows:
-                listener = index.listener(row["trigger_id"], row["kitchen"])
-                if listener is None:
+            for trigger_id, kitchen, arrived_at, event in await db.held_for_debounce(conn):
+                listener = index.listener(trigger_id, kitchen)
+                if listener is None or not debounce_over(listener.trigger, arrived_at, now):
                     continue
-                if row["arrived_at"] + timedelta(seconds=listener.trigger.debounce) > now:
-                    continue
-                await conn.execute(
-                    "DELETE FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2"
-                    " AND pattern = -1",
-                    row["trigger_id"],
-                    row["kitchen"],
-                )
-                event = DomainRunCompleted.model_validate(json.loads(row["event"]))
+                await db.release_debounced(conn, trigger_id, kitchen)
                 await self.fire(conn, listener, event)
                 fired += 1
         return fired

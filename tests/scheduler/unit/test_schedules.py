@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sous_contracts.specs import ScheduleSpec
-from sous_scheduler.schedules import fire_times, previous_fire
+from sous_scheduler.domain.schedules import Due, due, fire_times, previous_fire
 
 
 def at(day: int, hour: int, minute: int = 0, month: int = 1) -> datetime:
@@ -63,3 +63,21 @@ def test_the_repeated_wall_time_does_not_fire_after_its_first_instant() -> None:
     # The first 02:30 (00:30 UTC) fired; the second (01:30 UTC) is the same wall time.
     nightly = spec("30 2 * * *", "Europe/Berlin")
     assert fire_times(nightly, at(25, 0, 30, month=10), at(26, 0, month=10)) == []
+
+
+def test_a_schedule_seen_first_records_its_last_fire_without_a_run() -> None:
+    what = due(spec("0 * * * *"), None, at(1, 10, 30))
+    assert what == Due(skipped=[at(1, 10)])
+
+
+def test_an_on_time_fire_runs() -> None:
+    what = due(spec("0 * * * *"), at(1, 10), at(1, 11, 1))
+    assert what == Due(fire=at(1, 11))
+
+
+def test_missed_fires_are_recorded_and_the_latest_runs_only_when_on_time_or_asked() -> None:
+    late = at(1, 13, 5)  # 11, 12 and 13 o'clock were missed; 13 is five minutes late
+    assert due(spec("0 * * * *"), at(1, 10), late) == Due(skipped=[at(1, 11), at(1, 12), at(1, 13)])
+    once = ScheduleSpec(cron="0 * * * *", missed="run_once")
+    assert due(once, at(1, 10), late) == Due(skipped=[at(1, 11), at(1, 12)], fire=at(1, 13))
+    assert due(spec("0 * * * *"), at(1, 13), late) == Due()

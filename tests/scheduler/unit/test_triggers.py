@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,10 @@ from sous_scheduler.domain.params import ParamError
 from sous_scheduler.domain.triggers import (
     Listener,
     TriggerIndex,
+    debounce_over,
     depth_limit,
+    join_cutoff,
+    join_needed,
     matches,
     matching_patterns,
     start_command,
@@ -233,3 +237,25 @@ def test_a_trigger_id_resolves_to_the_version_of_its_kitchen() -> None:
     assert version("finance/audit#t", "dev") == "base"
     assert SANDBOXES.listener("finance/audit#t", "dev-alice") is None
     assert SANDBOXES.listener("lab/trial#t", "prod") is None
+
+
+def test_join_windows_and_debounce() -> None:
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    all_of = TriggerSpec.model_validate(
+        {"all": [{"domain": "a"}, {"domain": "b"}], "within": "10m", "variation": "prod"}
+    )
+    some = TriggerSpec.model_validate(
+        {
+            "at_least": {"n": 2, "of": [{"domain": "a"}, {"domain": "b"}, {"domain": "c"}]},
+            "within": "1h",
+            "variation": "prod",
+        }
+    )
+    assert join_needed(all_of) == 2
+    assert join_needed(some) == 2
+    assert join_cutoff(all_of, now) == now - timedelta(minutes=10)
+    quiet = TriggerSpec.model_validate(
+        {"on": {"domain": "a"}, "mode": "coalesce", "debounce": "30s", "variation": "prod"}
+    )
+    assert not debounce_over(quiet, now - timedelta(seconds=29), now)
+    assert debounce_over(quiet, now - timedelta(seconds=30), now)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sous_common.db import AnyConnection
 from sous_contracts.registry import RegistryEntityChanged
+from sous_contracts.runs import DomainRunCompleted
 from sous_contracts.specs import DomainSpec, KitchenSpec, RecipeSpec
 from sous_scheduler.domain.events import ClearTimer, SetTimer, TimerKind
 from sous_scheduler.domain.plan import Catalog
@@ -209,6 +210,11 @@ async def save_runs(conn: AnyConnection, states: list[RunState]) -> None:
         )
 
 
+async def lock(conn: AnyConnection, key: str) -> None:
+    """Take a transaction-scoped lock on a name (one admission per variation at a time)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
+
+
 async def open_runs(
     conn: AnyConnection, domain: str, recipe: str, variation: str, phase: str
 ) -> list[uuid.UUID]:
@@ -306,3 +312,177 @@ async def save_marks(conn: AnyConnection, marks: dict[int, datetime]) -> None:
             list(marks),
             list(marks.values()),
         )
+
+
+# -- triggers ---------------------------------------------------------------------------------
+
+
+async def registry_generation(conn: AnyConnection) -> tuple[Any, Any]:
+    """A cheap fingerprint of the recipes and kitchens in the registry view."""
+    row = await conn.fetchrow(
+        "SELECT count(*), max(updated_at) FROM registry WHERE kind IN ('recipe', 'kitchen')"
+    )
+    assert row is not None
+    return row[0], row[1]
+
+
+async def hold_for_debounce(
+    conn: AnyConnection, trigger_id: str, kitchen: str, event: DomainRunCompleted, now: datetime
+) -> None:
+    """Keep the latest completion for a coalescing trigger until its debounce window ends."""
+    await conn.execute(
+        "INSERT INTO trigger_joins (trigger_id, kitchen, pattern, message_id, arrived_at, event)"
+        " VALUES ($1, $2, -1, $3, $4, $5::jsonb) ON CONFLICT (trigger_id, kitchen, pattern)"
+        " DO UPDATE SET message_id = $3, arrived_at = $4, event = $5::jsonb",
+        trigger_id,
+        kitchen,
+        event.message_id,
+        now,
+        event.model_dump_json(),
+    )
+
+
+async def join_arrived(
+    conn: AnyConnection,
+    trigger_id: str,
+    kitchen: str,
+    patterns: list[int],
+    event: DomainRunCompleted,
+    now: datetime,
+    cutoff: datetime,
+) -> int:
+    """Record a completion for a join's patterns and forget arrivals before `cutoff`.
+
+    Returns how many of the join's patterns have arrived within its window.
+    """
+    await conn.execute(
+        "INSERT INTO trigger_joins (trigger_id, kitchen, pattern, message_id, arrived_at, event)"
+        " SELECT $1, $2, unnest($3::int[]), $4, $5, $6::jsonb"
+        " ON CONFLICT (trigger_id, kitchen, pattern)"
+        " DO UPDATE SET message_id = $4, arrived_at = $5, event = $6::jsonb",
+        trigger_id,
+        kitchen,
+        patterns,
+        event.message_id,
+        now,
+        event.model_dump_json(),
+    )
+    await conn.execute(
+        "DELETE FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2 AND pattern >= 0"
+        " AND arrived_at < $3",
+        trigger_id,
+        kitchen,
+        cutoff,
+    )
+    present: int = await conn.fetchval(
+        "SELECT count(*) FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2"
+        " AND pattern >= 0",
+        trigger_id,
+        kitchen,
+    )
+    return present
+
+
+async def clear_join(conn: AnyConnection, trigger_id: str, kitchen: str) -> None:
+    """Forget a join's arrivals once it fired."""
+    await conn.execute(
+        "DELETE FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2 AND pattern >= 0",
+        trigger_id,
+        kitchen,
+    )
+
+
+async def record_firing(
+    conn: AnyConnection,
+    trigger_id: str,
+    upstream: uuid.UUID,
+    order_run_id: uuid.UUID | None,
+    outcome: str,
+) -> bool:
+    """Record a trigger's answer to one upstream message; False when it answered before."""
+    first = await conn.fetchval(
+        "INSERT INTO trigger_firings (trigger_id, upstream_message_id, order_run_id, outcome)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+        trigger_id,
+        upstream,
+        order_run_id,
+        outcome,
+    )
+    return bool(first)
+
+
+async def refuse_firing(
+    conn: AnyConnection, trigger_id: str, upstream: uuid.UUID, reason: str
+) -> None:
+    """Turn a recorded firing into a refusal (its run could not be made)."""
+    await conn.execute(
+        "UPDATE trigger_firings SET outcome = $3, order_run_id = NULL"
+        " WHERE trigger_id = $1 AND upstream_message_id = $2",
+        trigger_id,
+        upstream,
+        f"refused: {reason}",
+    )
+
+
+async def held_for_debounce(conn: AnyConnection) -> list[tuple[str, str, datetime, Any]]:
+    """Completions held by coalescing triggers, locked (other replicas skip them)."""
+    rows = await conn.fetch(
+        "SELECT trigger_id, kitchen, arrived_at, event FROM trigger_joins"
+        " WHERE pattern = -1 FOR UPDATE SKIP LOCKED"
+    )
+    return [
+        (
+            r["trigger_id"],
+            r["kitchen"],
+            r["arrived_at"],
+            DomainRunCompleted.model_validate_json(r["event"]),
+        )
+        for r in rows
+    ]
+
+
+async def release_debounced(conn: AnyConnection, trigger_id: str, kitchen: str) -> None:
+    """Forget a coalescing trigger's held completion once it fired."""
+    await conn.execute(
+        "DELETE FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2 AND pattern = -1",
+        trigger_id,
+        kitchen,
+    )
+
+
+# -- schedules --------------------------------------------------------------------------------
+
+
+async def last_fire(conn: AnyConnection, schedule_id: str) -> datetime | None:
+    """The latest fire time recorded for a schedule (None: never seen)."""
+    last: datetime | None = await conn.fetchval(
+        "SELECT max(fire_time) FROM cron_fires WHERE schedule_id = $1", schedule_id
+    )
+    return last
+
+
+async def record_fires(conn: AnyConnection, schedule_id: str, times: list[datetime]) -> bool:
+    """Record fire times that start no run; True when the last of them is new."""
+    if not times:
+        return False
+    rows = await conn.fetch(
+        "INSERT INTO cron_fires (schedule_id, fire_time) SELECT $1, unnest($2::timestamptz[])"
+        " ON CONFLICT DO NOTHING RETURNING fire_time",
+        schedule_id,
+        times,
+    )
+    return any(r["fire_time"] == times[-1] for r in rows)
+
+
+async def claim_fire(
+    conn: AnyConnection, schedule_id: str, fire_time: datetime, order_run_id: uuid.UUID
+) -> bool:
+    """Record the run a fire time starts; False when another replica recorded it first."""
+    first = await conn.fetchval(
+        "INSERT INTO cron_fires (schedule_id, fire_time, order_run_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        schedule_id,
+        fire_time,
+        order_run_id,
+    )
+    return bool(first)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sous_contracts.runs import DomainRunCompleted, StartOrderRun
@@ -133,3 +134,18 @@ def start_command(
         params=substitute(listener.trigger.params, event_values(event)),
         causation_depth=event.causation_depth + 1,
     )
+
+
+def join_needed(trigger: TriggerSpec) -> int:
+    """How many of a join's patterns must have arrived for it to fire."""
+    return trigger.at_least.n if trigger.at_least else len(trigger.all or [])
+
+
+def join_cutoff(trigger: TriggerSpec, now: datetime) -> datetime:
+    """Arrivals before this instant are outside the join's window and no longer count."""
+    return now - timedelta(seconds=trigger.within or 0)
+
+
+def debounce_over(trigger: TriggerSpec, last_arrival: datetime, now: datetime) -> bool:
+    """True when a coalescing trigger has been quiet for its whole debounce window."""
+    return last_arrival + timedelta(seconds=trigger.debounce) <= now
