@@ -19,6 +19,17 @@ from sous.registry_client import TokenOpt, UrlOpt, get_json
 console = Console()
 SHORT = 19
 """Characters of a version shown in a table, as `sous apply` shows them."""
+UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def lifetime(seconds: float | None) -> str:
+    """Return a kitchen's ttl as specs write it (`7d`, `8h`, `90m`), or `-` for none."""
+    if seconds is None:
+        return "-"
+    for unit, size in UNITS:
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def kitchen_list(
@@ -34,11 +45,10 @@ def kitchen_list(
     table = Table("kitchen", "parent", "ttl", "description")
     for k in rows:
         spec = k["spec"]
-        ttl = spec.get("ttl")
         table.add_row(
             k["name"],
             spec.get("parent") or "-",
-            "-" if ttl is None else str(ttl),
+            lifetime(spec.get("ttl")),
             Text(spec.get("description") or ""),
         )
     console.print(table)
