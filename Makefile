@@ -17,8 +17,10 @@ help: ## Show the targets.
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet uv
 
+# Bytecode is written at install, once: with PYTHONDONTWRITEBYTECODE set, every start of
+# `sous` would otherwise compile typer, rich and the rest again (half of `sous --help`).
 sync: $(UV) ## Install the workspace into .venv (uv from PyPI when missing).
-	$(UV) sync --frozen --all-packages --quiet
+	$(UV) sync --frozen --all-packages --quiet --compile-bytecode
 
 lint: sync ## ruff, mypy --strict, stale generated contract files, breaking contract changes.
 	$(UV) run --frozen ruff check .

@@ -10,7 +10,17 @@ from rich.markup import escape
 
 # Only what builds the command tree is imported here; each command imports the clients and
 # contracts it needs when it runs, so `sous --help` (and every command) starts fast.
-from sous import apply_cmd, graph_cmd, infra_cmd, keys_cmd, query_cmd, run_folder, runs_cmd, stack
+from sous import (
+    apply_cmd,
+    graph_cmd,
+    infra_cmd,
+    keys_cmd,
+    kitchen_cmd,
+    query_cmd,
+    run_folder,
+    runs_cmd,
+    stack,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -33,7 +43,8 @@ app.command("runs")(query_cmd.runs)
 app.command("status")(query_cmd.status)
 app.command("logs")(query_cmd.logs)
 app.command("graph")(graph_cmd.graph)
-apply_cmd.kitchen_app.command("list")(query_cmd.kitchen_list)
+apply_cmd.kitchen_app.command("list")(kitchen_cmd.kitchen_list)
+apply_cmd.kitchen_app.command("versions")(kitchen_cmd.kitchen_versions)
 app.add_typer(apply_cmd.kitchen_app, name="kitchen")
 console = Console()
 

@@ -5,21 +5,26 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.tree import Tree
 
-from sous.graph import Graph, layers, mesh_graph, recipe_graph, to_svg
 from sous.registry_client import TokenOpt, UrlOpt, err, get_json
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+    from sous.graph import Graph
 
 console = Console()
 
 
 def mesh_tree(graph: Graph, domains: list[str]) -> Tree:
     """Return the mesh as a tree: domain → recipe → the recipes it triggers."""
+    from rich.tree import Tree
+
     tree = Tree("[bold]mesh[/]")
     for domain in domains:
         branch = tree.add(f"[bold]{domain}[/]")
@@ -38,6 +43,8 @@ def edge_lines(graph: Graph) -> list[str]:
 
 def dag_lines(graph: Graph) -> list[str]:
     """Return a recipe's steps layer by layer, each with what it needs and nested recipes."""
+    from sous.graph import layers
+
     needs: dict[str, list[str]] = {}
     for e in graph.edges:
         needs.setdefault(e.target, []).append(e.source)
@@ -56,6 +63,8 @@ def dag_lines(graph: Graph) -> list[str]:
 
 
 def _mesh(url: str | None, token: str | None) -> tuple[Graph, list[str]]:
+    from sous.graph import mesh_graph
+
     domains = sorted(d["name"] for d in get_json("/v1/domains", url, token))
     recipes: list[dict[str, Any]] = []
     for d in domains:
@@ -73,6 +82,8 @@ def graph(
     token: str | None = TokenOpt,
 ) -> None:
     """Draw the mesh's trigger graph, or one recipe's DAG of steps."""
+    from sous.graph import layers, recipe_graph, to_svg
+
     if target is None:
         g, domains = _mesh(url, token)
         title = "mesh: trigger edges"

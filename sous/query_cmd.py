@@ -1,4 +1,4 @@
-"""`sous runs`, `sous status`, `sous logs` and `sous kitchen list`: read the registry's runs.
+"""`sous runs`, `sous status` and `sous logs`: read the registry's runs.
 
 Exit codes: 0 done, 1 not found, 2 usage or connection error; `status` reports the run's own
 outcome as 0 succeeded, 1 failed or rejected, 3 cancelled, 5 not finished yet.
@@ -196,26 +196,3 @@ def logs(
             console.print("[dim](this registry keeps no step logs; see the executor's log)[/]")
         else:
             console.print("[dim](the step logged nothing)[/]")
-
-
-def kitchen_list(
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    url: str | None = UrlOpt,
-    token: str | None = TokenOpt,
-) -> None:
-    """Show every kitchen with its parent and lifetime."""
-    rows = get_json("/v1/kitchens", url, token)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    table = Table("kitchen", "parent", "ttl", "description")
-    for k in rows:
-        spec = k["spec"]
-        ttl = spec.get("ttl")
-        table.add_row(
-            k["name"],
-            spec.get("parent") or "-",
-            "-" if ttl is None else str(ttl),
-            Text(spec.get("description") or ""),
-        )
-    console.print(table)

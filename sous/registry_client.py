@@ -21,14 +21,18 @@ UrlOpt = typer.Option(None, "--url", help="Registry URL (SOUS_REGISTRY_URL).")
 TokenOpt = typer.Option(None, "--token", help="Bearer token (SOUS_TOKEN).")
 
 
+def address(url: str | None) -> str:
+    """Return the registry's address: `url`, else SOUS_REGISTRY_URL, else the local default."""
+    return url or os.environ.get("SOUS_REGISTRY_URL", DEFAULT_URL)
+
+
 def client(url: str | None, token: str | None) -> httpx.Client:
-    """Return an HTTP client of the registry at `url` (or SOUS_REGISTRY_URL) with the token."""
+    """Return an HTTP client of the registry at `address(url)` with the token."""
     import httpx  # here, not at the top: `sous --help` needs no HTTP client
 
     token = token or os.environ.get("SOUS_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    base = url or os.environ.get("SOUS_REGISTRY_URL", DEFAULT_URL)
-    return httpx.Client(base_url=base, headers=headers, timeout=30.0)
+    return httpx.Client(base_url=address(url), headers=headers, timeout=30.0)
 
 
 def call(method: str, route: str, url: str | None, token: str | None, **kw: Any) -> httpx.Response:
@@ -39,7 +43,9 @@ def call(method: str, route: str, url: str | None, token: str | None, **kw: Any)
         with client(url, token) as c:
             return c.request(method, route, **kw)
     except httpx.HTTPError as exc:
-        err.print(f"[red]cannot reach the registry:[/] {escape(str(exc))}")
+        where = escape(address(url))
+        err.print(f"[red]cannot reach the registry at {where}:[/] {escape(str(exc))}")
+        err.print("Is it running? `sous up` starts one; --url or SOUS_REGISTRY_URL names another.")
         raise typer.Exit(2) from exc
 
 

@@ -9,7 +9,6 @@ here is believed before the process or port it names is checked.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,6 +48,8 @@ def read_env(path: Path) -> dict[str, str]:
 
 def answers(host: str, port: int, timeout_s: float = 0.5) -> bool:
     """True when something accepts a TCP connection at host:port."""
+    import socket
+
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             return True
@@ -106,6 +107,8 @@ def recorded_registry() -> str | None:
 
 def free_port(preferred: int, host: str = "127.0.0.1") -> int:
     """Return `preferred` when nothing listens there, else a port the system finds free."""
+    import socket
+
     if not answers(host, preferred, timeout_s=0.2):
         return preferred
     with socket.socket() as s:

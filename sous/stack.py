@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from sous import keys_cmd, run_folder
-from sous.environments import example_secrets, service_environment
-from sous.supervisor import SERVICES, Supervisor, stop_recorded
+
+if TYPE_CHECKING:
+    from sous.supervisor import Supervisor
 
 
 class Terminal(Console):
@@ -102,6 +103,9 @@ def stack_environments(environ: Mapping[str, str], token: str) -> dict[str, dict
     stack's own database. The interpreter the stack runs with comes first on `PATH`, so a
     step's `python` has the project's libraries however `sous up` was started.
     """
+    from sous.environments import example_secrets, service_environment
+    from sous.supervisor import SERVICES
+
     warehouse = environ.get("SOUS_WAREHOUSE_DSN") or environ["SOUS_DATABASE_URL"]
     defaults = {
         "SOUS_DOMAIN_REGISTRY_ADMIN_TOKEN": token,
@@ -168,9 +172,11 @@ def up(
 ) -> None:
     """Start Kafka, PostgreSQL and every service; apply the examples; Ctrl-C stops all."""
     import asyncio
+    import secrets
 
     from sous import apply_cmd
     from sous.kafka_io import start_run
+    from sous.supervisor import Supervisor
     from sous_common.settings import KafkaSettings
     from sous_common.topic_admin import ensure_topics
 
@@ -250,6 +256,8 @@ def down(
     keep_servers: bool = typer.Option(False, help="Leave local Kafka and PostgreSQL running."),
 ) -> None:
     """Stop the services started by `sous up`, then the local servers deploy/local started."""
+    from sous.supervisor import stop_recorded
+
     folder = run_dir()
     pid_file = folder / "supervisor.pid"
     stopped = False
@@ -272,6 +280,7 @@ def service(
     name: str = typer.Argument(help="domain-registry, scheduler, executor, test-runner"),
 ) -> None:
     """Run one service in the foreground (as the supervisor does)."""
+    from sous.environments import service_environment
     from sous.supervisor import service_argv
 
     try:

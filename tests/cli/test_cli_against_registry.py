@@ -1,9 +1,10 @@
-"""`sous runs/status/logs/kitchen list/graph` against a registry served on loopback."""
+"""`sous runs/status/logs/graph` and `sous kitchen list/versions` against a served registry."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from sous_contracts.steps import StepFinished
 from tests.domain_registry.conftest import admin
-from tests.domain_registry.integration.test_cli import served, sous
+from tests.domain_registry.integration.test_cli import served, sous, sous_process
 from tests.domain_registry.integration.test_kitchens_and_runs import produce, run_events
 from tests.domain_registry.mesh import MESH
 
@@ -103,3 +104,43 @@ async def test_cli_reads_runs_kitchens_and_graphs(served, kafka_settings, tmp_pa
 
     code, out = await sous("http://127.0.0.1:9", "runs")
     assert (code, "cannot reach the registry" in out) == (2, True), out
+
+
+async def test_kitchen_versions_lists_what_a_sandbox_changed(served, tmp_path: Path):
+    code, out = await sous(served, "apply", str(MESH))
+    assert code == 0, out
+    code, out = await sous(served, "kitchen", "create", "dev-alice", "--from", "dev")
+    assert code == 0, out
+    sales = tmp_path / "sales"
+    shutil.copytree(MESH / "sales", sales)
+    daily = sales / "recipes" / "daily.yaml"
+    changed = daily.read_text().replace(
+        "{type: integer, default: 1,", "{type: integer, default: 7,"
+    )
+    assert changed != daily.read_text()
+    daily.write_text(changed)
+    code, out = await sous(served, "apply", str(sales), "--kitchen", "dev-alice")
+    assert (code, "recipe:sales/daily@dev-alice" in out) == (0, True), out
+    async with httpx.AsyncClient(base_url=served, headers=admin()) as client:
+        base = (await client.get("/v1/domains/sales/recipes/daily")).json()["version"]
+
+    code, out = await sous(served, "kitchen", "versions", "dev-alice", "--json")
+    assert code == 0, out
+    [listed] = json.loads(out)
+    assert (listed["domain"], listed["recipe"], listed["base_version"]) == ("sales", "daily", base)
+    assert listed["version"] != base
+    assert listed["applied_by"] == "admin"
+
+    code, out = await sous(served, "kitchen", "versions", "dev-alice")
+    assert code == 0, out
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines()[3:-1]]
+    assert [r[:3] for r in rows] == [["sales/daily", listed["version"][:19], base[:19]]], out
+    code, out = await sous(served, "kitchen", "versions", "dev")
+    assert (code, out.strip()) == (0, "kitchen dev has no recipe versions of its own")
+
+    code, out = await sous_process(served, "kitchen", "versions", "nowhere")
+    assert (code, out.strip()) == (1, "404 unknown kitchen 'nowhere'")
+    code, out = await sous_process("http://127.0.0.1:9", "kitchen", "versions", "dev-alice")
+    assert code == 2, out
+    assert "cannot reach the registry at http://127.0.0.1:9" in out
+    assert "Traceback" not in out
