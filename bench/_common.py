@@ -62,6 +62,12 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def emit(bench: str, **figures: Any) -> None:
     """Print one JSON line for one figure."""
     print(json.dumps({"bench": bench, **figures}), flush=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from _common import (
     SIGNING_ENVIRONMENT,
+    cpu_seconds,
     database_settings,
     emit,
     fresh_schema,
@@ -155,6 +156,7 @@ async def main() -> None:
                             failed += m.status is not RunStatus.SUCCEEDED
 
         task = asyncio.create_task(reader())
+        cpu_before = {name: cpu_seconds(p.pid) for name, p in zip(SERVICES, procs, strict=True)}
         t0 = time.perf_counter()
         for i in range(total):
             await asyncio.sleep(max(0.0, t0 + i / RATE_PER_S - time.perf_counter()))
@@ -167,6 +169,13 @@ async def main() -> None:
         while started and time.perf_counter() < deadline:
             await asyncio.sleep(0.2)
         elapsed = time.perf_counter() - t0
+        # CPU per finished run: what each service costs, whatever else the machine runs.
+        cpu_ms = {
+            f"cpu_ms_per_run_{name.replace('-', '_')}": round(
+                (cpu_seconds(p.pid) - cpu_before[name]) * 1000 / max(1, len(latencies)), 1
+            )
+            for name, p in zip(SERVICES, procs, strict=True)
+        }
         task.cancel()
         emit(
             "throughput_5_step_runs",
@@ -179,6 +188,7 @@ async def main() -> None:
             failed=failed,
             unfinished=len(started),
             runs_per_s=round(len(latencies) / elapsed, 2),
+            **cpu_ms,
             **{f"run_{k}": v for k, v in percentiles(latencies).items()},
         )
     finally:

@@ -58,7 +58,7 @@ class ConsumerGuard:
         prefix: str = "",
         max_message_bytes: int = 1_000_000,
         max_attempts: int = 5,
-        commit_interval_s: float = 0.1,
+        commit_interval_s: float = 0.5,
     ) -> None:
         self.broker = broker
         self.consumer = consumer

@@ -23,6 +23,7 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
 from sous_common import outbox
+from sous_common.commits import GroupCommit
 from sous_common.consuming import ConsumerGuard
 from sous_common.db import AnyConnection, create_pool
 from sous_common.kafka import make_broker
@@ -59,6 +60,7 @@ class Runtime:
     broker: KafkaBroker = field(init=False)
     guard: ConsumerGuard = field(init=False)
     _pool: asyncpg.Pool | None = field(default=None, init=False)
+    _commits: GroupCommit | None = field(default=None, init=False)
     _relay: outbox.OutboxRelay | None = field(default=None, init=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, init=False)
     _relay_producer: RelayProducer | None = field(default=None, init=False)
@@ -78,6 +80,13 @@ class Runtime:
         if self._pool is None:
             raise RuntimeError(f"{self.service}: the database pool is not open yet")
         return self._pool
+
+    @property
+    def commits(self) -> GroupCommit:
+        """Small transactions of many handlers committed together (after start-up)."""
+        if self._commits is None:
+            raise RuntimeError(f"{self.service}: the database pool is not open yet")
+        return self._commits
 
     def topic(self, topic: Any) -> str:
         """Return a catalog topic's full name in this deployment."""
@@ -160,6 +169,7 @@ class Runtime:
         self._pool = await create_pool(
             self.database, schema=self.schema, application=f"sous-{self.service}"
         )
+        self._commits = GroupCommit(self._pool)
         for hook in self._opened:
             await hook()
 

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 from sous_common.consuming import TRANSIENT
@@ -143,7 +144,8 @@ class Executor:
             attempt=command.attempt,
             worker_id=self.worker_id,
         )
-        async with self._transaction() as conn:
+
+        async def take(conn: AnyConnection) -> Literal["started", "duplicate", "cancelled"]:
             if not await store.take(conn, command, self.worker_id):
                 return "duplicate"
             if running.cancel.is_set():
@@ -152,7 +154,10 @@ class Executor:
                 await self.runtime.emit(conn, [started, finished])
                 return "cancelled"
             await self.runtime.emit(conn, [started])
-        return "started"
+            return "started"
+
+        # Committed with the takes and finishes of other attempts (sous_common.commits).
+        return await self.runtime.commits.run(take)
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AnyConnection]:
@@ -212,16 +217,16 @@ class Executor:
         backoff = 0.1
         while True:  # the finish must reach the outbox; the database may be away for a while
             try:
-                async with self._transaction() as conn:
-                    await store.finish(
-                        conn, finished.step_run_id, finished.attempt, finished.status.value
-                    )
-                    await self.runtime.emit(conn, [finished])
+                await self.runtime.commits.run(partial(self._record_finish, finished))
                 return
             except TRANSIENT as exc:
                 log.warning("cannot record StepFinished; retrying", error=repr(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _record_finish(self, finished: StepFinished, conn: AnyConnection) -> None:
+        await store.finish(conn, finished.step_run_id, finished.attempt, finished.status.value)
+        await self.runtime.emit(conn, [finished])
 
     async def _heartbeat(self, command: ExecuteStep) -> None:
         # Heartbeats carry no state, so they skip the outbox: a lost one is covered by the

@@ -9,6 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from sous_common import inbox
+from sous_common.db import AnyConnection
 from sous_common.logs import bind, get_logger
 from sous_common.runtime import Runtime
 from sous_contracts.envelope import Envelope, utc_now
@@ -101,7 +102,9 @@ async def run_tests(command: RunTests, deps: Deps, *, now: datetime | None = Non
             log.info("duplicate RunTests ignored", message_id=str(command.message_id))
             return False
     runs = await deps.runner.run(command)
-    async with runtime.pool.acquire() as conn, conn.transaction():
+    outgoing = messages(command, runs)
+
+    async def record(conn: AnyConnection) -> bool:
         if not await inbox.claim(conn, runtime.group_id, command.message_id):
             return False
         await history.record(
@@ -111,8 +114,12 @@ async def run_tests(command: RunTests, deps: Deps, *, now: datetime | None = Non
             suite_id=command.suite_id,
             measured_at=now or utc_now(),
         )
-        outgoing = messages(command, runs)
         await runtime.emit(conn, outgoing)
+        return True
+
+    # Committed with the results of other suites (sous_common.commits).
+    if not await runtime.commits.run(record):
+        return False
     finished = outgoing[-1]
     assert isinstance(finished, TestSuiteFinished)
     log.info(

@@ -1,0 +1,83 @@
+"""Group commit: the small transactions of many handlers committed as one.
+
+A service under load runs many tiny transactions (an inbox claim, a row, an outbox message);
+each costs a connection from the pool, BEGIN, COMMIT and the pool's reset, more than the
+work itself. `GroupCommit.run(work)` queues a piece of work and returns its result once the
+transaction that ran it committed. While one transaction is being written, the work arriving
+meanwhile waits and then goes in the next one together, so an idle service commits each piece
+at once and a busy one commits many per transaction.
+
+A piece of work only touches the database through the connection it is given, so it can be
+run again: when a shared transaction fails, each of its pieces is run again alone, and only
+the one that fails gets the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+
+from sous_common.db import AnyConnection
+
+T = TypeVar("T")
+Work = Callable[[AnyConnection], Awaitable[Any]]
+
+
+class GroupCommit:
+    """Runs pieces of work in shared transactions on one pool, one transaction at a time."""
+
+    def __init__(self, pool: asyncpg.Pool, *, max_pieces: int = 200) -> None:
+        self.pool = pool
+        self.max_pieces = max_pieces
+        self._queue: list[tuple[Work, asyncio.Future[Any]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def run(self, work: Callable[[AnyConnection], Awaitable[T]]) -> T:
+        """Run `work(conn)` in a transaction; return its result once that committed.
+
+        Raises what `work` raised (its transaction rolled back), or the database's error.
+        """
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((work, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="group-commit")
+        return await done
+
+    async def _write(self) -> None:
+        while self._queue:
+            pieces, self._queue = self._queue[: self.max_pieces], self._queue[self.max_pieces :]
+            await self._commit(pieces)
+
+    async def _commit(self, pieces: list[tuple[Work, asyncio.Future[Any]]]) -> None:
+        results: list[Any] = []
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                for work, _ in pieces:
+                    results.append(await work(conn))
+        except Exception as exc:
+            if len(pieces) == 1:
+                _settle(pieces[0][1], error=exc)
+                return
+            for piece in pieces:  # find the one that fails; the others commit on their own
+                await self._commit([piece])
+            return
+        except BaseException:  # cancelled: no piece is known to be committed
+            for _, done in pieces:
+                done.cancel()
+            raise
+        for (_, done), result in zip(pieces, results, strict=True):
+            _settle(done, result=result)
+
+
+def _settle(
+    done: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None
+) -> None:
+    if done.done():  # its caller gave up waiting; the work committed (or failed) anyway
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(result)
