@@ -144,6 +144,8 @@ async def step_event(conn: AnyConnection, e: StepStarted | StepFinished) -> Chan
         "status": status,
         "domain": domain,
         "kitchen": kitchen,
+        "at": e.occurred_at.isoformat(),
+        "duration_s": e.duration_s if isinstance(e, StepFinished) else None,
     }
 
 

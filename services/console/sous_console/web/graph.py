@@ -94,7 +94,7 @@ def mesh_dot(recipes: list[dict[str, Any]], last: dict[tuple[str, str], dict[str
             if run:
                 status = run["status"]
                 label += (
-                    f"\\n{status} · {run['tests_pass']}✓ {run['tests_fail']}✗ {run['tests_warn']}!"
+                    f"\n{status} · {run['tests_pass']}✓ {run['tests_fail']}✗ {run['tests_warn']}!"
                 )
             lines.append(
                 f"{_quote(node)} [id={_quote('recipe-' + node)}, label={_quote(label)},"
@@ -107,7 +107,7 @@ def mesh_dot(recipes: list[dict[str, Any]], last: dict[tuple[str, str], dict[str
         target = f"{r['domain']}/{r['name']}"
         for trigger in r["spec"].get("triggers", []) or []:
             kind, matches = _matches(trigger)
-            label = kind + (f"\\nkey {trigger['key']}" if trigger.get("key") else "")
+            label = kind + (f"\nkey {trigger['key']}" if trigger.get("key") else "")
             for m in matches:
                 for source in _sources(m, recipes):
                     if source not in known:

@@ -46,7 +46,7 @@ async def runs(
     total = await conn.fetchval(f"SELECT count(*) FROM runs{where}", *args)
     rows = await conn.fetch(
         f"""SELECT order_run_id, domain, recipe, variation, kitchen, status, started_at,
-            finished_at, extract(epoch FROM finished_at - started_at) AS took_s,
+            finished_at, extract(epoch FROM finished_at - started_at)::float8 AS took_s,
             tests_pass, tests_fail, tests_warn
             FROM runs{where} ORDER BY seen_at DESC, order_run_id
             LIMIT {PAGE} OFFSET {PAGE * (max(flt.page, 1) - 1)}""",
@@ -58,7 +58,7 @@ async def runs(
 async def run(conn: AnyConnection, run_id: uuid.UUID) -> dict[str, Any] | None:
     """Return one run, or None."""
     row = await conn.fetchrow(
-        "SELECT *, extract(epoch FROM finished_at - started_at) AS took_s FROM runs"
+        "SELECT *, extract(epoch FROM finished_at - started_at)::float8 AS took_s FROM runs"
         " WHERE order_run_id = $1",
         run_id,
     )
@@ -189,3 +189,18 @@ async def last_runs(conn: AnyConnection, kitchen: str | None) -> dict[tuple[str,
         kitchen,
     )
     return {(r["domain"], r["recipe"]): dict(r) for r in rows}
+
+
+async def failing_recipes(conn: AnyConnection) -> dict[str, list[str]]:
+    """Return, per kitchen, the recipes whose latest run failed or failed error tests."""
+    rows = await conn.fetch(
+        "SELECT kitchen, domain || '/' || recipe AS recipe FROM ("
+        " SELECT DISTINCT ON (kitchen, domain, recipe) kitchen, domain, recipe, status, tests_fail"
+        " FROM runs WHERE kitchen IS NOT NULL AND domain IS NOT NULL AND recipe IS NOT NULL"
+        " AND status IN ('succeeded', 'failed') ORDER BY kitchen, domain, recipe, seen_at DESC"
+        ") last WHERE status = 'failed' ORDER BY recipe"
+    )
+    found: dict[str, list[str]] = {}
+    for r in rows:
+        found.setdefault(r["kitchen"], []).append(r["recipe"])
+    return found

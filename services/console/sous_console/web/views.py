@@ -213,6 +213,7 @@ async def run_state(request: Request, run_id: uuid.UUID, who: Viewer) -> dict[st
         steps = await queries.steps(conn, run_id)
     return {
         "status": found["status"],
+        "tests": {k: found[f"tests_{k}"] for k in ("pass", "fail", "warn")},
         "steps": [
             {"step": s["step"], "status": s["status"], "attempt": s["attempt"]} for s in steps
         ],
@@ -254,3 +255,125 @@ async def events(
             hub.unsubscribe(sub)
 
     return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/tests", response_class=HTMLResponse)
+async def results_view(
+    request: Request,
+    who: Viewer,
+    domain: Opt = None,
+    kitchen: Opt = None,
+    severity: Opt = None,
+    status: Opt = None,
+) -> HTMLResponse:
+    """The Tests view: the newest results, then every new one live."""
+    flt = queries.TestFilter(_empty(domain), _empty(kitchen), _empty(severity), _empty(status))
+    async with _rt(request).pool.acquire() as conn:
+        rows = await queries.recent_results(conn, flt, domain_filter(who), 100)
+    live = urlencode(
+        [("kind", "test")]
+        + [(k, getattr(flt, k)) for k in ("domain", "kitchen", "severity") if getattr(flt, k)]
+    )
+    return _page(request, "tests.html", who, results=rows, flt=flt, live=live)
+
+
+@router.get("/tests/history", response_class=HTMLResponse)
+async def history_view(
+    request: Request,
+    who: Viewer,
+    domain: Annotated[str, Query(max_length=63)],
+    recipe: Annotated[str, Query(max_length=63)],
+    step: Annotated[str, Query(max_length=63)],
+    test: Annotated[str, Query(max_length=63)],
+    kitchen: Annotated[str, Query(max_length=63)],
+) -> HTMLResponse:
+    """One test's recent results in a kitchen, as a small chart and a table."""
+    require(who, "read", domain)
+    async with _rt(request).pool.acquire() as conn:
+        rows = await queries.result_history(
+            conn, domain=domain, recipe=recipe, step=step, test=test, kitchen=kitchen
+        )
+    series = f"{domain}/{recipe} · {step} · {test} in {kitchen}"
+    return _page(request, "test_history.html", who, rows=rows, series=series, chart=chart(rows))
+
+
+def chart(rows: list[dict[str, Any]], width: int = 320, height: int = 60) -> dict[str, Any]:
+    """Return the points of a small chart of numeric values (status-coloured dots)."""
+    values = [
+        (float(r["value"]), r["status"])
+        for r in rows
+        if isinstance(r["value"], int | float) and not isinstance(r["value"], bool)
+    ]
+    if not values:
+        return {"points": [], "width": width, "height": height}
+    low, high = min(v for v, _ in values), max(v for v, _ in values)
+    span = (high - low) or 1.0
+    step = width / max(len(values) - 1, 1)
+    points = [
+        {
+            "x": round(i * step, 1),
+            "y": round(height - 5 - (v - low) / span * (height - 10), 1),
+            "status": s,
+            "value": v,
+        }
+        for i, (v, s) in enumerate(values)
+    ]
+    return {"points": points, "width": width, "height": height, "low": low, "high": high}
+
+
+@router.get("/mesh", response_class=HTMLResponse)
+async def mesh_view(request: Request, who: Viewer, kitchen: Opt = None) -> HTMLResponse:
+    """The Mesh view: domains, recipes, trigger edges, each recipe's last run; live."""
+    async with _rt(request).pool.acquire() as conn:
+        recipes = await queries.entities(conn, "recipe")
+        kitchens = sorted({k["name"] for k in await queries.entities(conn, "kitchen")})
+        last = await queries.last_runs(conn, _empty(kitchen))
+    # A kitchen's own version of a recipe replaces the base one there.
+    chosen: dict[str, dict[str, Any]] = {}
+    for r in recipes:
+        if r["kitchen"] in ("", kitchen or ""):
+            key = r["entity_id"]
+            if key not in chosen or r["kitchen"]:
+                chosen[key] = r
+    readable = [r for r in chosen.values() if who.may("read", r["domain"])]
+    svg = await graph.render(graph.mesh_dot(readable, last)) if readable else ""
+    live = urlencode([("kind", "run")] + ([("kitchen", kitchen)] if kitchen else []))
+    return _page(
+        request,
+        "mesh.html",
+        who,
+        svg=svg,
+        kitchens=kitchens,
+        kitchen=kitchen,
+        live=live,
+        recipes=readable,
+    )
+
+
+@router.get("/kitchens", response_class=HTMLResponse)
+async def kitchens_view(request: Request, who: Viewer) -> HTMLResponse:
+    """The Kitchens view: kitchens and sandboxes, parent, TTL, whether merge is allowed."""
+    async with _rt(request).pool.acquire() as conn:
+        kitchens = await queries.entities(conn, "kitchen")
+        failing = await queries.failing_recipes(conn)
+    rows = []
+    for k in kitchens:
+        spec = k["spec"]
+        parent = spec.get("parent")
+        broken = failing.get(k["name"], [])
+        if parent is None:
+            why = "a root kitchen has no parent to merge into"
+        elif broken:
+            why = f"the latest runs of {', '.join(broken)} failed"
+        else:
+            why = None
+        rows.append(
+            {
+                "name": k["name"],
+                "parent": parent,
+                "ttl": spec.get("ttl"),
+                "why_not": why,
+                "description": spec.get("description", ""),
+            }
+        )
+    return _page(request, "kitchens.html", who, kitchens=rows)

@@ -60,6 +60,18 @@
       },
     },
     run: {
+      // Changes made between the page's rendering and the stream's opening come from here.
+      async resync() {
+        const response = await fetch("/runs/" + document.body.dataset.run + "/state",
+                                     { credentials: "same-origin" });
+        if (!response.ok) return;
+        const state = await response.json();
+        for (const s of state.steps) views.run.step(s);
+        for (const [bucket, n] of Object.entries(state.tests)) {
+          document.getElementById("count-" + bucket).textContent = String(n);
+        }
+        views.run.run({ status: state.status });
+      },
       run(c) {
         document.getElementById("run-status").replaceChildren(badge(c.status));
         if (FINAL.includes(c.status)) {
@@ -75,13 +87,19 @@
           cell(row, c.step);
           cell(row, c.attempt);
           cell(row, "").className = "step-status";
-          cell(row, null);
-          cell(row, null);
+          cell(row, null).className = "step-started";
+          cell(row, null).className = "step-took";
           cell(row, "").className = "timeline";
           document.querySelector("#steps tbody").appendChild(row);
         }
         row.dataset.status = c.status;
         row.querySelector(".step-status").replaceChildren(badge(c.status));
+        const started = row.querySelector(".step-started");
+        if (started && c.status === "running" && c.at) {
+          started.textContent = c.at.replace("T", " ").slice(0, 19);
+        }
+        const took = row.querySelector(".step-took");
+        if (took && typeof c.duration_s === "number") took.textContent = c.duration_s.toFixed(1) + " s";
         colourDag(c.step, c.status);
       },
       test(c) {
@@ -96,6 +114,22 @@
           const span = document.getElementById("count-" + bucket);
           span.textContent = String(Number(span.textContent) + 1);
         }
+      },
+    },
+    mesh: {
+      run(c) {
+        // The layout changes with statuses and counts: lay it out again, at most once a second.
+        if (FINAL.includes(c.status) && !window.__meshReload) {
+          window.__meshReload = setTimeout(() => window.location.reload(), 1000);
+        }
+      },
+    },
+    run_pending: {
+      // The run's first event may have come before the stream opened.
+      async resync() {
+        const response = await fetch("/runs/" + document.body.dataset.run + "/state",
+                                     { credentials: "same-origin" });
+        if (response.ok) window.location.reload();
       },
     },
     tests: {
@@ -139,8 +173,10 @@
     const source = new EventSource(url);
     let opened = false;
     source.addEventListener("ready", () => {
-      // A reconnect may have missed changes: the page shows the read model again.
-      if (opened) window.location.reload();
+      // Changes may have been missed before the stream opened (or while it reconnected):
+      // a view that can catch up does, the others show the read model again.
+      if (handlers.resync) handlers.resync();
+      else if (opened) window.location.reload();
       opened = true;
       live.textContent = "● live";
       live.className = "live on";
