@@ -20,5 +20,5 @@ def build(settings: ConsoleSettings) -> Runtime:
         migrations=load(SERVICE, "sous_console.migrations"),
         group_id=settings.group_id,
     )
-    handlers.register(runtime)
+    handlers.register(runtime, consumers=settings.consumers)
     return runtime

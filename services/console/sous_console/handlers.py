@@ -37,20 +37,25 @@ StepEvent = Annotated[
 TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
 
 
-def register(rt: Runtime) -> None:
-    """Subscribe the console's consumer group to the five topics it shows."""
-    options = rt.subscriber_options()
+def register(rt: Runtime, *, consumers: int = 1) -> None:
+    """Subscribe the console's consumer group to the five topics it shows.
 
-    @rt.broker.subscriber(rt.topic(RUN_EVENTS), **options)
+    The busy topics get `consumers` consumers each, so runs on different partitions are
+    applied side by side; a partition keeps its order.
+    """
+    options = rt.subscriber_options()
+    busy = {**options, "max_workers": consumers}
+
+    @rt.broker.subscriber(rt.topic(RUN_EVENTS), **busy)
     async def on_run_event(event: RunEvent) -> None:
         await apply(rt, event, projection.run_event)
 
-    @rt.broker.subscriber(rt.topic(STEP_EVENTS), **options)
+    @rt.broker.subscriber(rt.topic(STEP_EVENTS), **busy)
     async def on_step_event(event: StepEvent) -> None:
         if isinstance(event, StepStarted | StepFinished):  # heartbeats and marks show nothing
             await apply(rt, event, projection.step_event)
 
-    @rt.broker.subscriber(rt.topic(TEST_RESULTS), **options)
+    @rt.broker.subscriber(rt.topic(TEST_RESULTS), **busy)
     async def on_test_event(event: TestEvent) -> None:
         if isinstance(event, TestResult):  # suite summaries are counted from their results
             await apply(rt, event, projection.test_result)

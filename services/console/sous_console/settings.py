@@ -21,6 +21,8 @@ class ConsoleSettings(BaseSettings):
     """Schema the console owns (`SOUS_CONSOLE_DB_SCHEMA`)."""
     group_id: str = ""
     """Consumer group (default: `<topic prefix>sous-console`)."""
+    consumers: int = Field(default=3, ge=1)
+    """Kafka consumers per busy topic in this process (same group); each keeps its order."""
     registry_url: str = "http://127.0.0.1:8000"
     """The registry's REST API: sign-in checks and actions go there, as any client's would."""
     host: str = "127.0.0.1"
