@@ -7,16 +7,19 @@
    headless Chromium (Debian's) holds the Tests view open; each row's appearance is noted
    by the page and compared with the record's broker timestamp. Must: p95 ≤ 300 ms.
 
-The registry is stood in by an HTTP answer to `GET /v1/whoami` (the console asks it once,
-then keeps the answer); Kafka and PostgreSQL are the real servers.
+The console runs as its own process (`python -m sous_console`); the registry is stood in by
+an HTTP answer to `GET /v1/whoami` (the console asks it once, then keeps the answer); Kafka
+and PostgreSQL are the real servers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import statistics
+import sys
 import time
 import uuid
 
@@ -25,13 +28,12 @@ import httpx
 import uvicorn
 from _common import database_settings, emit, fresh_schema, kafka_settings, percentiles
 from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Header
 from playwright.async_api import async_playwright
 
 from sous_common.kafka import aiokafka_options
 from sous_common.logs import configure
 from sous_common.topic_admin import delete_topics, ensure_topics
-from sous_console.settings import ConsoleSettings
-from sous_console.web.app import create_web
 from sous_contracts.common import Severity, TestStatus
 from sous_contracts.tests import TestResult
 from sous_contracts.topics import TEST_RESULTS
@@ -43,9 +45,9 @@ SECONDS = 10.0
 TOKEN = "bench-token"
 
 
-def whoami(request: httpx.Request) -> httpx.Response:
-    assert request.headers["authorization"] == f"Bearer {TOKEN}"
-    return httpx.Response(200, json={"principal": "bench", "scopes": {"*": ["admin"]}})
+def whoami(authorization: str = Header()) -> dict:
+    assert authorization == f"Bearer {TOKEN}"
+    return {"principal": "bench", "scopes": {"*": ["admin"]}}
 
 
 def p95(samples: list[float]) -> float:
@@ -173,23 +175,54 @@ async def main() -> None:
     database = database_settings()
     await ensure_topics(kafka, partitions=6)
     schema = fresh_schema()
-    settings = ConsoleSettings(
-        kafka=kafka, database=database, db_schema=schema, registry_url="http://registry"
+    # The registry's one answer the console needs, served in this process.
+    registry = FastAPI()
+    registry.get("/v1/whoami")(whoami)
+    registry_port, port = free_port(), free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(registry, host="127.0.0.1", port=registry_port, log_level="warning")
     )
-    app = create_web(settings, registry_transport=httpx.MockTransport(whoami))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
+    # The console runs as its own process, as `make up` runs it.
+    env = {
+        **os.environ,
+        "SOUS_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "SOUS_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "SOUS_DATABASE_URL": database.url,
+        "SOUS_CONSOLE_DB_SCHEMA": schema,
+        "SOUS_CONSOLE_PORT": str(port),
+        "SOUS_CONSOLE_REGISTRY_URL": f"http://127.0.0.1:{registry_port}",
+        "SOUS_CONSOLE_LOG_LEVEL": "WARNING",
+    }
+    console = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sous_console",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        while not server.started:
-            await asyncio.sleep(0.05)
-        await app.state.runtime.pool.execute(SEED, RUNS)
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            async with asyncio.timeout(60):
+                while True:
+                    try:
+                        if (await client.get("/healthz")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await asyncio.sleep(0.1)
+            conn = await asyncpg.connect(database.url)
+            await conn.execute(f'SET search_path TO "{schema}"')
+            await conn.execute(SEED, RUNS)
+            await conn.close()
             await client.post("/sign-in", data={"token": TOKEN})
             await runs_view(client)
         await live_results(url, kafka)
     finally:
+        console.terminate()
+        await console.wait()
         server.should_exit = True
         await task
         conn = await asyncpg.connect(database.url)
