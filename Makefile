@@ -8,7 +8,7 @@ INFRA := bash deploy/local/infra.sh
 UNIT := not kafka and not postgres and not e2e
 INTEGRATION := kafka or postgres or e2e
 
-.PHONY: help sync lint fmt schemas unit integration test infra-up infra-down infra-status up down bench
+.PHONY: help sync system lint fmt schemas unit integration test infra-up infra-down infra-status up down bench
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -19,8 +19,15 @@ help: ## Show the targets.
 
 # Bytecode is written at install, once: with PYTHONDONTWRITEBYTECODE set, every start of
 # `sous` would otherwise compile typer, rich and the rest again (half of `sous --help`).
-sync: $(UV) ## Install the workspace into .venv (uv from PyPI when missing).
+sync: $(UV) system ## Install the workspace into .venv (uv from PyPI when missing).
 	$(UV) sync --frozen --all-packages --quiet --compile-bytecode
+
+# The console lays out graphs with Graphviz; its browser tests drive Debian's Chromium.
+system: ## Debian packages the console needs (graphviz, chromium), with apt-get when missing.
+	@command -v dot >/dev/null && [ -x /usr/bin/chromium ] || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends graphviz chromium; \
+	  else echo "install graphviz and chromium (apt-get install graphviz chromium)" >&2; fi; }
 
 lint: sync ## ruff, mypy --strict, stale generated contract files, breaking contract changes.
 	$(UV) run --frozen ruff check .

@@ -27,6 +27,7 @@ PREFIXES: dict[str, tuple[str, ...]] = {
     "scheduler": ("SOUS_SCHEDULER_",),
     "executor": ("SOUS_EXECUTOR_", "SOUS_SECRET_"),
     "test-runner": ("SOUS_TEST_RUNNER_", "SOUS_SECRET_"),
+    "console": ("SOUS_CONSOLE_",),
 }
 """Each service's own settings (its `env_prefix`), and the secret stores of those that run
 the domains' steps and tests."""

@@ -141,6 +141,15 @@ def registry_url() -> str:
     return url
 
 
+def console_address(registry: str) -> str:
+    """Point the console at the registry, on `SOUS_CONSOLE_PORT` (8090) or a free port."""
+    os.environ.setdefault("SOUS_CONSOLE_REGISTRY_URL", registry)
+    preferred = int(os.environ.get("SOUS_CONSOLE_PORT", "8090"))
+    port = run_folder.free_port(preferred)
+    os.environ["SOUS_CONSOLE_PORT"] = str(port)
+    return f"http://127.0.0.1:{port}"
+
+
 def wait_registry(url: str, token: str, supervisor: Supervisor, timeout_s: float = 90) -> None:
     """Wait until this stack's registry answers: one that refuses the stack's token is not it."""
     import httpx
@@ -196,6 +205,7 @@ def up(
     for key, value in stack_keys(folder).items():
         os.environ.setdefault(key, value)
     url = registry_url()
+    console_url = console_address(url)
     supervisor = Supervisor(folder, stack_environments(os.environ, token))
     stop = {"now": False}
 
@@ -208,6 +218,9 @@ def up(
         wait_registry(url, token, supervisor)
         console.print(
             f"[green]services running[/]: {', '.join(supervisor.pids())}  (logs in {folder})"
+        )
+        console.print(
+            f"ops console: [bold]{console_url}[/] (sign in with the token in {token_file})"
         )
         os.environ["SOUS_TOKEN"] = token
         if examples:
@@ -277,7 +290,7 @@ def down(
 
 
 def service(
-    name: str = typer.Argument(help="domain-registry, scheduler, executor, test-runner"),
+    name: str = typer.Argument(help="domain-registry, scheduler, executor, test-runner, console"),
 ) -> None:
     """Run one service in the foreground (as the supervisor does)."""
     from sous.environments import service_environment

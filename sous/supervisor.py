@@ -18,6 +18,7 @@ SERVICES: dict[str, list[str]] = {
     "scheduler": ["-m", "faststream", "run", "--factory", "sous_scheduler.app:create_app"],
     "executor": ["-m", "faststream", "run", "--factory", "sous_executor.app:create_app"],
     "test-runner": ["-m", "faststream", "run", "--factory", "sous_test_runner.app:create_app"],
+    "console": ["-m", "sous_console"],
 }
 """Every service, as the arguments of `python` that run it."""
 

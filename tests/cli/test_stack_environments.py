@@ -27,7 +27,7 @@ EXAMPLE_DOMAINS = ("SALES", "FINANCE", "PAYMENTS", "MARKETING", "PLATFORM")
 
 def test_only_the_registry_gets_the_admin_token() -> None:
     envs = stack_environments(CLI, TOKEN)
-    assert set(envs) == {"domain-registry", "scheduler", "executor", "test-runner"}
+    assert set(envs) == {"domain-registry", "scheduler", "executor", "test-runner", "console"}
     assert envs["domain-registry"]["SOUS_DOMAIN_REGISTRY_ADMIN_TOKEN"] == TOKEN
     for name in ("scheduler", "executor", "test-runner"):
         assert TOKEN not in envs[name].values(), name
@@ -73,9 +73,15 @@ def test_each_example_domain_gets_its_warehouse_in_its_own_store() -> None:
     assert own["executor"]["SOUS_SECRET_SALES__WAREHOUSE"] == "mine"
 
 
+def test_the_console_sees_its_own_settings_and_no_secret() -> None:
+    envs = stack_environments(CLI, "admin-token")
+    assert "SOUS_DOMAIN_REGISTRY_ADMIN_TOKEN" not in envs["console"]
+    assert not any(k.startswith("SOUS_SECRET_") for k in envs["console"])
+
+
 def test_an_unknown_service_has_no_environment() -> None:
     with pytest.raises(KeyError):
-        service_environment("console", CLI)
+        service_environment("no-such-service", CLI)
 
 
 def test_steps_find_the_stacks_own_interpreter_first_on_path() -> None:

@@ -201,6 +201,13 @@ class TokenIssued(BaseModel):
     token: str
 
 
+class Identity(BaseModel):
+    """Who a token belongs to and the scopes it holds, by domain (`*` for every domain)."""
+
+    principal: str
+    scopes: dict[str, list[str]]
+
+
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 DomainPath = Annotated[str, Path(pattern=NAME_PATTERN, description="Domain name.")]
 RecipePath = Annotated[str, Path(pattern=NAME_PATTERN, description="Recipe name.")]

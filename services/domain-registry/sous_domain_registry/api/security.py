@@ -11,10 +11,22 @@ from sous_domain_registry import service
 from sous_domain_registry.adapters import store
 from sous_domain_registry.api.auth import Caller, Rt, require
 from sous_domain_registry.api.errors import errors
-from sous_domain_registry.api.models import IssueToken, PrincipalKeys, PublicKey, TokenIssued
+from sous_domain_registry.api.models import (
+    Identity,
+    IssueToken,
+    PrincipalKeys,
+    PublicKey,
+    TokenIssued,
+)
 from sous_domain_registry.domain.access import hash_token
 
 router = APIRouter(prefix="/v1", tags=["security"], responses=errors(401))
+
+
+@router.get("/whoami", response_model=Identity, summary="Who the token belongs to")
+async def whoami(who: Caller) -> Identity:
+    """Return the caller's principal and scopes (what a client such as the console shows)."""
+    return Identity(principal=who.name, scopes=who.scopes)
 
 
 @router.post(

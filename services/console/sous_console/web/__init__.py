@@ -1,0 +1,1 @@
+"""The console web UI: sign-in, views, live events."""

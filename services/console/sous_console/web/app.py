@@ -1,0 +1,78 @@
+"""The console's web app: hosts the read-model consumers and serves the views and live stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from sous_common.logs import configure
+from sous_console.app import build
+from sous_console.settings import ConsoleSettings
+from sous_console.web import views
+from sous_console.web.auth import SignInNeeded
+from sous_console.web.live import Hub
+from sous_console.web.registry import Registry, RegistryError
+
+
+def create_web(
+    settings: ConsoleSettings | None = None,
+    *,
+    registry_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Return the console: consumers, read model and web UI in one process.
+
+    `registry_transport` reaches the registry without a network (tests host both in one
+    process); by default the console calls `settings.registry_url`.
+    """
+    settings = settings or ConsoleSettings()
+    runtime = build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = Registry(
+            settings.registry_url,
+            cache_s=settings.principal_cache_s,
+            transport=registry_transport,
+        )
+        hub = Hub(settings.database.url, connect_timeout_s=settings.database.connect_timeout_s)
+        async with runtime.running():
+            await hub.start()
+            app.state.runtime, app.state.hub, app.state.registry = runtime, hub, registry
+            app.state.settings = settings
+            try:
+                yield
+            finally:
+                await hub.stop()
+                await registry.close()
+
+    app = FastAPI(title="Sous console", lifespan=lifespan, docs_url=None, redoc_url=None)
+    static = resources.files("sous_console.web") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.include_router(views.router)
+
+    @app.exception_handler(SignInNeeded)
+    async def sign_in_needed(request: Request, _exc: SignInNeeded) -> Response:
+        if request.method == "GET" and request.url.path != "/events":
+            return RedirectResponse(f"/sign-in?next={request.url.path}", status_code=303)
+        return JSONResponse({"detail": "sign in first"}, status_code=401)
+
+    @app.exception_handler(RegistryError)
+    async def registry_refused(_request: Request, exc: RegistryError) -> Response:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    return app
+
+
+def main() -> None:
+    """Serve the console until interrupted (`python -m sous_console`)."""
+    import uvicorn
+
+    settings = ConsoleSettings()
+    configure("sous-console", level=settings.log_level)
+    uvicorn.run(create_web(settings), host=settings.host, port=settings.port, log_level="info")

@@ -1,0 +1,215 @@
+// Live updates of the console's pages: one EventSource per page, DOM changed in place.
+"use strict";
+
+(function () {
+  const FINAL = ["succeeded", "failed", "cancelled", "rejected"];
+
+  function el(tag, attrs, text) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function badge(status) {
+    return el("span", { class: "status status-" + status }, status);
+  }
+
+  function cell(row, text) {
+    const td = el("td", {}, text === null || text === undefined ? "–" : String(text));
+    row.appendChild(td);
+    return td;
+  }
+
+  function colourDag(step, status) {
+    const node = document.getElementById("step-" + step);
+    if (node) node.setAttribute("data-status", status);
+  }
+
+  const views = {
+    runs: {
+      run(c) {
+        let row = document.getElementById("run-" + c.order_run_id);
+        if (!row) {
+          if (document.body.dataset.liveInsert !== "yes") return;
+          row = el("tr", { id: "run-" + c.order_run_id, "data-run": c.order_run_id, class: "new" });
+          cell(row, c.domain);
+          const name = el("td");
+          name.appendChild(el("a", { href: "/runs/" + c.order_run_id }, c.recipe || "?"));
+          row.appendChild(name);
+          cell(row, null);
+          cell(row, c.kitchen);
+          cell(row, "").className = "run-status";
+          cell(row, null);
+          cell(row, null);
+          const tests = cell(row, "");
+          tests.className = "tests";
+          tests.append(el("span", { class: "pass" }, "0"), " / ",
+                       el("span", { class: "fail" }, "0"), " / ",
+                       el("span", { class: "warn" }, "0"));
+          document.querySelector("#runs tbody").prepend(row);
+        }
+        row.querySelector(".run-status").replaceChildren(badge(c.status));
+      },
+      test(c) {
+        const row = document.getElementById("run-" + c.order_run_id);
+        const bucket = { passed: "pass", warning: "warn", failed: "fail", error: "fail" }[c.status];
+        if (!row || !bucket) return;
+        const span = row.querySelector(".tests ." + bucket);
+        span.textContent = String(Number(span.textContent) + 1);
+      },
+    },
+    run: {
+      // Changes made between the page's rendering and the stream's opening come from here.
+      async resync() {
+        const response = await fetch("/runs/" + document.body.dataset.run + "/state",
+                                     { credentials: "same-origin" });
+        if (!response.ok) return;
+        const state = await response.json();
+        for (const s of state.steps) views.run.step(s);
+        for (const [bucket, n] of Object.entries(state.tests)) {
+          document.getElementById("count-" + bucket).textContent = String(n);
+        }
+        views.run.run({ status: state.status });
+      },
+      run(c) {
+        document.getElementById("run-status").replaceChildren(badge(c.status));
+        if (FINAL.includes(c.status)) {
+          const cancel = document.getElementById("cancel-form");
+          if (cancel) cancel.remove();
+        }
+      },
+      step(c) {
+        const id = "step-" + c.step + "-" + c.attempt;
+        let row = document.getElementById(id);
+        if (!row) {
+          row = el("tr", { id: id, "data-step": c.step });
+          cell(row, c.step);
+          cell(row, c.attempt);
+          cell(row, "").className = "step-status";
+          cell(row, null).className = "step-started";
+          cell(row, null).className = "step-took";
+          cell(row, "").className = "timeline";
+          document.querySelector("#steps tbody").appendChild(row);
+        }
+        row.dataset.status = c.status;
+        row.querySelector(".step-status").replaceChildren(badge(c.status));
+        const started = row.querySelector(".step-started");
+        if (started && c.status === "running" && c.at) {
+          started.textContent = c.at.replace("T", " ").slice(0, 19);
+        }
+        const took = row.querySelector(".step-took");
+        if (took && typeof c.duration_s === "number") took.textContent = c.duration_s.toFixed(1) + " s";
+        colourDag(c.step, c.status);
+      },
+      test(c) {
+        const row = el("tr", { class: "test sev-" + c.severity + " status-" + c.status });
+        for (const v of [c.step, c.test, c.severity]) cell(row, v);
+        row.appendChild(el("td")).appendChild(badge(c.status));
+        for (const v of [c.value, c.threshold]) cell(row, v);
+        cell(row, "");
+        document.querySelector("#tests tbody").appendChild(row);
+        const bucket = { passed: "pass", warning: "warn", failed: "fail", error: "fail" }[c.status];
+        if (bucket) {
+          const span = document.getElementById("count-" + bucket);
+          span.textContent = String(Number(span.textContent) + 1);
+        }
+      },
+    },
+    mesh: {
+      run(c) {
+        // The layout changes with statuses and counts: lay it out again, at most once a second.
+        if (FINAL.includes(c.status) && !window.__meshReload) {
+          window.__meshReload = setTimeout(() => window.location.reload(), 1000);
+        }
+      },
+    },
+    run_pending: {
+      // The run's first event may have come before the stream opened.
+      async resync() {
+        const response = await fetch("/runs/" + document.body.dataset.run + "/state",
+                                     { credentials: "same-origin" });
+        if (response.ok) window.location.reload();
+      },
+    },
+    tests: {
+      test(c) {
+        const row = el("tr", {
+          class: "test sev-" + c.severity + " status-" + c.status,
+          "data-message": c.message_id,
+        });
+        cell(row, c.at ? c.at.replace("T", " ").slice(0, 19) : null);
+        cell(row, c.domain + "/" + c.recipe);
+        cell(row, c.kitchen);
+        cell(row, c.step);
+        const name = el("td");
+        const q = new URLSearchParams({ domain: c.domain, recipe: c.recipe, step: c.step,
+                                        test: c.test, kitchen: c.kitchen });
+        name.appendChild(el("a", { href: "/tests/history?" + q.toString() }, c.test));
+        row.appendChild(name);
+        cell(row, c.severity);
+        row.appendChild(el("td")).appendChild(badge(c.status));
+        cell(row, c.value);
+        cell(row, c.threshold);
+        const body = document.querySelector("#results tbody");
+        body.prepend(row);
+        while (body.children.length > 200) body.lastElementChild.remove();
+      },
+    },
+  };
+
+  function syncDag() {
+    for (const row of document.querySelectorAll("#steps tr[data-step]")) {
+      colourDag(row.dataset.step, row.dataset.status);
+    }
+  }
+
+  function listen() {
+    const url = document.body.dataset.events;
+    if (!url || typeof EventSource === "undefined") return;
+    const handlers = views[document.body.dataset.view] || {};
+    const reloadOn = (document.body.dataset.reloadOn || "").split(" ").filter(Boolean);
+    const live = document.getElementById("live");
+    const source = new EventSource(url);
+    let opened = false;
+    source.addEventListener("ready", () => {
+      // Changes may have been missed before the stream opened (or while it reconnected):
+      // a view that can catch up does, the others show the read model again.
+      if (handlers.resync) handlers.resync();
+      else if (opened) window.location.reload();
+      opened = true;
+      live.textContent = "● live";
+      live.className = "live on";
+    });
+    source.onerror = () => {
+      live.textContent = "○ reconnecting";
+      live.className = "live off";
+    };
+    for (const kind of ["run", "step", "test", "completion", "entity"]) {
+      source.addEventListener(kind, (event) => {
+        if (reloadOn.includes(kind)) {
+          window.location.reload();
+          return;
+        }
+        const handle = handlers[kind];
+        if (handle) handle(JSON.parse(event.data));
+      });
+    }
+  }
+
+  function keys() {
+    const go = { m: "/mesh", r: "/runs", t: "/tests", k: "/kitchens" };
+    document.addEventListener("keydown", (event) => {
+      const target = event.target;
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      if (target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement) return;
+      if (go[event.key] && document.querySelector("nav")) window.location.assign(go[event.key]);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    syncDag();
+    keys();
+    listen();
+  });
+})();

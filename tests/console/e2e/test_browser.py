@@ -1,0 +1,185 @@
+"""The console in headless Chromium against the real stack: sign in, watch, act."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from playwright.async_api import Browser, Page, expect
+
+from sous_common.kafka import aiokafka_options
+from sous_contracts import decode_message
+from sous_contracts.tests import TestResult
+from sous_contracts.topics import TEST_RESULTS
+from tests.console.e2e.conftest import SHOTS, SLOW_DOMAIN, Stack
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e, pytest.mark.slow]
+
+DAY = "2026-11-24"
+
+
+async def sign_in(browser: Browser, stack: Stack, token: str) -> Page:
+    page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
+    await page.goto(stack.console + "/runs")
+    await expect(page).to_have_url(f"{stack.console}/sign-in?next=/runs")
+    await page.fill("#token", token)
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(f"{stack.console}/runs")
+    return page
+
+
+async def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def live(page: Page) -> None:
+    """Wait until the page's event stream is open."""
+    await expect(page.locator("#live")).to_have_text("● live", timeout=10_000)
+
+
+async def test_mesh_shows_the_example_domains_and_their_trigger_edges(browser, stack) -> None:
+    page = await sign_in(browser, stack, stack.token)
+    async with asyncio.timeout(60):
+        while await page.locator("#mesh g.edge").count() < 3:
+            await page.goto(stack.console + "/mesh")  # until the changelog is read
+    for node in ("sales/daily", "payments/settle", "finance/revenue", "marketing/dashboard"):
+        await expect(page.locator(f'[id="recipe-{node}"]')).to_have_count(1)
+    edges = await page.locator("#mesh g.edge title").evaluate_all(
+        "titles => titles.map(t => t.textContent)"
+    )
+    assert any("sales/daily" in e and "finance/revenue" in e for e in edges), edges
+    await shot(page, "mesh")
+    await page.goto(stack.console + "/kitchens")
+    await expect(page.locator("#kitchen-dev-sam")).to_contain_text("dev")
+    await shot(page, "kitchens")
+
+
+async def test_a_run_started_from_the_ui_turns_succeeded_without_a_reload(browser, stack) -> None:
+    page = await sign_in(browser, stack, stack.token)
+    await page.click("details.start summary")
+    form = page.locator("#start-run")
+    await form.locator("[name=domain]").fill("sales")
+    await form.locator("[name=recipe]").fill("daily")
+    await form.locator("[name=variation]").fill("dev")
+    await form.locator("[name=params]").fill(f'{{"day": "{DAY}"}}')
+    await form.locator("button").click()
+    await expect(page.locator("#steps")).to_be_visible(timeout=30_000)
+    await live(page)
+    first = await page.locator("#run-status").inner_text()
+    await page.evaluate("window.__sameDocument = true")
+    await expect(page.locator("#run-status")).to_have_text("succeeded", timeout=120_000)
+    assert await page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+    assert first.strip() != "succeeded", "the run was over before the page could watch it"
+    statuses = await page.locator("#steps tr[data-step]").evaluate_all(
+        "rows => rows.map(r => r.dataset.status)"
+    )
+    assert statuses
+    assert set(statuses) == {"succeeded"}, statuses
+    dag = await page.locator("#dag g.node").evaluate_all(
+        "nodes => nodes.map(n => n.getAttribute('data-status'))"
+    )
+    assert dag
+    assert set(dag) == {"succeeded"}, dag
+    await shot(page, "run")
+    await page.goto(stack.console + "/runs")
+    await shot(page, "runs")
+
+
+async def test_the_canary_failed_error_test_shows_red_within_a_second(browser, stack) -> None:
+    page = await sign_in(browser, stack, stack.token)
+    await page.goto(stack.console + "/tests?severity=error")
+    await live(page)
+    # The page notes when each result row appears; Kafka notes when each result was produced.
+    await page.evaluate(
+        """() => { window.__seen = {};
+        new MutationObserver(ms => { for (const m of ms) for (const n of m.addedNodes)
+          if (n.dataset && n.dataset.message) window.__seen[n.dataset.message] = Date.now(); })
+        .observe(document.querySelector('#results tbody'), {childList: true}); }"""
+    )
+    consumer = AIOKafkaConsumer(
+        TEST_RESULTS.full_name(stack.kafka.topic_prefix),
+        **aiokafka_options(stack.kafka),
+        group_id=None,
+        auto_offset_reset="latest",
+    )
+    await consumer.start()
+    try:
+        await consumer.seek_to_end()
+        async with stack.admin() as admin:
+            r = await admin.post(
+                "/v1/runs",
+                json={
+                    "domain": "sales",
+                    "recipe": "daily",
+                    "variation": "canary",
+                    "params": {"day": DAY},
+                },
+            )
+            assert r.status_code == 202, r.text
+        run_id = uuid.UUID(r.json()["order_run_id"])
+        produced = None
+        async with asyncio.timeout(120):
+            while produced is None:
+                async for record in consumer:
+                    m = decode_message(record.value)
+                    if (
+                        isinstance(m, TestResult)
+                        and m.order_run_id == run_id
+                        and m.test == "enough_rows"
+                    ):
+                        produced, message = record.timestamp, m
+                        break
+    finally:
+        await consumer.stop()
+    assert message.status.value == "failed"
+    row = page.locator(f'#results tr[data-message="{message.message_id}"]')
+    await expect(row).to_be_visible(timeout=5_000)
+    shown = await page.evaluate(f"window.__seen['{message.message_id}']")
+    assert shown - produced <= 1000, f"shown {shown - produced} ms after it was produced"
+    colour = await row.evaluate("r => getComputedStyle(r).color")
+    assert colour == "rgb(198, 40, 40)", colour
+    await shot(page, "tests")
+
+
+async def test_cancel_a_running_run_from_the_ui(browser, stack) -> None:
+    async with stack.admin() as admin:
+        r = await admin.post("/v1/apply", json={"files": SLOW_DOMAIN})
+        assert r.status_code == 200, r.text
+    page = await sign_in(browser, stack, stack.token)
+    await page.click("details.start summary")
+    form = page.locator("#start-run")
+    await form.locator("[name=domain]").fill("ops")
+    await form.locator("[name=recipe]").fill("wait")
+    await form.locator("[name=variation]").fill("dev")
+    await form.locator("button").click()
+    await expect(page.locator("#steps tr[data-step=nap]")).to_have_attribute(
+        "data-status", "running", timeout=60_000
+    )
+    await page.click("#cancel")
+    await expect(page.locator("#run-status")).to_have_text("cancelled", timeout=60_000)
+    await expect(page.locator("#cancel")).to_have_count(0)
+
+
+async def test_a_reader_sees_no_actions_and_a_forged_post_is_refused(browser, stack) -> None:
+    async with stack.admin() as admin:
+        r = await admin.post("/v1/tokens", json={"principal": "auditor", "scopes": {"*": ["read"]}})
+        assert r.status_code == 201, r.text
+        reader = r.json()["token"]
+        runs: list = []
+        async with asyncio.timeout(60):  # the examples' first runs, as the registry knows them
+            while not runs:
+                runs = (await admin.get("/v1/runs", params={"domain": "sales"})).json()
+    run_id = runs[0]["order_run_id"]
+    page = await sign_in(browser, stack, reader)
+    await page.goto(f"{stack.console}/runs/{run_id}")
+    await expect(page.locator("#steps")).to_be_visible()
+    await expect(page.locator("#cancel")).to_have_count(0)
+    await expect(page.locator("#again")).to_have_count(0)
+    assert reader not in await page.content()
+    forged = await page.request.post(f"{stack.console}/runs/{run_id}/again")
+    assert forged.status == 403
+    cookies = await page.context.cookies()
+    assert all(c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies), cookies
