@@ -75,11 +75,11 @@ ACCESS: tuple[Access, ...] = (
     ),
     _service("executor", "executor service", writes=(STEP_EVENTS,), reads=(STEP_COMMANDS,)),
     _service("test-runner", "test-runner service", writes=(TEST_RESULTS,), reads=(TEST_COMMANDS,)),
-    Access(
-        "sous-console",
-        "ops console (reads events only)",
+    _service(
+        "console",
+        "ops console (reads events; acts through the registry)",
+        writes=(),
         reads=(RUN_EVENTS, STEP_EVENTS, TEST_RESULTS, DOMAIN_EVENTS, REGISTRY_CHANGELOG),
-        groups=("sous-console",),
     ),
     Access(
         "example-order-client",
