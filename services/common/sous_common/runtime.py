@@ -24,7 +24,7 @@ from faststream.kafka import KafkaBroker
 
 from sous_common import outbox
 from sous_common.commits import GroupCommit
-from sous_common.consuming import ConsumerGuard
+from sous_common.consuming import TRANSIENT, ConsumerGuard
 from sous_common.db import AnyConnection, create_pool
 from sous_common.kafka import make_broker
 from sous_common.logs import get_logger
@@ -159,11 +159,7 @@ class Runtime:
     async def _open(self) -> None:
         if self.database is None or self.schema is None:
             return
-        conn = await asyncpg.connect(self.database.url, timeout=self.database.connect_timeout_s)
-        try:
-            applied = await migrate(conn, self.schema, common_migrations() + self.migrations)
-        finally:
-            await conn.close()
+        applied = await self._migrate()
         if applied:
             log.info("migrated", schema=self.schema, applied=applied)
         self._pool = await create_pool(
@@ -172,6 +168,33 @@ class Runtime:
         self._commits = GroupCommit(self._pool)
         for hook in self._opened:
             await hook()
+
+    async def _migrate(self) -> list[str]:
+        """Migrate the schema, waiting for PostgreSQL while it is not up yet.
+
+        A replica started during a database outage (or before the database, on a fresh
+        machine) waits, as its handlers would, rather than exit.
+        """
+        assert self.database is not None
+        assert self.schema is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.database.startup_wait_s
+        delay = 0.2
+        while True:
+            try:
+                conn = await asyncpg.connect(
+                    self.database.url, timeout=self.database.connect_timeout_s
+                )
+                try:
+                    return await migrate(conn, self.schema, common_migrations() + self.migrations)
+                finally:
+                    await conn.close()
+            except TRANSIENT as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("database not reachable; waiting", error=repr(exc), delay_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _after_start(self) -> None:
         if self._pool is not None and self.schema is not None:

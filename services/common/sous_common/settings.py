@@ -54,3 +54,5 @@ class DatabaseSettings(BaseSettings):
     """Deadline of every query."""
     connect_timeout_s: float = 10.0
     """Deadline of opening a connection."""
+    startup_wait_s: float = 300.0
+    """How long a starting service waits for PostgreSQL to come up before it gives up."""

@@ -1,0 +1,64 @@
+"""A service started while PostgreSQL is away waits for it instead of exiting."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from sous_common.runtime import Runtime
+from sous_common.settings import DatabaseSettings, KafkaSettings
+
+pytestmark = pytest.mark.postgres
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_service_waits_for_the_database_to_come_up(db_settings, schema) -> None:
+    real = urlsplit(db_settings.url)
+    port = free_port()
+    refusals = [0]
+
+    async def gate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Away for the first two connections, then a plain TCP relay to the real server.
+        if refusals[0] < 2:
+            refusals[0] += 1
+            writer.close()
+            return
+        server_reader, server_writer = await asyncio.open_connection(real.hostname, real.port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, server_writer), pipe(server_reader, writer))
+
+    server = await asyncio.start_server(gate, "127.0.0.1", port)
+    netloc = real.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    url = urlunsplit(real._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) > 1 else host))
+    rt = Runtime(
+        "waiter",
+        KafkaSettings(bootstrap="127.0.0.1:9"),
+        DatabaseSettings(url=url, pool_max=2),
+        schema=schema,
+    )
+    try:
+        await asyncio.wait_for(rt._open(), 30)
+        assert refusals[0] == 2
+        assert await rt.pool.fetchval("SELECT count(*) FROM inbox") == 0  # migrated
+    finally:
+        await rt._close()
+        server.close()
+        conn = await asyncpg.connect(db_settings.url)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
