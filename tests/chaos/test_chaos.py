@@ -105,6 +105,7 @@ async def _drained(database_url: str, schema: str, sent: list, deadline_s: float
     """Wait until the scheduler took in every command and holds no run that is not final."""
     ids = [c.order_run_id for c in sent]
     conn = await asyncpg.connect(database_url)
+    known, open_runs = 0, 0
     try:
         async with asyncio.timeout(deadline_s):
             while True:
@@ -118,6 +119,16 @@ async def _drained(database_url: str, schema: str, sent: list, deadline_s: float
                 if known == len(ids) and open_runs == 0:
                     return
                 await asyncio.sleep(0.5)
+    except TimeoutError:
+        stuck = await conn.fetch(
+            f"SELECT id, domain, recipe, phase, state FROM {schema}.runs"
+            " WHERE NOT phase = ANY($1::text[]) LIMIT 5",
+            list(FINAL),
+        )
+        raise AssertionError(
+            f"not drained in {deadline_s:g} s: {known} of {len(ids)} commands taken in,"
+            f" {open_runs} runs not final, e.g. {[dict(r) for r in stuck]}"
+        ) from None
     finally:
         await conn.close()
 

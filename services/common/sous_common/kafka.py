@@ -64,14 +64,17 @@ def aiokafka_options(settings: KafkaSettings) -> dict[str, Any]:
 def make_broker(settings: KafkaSettings, *, client_id: str, **extra: Any) -> KafkaBroker:
     """Create a FastStream Kafka broker with safe defaults.
 
-    The producer waits for all in-sync replicas and is idempotent; consumers commit only
-    after processing unless a subscriber says otherwise.
+    The producer waits for all in-sync replicas; consumers commit only after processing
+    unless a subscriber says otherwise. It sends only what may arrive twice or out of order
+    (heartbeats, read marks, dead letters; state changes go through the outbox relay's own
+    producer), so it is not idempotent: an idempotent producer whose sequence a restarted
+    broker lost refuses every later send, and heartbeats must outlive a broker restart.
     """
     return KafkaBroker(
         settings.bootstrap,
         client_id=client_id,
         acks="all",
-        enable_idempotence=True,
+        enable_idempotence=False,
         linger_ms=settings.linger_ms,
         request_timeout_ms=settings.request_timeout_ms,
         max_request_size=settings.max_message_bytes + 65_536,

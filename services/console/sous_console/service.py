@@ -25,7 +25,8 @@ async def apply(runtime: Runtime, message: Envelope, write: Write) -> bool:
     The inbox claim, the read-model write and the notification commit together, so a
     change is announced only once it can be read, and never twice.
     """
-    async with runtime.pool.acquire() as conn, conn.transaction():
+
+    async def work(conn: AnyConnection) -> bool:
         if not await inbox.claim(conn, runtime.group_id, message.message_id):
             return False
         change = await write(conn, message)
@@ -33,4 +34,7 @@ async def apply(runtime: Runtime, message: Envelope, write: Write) -> bool:
         if len(payload.encode()) > _NOTIFY_MAX:
             payload = json.dumps({k: change.get(k) for k in ("kind", "order_run_id", "domain")})
         await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
-    return True
+        return True
+
+    # Under load, many messages share one transaction (sous_common.commits).
+    return await runtime.commits.run(work)

@@ -87,6 +87,9 @@ async def _apply(rt: Runtime, changes: list[tuple[Any, RegistryEntityChanged]]) 
     """Apply a batch in one transaction; if the database refuses a record, one by one."""
     if not changes:
         return 0
+    # In one order of entities (a stable sort keeps each entity's own records in order), so
+    # replicas catching up at the same time lock rows in the same order and never deadlock.
+    changes = sorted(changes, key=lambda rc: rc[1].entity_id)
     try:
         async with rt.pool.acquire() as conn, conn.transaction():
             for _, change in changes:
