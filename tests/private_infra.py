@@ -20,13 +20,18 @@ class PrivateInfra:
     folder: Path
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-m", "sous.infra", "--dir", str(self.folder), *args],
-            check=check,
+            check=False,
             capture_output=True,
             text=True,
             timeout=600,
         )
+        if check and done.returncode:
+            raise AssertionError(
+                f"sous infra {' '.join(args)} exited {done.returncode}: {done.stderr[-3000:]}"
+            )
+        return done
 
     def up(self) -> Servers:
         out = self.run("up").stdout
