@@ -80,7 +80,14 @@ def topics_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."
 
 
 @topics_app.command("create")
-def topics_create() -> None:
+def topics_create(
+    partitions: list[str] = typer.Option(
+        [], "--partitions", help="TOPIC=N: partitions of one catalog topic (repeatable)."
+    ),
+    replication_factor: int = typer.Option(
+        1, "--replication-factor", min=1, help="Replicas of each new topic."
+    ),
+) -> None:
     """Create the catalog's topics on the configured broker (existing ones are kept)."""
     import asyncio
 
@@ -88,8 +95,16 @@ def topics_create() -> None:
     from sous_common.topic_admin import ensure_topics
     from sous_contracts.topics import CATALOG
 
+    counts = {}
+    for item in partitions:
+        name, _, count = item.partition("=")
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"--partitions {item!r}: expected TOPIC=N with N >= 1")
+        counts[name] = int(count)
     settings = KafkaSettings()
-    created = asyncio.run(ensure_topics(settings))
+    created = asyncio.run(
+        ensure_topics(settings, counts=counts, replication_factor=replication_factor)
+    )
     for name in created:
         console.print(f"created {name}")
     console.print(f"[green]{len(CATALOG)} topics ready[/] on {settings.bootstrap}")

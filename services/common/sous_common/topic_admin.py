@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from sous_common.kafka import aiokafka_options
@@ -16,11 +18,19 @@ async def ensure_topics(
     prefix: str | None = None,
     replication_factor: int = 1,
     partitions: int | None = None,
+    counts: Mapping[str, int] | None = None,
 ) -> list[str]:
     """Create missing topics of the catalog; return the names it created.
 
-    `partitions` overrides the catalog's counts (tests keep the broker small with it).
+    `partitions` overrides the catalog's counts (tests keep the broker small with it);
+    `counts` overrides them per topic, by catalog name without prefix (a deployment's values).
+    Existing topics are left as they are: Kafka only ever adds partitions, and adding them
+    moves keys to other partitions, which an operator does on purpose, not a start-up.
     """
+    counts = counts or {}
+    unknown = sorted(set(counts) - {t.name for t in topics})
+    if unknown:
+        raise ValueError(f"not in the topic catalog: {', '.join(unknown)}")
     prefix = settings.topic_prefix if prefix is None else prefix
     admin = AIOKafkaAdminClient(**aiokafka_options(settings))
     await admin.start()
@@ -29,7 +39,7 @@ async def ensure_topics(
         new = [
             NewTopic(
                 name=t.full_name(prefix),
-                num_partitions=partitions or t.partitions,
+                num_partitions=counts.get(t.name) or partitions or t.partitions,
                 replication_factor=replication_factor,
                 topic_configs=t.config(),
             )
