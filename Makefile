@@ -8,7 +8,7 @@ INFRA := bash deploy/local/infra.sh
 UNIT := not kafka and not postgres and not e2e
 INTEGRATION := kafka or postgres or e2e
 
-.PHONY: help sync system lint fmt schemas unit integration test infra-up infra-down infra-status up down bench
+.PHONY: help sync system tools lint fmt schemas unit integration test infra-up infra-down infra-status up down bench
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -21,6 +21,22 @@ help: ## Show the targets.
 # `sous` would otherwise compile typer, rich and the rest again (half of `sous --help`).
 sync: $(UV) system ## Install the workspace into .venv (uv from PyPI when missing).
 	$(UV) sync --frozen --all-packages --quiet --compile-bytecode
+
+# Helm for the chart's tests (tests/deploy), built once from its Go module into .tools/:
+# the module and build caches live there too, so a second `make` does nothing.
+GO := $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+HELM_VERSION := v3.22.0
+HELM := .tools/bin/helm-$(HELM_VERSION)
+
+$(HELM):
+	mkdir -p .tools/bin
+	GOBIN=$(CURDIR)/.tools/build GOMODCACHE=$(CURDIR)/.tools/go/mod GOCACHE=$(CURDIR)/.tools/go/cache \
+	  GOFLAGS=-modcacherw CGO_ENABLED=0 \
+	  $(GO) install -trimpath -ldflags="-s -w" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv .tools/build/helm $@
+	ln -sf helm-$(HELM_VERSION) .tools/bin/helm
+
+tools: $(HELM) ## Helm (from its Go module) for the deployment tests.
 
 # The console lays out graphs with Graphviz; its browser tests drive Debian's Chromium.
 system: ## Debian packages the console needs (graphviz, chromium), with apt-get when missing.
@@ -43,7 +59,7 @@ fmt: sync ## Format and fix what ruff can.
 schemas: sync ## Regenerate the AsyncAPI document and JSON Schemas.
 	$(UV) run --frozen python -m sous_contracts.schema_export
 
-unit: sync ## The unit tier: no servers.
+unit: sync tools ## The unit tier: no servers.
 	$(PYTEST) -m "$(UNIT)" -q
 
 # Uses SOUS_KAFKA_BOOTSTRAP / SOUS_DATABASE_URL when both are set; otherwise starts
