@@ -31,9 +31,18 @@ def rendered(name: str) -> list[dict[str, Any]]:
     return render(VALUES[name])
 
 
+def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Helm's merge of values: maps merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = merged(base[key], value) if both else value
+    return out
+
+
 def values(name: str) -> dict[str, Any]:
     base = yaml.safe_load((CHART / "values.yaml").read_text())
-    return {**base, **yaml.safe_load(VALUES[name].read_text())}
+    return merged(base, yaml.safe_load(VALUES[name].read_text()))
 
 
 @pytest.mark.parametrize("name", list(VALUES))
@@ -78,6 +87,10 @@ def test_each_service_is_a_probed_non_root_deployment(name: str) -> None:
         assert env["SOUS_OPS_PORT"]["value"] == str(OPS_PORT)
         assert "secretKeyRef" in env["SOUS_DATABASE_URL"]["valueFrom"]
         assert {"SOUS_KAFKA_BOOTSTRAP", "SOUS_KAFKA_TOPIC_PREFIX"} <= set(env)
+        consumers = values(name)["services"][service].get("consumers")
+        if consumers:
+            variable = f"SOUS_{service.upper().replace('-', '_')}_CONSUMERS"
+            assert env[variable]["value"] == str(consumers)
         for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
             assert container[probe]["httpGet"] == {"path": path, "port": "ops"}, (service, probe)
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -184,9 +197,29 @@ def test_with_keda_executors_and_test_runners_scale_on_their_lag() -> None:
         assert trigger["metadata"]["topic"] == f"prod.{consumed[name]}"
         assert trigger["metadata"]["consumerGroup"] == f"prod.{name}"
         assert trigger["metadata"]["sasl"] == "scram_sha512"
-        assert obj["spec"]["maxReplicaCount"] <= partitions[consumed[name]]
+        env = deployments[name]["spec"]["template"]["spec"]["containers"][0]["env"]
+        consumers = [int(e["value"]) for e in env if e["name"].endswith("_CONSUMERS")] or [1]
+        assert obj["spec"]["maxReplicaCount"] * consumers[0] <= partitions[consumed[name]]
         assert trigger["authenticationRef"]["name"] in auths
     assert "replicas" in deployments["sous-scheduler"]["spec"]
+
+
+def test_autoscaling_past_the_partitions_is_refused() -> None:
+    done = run_helm(
+        "template",
+        "sous",
+        str(CHART),
+        "--kube-version",
+        KUBERNETES,
+        "-f",
+        str(VALUES["default"]),
+        "--set",
+        "keda.enabled=true",
+        "--set",
+        "services.test-runner.consumers=3",
+    )
+    assert done.returncode != 0
+    assert "maxReplicas x consumers = 18, but sous.commands.test has 6 partitions" in done.stderr
 
 
 def test_the_service_monitor_scrapes_the_ops_port_of_every_service() -> None:
