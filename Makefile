@@ -22,15 +22,18 @@ help: ## Show the targets.
 sync: $(UV) system ## Install the workspace into .venv (uv from PyPI when missing).
 	$(UV) sync --frozen --all-packages --quiet --compile-bytecode
 
-# Helm for the chart's tests (tests/deploy), built once from its Go module into .tools/:
-# the module and build caches live there too, so a second `make` does nothing.
+# Helm for the chart's tests (tests/deploy), built once from its Go module into .tools/bin;
+# a second `make` does nothing. The module and build caches live in TOOLS_GO (.tools/go):
+# built with -trimpath, the build cache serves any clone, so pointing TOOLS_GO at a folder
+# that outlives the clone turns a fresh clone's build (minutes) into a link (seconds).
 GO := $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 HELM_VERSION := v3.22.0
 HELM := .tools/bin/helm-$(HELM_VERSION)
+TOOLS_GO ?= $(CURDIR)/.tools/go
 
 $(HELM):
 	mkdir -p .tools/bin
-	GOBIN=$(CURDIR)/.tools/build GOMODCACHE=$(CURDIR)/.tools/go/mod GOCACHE=$(CURDIR)/.tools/go/cache \
+	GOBIN=$(CURDIR)/.tools/build GOMODCACHE=$(TOOLS_GO)/mod GOCACHE=$(TOOLS_GO)/cache \
 	  GOFLAGS=-modcacherw CGO_ENABLED=0 \
 	  $(GO) install -trimpath -ldflags="-s -w" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	mv .tools/build/helm $@
