@@ -16,8 +16,10 @@ CHART = ROOT / "deploy" / "helm" / "sous"
 VALUES = {
     "default": CHART / "ci" / "default-values.yaml",
     "cluster": CHART / "ci" / "cluster-values.yaml",
+    "sasl": CHART / "ci" / "sasl-values.yaml",
 }
-"""The value sets every test renders: the defaults, and Strimzi + KEDA + ServiceMonitor."""
+"""The value sets every test renders: the defaults; Strimzi + KEDA + ServiceMonitor over
+SASL_SSL with an existing Secret; SASL with the chart's own Secret, the topics Job and KEDA."""
 KUBERNETES = "1.37.0"
 """The Kubernetes release the chart is rendered for and whose schemas its manifests meet
 (a helm built by `go install` has no release of its own to default to)."""

@@ -109,10 +109,11 @@ def test_each_deployment_has_a_disruption_budget_over_its_pods(name: str) -> Non
         assert selector == deployment["spec"]["selector"]["matchLabels"]
 
 
-def test_every_secret_a_pod_reads_is_in_the_chart_secret() -> None:
-    manifests = rendered("default")
+@pytest.mark.parametrize("name", ["default", "sasl"])
+def test_every_secret_a_pod_reads_is_in_the_chart_secret(name: str) -> None:
+    manifests = rendered(name)
     (secret,) = of_kind(manifests, "Secret").values()
-    name, keys = secret["metadata"]["name"], set(secret["data"])
+    secret_name, keys = secret["metadata"]["name"], set(secret["data"])
     assert {"database-url", "signing-key-domain-registry.pem", "signing-key-scheduler.pem"} <= keys
     pods = [d["spec"]["template"]["spec"] for d in of_kind(manifests, "Deployment").values()]
     pods += [j["spec"]["template"]["spec"] for j in of_kind(manifests, "Job").values()]
@@ -124,11 +125,14 @@ def test_every_secret_a_pod_reads_is_in_the_chart_secret() -> None:
             if "secretKeyRef" in e.get("valueFrom", {})
         ]
         for ref in refs:
-            assert ref["name"] == name
+            assert ref["name"] == secret_name
             assert ref["key"] in keys or ref.get("optional"), ref
         for volume in (v["secret"] for v in pod["volumes"] if "secret" in v):
-            assert volume["secretName"] == name
+            assert volume["secretName"] == secret_name
             assert {item["key"] for item in volume["items"]} <= keys, volume
+    for auth in of_kind(manifests, "TriggerAuthentication").values():
+        for ref in auth["spec"]["secretTargetRef"]:
+            assert (ref["name"], ref["key"]) in {(secret_name, key) for key in keys}, ref
 
 
 def test_the_registry_and_console_have_http_services() -> None:
