@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from sous_common.retention import Kind, RetentionSettings, Rule, cutoff
+from sous_contracts.topics import CATALOG
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
@@ -39,9 +40,6 @@ def test_defaults_keep_audit_forever_and_the_rest_for_a_while() -> None:
     settings = RetentionSettings()
     assert settings.days("audit") == 0
     assert all(settings.days(k) > 0 for k in get_args(Kind) if k != "audit")
-    # Dedup must outlive the longest topic retention (four weeks for domain events).
-    assert settings.inbox_days > 28
-    assert settings.firings_days > 28
 
 
 def test_negative_days_are_refused(monkeypatch) -> None:
@@ -66,3 +64,18 @@ def test_a_rule_without_a_key_deletes_by_row_address() -> None:
     sql = Rule("inbox", "inbox", "inbox", "received_at < $1").delete_sql()
     assert "SELECT ctid AS k FROM inbox" in sql
     assert "WHERE ctid = ANY(ARRAY(SELECT k FROM doomed))" in sql
+
+
+def test_every_topic_of_the_catalog_says_how_long_it_keeps_records() -> None:
+    for topic in CATALOG:
+        if topic.cleanup == "delete":
+            assert topic.retention_ms, topic.name
+            assert topic.config()["retention.ms"] == str(topic.retention_ms)
+        else:  # compacted: the latest record per key stays; tombstones for a while
+            assert topic.retention_ms is None, topic.name
+            assert topic.delete_retention_ms, topic.name
+    # Dedup outlives every topic: a redelivered message is still recognised.
+    longest_days = max(t.retention_ms or 0 for t in CATALOG) / 86_400_000
+    settings = RetentionSettings()
+    assert settings.inbox_days > longest_days
+    assert settings.firings_days > longest_days
