@@ -28,8 +28,10 @@ from sous_common.consuming import TRANSIENT, ConsumerGuard
 from sous_common.db import AnyConnection, create_pool
 from sous_common.kafka import make_broker
 from sous_common.logs import get_logger
+from sous_common.loops import every
 from sous_common.migrate import Migration, common_migrations, migrate
 from sous_common.relay import RelayProducer
+from sous_common.retention import COMMON_RULES, Purger, RetentionSettings, Rule
 from sous_common.settings import DatabaseSettings, KafkaSettings
 from sous_common.subscribing import consumer_options, guard_broker
 from sous_common.trust import Signer
@@ -57,6 +59,10 @@ class Runtime:
     group_id: str = ""
     signer: Signer | None = None
     """Signs every message this service sends (DESIGN §5.11); None sends them unsigned."""
+    retention: tuple[Rule, ...] = ()
+    """What the service purges besides the inbox and refused outbox rows (its adapters say)."""
+    retention_settings: RetentionSettings | None = None
+    """How long records are kept; read from `SOUS_RETENTION_*` when None."""
     broker: KafkaBroker = field(init=False)
     guard: ConsumerGuard = field(init=False)
     _pool: asyncpg.Pool | None = field(default=None, init=False)
@@ -64,6 +70,8 @@ class Runtime:
     _relay: outbox.OutboxRelay | None = field(default=None, init=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, init=False)
     _relay_producer: RelayProducer | None = field(default=None, init=False)
+    _purger: Purger | None = field(default=None, init=False)
+    _purge_task: asyncio.Task[None] | None = field(default=None, init=False)
     _opened: list[Hook] = field(default_factory=list, init=False)
     _started: list[Hook] = field(default_factory=list, init=False)
     _stopping: list[Hook] = field(default_factory=list, init=False)
@@ -87,6 +95,13 @@ class Runtime:
         if self._commits is None:
             raise RuntimeError(f"{self.service}: the database pool is not open yet")
         return self._commits
+
+    @property
+    def purger(self) -> Purger:
+        """The service's retention purger (after start-up)."""
+        if self._purger is None:
+            raise RuntimeError(f"{self.service}: the database pool is not open yet")
+        return self._purger
 
     def topic(self, topic: Any) -> str:
         """Return a catalog topic's full name in this deployment."""
@@ -204,6 +219,16 @@ class Runtime:
                 self._pool, self._relay_producer, schema=self.schema, prefix=self.kafka.topic_prefix
             )
             self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
+            settings = self.retention_settings or RetentionSettings()
+            self._purger = Purger(
+                self._pool,
+                schema=self.schema,
+                rules=COMMON_RULES + self.retention,
+                settings=settings,
+            )
+            self._purge_task = asyncio.create_task(
+                every(settings.check_s, self._purger.tick, "retention"), name="retention"
+            )
         for hook in self._started:
             await hook()
         log.info("ready", service=self.service, group=self.group_id)
@@ -223,6 +248,11 @@ class Runtime:
         log.info("stopped consuming", service=self.service, group=self.group_id)
 
     async def _before_stop(self) -> None:
+        if self._purge_task is not None:
+            self._purge_task.cancel()  # a batch cut short rolls back; the timer stays due
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purge_task
+            self._purge_task = None
         await self._stop_consuming()
         for hook in reversed(self._stopping):
             await hook()
