@@ -6,6 +6,7 @@ import zoneinfo
 
 from croniter import croniter
 
+from sous_common.conditions import check
 from sous_contracts.specs import EventMatch, IngredientSpec, RecipeSpec, StepSpec, TriggerSpec
 from sous_contracts.specs.steps import SqlRun
 from sous_domain_registry.domain.catalog import (
@@ -107,6 +108,10 @@ def _steps(
                     SpecError(file, f"{at}.needs[{i}]", f"unknown step {need!r} (steps: {names})")
                 )
         _step_refs(cat, domain, spec, step, file, at, errors)
+        if step.when is not None:
+            types = {n: p.type for n, p in spec.params.items()}
+            for reason in check(step.when, params=types, needs=step.needs):
+                errors.append(SpecError(file, f"{at}.when", reason))
     cycle = find_cycle({n: [x for x in s.needs if x in spec.steps] for n, s in spec.steps.items()})
     if cycle is not None:
         errors.append(
