@@ -29,7 +29,10 @@ def test_a_sound_condition_passes(source: str) -> None:
 @pytest.mark.parametrize(
     ("source", "reason"),
     [
-        ("stepz.ingest.outputs.rows > 0", "unknown name 'stepz' (names: params, steps, event, run)"),
+        (
+            "stepz.ingest.outputs.rows > 0",
+            "unknown name 'stepz' (names: params, steps, event, run)",
+        ),
         (
             "steps.load.outputs.rows > 0",
             "unknown step 'load': a condition reads only the steps it needs (needs: ingest)",
@@ -44,8 +47,10 @@ def test_a_sound_condition_passes(source: str) -> None:
             "unknown name 'steps.ingest.tests.broken' "
             "(test counts: passed, failed, warnings, errors, logged)",
         ),
-        ("run.owner == 'x'", "unknown name 'run.owner' (run has: id, domain, recipe, variation, "
-         "kitchen)"),
+        (
+            "run.owner == 'x'",
+            "unknown name 'run.owner' (run has: id, domain, recipe, variation, kitchen)",
+        ),
         (
             "event.when == 'x'",
             "unknown name 'event.when' (event has: domain, recipe, variation, kitchen, status, "

@@ -261,13 +261,16 @@ def test_kitchen_params_some_receiving_recipe_declares_are_accepted(files):
     assert errors_of(files) == []
 
 
-WHEN = "    when: \"params.publish && steps.model.tests.warnings == 0\""
+WHEN = '    when: "params.publish && steps.model.tests.warnings == 0"'
 
 
 @pytest.mark.parametrize(
     ("condition", "reason"),
     [
-        ("stepz.model.tests.warnings == 0", "unknown name 'stepz' (names: params, steps, event, run)"),
+        (
+            "stepz.model.tests.warnings == 0",
+            "unknown name 'stepz' (names: params, steps, event, run)",
+        ),
         (
             "steps.staging.outputs.rows > 0",
             "unknown step 'staging': a condition reads only the steps it needs (needs: model)",

@@ -54,8 +54,10 @@ def started(spec: RecipeSpec, full_refresh: bool = False) -> RunState:
         variation="prod",
         kitchen="prod",
         params={"full_refresh": full_refresh},
-        steps={n: StepState(name=n, step_run_id=uuid.UUID(int=10 + i)) for i, n in
-               enumerate(spec.steps)},
+        steps={
+            n: StepState(name=n, step_run_id=uuid.UUID(int=10 + i))
+            for i, n in enumerate(spec.steps)
+        },
     )
     return decide(run, spec, Begin(), ctx()).state
 
@@ -121,6 +123,7 @@ def test_an_evaluation_error_fails_the_step_with_the_error() -> None:
 def test_the_same_input_gives_the_same_skip() -> None:
     spec = recipe()
     state = started(spec)
-    assert ingest_done(spec, state, {"rows": 0}).messages == ingest_done(
-        spec, state, {"rows": 0}
-    ).messages
+    assert (
+        ingest_done(spec, state, {"rows": 0}).messages
+        == ingest_done(spec, state, {"rows": 0}).messages
+    )
