@@ -127,3 +127,10 @@ def test_the_same_input_gives_the_same_skip() -> None:
         ingest_done(spec, state, {"rows": 0}).messages
         == ingest_done(spec, state, {"rows": 0}).messages
     )
+
+
+def test_a_condition_reads_the_triggering_event() -> None:
+    spec = recipe(audit={"when": "event.params.day == '2026-01-01' && run.kitchen == 'prod'"})
+    state = started(spec).model_copy(update={"trigger_event": {"params": {"day": "2026-01-01"}}})
+    d = ingest_done(spec, state, {"rows": 0})
+    assert d.state.step("audit").phase is StepPhase.DISPATCHED
