@@ -289,3 +289,13 @@ WHEN = '    when: "params.publish && steps.model.tests.warnings == 0"'
 def test_a_faulty_condition_is_refused_at_its_path(condition: str, reason: str) -> None:
     files = edited(DAILY, WHEN, f'    when: "{condition}"')
     assert errors_of(files) == [f"{DAILY}: steps.publish.when: {reason}"]
+
+
+def test_a_condition_may_read_a_step_level_param() -> None:
+    files = edited(
+        DAILY,
+        "  model:\n    needs: [staging]\n",
+        "  model:\n    needs: [staging]\n    params: {dry_run: false}\n"
+        '    when: "!params.dry_run && steps.staging.outputs.rows_affected > 0"\n',
+    )
+    assert errors_of(files) == []

@@ -94,6 +94,17 @@ def _kitchens(cat: Catalog, errors: list[SpecError]) -> None:
                 )
 
 
+def _kind(value: object) -> str:
+    """The param type of a literal step param value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return {dict: "object", list: "array"}.get(type(value), "string")
+
+
 def _steps(
     cat: Catalog, domain: str, spec: RecipeSpec | IngredientSpec, file: str, errors: list[SpecError]
 ) -> None:
@@ -110,6 +121,8 @@ def _steps(
         _step_refs(cat, domain, spec, step, file, at, errors)
         if step.when is not None:
             types = {n: p.type for n, p in spec.params.items()}
+            # Step-level values become params of the step too; a `${…}` value is a string.
+            types |= {n: _kind(v) for n, v in step.params.items() if n not in types}
             for reason in check(step.when, params=types, needs=step.needs):
                 errors.append(SpecError(file, f"{at}.when", reason))
     cycle = find_cycle({n: [x for x in s.needs if x in spec.steps] for n, s in spec.steps.items()})
