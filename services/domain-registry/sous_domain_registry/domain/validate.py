@@ -102,7 +102,9 @@ def _kind(value: object) -> str:
         return "integer"
     if isinstance(value, float):
         return "number"
-    return {dict: "object", list: "array"}.get(type(value), "string")
+    if isinstance(value, dict):
+        return "object"
+    return "array" if isinstance(value, list) else "string"
 
 
 def _steps(
@@ -120,7 +122,7 @@ def _steps(
                 )
         _step_refs(cat, domain, spec, step, file, at, errors)
         if step.when is not None:
-            types = {n: p.type for n, p in spec.params.items()}
+            types: dict[str, str] = {n: p.type for n, p in spec.params.items()}
             # Step-level values become params of the step too; a `${…}` value is a string.
             types |= {n: _kind(v) for n, v in step.params.items() if n not in types}
             for reason in check(step.when, params=types, needs=step.needs):
