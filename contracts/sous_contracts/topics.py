@@ -23,6 +23,7 @@ from sous_contracts.steps import (
     StepEventsMark,
     StepFinished,
     StepHeartbeat,
+    StepSkipped,
     StepStarted,
 )
 from sous_contracts.tests import RunTests, TestResult, TestSuiteFinished
@@ -110,8 +111,8 @@ STEP_EVENTS = Topic(
     "order_run_id",
     6,
     "delete",
-    (StepStarted, StepHeartbeat, StepFinished, StepEventsMark),
-    "Step attempts as executors run them, and the scheduler's read marks.",
+    (StepStarted, StepHeartbeat, StepFinished, StepEventsMark, StepSkipped),
+    "Step attempts as executors run them, the steps the scheduler skipped, and its read marks.",
     retention_ms=_WEEK_MS,
 )
 TEST_RESULTS = Topic(
