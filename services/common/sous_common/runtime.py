@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaClient
+from aiokafka.errors import KafkaError
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
@@ -26,7 +28,7 @@ from sous_common import outbox
 from sous_common.commits import GroupCommit
 from sous_common.consuming import TRANSIENT, ConsumerGuard
 from sous_common.db import AnyConnection, create_pool
-from sous_common.kafka import make_broker
+from sous_common.kafka import aiokafka_options, make_broker
 from sous_common.logs import get_logger
 from sous_common.loops import every
 from sous_common.migrate import Migration, common_migrations, migrate
@@ -181,6 +183,7 @@ class Runtime:
             self.database, schema=self.schema, application=f"sous-{self.service}"
         )
         self._commits = GroupCommit(self._pool)
+        await self._await_broker()
         for hook in self._opened:
             await hook()
 
@@ -210,6 +213,29 @@ class Runtime:
                 log.warning("database not reachable; waiting", error=repr(exc), delay_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def _await_broker(self) -> None:
+        """Wait for Kafka while it is not reachable yet, as for PostgreSQL.
+
+        The start-up hooks (a changelog catch-up) and the consumers need the broker; a
+        replica started during a broker outage waits for it rather than exit.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.kafka.startup_wait_s
+        delay = 0.2
+        while True:
+            client = AIOKafkaClient(**aiokafka_options(self.kafka))
+            try:
+                await client.bootstrap()
+                return
+            except KafkaError as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("broker not reachable; waiting", error=repr(exc), delay_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                await client.close()
 
     async def _after_start(self) -> None:
         if self._pool is not None and self.schema is not None:
