@@ -16,6 +16,7 @@ from sous import (
     infra_cmd,
     keys_cmd,
     kitchen_cmd,
+    purge_cmd,
     query_cmd,
     run_folder,
     runs_cmd,
@@ -43,6 +44,7 @@ app.command("runs")(query_cmd.runs)
 app.command("status")(query_cmd.status)
 app.command("logs")(query_cmd.logs)
 app.command("graph")(graph_cmd.graph)
+app.command("purge")(purge_cmd.purge)
 apply_cmd.kitchen_app.command("list")(kitchen_cmd.kitchen_list)
 apply_cmd.kitchen_app.command("versions")(kitchen_cmd.kitchen_versions)
 app.add_typer(apply_cmd.kitchen_app, name="kitchen")
@@ -64,6 +66,7 @@ def topics_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."
             "key": t.key,
             "partitions": t.partitions,
             "cleanup": t.cleanup,
+            "config": t.config(),
             "messages": list(t.message_types()),
         }
         for t in CATALOG
@@ -71,10 +74,16 @@ def topics_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table("topic", "key", "partitions", "cleanup", "messages")
+    table = Table("topic", "key", "partitions", "cleanup", "retention", "messages")
     for t in CATALOG:
+        days = f"{t.retention_ms / 86_400_000:g} days" if t.retention_ms else "latest per key"
         table.add_row(
-            t.full_name(prefix), t.key, str(t.partitions), t.cleanup, ", ".join(t.message_types())
+            t.full_name(prefix),
+            t.key,
+            str(t.partitions),
+            t.cleanup,
+            days,
+            ", ".join(t.message_types()),
         )
     console.print(table)
 
@@ -88,11 +97,11 @@ def topics_create(
         1, "--replication-factor", min=1, help="Replicas of each new topic."
     ),
 ) -> None:
-    """Create the catalog's topics on the configured broker (existing ones are kept)."""
+    """Create the catalog's topics on the configured broker; existing ones get its settings."""
     import asyncio
 
     from sous_common.settings import KafkaSettings
-    from sous_common.topic_admin import ensure_topics
+    from sous_common.topic_admin import ensure_topics, update_topic_configs
     from sous_contracts.topics import CATALOG
 
     counts = {}
@@ -107,6 +116,9 @@ def topics_create(
     )
     for name in created:
         console.print(f"created {name}")
+    for name, changed in asyncio.run(update_topic_configs(settings)).items():
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+        console.print(f"updated {name}: {shown}")
     console.print(f"[green]{len(CATALOG)} topics ready[/] on {settings.bootstrap}")
 
 

@@ -15,7 +15,7 @@ from sous.kafka_io import follow, send
 from sous_common.settings import KafkaSettings
 from sous_contracts.envelope import Envelope
 from sous_contracts.runs import OrderRunFinished, OrderRunRejected, StartOrderRun
-from sous_contracts.steps import ExecuteStep, StepFinished, StepStarted
+from sous_contracts.steps import ExecuteStep, StepFinished, StepSkipped, StepStarted
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import RUN_EVENTS, STEP_COMMANDS, STEP_EVENTS, TEST_RESULTS
 
@@ -91,6 +91,8 @@ def show(event: Envelope, rows: dict[str, list[str]], tests: list[Text]) -> int 
             else ", ".join(f"{k}={v}" for k, v in list(event.outputs.values.items())[:3])
         )
         rows[event.step] = [str(event.attempt), event.status.value, detail]
+    elif isinstance(event, StepSkipped):
+        rows[event.step] = ["-", "skipped", event.reason]
     elif isinstance(event, TestSuiteFinished) and event.blocking and event.step in rows:
         rows[event.step][1] = "failed (tests)"
         rows[event.step][2] = ", ".join(event.failed_tests)

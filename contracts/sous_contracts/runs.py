@@ -37,6 +37,10 @@ class StartOrderRun(Envelope):
     """The parent's step this run settles."""
     causation_depth: int = Field(default=0, ge=0)
     """How many trigger hops led here; bounded to stop loops."""
+    trigger_event: Params = Field(default_factory=dict)
+    """The completion event that triggered this run (domain, recipe, variation, kitchen,
+    status, params, outputs, order_run_id); empty when no trigger started it. Step
+    conditions read it as `event`."""
 
 
 class CancelOrderRun(Envelope):

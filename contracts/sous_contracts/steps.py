@@ -178,3 +178,25 @@ class StepFinished(Envelope):
     """Set when the status is not `succeeded`."""
     duration_s: float = Field(default=0.0, ge=0)
     """Wall time of the attempt."""
+
+
+class StepSkipped(Envelope):
+    """Event (from the scheduler): a step did not run, and why.
+
+    Its `when:` condition was false, or a step it needs was skipped. A skipped step does not
+    fail its run.
+    """
+
+    type: Literal["StepSkipped"] = "StepSkipped"
+    order_run_id: uuid.UUID
+    """The run."""
+    step_run_id: uuid.UUID
+    """The step."""
+    step: Name
+    """Step name."""
+    reason: str
+    """Why, in words: the condition and what it saw, or which needed step was skipped."""
+    when: str | None = None
+    """The condition that was false (None when skipped because a needed step was)."""
+    seen: Params = Field(default_factory=dict)
+    """Dotted name → value of every name the condition read, as it read them."""

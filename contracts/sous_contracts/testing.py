@@ -33,6 +33,7 @@ from sous_contracts.steps import (
     StepEventsMark,
     StepFinished,
     StepHeartbeat,
+    StepSkipped,
     StepStarted,
 )
 from sous_contracts.tests import RunTests, TestDefinition, TestResult, TestSuiteFinished
@@ -182,4 +183,13 @@ def sample_messages() -> list[Envelope]:
             payload_size=23,
         ),
         StepEventsMark(**_env(19), partition=3),
+        StepSkipped(
+            **_env(20),
+            order_run_id=RUN,
+            step_run_id=STEP,
+            step="publish",
+            reason="when 'steps.load.outputs.rows > 0' was false (steps.load.outputs.rows = 0)",
+            when="steps.load.outputs.rows > 0",
+            seen={"steps.load.outputs.rows": 0},
+        ),
     ]

@@ -23,6 +23,7 @@ from sous_contracts.steps import (
     StepEventsMark,
     StepFinished,
     StepHeartbeat,
+    StepSkipped,
     StepStarted,
 )
 from sous_contracts.tests import RunTests, TestResult, TestSuiteFinished
@@ -39,6 +40,11 @@ class Topic:
     messages: tuple[type[Envelope], ...]
     description: str
     retention_ms: int | None = None
+    """How long the broker keeps a record (`retention.ms`); on a compacted topic, only
+    superseded records are removed, so this stays None there."""
+    delete_retention_ms: int | None = None
+    """How long a compacted topic keeps a tombstone (`delete.retention.ms`): a reader away
+    longer than this misses the deletion."""
 
     def full_name(self, prefix: str = "") -> str:
         """Return the topic name with the deployment prefix (e.g. `staging.`)."""
@@ -53,10 +59,16 @@ class Topic:
         cfg: dict[str, str] = {"cleanup.policy": self.cleanup}
         if self.retention_ms is not None:
             cfg["retention.ms"] = str(self.retention_ms)
+        if self.delete_retention_ms is not None:
+            cfg["delete.retention.ms"] = str(self.delete_retention_ms)
         return cfg
 
 
 _WEEK_MS = 7 * 24 * 3600 * 1000
+# Commands and step/test/run events matter while a run lives: a week outlasts any run and any
+# outage of a consumer group. Completions and dead letters are read later (trigger replays,
+# an operator's investigation): four weeks. Each service's inbox and the scheduler's firings
+# must outlive these (`SOUS_RETENTION_INBOX_DAYS`, `SOUS_RETENTION_FIRINGS_DAYS`).
 
 ORDER_RUN_COMMANDS = Topic(
     "sous.commands.order-run",
@@ -65,6 +77,7 @@ ORDER_RUN_COMMANDS = Topic(
     "delete",
     (StartOrderRun, CancelOrderRun),
     "Start or cancel order runs; produced by the CLI, the REST API and other systems.",
+    retention_ms=_WEEK_MS,
 )
 STEP_COMMANDS = Topic(
     "sous.commands.step",
@@ -73,6 +86,7 @@ STEP_COMMANDS = Topic(
     "delete",
     (ExecuteStep, CancelStep),
     "Steps for executors to run or stop.",
+    retention_ms=_WEEK_MS,
 )
 TEST_COMMANDS = Topic(
     "sous.commands.test",
@@ -81,6 +95,7 @@ TEST_COMMANDS = Topic(
     "delete",
     (RunTests,),
     "Test suites for test-runners to run.",
+    retention_ms=_WEEK_MS,
 )
 RUN_EVENTS = Topic(
     "sous.events.run",
@@ -89,14 +104,16 @@ RUN_EVENTS = Topic(
     "delete",
     (OrderRunRejected, OrderRunQueued, OrderRunStarted, OrderRunFinished),
     "Life of every order run.",
+    retention_ms=_WEEK_MS,
 )
 STEP_EVENTS = Topic(
     "sous.events.step",
     "order_run_id",
     6,
     "delete",
-    (StepStarted, StepHeartbeat, StepFinished, StepEventsMark),
-    "Step attempts as executors run them, and the scheduler's read marks.",
+    (StepStarted, StepHeartbeat, StepFinished, StepEventsMark, StepSkipped),
+    "Step attempts as executors run them, the steps the scheduler skipped, and its read marks.",
+    retention_ms=_WEEK_MS,
 )
 TEST_RESULTS = Topic(
     "sous.events.test-result",
@@ -105,6 +122,7 @@ TEST_RESULTS = Topic(
     "delete",
     (TestResult, TestSuiteFinished),
     "One result per test and one summary per suite; ops consoles subscribe here.",
+    retention_ms=_WEEK_MS,
 )
 DOMAIN_EVENTS = Topic(
     "sous.events.domain",
@@ -122,6 +140,7 @@ REGISTRY_COMMANDS = Topic(
     "delete",
     (ApplySpecs,),
     "Spec bundles to apply.",
+    retention_ms=_WEEK_MS,
 )
 REGISTRY_CHANGELOG = Topic(
     "sous.registry.changelog",
@@ -130,6 +149,7 @@ REGISTRY_CHANGELOG = Topic(
     "compact",
     (RegistryEntityChanged,),
     "Current version of every registry entity; compacted, so it rebuilds a full view.",
+    delete_retention_ms=_WEEK_MS,
 )
 DEAD_LETTERS = Topic(
     "sous.dlq",

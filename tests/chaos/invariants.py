@@ -64,16 +64,30 @@ async def read_all(kafka: KafkaSettings, topics: list) -> list:
     return seen
 
 
+@dataclass
+class Evidence:
+    """What the checker reads once the workload drained."""
+
+    messages: list
+    """Every message of the run, step and domain topics, in topic order."""
+    runs: list[dict[str, Any]]
+    """The scheduler's runs: id, domain, phase."""
+    firings: list[dict[str, Any]]
+    """The scheduler's trigger firings: trigger_id, upstream_message_id, order_run_id."""
+    effects: dict[tuple[uuid.UUID, str], int]
+    """How many rows each (run, sql step) wrote to the side-effect table."""
+    shell_lines: list[str]
+    """One line per shell attempt executed: step_run_id and attempt."""
+
+
 async def check(
     kafka: KafkaSettings, database_url: str, suffix: str, data: str, side: Path, sent: list
 ) -> Report:
     """Check every invariant; `sent` are the StartOrderRun commands the workload sent."""
-    report = Report()
-    bad = report.violations.append
     messages = await read_all(kafka, [RUN_EVENTS, DOMAIN_EVENTS, STEP_EVENTS])
     conn = await asyncpg.connect(database_url)
     try:
-        runs = await conn.fetch(f"SELECT id, domain, phase, state FROM s_{suffix}.runs")
+        runs = await conn.fetch(f"SELECT id, domain, phase FROM s_{suffix}.runs")
         firings = await conn.fetch(
             f"SELECT trigger_id, upstream_message_id, order_run_id, outcome"
             f" FROM s_{suffix}.trigger_firings"
@@ -83,6 +97,21 @@ async def check(
         )
     finally:
         await conn.close()
+    evidence = Evidence(
+        messages=messages,
+        runs=[dict(r) for r in runs],
+        firings=[dict(r) for r in firings],
+        effects={(r["run_id"], r["step"]): r["n"] for r in effects},
+        shell_lines=_lines(side),
+    )
+    return judge(evidence, sent)
+
+
+def judge(evidence: Evidence, sent: list) -> Report:
+    """Return every broken promise in the evidence, and the run's figures."""
+    report = Report()
+    bad = report.violations.append
+    messages, runs, firings = evidence.messages, evidence.runs, evidence.firings
 
     started = {m.order_run_id: m for m in _of(messages, OrderRunStarted)}
     rejected = {m.order_run_id: m.reason for m in _of(messages, OrderRunRejected)}
@@ -121,7 +150,7 @@ async def check(
             bad(f"run {run_id} published {len(ids)} different completions")
 
     # sql steps took effect exactly once for a run that succeeded, at most once otherwise.
-    rows = {(r["run_id"], r["step"]): r["n"] for r in effects}
+    rows = evidence.effects
     for run_id, m in started.items():
         for step in SQL_STEPS[m.domain]:
             n = rows.get((run_id, step), 0)
@@ -129,7 +158,7 @@ async def check(
                 bad(f"sql step {m.domain}/{step} of run {run_id} took effect {n} times")
 
     # Shell attempts: each executed at most once, and only after it was taken (started).
-    lines = Counter(tuple(line.split()) for line in _lines(side))
+    lines = Counter(tuple(line.split()) for line in evidence.shell_lines)
     taken = {(str(m.step_run_id), str(m.attempt)) for m in _of(messages, StepStarted)}
     twice = [k for k, n in lines.items() if n > 1]
     if twice:

@@ -9,7 +9,7 @@ import pytest
 from sous import run_view
 from sous_contracts.common import RunStatus
 from sous_contracts.runs import OrderRunFinished, TestSummary
-from sous_contracts.steps import StepFinished
+from sous_contracts.steps import StepFinished, StepSkipped
 from sous_contracts.tests import TestResult
 from tests.cli.render import render
 
@@ -78,3 +78,20 @@ def test_a_run_that_succeeded_with_a_failed_log_test_exits_0(
     assert run_view.show(finished, rows, tests) == 0
     assert "run succeeded: [not markup]" in capsys.readouterr().out
     assert "model" in render(run_view.watch_table("sales/daily", rows, tests))
+
+
+def test_a_skipped_step_shows_in_the_live_table_with_its_reason():
+    rows: dict[str, list[str]] = {}
+    skipped = StepSkipped(
+        producer="scheduler",
+        order_run_id=RUN,
+        step_run_id=uuid.uuid4(),
+        step="publish",
+        reason="when 'params.publish' was false (params.publish = false)",
+        when="params.publish",
+        seen={"params.publish": False},
+    )
+    assert run_view.show(skipped, rows, []) is None
+    out = render(run_view.watch_table("sales/daily", rows, []))
+    assert "skipped" in out
+    assert "when 'params.publish' was false (params.publish = false)" in out

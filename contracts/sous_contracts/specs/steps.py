@@ -116,6 +116,13 @@ class StepSpec(Spec):
     """Retry policy."""
     tests: list[TestSpec] = Field(default_factory=list)
     """Tests run after the step succeeds."""
+    when: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    """A CEL condition, evaluated when the step is ready: false skips the step. It reads
+    `params`, `steps.<need>.outputs|tests|status` of the steps it needs, the triggering
+    `event` and `run`, e.g. `steps.ingest.outputs.rows > 0 && params.full_refresh == false`."""
+    if_needs_skipped: Literal["skip", "run"] = "skip"
+    """What the step does when a step it needs was skipped: `skip` too (the default), or
+    `run` anyway (the skipped step's outputs are then empty)."""
 
     @model_validator(mode="after")
     def _one_action(self) -> Self:

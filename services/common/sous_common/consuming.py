@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
@@ -213,16 +213,25 @@ class _Guard(BaseMiddleware):
             return None
         done: set[int] = set()
         accepted: list[tuple[int, Envelope]] = []
-        for i, record in enumerate(records):
-            try:
-                accepted.append((i, await self.guard.accept(record)))
-            except Refusal as refused:
-                await self.guard.refuse(record, refused)
-                done.add(i)
         result = None
-        if accepted:
-            result = await self._handle(call_next, msg, batch, records, accepted, done)
-        self._settle(consumer, records, done)
+        try:
+            for i, record in enumerate(records):
+                try:
+                    accepted.append((i, await self.guard.accept(record)))
+                except Refusal as refused:
+                    await self.guard.refuse(record, refused)
+                    done.add(i)
+                except TRANSIENT as exc:
+                    # Judging a signed message reads the database; publishing a dead letter
+                    # needs the broker. Either away: this record and the rest come again.
+                    await self._back_off(record, exc)
+                    break
+            if accepted:
+                result = await self._handle(call_next, msg, batch, records, accepted, done)
+        finally:
+            # Also when cancelled or failing unexpectedly: what is not done is rewound, so
+            # a later record's offset never gets committed past it.
+            self._settle(consumer, records, done)
         return result
 
     async def _handle(
@@ -324,7 +333,8 @@ class _Guard(BaseMiddleware):
                 continue
             rewound.add(partition)
             if consumer is not None:
-                consumer.seek(TopicPartition(record.topic, record.partition), record.offset)
+                with contextlib.suppress(IllegalStateError, AssertionError):  # revoked meanwhile
+                    consumer.seek(TopicPartition(record.topic, record.partition), record.offset)
 
     def _count(self, record: Any) -> int:
         where = (record.topic, record.partition, record.offset)

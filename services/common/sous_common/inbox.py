@@ -1,9 +1,11 @@
-"""The inbox: exactly-once effects from at-least-once delivery (DESIGN §5.1)."""
+"""The inbox: exactly-once effects from at-least-once delivery (DESIGN §5.1).
+
+Ids older than `SOUS_RETENTION_INBOX_DAYS` are purged by `sous_common.retention`.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from sous_common.db import AnyConnection
 
@@ -45,11 +47,3 @@ async def seen(conn: AnyConnection, consumer: str, message_id: uuid.UUID) -> boo
         "SELECT true FROM inbox WHERE consumer = $1 AND message_id = $2", consumer, message_id
     )
     return bool(found)
-
-
-async def purge(conn: AnyConnection, older_than: timedelta) -> int:
-    """Forget ids older than the longest redelivery window; return how many."""
-    status: str = await conn.execute(
-        "DELETE FROM inbox WHERE received_at < now() - $1::interval", older_than
-    )
-    return int(status.split()[-1])

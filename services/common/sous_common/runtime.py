@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaClient
+from aiokafka.errors import KafkaError
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
@@ -26,10 +28,12 @@ from sous_common import outbox
 from sous_common.commits import GroupCommit
 from sous_common.consuming import TRANSIENT, ConsumerGuard
 from sous_common.db import AnyConnection, create_pool
-from sous_common.kafka import make_broker
+from sous_common.kafka import aiokafka_options, make_broker
 from sous_common.logs import get_logger
+from sous_common.loops import every
 from sous_common.migrate import Migration, common_migrations, migrate
 from sous_common.relay import RelayProducer
+from sous_common.retention import COMMON_RULES, Purger, RetentionSettings, Rule
 from sous_common.settings import DatabaseSettings, KafkaSettings
 from sous_common.subscribing import consumer_options, guard_broker
 from sous_common.trust import Signer
@@ -57,6 +61,10 @@ class Runtime:
     group_id: str = ""
     signer: Signer | None = None
     """Signs every message this service sends (DESIGN §5.11); None sends them unsigned."""
+    retention: tuple[Rule, ...] = ()
+    """What the service purges besides the inbox and refused outbox rows (its adapters say)."""
+    retention_settings: RetentionSettings | None = None
+    """How long records are kept; read from `SOUS_RETENTION_*` when None."""
     broker: KafkaBroker = field(init=False)
     guard: ConsumerGuard = field(init=False)
     _pool: asyncpg.Pool | None = field(default=None, init=False)
@@ -64,6 +72,8 @@ class Runtime:
     _relay: outbox.OutboxRelay | None = field(default=None, init=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, init=False)
     _relay_producer: RelayProducer | None = field(default=None, init=False)
+    _purger: Purger | None = field(default=None, init=False)
+    _purge_task: asyncio.Task[None] | None = field(default=None, init=False)
     _opened: list[Hook] = field(default_factory=list, init=False)
     _started: list[Hook] = field(default_factory=list, init=False)
     _stopping: list[Hook] = field(default_factory=list, init=False)
@@ -87,6 +97,13 @@ class Runtime:
         if self._commits is None:
             raise RuntimeError(f"{self.service}: the database pool is not open yet")
         return self._commits
+
+    @property
+    def purger(self) -> Purger:
+        """The service's retention purger (after start-up)."""
+        if self._purger is None:
+            raise RuntimeError(f"{self.service}: the database pool is not open yet")
+        return self._purger
 
     def topic(self, topic: Any) -> str:
         """Return a catalog topic's full name in this deployment."""
@@ -166,6 +183,7 @@ class Runtime:
             self.database, schema=self.schema, application=f"sous-{self.service}"
         )
         self._commits = GroupCommit(self._pool)
+        await self._await_broker()
         for hook in self._opened:
             await hook()
 
@@ -196,6 +214,29 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    async def _await_broker(self) -> None:
+        """Wait for Kafka while it is not reachable yet, as for PostgreSQL.
+
+        The start-up hooks (a changelog catch-up) and the consumers need the broker; a
+        replica started during a broker outage waits for it rather than exit.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.kafka.startup_wait_s
+        delay = 0.2
+        while True:
+            client = AIOKafkaClient(**aiokafka_options(self.kafka))
+            try:
+                await client.bootstrap()
+                return
+            except KafkaError as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("broker not reachable; waiting", error=repr(exc), delay_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                await client.close()
+
     async def _after_start(self) -> None:
         if self._pool is not None and self.schema is not None:
             self._relay_producer = RelayProducer(self.kafka)
@@ -204,6 +245,16 @@ class Runtime:
                 self._pool, self._relay_producer, schema=self.schema, prefix=self.kafka.topic_prefix
             )
             self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
+            settings = self.retention_settings or RetentionSettings()
+            self._purger = Purger(
+                self._pool,
+                schema=self.schema,
+                rules=COMMON_RULES + self.retention,
+                settings=settings,
+            )
+            self._purge_task = asyncio.create_task(
+                every(settings.check_s, self._purger.tick, "retention"), name="retention"
+            )
         for hook in self._started:
             await hook()
         log.info("ready", service=self.service, group=self.group_id)
@@ -223,6 +274,11 @@ class Runtime:
         log.info("stopped consuming", service=self.service, group=self.group_id)
 
     async def _before_stop(self) -> None:
+        if self._purge_task is not None:
+            self._purge_task.cancel()  # a batch cut short rolls back; the timer stays due
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purge_task
+            self._purge_task = None
         await self._stop_consuming()
         for hook in reversed(self._stopping):
             await hook()

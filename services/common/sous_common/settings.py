@@ -37,6 +37,8 @@ class KafkaSettings(BaseSettings):
     """Producer batching delay; kept at 0–1 ms on latency paths (DESIGN §6)."""
     max_message_bytes: int = 1_000_000
     """Largest message a consumer accepts; larger ones go to the dead-letter topic."""
+    startup_wait_s: float = 300.0
+    """How long a starting service waits for the broker to come up before it gives up."""
 
 
 class DatabaseSettings(BaseSettings):

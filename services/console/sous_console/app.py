@@ -5,6 +5,7 @@ from __future__ import annotations
 from sous_common.migrate import load
 from sous_common.runtime import Runtime
 from sous_console import handlers
+from sous_console.adapters import retention
 from sous_console.settings import ConsoleSettings
 
 SERVICE = "console"
@@ -18,6 +19,7 @@ def build(settings: ConsoleSettings) -> Runtime:
         settings.database,
         schema=settings.db_schema,
         migrations=load(SERVICE, "sous_console.migrations"),
+        retention=retention.RULES,
         group_id=settings.group_id,
     )
     handlers.register(runtime, consumers=settings.consumers)

@@ -17,7 +17,13 @@ from sous_contracts.runs import (
     OrderRunRejected,
     OrderRunStarted,
 )
-from sous_contracts.steps import StepEventsMark, StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.steps import (
+    StepEventsMark,
+    StepFinished,
+    StepHeartbeat,
+    StepSkipped,
+    StepStarted,
+)
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import (
     DOMAIN_EVENTS,
@@ -32,7 +38,8 @@ RunEvent = Annotated[
     Field(discriminator="type"),
 ]
 StepEvent = Annotated[
-    StepStarted | StepHeartbeat | StepFinished | StepEventsMark, Field(discriminator="type")
+    StepStarted | StepHeartbeat | StepFinished | StepEventsMark | StepSkipped,
+    Field(discriminator="type"),
 ]
 TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
 
@@ -54,6 +61,8 @@ def register(rt: Runtime, *, consumers: int = 1) -> None:
     async def on_step_event(event: StepEvent) -> None:
         if isinstance(event, StepStarted | StepFinished):  # heartbeats and marks show nothing
             await apply(rt, event, projection.step_event)
+        elif isinstance(event, StepSkipped):
+            await apply(rt, event, projection.step_skipped)
 
     @rt.broker.subscriber(rt.topic(TEST_RESULTS), **busy)
     async def on_test_event(event: TestEvent) -> None:

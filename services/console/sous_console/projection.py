@@ -20,7 +20,7 @@ from sous_contracts.runs import (
     OrderRunRejected,
     OrderRunStarted,
 )
-from sous_contracts.steps import StepFinished, StepStarted
+from sous_contracts.steps import StepFinished, StepSkipped, StepStarted
 from sous_contracts.tests import TestResult
 
 RunEvent = OrderRunQueued | OrderRunStarted | OrderRunFinished | OrderRunRejected
@@ -146,6 +146,32 @@ async def step_event(conn: AnyConnection, e: StepStarted | StepFinished) -> Chan
         "kitchen": kitchen,
         "at": e.occurred_at.isoformat(),
         "duration_s": e.duration_s if isinstance(e, StepFinished) else None,
+    }
+
+
+async def step_skipped(conn: AnyConnection, e: StepSkipped) -> Change:
+    """Record a step the scheduler skipped (attempt 0: it never ran), with the reason."""
+    error = json.dumps({"kind": "skipped", "message": e.reason})
+    await conn.execute(
+        "INSERT INTO steps (step_run_id, attempt, order_run_id, step, status, finished_at, error)"
+        " VALUES ($1, 0, $2, $3, 'skipped', $4, $5::jsonb) ON CONFLICT DO NOTHING",
+        e.step_run_id,
+        e.order_run_id,
+        e.step,
+        e.occurred_at,
+        error,
+    )
+    domain, kitchen = await _where(conn, e.order_run_id)
+    return {
+        "kind": "step",
+        "order_run_id": str(e.order_run_id),
+        "step": e.step,
+        "attempt": 0,
+        "status": "skipped",
+        "domain": domain,
+        "kitchen": kitchen,
+        "at": e.occurred_at.isoformat(),
+        "duration_s": None,
     }
 
 

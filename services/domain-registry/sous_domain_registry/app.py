@@ -8,6 +8,7 @@ from sous_common.migrate import load
 from sous_common.runtime import Runtime
 from sous_common.trust import ANY_DOMAIN, Principal, load_signer
 from sous_domain_registry import expiry, handlers, service
+from sous_domain_registry.adapters import retention
 from sous_domain_registry.adapters.trust import RegistryTrust
 from sous_domain_registry.runs import PRINCIPAL
 from sous_domain_registry.settings import RegistrySettings
@@ -26,6 +27,7 @@ def create_runtime(settings: RegistrySettings) -> Runtime:
         database=settings.database,
         schema=settings.schema_name,
         migrations=load(SERVICE, "sous_domain_registry.migrations"),
+        retention=retention.RULES,
         signer=signer,
     )
     rt.guard.trust = RegistryTrust(rt)

@@ -9,7 +9,13 @@ from pydantic import Field
 from sous_common.runtime import Runtime
 from sous_contracts.registry import ApplySpecs
 from sous_contracts.runs import OrderRunFinished, OrderRunQueued, OrderRunRejected, OrderRunStarted
-from sous_contracts.steps import StepEventsMark, StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.steps import (
+    StepEventsMark,
+    StepFinished,
+    StepHeartbeat,
+    StepSkipped,
+    StepStarted,
+)
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import REGISTRY_COMMANDS, RUN_EVENTS, STEP_EVENTS, TEST_RESULTS
 from sous_domain_registry import runs, service
@@ -19,7 +25,8 @@ RunEvent = Annotated[
     Field(discriminator="type"),
 ]
 StepEvent = Annotated[
-    StepStarted | StepHeartbeat | StepFinished | StepEventsMark, Field(discriminator="type")
+    StepStarted | StepHeartbeat | StepFinished | StepEventsMark | StepSkipped,
+    Field(discriminator="type"),
 ]
 TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
 

@@ -16,7 +16,13 @@ from sous_contracts.runs import (
     OrderRunStarted,
     StartOrderRun,
 )
-from sous_contracts.steps import StepEventsMark, StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.steps import (
+    StepEventsMark,
+    StepFinished,
+    StepHeartbeat,
+    StepSkipped,
+    StepStarted,
+)
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_domain_registry.adapters import runs as rows
 from sous_domain_registry.adapters import store
@@ -29,7 +35,7 @@ _KEYS = uuid.UUID("5d1b0c1e-7f3a-4a53-9a43-2f0c6a8e51b7")
 """Namespace of run ids derived from idempotency keys."""
 
 RunEvent = OrderRunRejected | OrderRunQueued | OrderRunStarted | OrderRunFinished
-StepEvent = StepStarted | StepHeartbeat | StepFinished | StepEventsMark
+StepEvent = StepStarted | StepHeartbeat | StepFinished | StepEventsMark | StepSkipped
 TestEvent = TestResult | TestSuiteFinished
 
 
@@ -195,7 +201,19 @@ async def on_step_event(rt: Runtime, event: StepEvent, consumer: str) -> None:
     async with rt.pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, consumer, event.message_id):
             return
-        if isinstance(event, StepStarted):
+        if isinstance(event, StepSkipped):
+            # A skipped step never had an attempt: it is kept as attempt 0.
+            await rows.step_attempt(
+                conn,
+                event.order_run_id,
+                event.step,
+                0,
+                "skipped",
+                at=event.occurred_at,
+                reason=event.reason,
+                outputs={"when": event.when, "seen": event.seen} if event.when else {},
+            )
+        elif isinstance(event, StepStarted):
             await rows.step_attempt(
                 conn, event.order_run_id, event.step, event.attempt, "running", at=event.occurred_at
             )

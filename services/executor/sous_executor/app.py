@@ -11,6 +11,7 @@ from sous_common.migrate import load
 from sous_common.runtime import Runtime, worker_id
 from sous_common.settings import DatabaseSettings, KafkaSettings
 from sous_executor import handlers, redaction
+from sous_executor.adapters import retention
 from sous_executor.adapters.cancel_listener import CancelListener
 from sous_executor.service import Executor
 from sous_executor.settings import ExecutorSettings
@@ -29,6 +30,7 @@ def build(
         database=database or DatabaseSettings(),
         schema=settings.schema_name,
         migrations=load("executor", "sous_executor.migrations"),
+        retention=retention.RULES,
     )
     executor = Executor(runtime, settings, settings.worker_id or worker_id("executor"))
     handlers.register(runtime, executor)

@@ -16,6 +16,7 @@ from sous_common.migrate import load
 from sous_common.runtime import Runtime
 from sous_common.settings import DatabaseSettings, KafkaSettings
 from sous_common.trust import MARK_TYPES, SIGNED_TYPES, load_signer
+from sous_scheduler.adapters import retention
 from sous_scheduler.adapters.changelog import catch_up
 from sous_scheduler.adapters.trust import SchedulerTrust
 from sous_scheduler.handlers import register
@@ -52,6 +53,7 @@ def build(
         database or DatabaseSettings(),
         schema=settings.schema_name,
         migrations=load("scheduler", "sous_scheduler.migrations"),
+        retention=retention.RULES,
         signer=signer,
     )
     scheduler = Scheduler(rt, settings, clock) if clock else Scheduler(rt, settings)

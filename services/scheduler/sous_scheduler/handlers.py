@@ -17,7 +17,13 @@ from sous_contracts.runs import (
     OrderRunStarted,
     StartOrderRun,
 )
-from sous_contracts.steps import StepEventsMark, StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.steps import (
+    StepEventsMark,
+    StepFinished,
+    StepHeartbeat,
+    StepSkipped,
+    StepStarted,
+)
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import (
     DOMAIN_EVENTS,
@@ -32,7 +38,8 @@ from sous_scheduler.triggers import Triggers
 
 OrderRunCommand = Annotated[StartOrderRun | CancelOrderRun, Field(discriminator="type")]
 StepEvent = Annotated[
-    StepStarted | StepHeartbeat | StepFinished | StepEventsMark, Field(discriminator="type")
+    StepStarted | StepHeartbeat | StepFinished | StepEventsMark | StepSkipped,
+    Field(discriminator="type"),
 ]
 RunLife = Annotated[
     OrderRunRejected | OrderRunQueued | OrderRunStarted | OrderRunFinished,
@@ -58,7 +65,8 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers) -> None:
 
     @rt.broker.subscriber(rt.topic(STEP_EVENTS), **batches)
     async def on_step_events(events: list[StepEvent]) -> None:
-        await scheduler.on_run_events(events)
+        # Skips are the scheduler's own report, already in its state.
+        await scheduler.on_run_events([e for e in events if not isinstance(e, StepSkipped)])
 
     @rt.broker.subscriber(rt.topic(TEST_RESULTS), **batches)
     async def on_test_events(events: list[TestEvent]) -> None:

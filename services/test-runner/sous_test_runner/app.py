@@ -10,6 +10,7 @@ from sous_common.logs import configure
 from sous_common.migrate import load
 from sous_common.runtime import Runtime
 from sous_test_runner import handlers
+from sous_test_runner.adapters import retention
 from sous_test_runner.adapters.connections import PoolCache
 from sous_test_runner.adapters.history import SeriesKey, recent_values
 from sous_test_runner.service import Deps
@@ -27,6 +28,7 @@ def build(settings: TestRunnerSettings) -> Deps:
         settings.database,
         schema=settings.db_schema,
         migrations=load(SERVICE, "sous_test_runner.migrations"),
+        retention=retention.RULES,
         group_id=settings.group_id,
     )
     pools = PoolCache(

@@ -16,11 +16,14 @@ from pydantic import Field
 
 from sous_common.kafka import aiokafka_options, make_broker
 from sous_common.subscribing import consumer_options, guard_broker
+from sous_common.trust import Principal
 from sous_contracts import decode_message
 from sous_contracts.deadletter import DeadLetter
+from sous_contracts.runs import DomainRunCompleted
 from sous_contracts.steps import StepFinished, StepHeartbeat, StepStarted
 from sous_contracts.testing import sample_messages
-from sous_contracts.topics import DEAD_LETTERS, STEP_EVENTS
+from sous_contracts.topics import DEAD_LETTERS, DOMAIN_EVENTS, STEP_EVENTS
+from tests.signing import SCHEDULER, signed_headers
 
 pytestmark = pytest.mark.kafka
 
@@ -136,3 +139,64 @@ async def test_a_transient_failure_redelivers_the_batch(kafka_settings) -> None:
 
     assert not failures  # a batch failed once
     assert handled == [m.message_id for m in messages]  # then all came again, nothing lost
+
+
+class _FlakyTrust:
+    """Answers as the scheduler's grant would, after failing like a database that is away."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+
+    async def principal(self, name: str) -> Principal | None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionRefusedError(111, "database away")
+        return Principal(name, {"*": ["admin"]}, (SCHEDULER.public_key,))
+
+    async def domain_known(self, domain: str) -> bool:
+        return True
+
+    async def run_domain(self, order_run_id: Any) -> str | None:
+        return None
+
+    async def refresh(self, since: Any) -> bool:
+        return False
+
+
+def _completed() -> DomainRunCompleted:
+    sample = next(m for m in sample_messages() if isinstance(m, DomainRunCompleted))
+    return sample.model_copy(update={"message_id": uuid.uuid4()})
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["one by one", "batches"])
+async def test_a_signed_message_judged_while_the_database_is_away_comes_again(
+    kafka_settings, batch: bool
+) -> None:
+    """Judging a signature reads the database; when it is away the record is not skipped."""
+    topic = DOMAIN_EVENTS.full_name(kafka_settings.topic_prefix)
+    messages = [_completed() for _ in range(8)]
+    handled: list[uuid.UUID] = []
+    broker = make_broker(kafka_settings, client_id="test")
+    guard = guard_broker(broker, kafka_settings, consumer="sous-test")
+    guard.trust = _FlakyTrust(failures=3)
+    options = {"batch": True, "max_records": 100} if batch else {}
+
+    @broker.subscriber(topic, **options, **consumer_options("sous-test"))
+    async def on_events(events: Any) -> None:
+        handled.extend(e.message_id for e in (events if batch else [events]))
+
+    await _produce(
+        kafka_settings,
+        topic,
+        [
+            (m.to_json(), [*signed_headers(m.to_json()), ("type", m.type.encode())])
+            for m in messages
+        ],
+    )
+    async with broker:
+        await broker.start()
+        await _until(lambda: messages[-1].message_id in handled)
+        await guard.stop()
+
+    assert guard.trust.failures == 0  # the database was away for a while
+    assert handled == [m.message_id for m in messages]  # then each came once, in order

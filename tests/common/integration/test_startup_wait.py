@@ -1,4 +1,4 @@
-"""A service started while PostgreSQL is away waits for it instead of exiting."""
+"""A service started while PostgreSQL or Kafka is away waits for it instead of exiting."""
 
 from __future__ import annotations
 
@@ -10,29 +10,23 @@ import asyncpg
 import pytest
 
 from sous_common.runtime import Runtime
-from sous_common.settings import DatabaseSettings, KafkaSettings
+from sous_common.settings import DatabaseSettings
 
-pytestmark = pytest.mark.postgres
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
 
-async def test_a_service_waits_for_the_database_to_come_up(db_settings, schema) -> None:
-    real = urlsplit(db_settings.url)
-    port = free_port()
+async def _flaky_relay(
+    port: int, host: str | None, target: int | None
+) -> tuple[asyncio.Server, list[int]]:
+    """A server at `port` that closes the first two connections, then relays to the target."""
     refusals = [0]
 
     async def gate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Away for the first two connections, then a plain TCP relay to the real server.
         if refusals[0] < 2:
             refusals[0] += 1
             writer.close()
             return
-        server_reader, server_writer = await asyncio.open_connection(real.hostname, real.port)
+        server_reader, server_writer = await asyncio.open_connection(host, target)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             while data := await src.read(65536):
@@ -42,13 +36,27 @@ async def test_a_service_waits_for_the_database_to_come_up(db_settings, schema) 
 
         await asyncio.gather(pipe(reader, server_writer), pipe(server_reader, writer))
 
-    server = await asyncio.start_server(gate, "127.0.0.1", port)
+    return await asyncio.start_server(gate, "127.0.0.1", port), refusals
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_service_waits_for_the_database_to_come_up(
+    db_settings, kafka_settings, schema
+) -> None:
+    real = urlsplit(db_settings.url)
+    port = free_port()
+    server, refusals = await _flaky_relay(port, real.hostname, real.port)
     netloc = real.netloc.rsplit("@", 1)
     host = f"127.0.0.1:{port}"
     url = urlunsplit(real._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) > 1 else host))
     rt = Runtime(
         "waiter",
-        KafkaSettings(bootstrap="127.0.0.1:9"),
+        kafka_settings,
         DatabaseSettings(url=url, pool_max=2),
         schema=schema,
     )
@@ -56,6 +64,36 @@ async def test_a_service_waits_for_the_database_to_come_up(db_settings, schema) 
         await asyncio.wait_for(rt._open(), 30)
         assert refusals[0] == 2
         assert await rt.pool.fetchval("SELECT count(*) FROM inbox") == 0  # migrated
+    finally:
+        await rt._close()
+        server.close()
+        conn = await asyncpg.connect(db_settings.url)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+
+
+async def test_a_service_waits_for_the_broker_to_come_up(
+    db_settings, kafka_settings, schema
+) -> None:
+    host, real_port = kafka_settings.bootstrap.split(",")[0].rsplit(":", 1)
+    port = free_port()
+    server, refusals = await _flaky_relay(port, host, int(real_port))
+    opened: list[bool] = []
+    rt = Runtime(
+        "waiter",
+        kafka_settings.model_copy(update={"bootstrap": f"127.0.0.1:{port}"}),
+        DatabaseSettings(url=db_settings.url, pool_max=2),
+        schema=schema,
+    )
+
+    @rt.on_opened
+    async def needs_the_broker() -> None:
+        opened.append(True)
+
+    try:
+        await asyncio.wait_for(rt._open(), 30)
+        assert refusals[0] == 2  # the broker was away twice, and the service waited
+        assert opened == [True]
     finally:
         await rt._close()
         server.close()

@@ -12,7 +12,7 @@ import pytest
 
 from sous_contracts.common import Severity, TestStatus
 from sous_contracts.runs import CancelOrderRun, OrderRunStarted
-from sous_contracts.steps import StepStarted
+from sous_contracts.steps import StepSkipped, StepStarted
 from sous_contracts.tests import TestResult
 from sous_contracts.topics import ORDER_RUN_COMMANDS
 from tests.console.integration.test_read_model import until
@@ -159,3 +159,30 @@ async def test_live_stream_follows_filters(console, kafka_settings) -> None:
         )
         await asyncio.wait_for(task, 15)
     assert [(h["test"], h["status"]) for h in heard] == [("rows", "failed")]
+
+
+async def test_the_run_page_shows_a_skipped_step_with_its_reason(console, kafka_settings) -> None:
+    run_id = uuid.uuid4()
+    where = {"domain": "sales", "recipe": "daily", "variation": "dev", "kitchen": "dev"}
+    reason = "when 'params.publish' was false (params.publish = false)"
+    await send(
+        kafka_settings,
+        [
+            OrderRunStarted(order_run_id=run_id, **where),
+            StepSkipped(
+                order_run_id=run_id,
+                step_run_id=uuid.uuid4(),
+                step="publish",
+                reason=reason,
+                when="params.publish",
+                seen={"params.publish": False},
+            ),
+        ],
+    )
+    await until(
+        console.pool, "SELECT true FROM steps WHERE order_run_id = $1 AND status='skipped'", run_id
+    )
+    async with signed_in(console, {"*": ["read"]}) as (client, _):
+        page = await client.get(f"/runs/{run_id}")
+    assert 'id="step-publish-0" data-step="publish" data-status="skipped"' in page.text
+    assert "skipped: when &#39;params.publish&#39; was false (params.publish = false)" in page.text

@@ -141,3 +141,14 @@ def test_a_published_ingredient_version_cannot_change():
         f"{path}: version: ingredient platform/publish_table@2 is published and cannot change; "
         "give the change a new version"
     ]
+
+
+def test_a_use_steps_condition_guards_where_the_ingredient_starts():
+    cat = catalog()
+    steps = compile_recipe(cat, "sales", cat.recipes[("sales", "daily")])["steps"]
+    assert steps["publish__snapshot"]["when"] == (
+        "(params.publish && steps.model.tests.warnings == 0)"
+    )
+    # The rest of the ingredient follows its start: skipped when it is.
+    assert steps["publish__register"]["when"] is None
+    assert steps["publish__register"]["if_needs_skipped"] == "skip"

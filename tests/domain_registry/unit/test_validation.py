@@ -80,7 +80,7 @@ CASES = [
     pytest.param(
         edited(DAILY, "params: {min_rows: 1000000}", "params: {min_row: 1000000}"),
         f"{DAILY}: variations.canary.params.min_row: undeclared param 'min_row' of the recipe "
-        "(declared: day, min_rows, source_file, "
+        "(declared: day, min_rows, publish, source_file, "
         "target_schema_suffix)",
         id="undeclared-param",
     ),
@@ -258,4 +258,44 @@ def test_kitchen_params_no_recipe_run_there_declares_are_refused(files, expected
     ],
 )
 def test_kitchen_params_some_receiving_recipe_declares_are_accepted(files):
+    assert errors_of(files) == []
+
+
+WHEN = '    when: "params.publish && steps.model.tests.warnings == 0"'
+
+
+@pytest.mark.parametrize(
+    ("condition", "reason"),
+    [
+        (
+            "stepz.model.tests.warnings == 0",
+            "unknown name 'stepz' (names: params, steps, event, run)",
+        ),
+        (
+            "steps.staging.outputs.rows > 0",
+            "unknown step 'staging': a condition reads only the steps it needs (needs: model)",
+        ),
+        (
+            "params.dry_run",
+            "unknown param 'dry_run' (params: day, min_rows, publish, source_file, "
+            "target_schema_suffix)",
+        ),
+        ("params.min_rows > 'x'", "type error: '>' does not apply to int and string"),
+        ("params.min_rows", "must be a boolean, got int"),
+        ("params.publish &&", "does not parse: params.publish && ^"),
+    ],
+    ids=["unknown-name", "unneeded-step", "unknown-param", "type-error", "not-boolean", "syntax"],
+)
+def test_a_faulty_condition_is_refused_at_its_path(condition: str, reason: str) -> None:
+    files = edited(DAILY, WHEN, f'    when: "{condition}"')
+    assert errors_of(files) == [f"{DAILY}: steps.publish.when: {reason}"]
+
+
+def test_a_condition_may_read_a_step_level_param() -> None:
+    files = edited(
+        DAILY,
+        "  model:\n    needs: [staging]\n",
+        "  model:\n    needs: [staging]\n    params: {dry_run: false}\n"
+        '    when: "!params.dry_run && steps.staging.outputs.rows_affected > 0"\n',
+    )
     assert errors_of(files) == []

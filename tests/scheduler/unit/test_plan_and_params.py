@@ -63,6 +63,12 @@ def test_layers_recipe_kitchen_variation_command() -> None:
     assert prod.connections == {"warehouse": "env:WAREHOUSE"}
 
 
+def test_the_run_keeps_the_event_that_triggered_it() -> None:
+    event = {"domain": "payments", "params": {"day": "2026-01-01"}}
+    run = plan(variation="dev", params={"day": "2026-01-01"}, trigger_event=event)
+    assert run.trigger_event == event
+
+
 def test_kitchen_picks_its_variation() -> None:
     assert plan(kitchen="dev", params={"day": "2026-01-01"}).variation == "dev"
 

@@ -154,6 +154,9 @@ def test_a_firing_starts_the_variation_in_the_upstream_kitchen_one_hop_deeper() 
     assert command.causation_depth == 3
     assert command.causation_id == event.message_id
     assert command.correlation_id == RUN
+    # Step conditions of the run read the event as `event`.
+    assert command.trigger_event["params"] == {"day": "2026-01-05"}
+    assert command.trigger_event["outputs"] == {"rows": 12}
 
 
 def test_a_firing_crosses_kitchens_only_when_the_trigger_says_so() -> None:

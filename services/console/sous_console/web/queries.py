@@ -76,7 +76,11 @@ async def steps(conn: AnyConnection, run_id: uuid.UUID) -> list[dict[str, Any]]:
         " ORDER BY coalesce(started_at, finished_at), step, attempt",
         run_id,
     )
-    return [dict(r) for r in rows]
+    found = [dict(r) for r in rows]
+    for row in found:
+        if isinstance(row.get("error"), str):
+            row["error"] = json.loads(row["error"])
+    return found
 
 
 def _decoded(row: Any) -> dict[str, Any]:

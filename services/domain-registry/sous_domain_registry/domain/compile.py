@@ -49,9 +49,14 @@ def _expand(
             tests = list(istep.tests)
             if f"{name}__{iname_step}" in leaves_of[name]:
                 tests += [t for t in step.tests if t.name not in {x.name for x in tests}]
-            out[f"{name}__{iname_step}"] = istep.model_copy(
-                update={"needs": needs, "params": params, "tests": tests}
-            )
+            update: dict[str, Any] = {"needs": needs, "params": params, "tests": tests}
+            if not istep.needs and step.when is not None:
+                # The use's condition guards where the ingredient starts; the rest of it
+                # follows as the dependants of a skipped step do.
+                inner_when = f" && ({istep.when})" if istep.when else ""
+                update["when"] = f"({step.when}){inner_when}"
+                update["if_needs_skipped"] = step.if_needs_skipped
+            out[f"{name}__{iname_step}"] = istep.model_copy(update=update)
     if leaves_of:
         for name, step in list(out.items()):
             if any(n in leaves_of for n in step.needs):

@@ -6,6 +6,7 @@ import zoneinfo
 
 from croniter import croniter
 
+from sous_common.conditions import check
 from sous_contracts.specs import EventMatch, IngredientSpec, RecipeSpec, StepSpec, TriggerSpec
 from sous_contracts.specs.steps import SqlRun
 from sous_domain_registry.domain.catalog import (
@@ -93,6 +94,19 @@ def _kitchens(cat: Catalog, errors: list[SpecError]) -> None:
                 )
 
 
+def _kind(value: object) -> str:
+    """The param type of a literal step param value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    return "array" if isinstance(value, list) else "string"
+
+
 def _steps(
     cat: Catalog, domain: str, spec: RecipeSpec | IngredientSpec, file: str, errors: list[SpecError]
 ) -> None:
@@ -107,6 +121,12 @@ def _steps(
                     SpecError(file, f"{at}.needs[{i}]", f"unknown step {need!r} (steps: {names})")
                 )
         _step_refs(cat, domain, spec, step, file, at, errors)
+        if step.when is not None:
+            types: dict[str, str] = {n: p.type for n, p in spec.params.items()}
+            # Step-level values become params of the step too; a `${…}` value is a string.
+            types |= {n: _kind(v) for n, v in step.params.items() if n not in types}
+            for reason in check(step.when, params=types, needs=step.needs):
+                errors.append(SpecError(file, f"{at}.when", reason))
     cycle = find_cycle({n: [x for x in s.needs if x in spec.steps] for n, s in spec.steps.items()})
     if cycle is not None:
         errors.append(

@@ -14,7 +14,14 @@ from typing import Any
 from sous_contracts.common import RunStatus, StepStatus
 from sous_contracts.runs import CancelOrderRun, StartOrderRun
 from sous_contracts.specs import RecipeSpec, StepSpec
-from sous_contracts.steps import CancelStep, ExecuteStep, StepFinished, StepHeartbeat, StepStarted
+from sous_contracts.steps import (
+    CancelStep,
+    ExecuteStep,
+    StepFinished,
+    StepHeartbeat,
+    StepSkipped,
+    StepStarted,
+)
 from sous_contracts.tests import RunTests, TestDefinition, TestSuiteFinished
 from sous_scheduler.domain.events import (
     Begin,
@@ -27,6 +34,7 @@ from sous_scheduler.domain.events import (
     TimerKind,
 )
 from sous_scheduler.domain.finish import finish, started
+from sous_scheduler.domain.gate import Broken, Skip, gate
 from sous_scheduler.domain.params import ParamError, substitute
 from sous_scheduler.domain.state import RunPhase, RunState, StepPhase, StepState
 
@@ -91,19 +99,62 @@ def _begin(d: Decision, recipe: RecipeSpec, ctx: Context) -> None:
     d.timers.append(SetTimer("run_timeout", None, 0, ctx.now + timedelta(seconds=recipe.timeout)))
 
 
+_DONE = (StepPhase.SUCCEEDED, StepPhase.SKIPPED)
+
+
 def _advance(d: Decision, recipe: RecipeSpec, ctx: Context) -> None:
-    """Dispatch every ready step; end the run when every step has ended."""
-    for name, spec in recipe.steps.items():
-        step = d.state.step(name)
-        if step.phase is StepPhase.PENDING and all(
-            d.state.step(n).phase is StepPhase.SUCCEEDED for n in spec.needs
-        ):
-            _dispatch(d, recipe, step, spec, ctx)
-            if d.state.phase is not RunPhase.RUNNING:
-                return
+    """Dispatch (or skip) every ready step; end the run when every step has ended.
+
+    A skip makes its dependants ready at once, so passes repeat until one skips nothing.
+    """
+    again = True
+    while again:
+        again = False
+        for name, spec in recipe.steps.items():
+            step = d.state.step(name)
+            if step.phase is StepPhase.PENDING and all(
+                d.state.step(n).phase in _DONE for n in spec.needs
+            ):
+                _start_or_skip(d, recipe, step, spec, ctx)
+                if d.state.phase is not RunPhase.RUNNING:
+                    return
+                again = again or d.state.step(name).phase is StepPhase.SKIPPED
     if all(s.phase.final for s in d.state.steps.values()):
-        ok = all(s.phase is StepPhase.SUCCEEDED for s in d.state.steps.values())
+        ok = all(s.phase in _DONE for s in d.state.steps.values())
         finish(d, ctx, RunPhase.SUCCEEDED if ok else RunPhase.FAILED, None)
+
+
+def _start_or_skip(
+    d: Decision, recipe: RecipeSpec, step: StepState, spec: StepSpec, ctx: Context
+) -> None:
+    try:
+        params = _context(d.state, spec)["params"]
+    except ParamError:
+        params = d.state.params  # _dispatch reports the param error itself
+    match gate(d.state, step.name, spec, params):
+        case None:
+            _dispatch(d, recipe, step, spec, ctx)
+        case Broken(error=error):
+            _fail_step(d, recipe, step, error, ctx)
+        case Skip() as skip:
+            d.state = d.state.with_step(
+                step.model_copy(
+                    update={
+                        "phase": StepPhase.SKIPPED,
+                        "reason": skip.reason,
+                        "finished_at": ctx.now,
+                    }
+                )
+            )
+            d.messages.append(
+                StepSkipped(
+                    **_ids(d.state, step, ctx),
+                    step=step.name,
+                    reason=skip.reason,
+                    when=skip.when,
+                    seen=skip.seen,
+                )
+            )
 
 
 def _context(state: RunState, spec: StepSpec) -> dict[str, Any]:

@@ -108,5 +108,6 @@ def plan_run(
         parent_order_run_id=cmd.parent_order_run_id,
         parent_step=cmd.parent_step,
         causation_depth=cmd.causation_depth,
+        trigger_event=cmd.trigger_event,
         created_at=now,
     )

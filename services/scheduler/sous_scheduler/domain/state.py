@@ -104,6 +104,8 @@ class RunState(_Frozen):
     parent_order_run_id: uuid.UUID | None = None
     parent_step: str | None = None
     causation_depth: int = 0
+    trigger_event: dict[str, Any] = Field(default_factory=dict)
+    """The completion event that triggered the run (`event` in step conditions)."""
     reason: str | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None

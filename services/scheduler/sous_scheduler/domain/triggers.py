@@ -133,6 +133,7 @@ def start_command(
         kitchen=listener.trigger.kitchen or event.kitchen,
         params=substitute(listener.trigger.params, event_values(event)),
         causation_depth=event.causation_depth + 1,
+        trigger_event=event_values(event)["event"],
     )
 
 

@@ -1,0 +1,28 @@
+"""What the registry purges, and when a row is old enough (`sous_common.retention`)."""
+
+from __future__ import annotations
+
+from sous_common.retention import Rule
+
+SERVICE = "domain-registry"
+
+RULES: tuple[Rule, ...] = (
+    # The run read model: a run has `finished_at` only once it ended.
+    Rule(
+        "runs",
+        "runs",
+        "runs",
+        "finished_at < $1",
+        key="order_run_id",
+        cascade=(("run_steps", "order_run_id"), ("run_tests", "order_run_id")),
+    ),
+    Rule("audit", "audit", "audit", "at < $1", key="id"),
+)
+"""The registry's retention rules, besides every service's inbox and refused outbox."""
+
+
+def schema_name() -> str:
+    """Return the schema the configured registry owns."""
+    from sous_domain_registry.settings import RegistrySettings
+
+    return RegistrySettings().schema_name

@@ -1,0 +1,43 @@
+"""What the scheduler purges, and when a row is old enough (`sous_common.retention`)."""
+
+from __future__ import annotations
+
+from sous_common.retention import Rule
+
+SERVICE = "scheduler"
+
+_OPEN = "('queued', 'running')"
+
+RULES: tuple[Rule, ...] = (
+    # A finished run, with its steps (in its state) and any timer left behind. A run whose
+    # parent or child is still open stays: that run may still need to read or notify it.
+    Rule(
+        "runs",
+        "runs",
+        "runs",
+        "phase IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1"
+        " AND NOT EXISTS (SELECT 1 FROM runs p"
+        f" WHERE p.id = runs.parent_id AND p.phase IN {_OPEN})"
+        " AND NOT EXISTS (SELECT 1 FROM runs c"
+        f" WHERE c.parent_id = runs.id AND c.phase IN {_OPEN})",
+        key="id",
+        cascade=(("timers", "order_run_id"),),
+    ),
+    Rule("trigger_firings", "firings", "trigger_firings", "fired_at < $1"),
+    # The latest fire of each schedule stays: it is how the scheduler knows where it was.
+    Rule(
+        "cron_fires",
+        "firings",
+        "cron_fires",
+        "fire_time < $1 AND fire_time < (SELECT max(f.fire_time) FROM cron_fires f"
+        " WHERE f.schedule_id = cron_fires.schedule_id)",
+    ),
+)
+"""The scheduler's retention rules, besides every service's inbox and refused outbox."""
+
+
+def schema_name() -> str:
+    """Return the schema the configured scheduler owns."""
+    from sous_scheduler.settings import SchedulerSettings
+
+    return SchedulerSettings().schema_name
