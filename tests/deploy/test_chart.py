@@ -150,6 +150,12 @@ def test_the_registry_and_console_have_http_services() -> None:
     assert env["SOUS_CONSOLE_REGISTRY_URL"] == "http://sous-domain-registry:8470"
 
 
+def partitions(name: str) -> dict[str, int]:
+    """The partitions each topic gets: the catalog's in the values, then the overrides."""
+    topics = values(name)["topics"]
+    return {t["name"]: t["partitions"] for t in topics["catalog"]} | topics["partitions"]
+
+
 def test_default_values_carry_the_topic_catalog_of_the_contracts() -> None:
     catalog = values("default")["topics"]["catalog"]
     assert [t["name"] for t in catalog] == [t.name for t in CATALOG]
@@ -158,14 +164,15 @@ def test_default_values_carry_the_topic_catalog_of_the_contracts() -> None:
         assert entry["config"] == topic.config(), topic.name
 
 
-def test_the_topics_job_creates_the_catalog_with_partitions_from_values() -> None:
-    manifests = rendered("default")
+@pytest.mark.parametrize("name", ["default", "sasl"])
+def test_the_topics_job_creates_the_catalog_with_partitions_from_values(name: str) -> None:
+    manifests = rendered(name)
     (job,) = of_kind(manifests, "Job").values()
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[:2] == ["topics", "create"]
-    wanted = {t["name"]: t["partitions"] for t in values("default")["topics"]["catalog"]}
+    wanted = partitions(name)
     given = [args[i + 1].split("=") for i, arg in enumerate(args) if arg == "--partitions"]
-    assert {name: int(count) for name, count in given} == wanted
+    assert {topic: int(count) for topic, count in given} == wanted
     assert args[args.index("--replication-factor") + 1] == "3"
     assert not of_kind(manifests, "KafkaTopic")
 
@@ -179,10 +186,9 @@ def test_with_strimzi_topics_are_kafkatopics_with_the_prefix() -> None:
     for entry in catalog:
         topic = topics[f"prod.{entry['name']}"]
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "sous"
-        assert topic["spec"]["partitions"] == entry["partitions"]
+        assert topic["spec"]["partitions"] == partitions("cluster")[entry["name"]]
         assert topic["spec"]["replicas"] == 3
-        assert topic["spec"]["config"]["min.insync.replicas"] == "2"
-        assert topic["spec"]["config"]["cleanup.policy"] == entry["config"]["cleanup.policy"]
+        assert topic["spec"]["config"] == {**entry["config"], "min.insync.replicas": "2"}
 
 
 def test_with_keda_executors_and_test_runners_scale_on_their_lag() -> None:
@@ -191,7 +197,7 @@ def test_with_keda_executors_and_test_runners_scale_on_their_lag() -> None:
     assert set(scaled) == {"sous-executor", "sous-test-runner"}
     deployments = of_kind(manifests, "Deployment")
     consumed = {"sous-executor": "sous.commands.step", "sous-test-runner": "sous.commands.test"}
-    partitions = {t["name"]: t["partitions"] for t in values("cluster")["topics"]["catalog"]}
+    counts = partitions("cluster")
     auths = of_kind(manifests, "TriggerAuthentication")
     for name, obj in scaled.items():
         assert "replicas" not in deployments[name]["spec"], "KEDA owns the replica count"
@@ -203,7 +209,7 @@ def test_with_keda_executors_and_test_runners_scale_on_their_lag() -> None:
         assert trigger["metadata"]["sasl"] == "scram_sha512"
         env = deployments[name]["spec"]["template"]["spec"]["containers"][0]["env"]
         consumers = [int(e["value"]) for e in env if e["name"].endswith("_CONSUMERS")] or [1]
-        assert obj["spec"]["maxReplicaCount"] * consumers[0] <= partitions[consumed[name]]
+        assert obj["spec"]["maxReplicaCount"] * consumers[0] <= counts[consumed[name]]
         assert trigger["authenticationRef"]["name"] in auths
     assert "replicas" in deployments["sous-scheduler"]["spec"]
 
