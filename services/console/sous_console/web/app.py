@@ -40,7 +40,11 @@ def create_web(
             cache_s=settings.principal_cache_s,
             transport=registry_transport,
         )
-        hub = Hub(settings.database.url, connect_timeout_s=settings.database.connect_timeout_s)
+        hub = Hub(
+            settings.database.url,
+            connect_timeout_s=settings.database.connect_timeout_s,
+            name=f"sous-console live {settings.db_schema}"[:63],
+        )
         async with runtime.running():
             await hub.start()
             app.state.runtime, app.state.hub, app.state.registry = runtime, hub, registry

@@ -181,6 +181,11 @@
       live.textContent = "● live";
       live.className = "live on";
     });
+    // The server's database listener was away and listens again: read the read model again.
+    source.addEventListener("resync", () => {
+      if (handlers.resync) handlers.resync();
+      else window.location.reload();
+    });
     source.onerror = () => {
       live.textContent = "○ reconnecting";
       live.className = "live off";
