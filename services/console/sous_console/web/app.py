@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from sous_common.logs import configure
 from sous_console.app import build
 from sous_console.settings import ConsoleSettings
-from sous_console.web import views
+from sous_console.web import kitchens, views
 from sous_console.web.auth import SignInNeeded
 from sous_console.web.live import Hub
 from sous_console.web.registry import Registry, RegistryError
@@ -59,6 +59,7 @@ def create_web(
     static = resources.files("sous_console.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.include_router(views.router)
+    app.include_router(kitchens.router)
 
     @app.exception_handler(SignInNeeded)
     async def sign_in_needed(request: Request, _exc: SignInNeeded) -> Response:

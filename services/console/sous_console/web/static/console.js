@@ -124,6 +124,14 @@
         }
       },
     },
+    kitchens: {
+      // A finished run in a sandbox may change whether it may merge: ask the registry again.
+      run(c) {
+        if (FINAL.includes(c.status) && !window.__kitchensReload) {
+          window.__kitchensReload = setTimeout(() => window.location.reload(), 1000);
+        }
+      },
+    },
     run_pending: {
       // The run's first event may have come before the stream opened.
       async resync() {
