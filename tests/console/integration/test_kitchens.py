@@ -91,3 +91,23 @@ async def test_without_admin_no_kitchen_actions_and_a_forged_post_is_refused(con
         assert forged.status_code == 403
     assert (await console.registry.client.get("/v1/kitchens/dev-eve")).status_code == 404
     assert (await console.registry.client.get("/v1/kitchens/dev-kim")).status_code == 200
+
+
+async def test_a_kitchen_form_posted_from_another_site_is_refused(console) -> None:
+    assert (await apply(console.registry, mesh_files())).status_code == 200
+    await known_kitchens(console, "dev")
+    async with signed_in(console, {"*": ["admin"]}) as (client, _):
+        for headers in ({"Origin": "http://elsewhere.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            forged = await client.post(
+                "/kitchens", data={"name": "dev-eve", "parent": "dev"}, headers=headers
+            )
+            assert forged.status_code == 403, forged.text
+            assert "refused" in forged.json()["detail"]
+        same = await client.post(
+            "/kitchens",
+            data={"name": "dev-ada", "parent": "dev"},
+            headers={"Origin": console.url, "Sec-Fetch-Site": "same-origin"},
+        )
+        assert same.status_code == 303, same.text
+    assert (await console.registry.client.get("/v1/kitchens/dev-eve")).status_code == 404
+    assert (await console.registry.client.get("/v1/kitchens/dev-ada")).status_code == 200
