@@ -10,6 +10,7 @@ from sous_contracts.registry import EntityKind
 from sous_domain_registry.adapters import store
 from sous_domain_registry.changes import ApplyResult, commit, record
 from sous_domain_registry.domain.bundle import parse
+from sous_domain_registry.domain.catalog import Catalog
 from sous_domain_registry.domain.entities import Entity, catalog_of, entities
 from sous_domain_registry.domain.errors import RefusedError, SpecError
 from sous_domain_registry.domain.scoped import recipes_of, refusals, rescope, scoped_plan
@@ -55,6 +56,21 @@ async def apply_into(
     return ApplyResult(not dry_run, changes, p.affected_domains)
 
 
+def _promoted(base: dict[str, Entity], mine: list[Entity]) -> Catalog:
+    """Return the base catalog with a kitchen's versions in it: what a merge would publish."""
+    return catalog_of([e for e in base.values() if e.kind != EntityKind.GRANT]).merged(
+        catalog_of(mine)
+    )
+
+
+async def promotion_errors(conn: Any, kitchen: str) -> list[SpecError]:
+    """Return why a kitchen's versions would not validate once promoted (empty: they would)."""
+    mine = list((await store.scoped(conn, kitchen)).values())
+    if not mine:
+        return []
+    return validate(_promoted(await store.current(conn), mine))
+
+
 async def promote(
     rt: Runtime, conn: Any, kitchen: str, parent: str | None, *, by: str
 ) -> list[dict[str, Any]]:
@@ -67,9 +83,7 @@ async def promote(
     if not mine:
         return []
     base = await store.current(conn)
-    merged = catalog_of([e for e in base.values() if e.kind != EntityKind.GRANT]).merged(
-        catalog_of(mine)
-    )
+    merged = _promoted(base, mine)
     if errors := validate(merged):
         raise RefusedError(errors)
     old = base if parent is None else await store.scoped(conn, parent)

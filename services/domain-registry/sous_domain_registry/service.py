@@ -12,7 +12,6 @@ from sous_common.trust import Principal
 from sous_contracts.registry import ApplySpecs, EntityKind, RegistryEntityChanged
 from sous_contracts.specs import KitchenSpec
 from sous_domain_registry import sandbox
-from sous_domain_registry.adapters import runs as run_rows
 from sous_domain_registry.adapters import store
 from sous_domain_registry.changes import ApplyResult, commit, record
 from sous_domain_registry.domain.bundle import parse
@@ -26,9 +25,9 @@ from sous_domain_registry.domain.entities import (
     republished_ingredients,
 )
 from sous_domain_registry.domain.errors import ConflictError, RefusedError, SpecError
-from sous_domain_registry.domain.readmodel import unproven_refusal
 from sous_domain_registry.domain.secrets import reference_errors
 from sous_domain_registry.domain.validate import validate
+from sous_domain_registry.merging import merge_refusals
 
 log = get_logger(__name__)
 
@@ -230,15 +229,6 @@ async def delete_kitchen(
     return True
 
 
-async def _check_proven(conn: Any, kitchen: str) -> None:
-    mine = [e for e in (await store.scoped(conn, kitchen)).values() if e.kind == EntityKind.RECIPE]
-    proven = await run_rows.proven(conn, kitchen, mine)
-    changed = [f"{e.domain}/{e.name}" for e in mine]
-    passed = {f"{e.domain}/{e.name}" for e in mine if e.entity_id in proven}
-    if (why := unproven_refusal(kitchen, changed, passed)) is not None:
-        raise ConflictError(why)
-
-
 async def merge_kitchen(rt: Runtime, name: str, *, by: str) -> list[dict[str, Any]] | None:
     """Promote a sandbox's versions to its parent, then delete it; None when there is none.
 
@@ -246,16 +236,21 @@ async def merge_kitchen(rt: Runtime, name: str, *, by: str) -> list[dict[str, An
     promoted versions replace the base ones.
 
     Raises:
-        ConflictError: when a recipe the sandbox changed has no passing run in it since.
-        RefusedError: when the promoted versions no longer validate.
+        ConflictError: naming every reason `merge_refusals` finds (no parent, latest runs
+            failed, a changed recipe without a passing run since, versions that would not
+            validate).
+        RefusedError: when the promoted versions no longer validate (the check finds that
+            first; promotion checks again).
     """
     async with rt.pool.acquire() as conn, conn.transaction():
         await store.lock_catalog(conn)
         e = await store.get(conn, f"kitchen:{name}")
-        if e is None:
+        checked = await merge_refusals(conn, name)
+        if e is None or checked is None:
             return None
-        await _check_proven(conn, name)
-        parent = KitchenSpec.model_validate(e.spec).parent
+        parent, reasons = checked
+        if reasons:
+            raise ConflictError("; ".join(reasons))
         p = await store.get(conn, f"kitchen:{parent}") if parent is not None else None
         root = p is None or KitchenSpec.model_validate(p.spec).parent is None
         changes = await sandbox.promote(rt, conn, name, None if root else parent, by=by)

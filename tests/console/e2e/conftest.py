@@ -102,6 +102,15 @@ async def stack(servers, tmp_path_factory) -> AsyncIterator[Stack]:
         found = re.search(r"ops console: (http://\S+)", text)
         assert found, text
         token = (folder / "stack" / "token").read_text().strip()
+        # `sous up` waits for the registry; the console may still be starting.
+        async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(60):
+            while True:
+                try:
+                    if (await client.get(found.group(1) + "/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
         yield Stack(
             found.group(1),
             f"http://127.0.0.1:{port}",

@@ -14,6 +14,7 @@ from sous_contracts import decode_message
 from sous_contracts.tests import TestResult
 from sous_contracts.topics import TEST_RESULTS
 from tests.console.e2e.conftest import SHOTS, SLOW_DOMAIN, Stack
+from tests.domain_registry.integration.test_kitchen_apply import sandbox_files
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e, pytest.mark.slow]
 
@@ -54,7 +55,6 @@ async def test_mesh_shows_the_example_domains_and_their_trigger_edges(browser, s
     await shot(page, "mesh")
     await page.goto(stack.console + "/kitchens")
     await expect(page.locator("#kitchen-dev-sam")).to_contain_text("dev")
-    await shot(page, "kitchens")
 
 
 async def test_a_run_started_from_the_ui_turns_succeeded_without_a_reload(browser, stack) -> None:
@@ -183,3 +183,38 @@ async def test_a_reader_sees_no_actions_and_a_forged_post_is_refused(browser, st
     assert forged.status == 403
     cookies = await page.context.cookies()
     assert all(c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies), cookies
+
+
+async def test_create_a_sandbox_from_the_ui_and_see_why_it_may_not_merge(browser, stack) -> None:
+    name = f"dev-{uuid.uuid4().hex[:6]}"
+    page = await sign_in(browser, stack, stack.token)
+    await page.goto(stack.console + "/kitchens")
+    await expect(page.locator("#kitchen-dev")).to_be_visible(timeout=60_000)
+    # By keyboard: open the form, fill it, submit with Enter.
+    await page.locator("#create summary").focus()
+    await page.keyboard.press("Enter")
+    await page.locator("#create-kitchen [name=name]").fill(name)
+    await page.locator("#create-kitchen [name=parent]").select_option("dev")
+    await page.locator("#create-kitchen [name=ttl]").fill("1d")
+    await page.locator("#create-kitchen [name=description]").fill("tried from the console")
+    await page.locator("#create-kitchen [name=description]").press("Enter")
+    await expect(page.locator("#action-notice")).to_have_text(f"kitchen '{name}' created")
+    row = page.locator(f"#kitchen-{name}")
+    await expect(row).to_contain_text("24 h", timeout=30_000)
+    await expect(row.locator(".merge")).to_contain_text("allowed")
+
+    # A recipe changed in the sandbox, not yet run there: the registry refuses the merge.
+    async with stack.admin() as admin:
+        r = await admin.post("/v1/apply", json={"files": sandbox_files(), "kitchen": name})
+        assert r.status_code == 200, r.text
+        why = (await admin.get(f"/v1/kitchens/{name}/merge")).json()["reasons"]
+    assert any("since it changed sales/daily" in w for w in why), why
+    await page.goto(stack.console + "/kitchens")
+    await expect(row.locator(".merge")).to_contain_text("not allowed")
+    await expect(row.locator(".reasons li")).to_have_text(why)
+    await shot(page, "kitchens")
+    await page.locator(f"#merge-{name}").press("Enter")
+    alert = page.locator("#action-error")
+    await expect(alert).to_have_text(f"the registry refused to merge kitchen '{name}': {why[0]}")
+    async with stack.admin() as admin:
+        assert (await admin.get(f"/v1/kitchens/{name}")).status_code == 200

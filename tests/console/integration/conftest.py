@@ -29,6 +29,7 @@ class Console:
     url: str
     registry: Registry
     pool: asyncpg.Pool
+    schema: str = ""
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ async def console(kafka_settings, db_settings) -> AsyncIterator[Console]:
                     if task.done():
                         task.result()
                     await asyncio.sleep(0.05)
-            yield Console(f"http://127.0.0.1:{port}", registry, app.state.runtime.pool)
+            yield Console(f"http://127.0.0.1:{port}", registry, app.state.runtime.pool, schema)
         finally:
             server.should_exit = True
             await asyncio.wait_for(task, 30)

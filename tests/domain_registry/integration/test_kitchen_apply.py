@@ -66,8 +66,13 @@ async def test_merge_needs_a_passing_run_of_each_changed_recipe(registry):
     )
 
     async def refused() -> str:
+        # The read-only question answers what the merge then does, reason for reason.
+        check = await registry.client.get("/v1/kitchens/dev-alice/merge")
+        assert check.status_code == 200, check.text
+        assert check.json()["allowed"] is False
         r = await registry.client.post("/v1/kitchens/dev-alice/merge")
         assert r.status_code == 409, r.text
+        assert r.json()["detail"] == "; ".join(check.json()["reasons"])
         return str(r.json()["detail"])
 
     assert await refused() == unproven  # no runs at all
@@ -80,9 +85,51 @@ async def test_merge_needs_a_passing_run_of_each_changed_recipe(registry):
     changed = again["changes"][0]["new_version"]
     assert await refused() == unproven  # the run came before the change
     await passing_run(registry, "dev-alice", changed)
+    check = await registry.client.get("/v1/kitchens/dev-alice/merge")
+    assert check.json() == {"kitchen": "dev-alice", "parent": "dev", "allowed": True, "reasons": []}
     merged = await registry.client.post("/v1/kitchens/dev-alice/merge")
     assert merged.status_code == 200, merged.text
     assert await versions(registry, "dev") == {f"{DAILY}@dev": changed}
+    assert (await registry.client.get("/v1/kitchens/dev-alice/merge")).status_code == 404
+
+
+async def test_merge_check_gives_every_reason_the_merge_refuses_with(registry):
+    assert (await apply(registry, mesh_files())).status_code == 200
+    r = await registry.client.post("/v1/kitchens", json={"name": "dev-alice", "from": "dev"})
+    assert r.status_code == 201, r.text
+    changed = (await apply(registry, sandbox_files(), kitchen="dev-alice")).json()
+    await passing_run(registry, "dev-alice", changed["changes"][0]["new_version"], error_failed=1)
+    reader = await registry.token("reader", {"sales": ["read"]})
+    check = await registry.client.get("/v1/kitchens/dev-alice/merge", headers=reader)
+    assert check.status_code == 200, check.text
+    assert check.json() == {
+        "kitchen": "dev-alice",
+        "parent": "dev",
+        "allowed": False,
+        "reasons": [
+            "kitchen 'dev-alice' cannot merge: the latest runs of sales/daily failed "
+            "(error tests or run failures)",
+            "kitchen 'dev-alice' cannot merge: no succeeded run without failed error tests in it "
+            "since it changed sales/daily; run them in the kitchen first",
+        ],
+    }
+    merged = await registry.client.post("/v1/kitchens/dev-alice/merge")
+    assert merged.status_code == 409
+    assert merged.json()["detail"] == "; ".join(check.json()["reasons"])
+
+    root = (await registry.client.get("/v1/kitchens/prod/merge")).json()
+    assert root == {
+        "kitchen": "prod",
+        "parent": None,
+        "allowed": False,
+        "reasons": ["kitchen 'prod' has no parent to merge into"],
+    }
+    refused = await registry.client.post("/v1/kitchens/prod/merge")
+    assert refused.json()["detail"] == root["reasons"][0]
+    nobody = await registry.token("nobody", {"sales": ["run"]})
+    assert (await registry.client.get("/v1/kitchens/prod/merge", headers=nobody)).status_code == 403
+    spec = await registry.client.get("/openapi.json")
+    assert "get" in spec.json()["paths"]["/v1/kitchens/{kitchen}/merge"]
 
 
 async def test_a_kitchen_lists_the_recipe_versions_applied_into_it(registry):

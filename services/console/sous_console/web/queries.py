@@ -193,18 +193,3 @@ async def last_runs(conn: AnyConnection, kitchen: str | None) -> dict[tuple[str,
         kitchen,
     )
     return {(r["domain"], r["recipe"]): dict(r) for r in rows}
-
-
-async def failing_recipes(conn: AnyConnection) -> dict[str, list[str]]:
-    """Return, per kitchen, the recipes whose latest run failed or failed error tests."""
-    rows = await conn.fetch(
-        "SELECT kitchen, domain || '/' || recipe AS recipe FROM ("
-        " SELECT DISTINCT ON (kitchen, domain, recipe) kitchen, domain, recipe, status, tests_fail"
-        " FROM runs WHERE kitchen IS NOT NULL AND domain IS NOT NULL AND recipe IS NOT NULL"
-        " AND status IN ('succeeded', 'failed') ORDER BY kitchen, domain, recipe, seen_at DESC"
-        ") last WHERE status = 'failed' ORDER BY recipe"
-    )
-    found: dict[str, list[str]] = {}
-    for r in rows:
-        found.setdefault(r["kitchen"], []).append(r["recipe"])
-    return found

@@ -1,4 +1,4 @@
-"""The registry's REST API as the console uses it: who a token is, start and cancel runs."""
+"""The registry's REST API as the console uses it: who a token is, runs and kitchens."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import time
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -75,6 +76,27 @@ class Registry:
         )
         self._check(response)
 
+    async def create_kitchen(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a sandbox kitchen (POST /v1/kitchens); return the registry's entity."""
+        response = await self._call("POST", "/v1/kitchens", token, json=body)
+        self._check(response)
+        found: dict[str, Any] = response.json()
+        return found
+
+    async def merge_kitchen(self, token: str, kitchen: str) -> dict[str, Any]:
+        """Merge a sandbox into its parent (POST /v1/kitchens/{kitchen}/merge)."""
+        response = await self._call("POST", f"/v1/kitchens/{quote(kitchen, safe='')}/merge", token)
+        self._check(response)
+        found: dict[str, Any] = response.json()
+        return found
+
+    async def merge_check(self, token: str, kitchen: str) -> dict[str, Any]:
+        """Ask whether a kitchen may merge now, and why not (GET /v1/kitchens/{kitchen}/merge)."""
+        response = await self._call("GET", f"/v1/kitchens/{quote(kitchen, safe='')}/merge", token)
+        self._check(response)
+        found: dict[str, Any] = response.json()
+        return found
+
     async def _call(self, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
         try:
             return await self._http.request(
@@ -88,7 +110,30 @@ class Registry:
         if response.is_success:
             return
         try:
-            detail = str(response.json().get("detail", response.text))
+            body = response.json()
         except ValueError:
-            detail = response.text
-        raise RegistryError(response.status_code, detail)
+            raise RegistryError(response.status_code, response.text) from None
+        raise RegistryError(response.status_code, _reason(body, response.text))
+
+
+def _reason(body: Any, text: str) -> str:
+    """Return the registry's refusal as one readable sentence.
+
+    Refusals carry `detail` (a sentence) and, for specs, `errors` (each a sentence);
+    request validation gives a list of problems, each with where and what.
+    """
+    if not isinstance(body, dict):
+        return text
+    if isinstance(errors := body.get("errors"), list) and errors:
+        return "; ".join(str(e) for e in errors)
+    detail = body.get("detail", text)
+    if isinstance(detail, list):
+        parts = []
+        for d in detail:
+            if isinstance(d, dict):
+                where = ".".join(str(x) for x in d.get("loc", []) if x != "body")
+                parts.append(f"{where}: {d.get('msg', '')}" if where else str(d.get("msg", "")))
+            else:
+                parts.append(str(d))
+        return "; ".join(parts)
+    return str(detail)

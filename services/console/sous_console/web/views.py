@@ -1,4 +1,4 @@
-"""The views (Mesh, Runs, Run, Tests, Kitchens), sign-in, actions and the live stream."""
+"""The views (Mesh, Runs, Run, Tests), sign-in, run actions and the live stream."""
 
 from __future__ import annotations
 
@@ -348,32 +348,3 @@ async def mesh_view(request: Request, who: Viewer, kitchen: Opt = None) -> HTMLR
         live=live,
         recipes=readable,
     )
-
-
-@router.get("/kitchens", response_class=HTMLResponse)
-async def kitchens_view(request: Request, who: Viewer) -> HTMLResponse:
-    """The Kitchens view: kitchens and sandboxes, parent, TTL, whether merge is allowed."""
-    async with _rt(request).pool.acquire() as conn:
-        kitchens = await queries.entities(conn, "kitchen")
-        failing = await queries.failing_recipes(conn)
-    rows = []
-    for k in kitchens:
-        spec = k["spec"]
-        parent = spec.get("parent")
-        broken = failing.get(k["name"], [])
-        if parent is None:
-            why = "a root kitchen has no parent to merge into"
-        elif broken:
-            why = f"the latest runs of {', '.join(broken)} failed"
-        else:
-            why = None
-        rows.append(
-            {
-                "name": k["name"],
-                "parent": parent,
-                "ttl": spec.get("ttl"),
-                "why_not": why,
-                "description": spec.get("description", ""),
-            }
-        )
-    return _page(request, "kitchens.html", who, kitchens=rows)

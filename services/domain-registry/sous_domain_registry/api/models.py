@@ -144,6 +144,18 @@ class MergeResult(BaseModel):
     """Versions the parent (or, for a root parent, the base) got from the sandbox."""
 
 
+class MergeCheck(BaseModel):
+    """Whether a sandbox may merge now; the merge itself answers from the same check."""
+
+    kitchen: str
+    parent: str | None
+    """The kitchen it would merge into (None: a root kitchen, which never merges)."""
+    allowed: bool
+    """True when `POST /v1/kitchens/{kitchen}/merge` would merge it now."""
+    reasons: list[str] = []
+    """Why not, each a sentence; a refused merge's 409 detail joins them with "; "."""
+
+
 class KitchenVersion(BaseModel):
     """A recipe version applied into one kitchen (it runs there, and in kitchens below it)."""
 

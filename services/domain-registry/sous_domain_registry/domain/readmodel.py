@@ -40,3 +40,31 @@ def unproven_refusal(kitchen: str, changed: list[str], proven: set[str]) -> str 
         f"kitchen '{kitchen}' cannot merge: no succeeded run without failed error tests in it "
         f"since it changed {', '.join(lacking)}; run them in the kitchen first"
     )
+
+
+def merge_reasons(
+    kitchen: str,
+    parent: str | None,
+    latest: list[dict[str, Any]],
+    changed: list[str],
+    proven: set[str],
+    invalid: list[str],
+) -> list[str]:
+    """Return every reason a kitchen may not merge now; empty when it may.
+
+    The merge and the question whether it may happen both answer from here, so they agree.
+    `invalid` lists why its versions would not validate once promoted.
+    """
+    if parent is None:
+        return [f"kitchen '{kitchen}' has no parent to merge into"]
+    reasons = [
+        why
+        for why in (merge_refusal(kitchen, latest), unproven_refusal(kitchen, changed, proven))
+        if why is not None
+    ]
+    if invalid:
+        reasons.append(
+            f"kitchen '{kitchen}' cannot merge: its versions would not validate: "
+            + "; ".join(invalid)
+        )
+    return reasons

@@ -124,6 +124,40 @@
         }
       },
     },
+    kitchens: {
+      // A kitchen just created may reach the read model after the page was rendered; after
+      // a reconnect anything may have changed.
+      resync(again) {
+        if (again) {
+          views.kitchens.later();
+          return;
+        }
+        const created = new URLSearchParams(window.location.search).get("created");
+        const tries = Number(window.sessionStorage.getItem("kitchen-wait") || "0");
+        if (created && !document.getElementById("kitchen-" + created) && tries < 20) {
+          window.sessionStorage.setItem("kitchen-wait", String(tries + 1));
+          setTimeout(() => window.location.reload(), 250);
+        } else {
+          window.sessionStorage.removeItem("kitchen-wait");
+        }
+      },
+      // A changed kitchen, or a finished run (which may change whether a sandbox may merge):
+      // show the registry's answer again, but never under a user filling in the form.
+      later() {
+        if (window.__kitchensReload) return;
+        window.__kitchensReload = setTimeout(() => {
+          window.__kitchensReload = null;
+          if (document.querySelector("#create[open]")) views.kitchens.later();
+          else window.location.reload();
+        }, 1000);
+      },
+      entity() {
+        views.kitchens.later();
+      },
+      run(c) {
+        if (FINAL.includes(c.status)) views.kitchens.later();
+      },
+    },
     run_pending: {
       // The run's first event may have come before the stream opened.
       async resync() {
@@ -175,11 +209,16 @@
     source.addEventListener("ready", () => {
       // Changes may have been missed before the stream opened (or while it reconnected):
       // a view that can catch up does, the others show the read model again.
-      if (handlers.resync) handlers.resync();
+      if (handlers.resync) handlers.resync(opened);
       else if (opened) window.location.reload();
       opened = true;
       live.textContent = "● live";
       live.className = "live on";
+    });
+    // The server's database listener was away and listens again: read the read model again.
+    source.addEventListener("resync", () => {
+      if (handlers.resync) handlers.resync(true);
+      else window.location.reload();
     });
     source.onerror = () => {
       live.textContent = "○ reconnecting";
