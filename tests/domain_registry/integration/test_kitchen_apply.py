@@ -99,7 +99,10 @@ async def test_merge_check_gives_every_reason_the_merge_refuses_with(registry):
     assert r.status_code == 201, r.text
     changed = (await apply(registry, sandbox_files(), kitchen="dev-alice")).json()
     await passing_run(registry, "dev-alice", changed["changes"][0]["new_version"], error_failed=1)
-    reader = await registry.token("reader", {"sales": ["read"]})
+    one_domain = await registry.token("sales-reader", {"sales": ["read"]})
+    hidden = await registry.client.get("/v1/kitchens/dev-alice/merge", headers=one_domain)
+    assert hidden.status_code == 403  # the reasons may name recipes of other domains
+    reader = await registry.token("reader", {"*": ["read"]})
     check = await registry.client.get("/v1/kitchens/dev-alice/merge", headers=reader)
     assert check.status_code == 200, check.text
     assert check.json() == {
