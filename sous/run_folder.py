@@ -116,6 +116,15 @@ def free_port(preferred: int, host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def any_free_port(host: str = "127.0.0.1") -> int:
+    """Return a port the system finds free now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def use_local_stack() -> None:
     """Point this process at the local stack for what the user did not configure.
 

@@ -95,3 +95,17 @@ def test_steps_find_the_stacks_own_interpreter_first_on_path() -> None:
         assert env["PATH"].split(os.pathsep) == [here, "/usr/bin"], name
     again = stack_environments({**CLI, "PATH": f"/usr/bin{os.pathsep}{here}"}, TOKEN)
     assert again["executor"]["PATH"].split(os.pathsep) == [here, "/usr/bin"]
+
+
+def test_every_service_gets_an_ops_port_of_its_own_recorded_in_the_run_folder(tmp_path) -> None:
+    from sous.stack import ops_addresses, with_ops_ports
+
+    envs = stack_environments(CLI, TOKEN)
+    addresses = ops_addresses(tmp_path, list(envs))
+    envs = with_ops_ports(envs, addresses)
+    ports = {env["SOUS_OPS_PORT"] for env in envs.values()}
+    assert len(ports) == len(envs)
+    assert all(int(p) > 0 for p in ports)
+    assert all(env["SOUS_OPS_HOST"] == "127.0.0.1" for env in envs.values())
+    recorded = dict(line.split("=", 1) for line in (tmp_path / "ops").read_text().splitlines())
+    assert recorded == {n: f"http://127.0.0.1:{e['SOUS_OPS_PORT']}" for n, e in envs.items()}
