@@ -150,13 +150,15 @@ def console_address(registry: str) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def ops_addresses(folder: Path, names: list[str]) -> dict[str, str]:
+def ops_addresses(folder: Path, names: list[str], taken: set[int]) -> dict[str, str]:
     """Give every service a free ops port; record the addresses in `folder/ops`.
 
     Ports the system picks, not 9400 for all: the services share this machine's network.
-    Each keeps its port across restarts (the supervisor starts it with the same environment).
+    `taken`: ports chosen for the stack but not listened on yet (the registry's, the
+    console's). Each service keeps its port across restarts (same environment).
     """
-    found = {name: f"http://127.0.0.1:{run_folder.any_free_port()}" for name in names}
+    ports = run_folder.free_ports(len(names), taken)
+    found = {name: f"http://127.0.0.1:{port}" for name, port in zip(names, ports, strict=True)}
     (folder / "ops").write_text("".join(f"{name}={url}\n" for name, url in found.items()))
     return found
 
@@ -258,7 +260,8 @@ def up(
     url = registry_url()
     console_url = console_address(url)
     environments = stack_environments(os.environ, token)
-    ops = ops_addresses(folder, list(environments))
+    taken = {int(address.rsplit(":", 1)[1]) for address in (url, console_url)}
+    ops = ops_addresses(folder, list(environments), taken)
     supervisor = Supervisor(folder, with_ops_ports(environments, ops))
     stop = {"now": False}
 

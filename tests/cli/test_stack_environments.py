@@ -101,11 +101,12 @@ def test_every_service_gets_an_ops_port_of_its_own_recorded_in_the_run_folder(tm
     from sous.stack import ops_addresses, with_ops_ports
 
     envs = stack_environments(CLI, TOKEN)
-    addresses = ops_addresses(tmp_path, list(envs))
+    addresses = ops_addresses(tmp_path, list(envs), {8470, 8090})
     envs = with_ops_ports(envs, addresses)
     ports = {env["SOUS_OPS_PORT"] for env in envs.values()}
     assert len(ports) == len(envs)
     assert all(int(p) > 0 for p in ports)
+    assert not ports & {"8470", "8090"}
     assert all(env["SOUS_OPS_HOST"] == "127.0.0.1" for env in envs.values())
     recorded = dict(line.split("=", 1) for line in (tmp_path / "ops").read_text().splitlines())
     assert recorded == {n: f"http://127.0.0.1:{e['SOUS_OPS_PORT']}" for n, e in envs.items()}

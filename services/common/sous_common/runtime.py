@@ -179,7 +179,8 @@ class Runtime:
         checks = {"started": self._serving}
         subscribers = list(self.broker.subscribers)
         checks["consumers"] = bool(subscribers) and all(
-            _joined(getattr(s, "consumer", None)) for s in subscribers
+            bool(consumers) and all(_joined(c) for c in consumers)
+            for consumers in map(_consumers, subscribers)
         )
         if self.database is not None:
             checks["database"] = False
@@ -191,7 +192,7 @@ class Runtime:
 
     async def refresh_metrics(self) -> None:
         """Read the gauges read at scrape time: lag, outbox, the service's own."""
-        consumers = [c for s in self.broker.subscribers if (c := getattr(s, "consumer", None))]
+        consumers = [c for s in self.broker.subscribers for c in _consumers(s)]
         await metrics.read_lag(self.group_id, consumers, self.guard.positions)
         if self._pool is not None and self.schema is not None:
             async with self._pool.acquire() as conn:
@@ -346,6 +347,15 @@ class Runtime:
             after_shutdown=[self._close],
             guard=self.guard,
         )
+
+
+def _consumers(subscriber: Any) -> list[Any]:
+    """The aiokafka consumers of a started subscriber (several with `max_workers`)."""
+    group = getattr(subscriber, "consumer_subgroup", None)
+    if group:
+        return list(group)
+    consumer = getattr(subscriber, "consumer", None)
+    return [consumer] if consumer is not None else []
 
 
 def _joined(consumer: Any) -> bool:

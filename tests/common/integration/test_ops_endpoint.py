@@ -9,6 +9,7 @@ import contextlib
 import uuid
 from typing import Annotated
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import Field
@@ -19,7 +20,8 @@ from sous_common.runtime import Runtime
 from sous_contracts.runs import OrderRunStarted
 from sous_contracts.steps import StepFinished, StepHeartbeat, StepStarted
 from sous_contracts.testing import sample_messages
-from sous_contracts.topics import STEP_EVENTS
+from sous_contracts.tests import TestResult
+from sous_contracts.topics import STEP_EVENTS, TEST_RESULTS
 from tests.ops import has, scrape, status, total
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -37,11 +39,17 @@ async def _until(check, timeout_s: float = 30) -> None:
 async def test_readyz_follows_start_up_and_metrics_move(kafka_settings, db_settings, schema):
     rt = Runtime("probe", kafka_settings, db_settings, schema=schema)
     entered, release, stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    consuming, go_on = asyncio.Event(), asyncio.Event()
 
     @rt.on_opened
     async def catch_up() -> None:  # stands for a service's start-up catch-up
         entered.set()
         await release.wait()
+
+    @rt.on_started
+    async def last_start_up_step() -> None:  # consumers run, start-up not done yet
+        consuming.set()
+        await go_on.wait()
 
     started = next(m for m in sample_messages() if isinstance(m, StepStarted))
     announced = next(m for m in sample_messages() if isinstance(m, OrderRunStarted))
@@ -53,6 +61,11 @@ async def test_readyz_follows_start_up_and_metrics_move(kafka_settings, db_setti
             if await inbox.claim(conn, rt.group_id, event.message_id):
                 await rt.emit(conn, [announced.model_copy(update={"message_id": uuid.uuid4()})])
         handled.append(event.message_id)
+
+    # A subscriber with several consumers (max_workers): each must be in the group.
+    @rt.broker.subscriber(rt.topic(TEST_RESULTS), **rt.subscriber_options(), max_workers=2)
+    async def on_test_event(event: TestResult) -> None:
+        pass
 
     async def serve() -> None:
         async with rt.running():
@@ -67,6 +80,18 @@ async def test_readyz_follows_start_up_and_metrics_move(kafka_settings, db_setti
         assert await status(url, "/healthz") == 200
         assert await status(url, "/readyz") == 503
         release.set()
+        async with asyncio.timeout(60):
+            await consuming.wait()
+
+        async def in_groups() -> bool:
+            async with httpx.AsyncClient(timeout=10) as client:
+                r = await client.get(f"{url}/readyz")
+            body = r.json()
+            assert r.status_code == 503, body  # start-up is not done: never ready here
+            return bool(body["consumers"] and body["database"] and not body["started"])
+
+        await _until(in_groups, 60)
+        go_on.set()
 
         async def ready() -> bool:
             return await status(url, "/readyz") == 200
@@ -115,6 +140,7 @@ async def test_readyz_follows_start_up_and_metrics_move(kafka_settings, db_setti
         assert has(after, "sous_outbox_backlog", schema=schema)
     finally:
         release.set()
+        go_on.set()
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(service, 60)
