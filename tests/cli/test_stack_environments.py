@@ -110,3 +110,27 @@ def test_every_service_gets_an_ops_port_of_its_own_recorded_in_the_run_folder(tm
     assert all(env["SOUS_OPS_HOST"] == "127.0.0.1" for env in envs.values())
     recorded = dict(line.split("=", 1) for line in (tmp_path / "ops").read_text().splitlines())
     assert recorded == {n: f"http://127.0.0.1:{e['SOUS_OPS_PORT']}" for n, e in envs.items()}
+
+
+def test_ops_ports_skip_the_ports_the_stack_reserved(monkeypatch) -> None:
+    import socket
+
+    from sous import run_folder
+
+    handed = iter([8470, 41001, 8090, 41002, 41003])  # what the system would give out
+
+    class Socket:
+        def __init__(self) -> None:
+            self.port = next(handed)
+
+        def bind(self, address: tuple[str, int]) -> None:
+            pass
+
+        def getsockname(self) -> tuple[str, int]:
+            return ("127.0.0.1", self.port)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(socket, "socket", Socket)
+    assert run_folder.free_ports(2, {8470, 8090}) == [41001, 41002]
