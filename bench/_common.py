@@ -14,6 +14,11 @@ from typing import Any
 from sous_common.settings import DatabaseSettings, KafkaSettings
 from sous_common.trust import Signer
 
+# Services a benchmark starts (in this process or as children) serve their ops endpoint on a
+# port of their own: several share the machine, where 9400 is every service's default.
+os.environ.setdefault("SOUS_OPS_PORT", "0")
+os.environ.setdefault("SOUS_OPS_HOST", "127.0.0.1")
+
 _KEYS = Path(tempfile.mkdtemp(prefix="sous-bench-keys-"))
 SIGNER = Signer.generate("sous-scheduler")
 """The scheduler's key in a benchmark; the load it is sent is signed with it."""

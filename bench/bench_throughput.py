@@ -2,6 +2,8 @@
 
 Every service runs as its own process; runs are started open loop at a fixed rate; prints
 completed runs/s and the start → finish latency of runs, with the machine's core count.
+Each service's `/metrics` is scraped every `BENCH_SCRAPE_S` seconds (5) meanwhile, as a
+Prometheus would, so the figures include what metrics cost.
 
 `BENCH_STEP=python` makes the steps python functions with no tests (`BENCH_COLD=1`: each in
 a fresh interpreter, as before warm steps); the default is noop steps with one test each.
@@ -10,9 +12,11 @@ a fresh interpreter, as before warm steps); the default is noop steps with one t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 from _common import (
     SIGNING_ENVIRONMENT,
     cpu_seconds,
@@ -46,6 +51,7 @@ RATE_PER_S = float(os.environ.get("BENCH_RATE", "20"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
 STEP_KIND = os.environ.get("BENCH_STEP", "noop")
 COLD = os.environ.get("BENCH_COLD", "") not in ("", "0")
+SCRAPE_S = float(os.environ.get("BENCH_SCRAPE_S", "5"))
 TEST = {"name": "n", "check": {"kind": "metric", "output": "n", "op": ">", "value": 0}}
 STEPS_FOLDER = Path(tempfile.mkdtemp(prefix="sous-bench-steps-"))
 (STEPS_FOLDER / "bench_steps.py").write_text("def step(i):\n    return {'n': i + 1}\n")
@@ -95,11 +101,28 @@ SERVICES = {
 }
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def scrape(urls: list[str]) -> None:
+    """Read every service's metrics now and then, as Prometheus does."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            for url in urls:
+                with contextlib.suppress(httpx.HTTPError):
+                    (await client.get(f"{url}/metrics")).raise_for_status()
+            await asyncio.sleep(SCRAPE_S)
+
+
 async def main() -> None:
     kafka, db = kafka_settings(), database_settings()
     await ensure_topics(kafka)
     procs = []
-    for factory, schema_var in SERVICES.values():
+    ops = [f"http://127.0.0.1:{free_port()}" for _ in SERVICES]
+    for (factory, schema_var), url in zip(SERVICES.values(), ops, strict=True):
         env = {
             **os.environ,
             **SIGNING_ENVIRONMENT,
@@ -108,6 +131,8 @@ async def main() -> None:
             schema_var: fresh_schema(),
             "SOUS_EXECUTOR_CONCURRENCY": "32",
             "SOUS_EXECUTOR_PYTHON_PATH": json.dumps([str(STEPS_FOLDER)]),
+            "SOUS_OPS_HOST": "127.0.0.1",
+            "SOUS_OPS_PORT": url.rsplit(":", 1)[1],
         }
         procs.append(
             subprocess.Popen(
@@ -156,6 +181,7 @@ async def main() -> None:
                             failed += m.status is not RunStatus.SUCCEEDED
 
         task = asyncio.create_task(reader())
+        scraper = asyncio.create_task(scrape(ops))
         cpu_before = {name: cpu_seconds(p.pid) for name, p in zip(SERVICES, procs, strict=True)}
         t0 = time.perf_counter()
         for i in range(total):
@@ -177,6 +203,7 @@ async def main() -> None:
             for name, p in zip(SERVICES, procs, strict=True)
         }
         task.cancel()
+        scraper.cancel()
         emit(
             "throughput_5_step_runs",
             step=STEP_KIND,

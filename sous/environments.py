@@ -19,8 +19,8 @@ BASICS = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
 PYTHONPATH = "PYTHONPATH"
 """Where extra step and check modules live, when a user set it."""
 
-SERVERS = ("SOUS_KAFKA_", "SOUS_DATABASE_")
-"""Prefixes of the broker and database settings every service reads."""
+SERVERS = ("SOUS_KAFKA_", "SOUS_DATABASE_", "SOUS_OPS_")
+"""Prefixes of the broker, database and ops endpoint settings every service reads."""
 
 PREFIXES: dict[str, tuple[str, ...]] = {
     "domain-registry": ("SOUS_DOMAIN_REGISTRY_",),

@@ -116,6 +116,26 @@ def free_port(preferred: int, host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int, avoid: set[int], host: str = "127.0.0.1") -> list[int]:
+    """Return `count` distinct ports the system finds free now, none of them in `avoid`.
+
+    The sockets stay open until all are picked, so the system hands out no port twice;
+    `avoid` holds ports chosen earlier but not listened on yet (the registry's, say).
+    """
+    import socket
+
+    held: list[socket.socket] = []
+    try:
+        while len(held) < count + len(avoid):
+            s = socket.socket()
+            s.bind((host, 0))
+            held.append(s)
+        return [p for p in (int(s.getsockname()[1]) for s in held) if p not in avoid][:count]
+    finally:
+        for s in held:
+            s.close()
+
+
 def use_local_stack() -> None:
     """Point this process at the local stack for what the user did not configure.
 

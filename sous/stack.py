@@ -150,6 +150,59 @@ def console_address(registry: str) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def ops_addresses(folder: Path, names: list[str], taken: set[int]) -> dict[str, str]:
+    """Give every service a free ops port; record the addresses in `folder/ops`.
+
+    Ports the system picks, not 9400 for all: the services share this machine's network.
+    `taken`: ports chosen for the stack but not listened on yet (the registry's, the
+    console's). Each service keeps its port across restarts (same environment).
+    """
+    ports = run_folder.free_ports(len(names), taken)
+    found = {name: f"http://127.0.0.1:{port}" for name, port in zip(names, ports, strict=True)}
+    (folder / "ops").write_text("".join(f"{name}={url}\n" for name, url in found.items()))
+    return found
+
+
+def with_ops_ports(
+    environments: dict[str, dict[str, str]], addresses: Mapping[str, str]
+) -> dict[str, dict[str, str]]:
+    """Return the environments with each service's ops endpoint on its own port."""
+    return {
+        name: {
+            **env,
+            "SOUS_OPS_HOST": "127.0.0.1",
+            "SOUS_OPS_PORT": addresses[name].rsplit(":", 1)[1],
+        }
+        for name, env in environments.items()
+    }
+
+
+def wait_ready(
+    addresses: Mapping[str, str], supervisor: Supervisor, timeout_s: float = 120
+) -> None:
+    """Wait until every service answers its `/readyz` with 200 (caught up, consuming)."""
+    import httpx
+
+    waiting = dict(addresses)
+    deadline = time.monotonic() + timeout_s
+    while waiting and time.monotonic() < deadline:
+        for note in supervisor.check():
+            console.print(f"[yellow]{escape(note)}[/]")
+        for name, url in list(waiting.items()):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    del waiting[name]
+            except httpx.HTTPError:
+                pass
+        if waiting:
+            time.sleep(0.2)
+    if waiting:
+        raise RuntimeError(
+            f"not ready within {timeout_s:.0f}s: {', '.join(waiting)}"
+            f" (see their logs in {supervisor.run_dir})"
+        )
+
+
 def wait_registry(url: str, token: str, supervisor: Supervisor, timeout_s: float = 90) -> None:
     """Wait until this stack's registry answers: one that refuses the stack's token is not it."""
     import httpx
@@ -206,7 +259,10 @@ def up(
         os.environ.setdefault(key, value)
     url = registry_url()
     console_url = console_address(url)
-    supervisor = Supervisor(folder, stack_environments(os.environ, token))
+    environments = stack_environments(os.environ, token)
+    taken = {int(address.rsplit(":", 1)[1]) for address in (url, console_url)}
+    ops = ops_addresses(folder, list(environments), taken)
+    supervisor = Supervisor(folder, with_ops_ports(environments, ops))
     stop = {"now": False}
 
     def on_signal(*_: object) -> None:
@@ -216,8 +272,13 @@ def up(
         signal.signal(signum, on_signal)
     with supervised(supervisor, pid_file):
         wait_registry(url, token, supervisor)
+        wait_ready(ops, supervisor)
         console.print(
-            f"[green]services running[/]: {', '.join(supervisor.pids())}  (logs in {folder})"
+            f"[green]services ready[/]: {', '.join(supervisor.pids())}  (logs in {folder})"
+        )
+        console.print(
+            "ops endpoints (/healthz /readyz /metrics): "
+            + "  ".join(f"{name} {address}" for name, address in ops.items())
         )
         console.print(
             f"ops console: [bold]{console_url}[/] (sign in with the token in {token_file})"

@@ -24,6 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # The keys a deployment hands its services and its CLI (DESIGN §5.11); a test that wants
 # another identity passes its own settings.
 os.environ.update(SIGNING_ENVIRONMENT)
+# Runtimes built in tests serve their ops endpoint on a port of their own, on loopback:
+# many share this process and this machine, where 9400 is every service's default.
+os.environ.setdefault("SOUS_OPS_PORT", "0")
+os.environ.setdefault("SOUS_OPS_HOST", "127.0.0.1")
 
 
 @dataclass(frozen=True)

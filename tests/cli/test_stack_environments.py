@@ -95,3 +95,42 @@ def test_steps_find_the_stacks_own_interpreter_first_on_path() -> None:
         assert env["PATH"].split(os.pathsep) == [here, "/usr/bin"], name
     again = stack_environments({**CLI, "PATH": f"/usr/bin{os.pathsep}{here}"}, TOKEN)
     assert again["executor"]["PATH"].split(os.pathsep) == [here, "/usr/bin"]
+
+
+def test_every_service_gets_an_ops_port_of_its_own_recorded_in_the_run_folder(tmp_path) -> None:
+    from sous.stack import ops_addresses, with_ops_ports
+
+    envs = stack_environments(CLI, TOKEN)
+    addresses = ops_addresses(tmp_path, list(envs), {8470, 8090})
+    envs = with_ops_ports(envs, addresses)
+    ports = {env["SOUS_OPS_PORT"] for env in envs.values()}
+    assert len(ports) == len(envs)
+    assert all(int(p) > 0 for p in ports)
+    assert not ports & {"8470", "8090"}
+    assert all(env["SOUS_OPS_HOST"] == "127.0.0.1" for env in envs.values())
+    recorded = dict(line.split("=", 1) for line in (tmp_path / "ops").read_text().splitlines())
+    assert recorded == {n: f"http://127.0.0.1:{e['SOUS_OPS_PORT']}" for n, e in envs.items()}
+
+
+def test_ops_ports_skip_the_ports_the_stack_reserved(monkeypatch) -> None:
+    import socket
+
+    from sous import run_folder
+
+    handed = iter([8470, 41001, 8090, 41002, 41003])  # what the system would give out
+
+    class Socket:
+        def __init__(self) -> None:
+            self.port = next(handed)
+
+        def bind(self, address: tuple[str, int]) -> None:
+            pass
+
+        def getsockname(self) -> tuple[str, int]:
+            return ("127.0.0.1", self.port)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(socket, "socket", Socket)
+    assert run_folder.free_ports(2, {8470, 8090}) == [41001, 41002]

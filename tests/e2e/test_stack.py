@@ -1,6 +1,7 @@
 """`sous up` as a user runs it: the whole mesh on real Kafka and PostgreSQL, the examples
 applied, sales and payments run, finance and marketing follow by themselves; a service
-killed with SIGKILL mid-run is restarted by the supervisor and the run still finishes."""
+killed with SIGKILL mid-run is restarted by the supervisor and the run still finishes.
+Every service's ops endpoint is ready, and its metrics move with the runs."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from sous_contracts.common import RunStatus
 from sous_contracts.runs import DomainRunCompleted, StartOrderRun
+from tests.ops import scrape, status, total
 from tests.scheduler.integration.test_runs import finished, run_events
 from tests.scheduler.standins import send
 
@@ -83,6 +85,13 @@ async def test_up_runs_the_mesh_and_survives_a_killed_scheduler(
         text = "".join(said)
         assert "14 entities changed" in text
         assert "finance/revenue follows" in text
+        assert "ops endpoints (/healthz /readyz /metrics)" in text
+        ops = dict(
+            line.split("=", 1) for line in (tmp_path / "stack" / "ops").read_text().splitlines()
+        )
+        assert set(ops) == {"domain-registry", "scheduler", "executor", "test-runner", "console"}
+        for name, url in ops.items():  # the supervisor printed that line once all were ready
+            assert await status(url, "/readyz") == 200, name
 
         # The examples' first runs, and the two that follow them by themselves.
         events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 4, 120)
@@ -96,6 +105,10 @@ async def test_up_runs_the_mesh_and_survives_a_killed_scheduler(
         assert all(e.status is RunStatus.SUCCEEDED for e in done.values()), {
             k: e.reason for k, e in done.items()
         }
+
+        before = {name: await scrape(url) for name, url in ops.items()}
+        assert total(before["scheduler"], "sous_runs_started_total") >= 4
+        assert total(before["scheduler"], "sous_runs_finished_total", status="succeeded") >= 4
 
         # Kill the scheduler in the middle of a new run; the supervisor restarts it.
         run = StartOrderRun(
@@ -126,6 +139,26 @@ async def test_up_runs_the_mesh_and_survives_a_killed_scheduler(
         assert again.status is RunStatus.SUCCEEDED, again.reason
         restarted = int((tmp_path / "stack" / "scheduler.pid").read_text())
         assert restarted != pid
+
+        # The metrics moved with the run: scraped and parsed as Prometheus reads them.
+        after = {name: await scrape(url) for name, url in ops.items()}
+
+        def grew(name: str, metric: str, **labels: str) -> bool:
+            return total(after[name], metric, **labels) > total(before[name], metric, **labels)
+
+        handled = "sous_handle_seconds_count"
+        assert grew("executor", handled, type="ExecuteStep")
+        assert grew("executor", "sous_step_attempts_finished_total", status="succeeded")
+        assert grew("test-runner", handled, type="RunTests")
+        assert grew("test-runner", "sous_test_results_total")
+        assert grew("domain-registry", handled, type="OrderRunFinished")
+        assert grew("console", handled, type="OrderRunFinished")
+        for name in ("executor", "test-runner"):  # they answer through their outboxes
+            assert grew(name, "sous_relay_published_total"), name
+            assert total(after[name], "sous_relay_latency_seconds_count") > 0, name
+        # The scheduler restarted (its counters began again): the run it finished counts.
+        assert total(after["scheduler"], "sous_runs_finished_total", domain="sales") >= 1
+        assert total(after["scheduler"], handled, type="StepFinished") >= 1
 
         # The data landed in the dev kitchen's own schemas, none in prod's, and every domain
         # announced its completion on the domain topic.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 import asyncpg
@@ -24,6 +25,7 @@ from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 
+from sous_common import metrics
 from sous_common.decoding import MAX_HEADERS, Refusal, decode_record, remember
 from sous_common.logs import get_logger
 from sous_common.trust import SIGNED_TYPES, TrustStore, verify
@@ -71,6 +73,8 @@ class ConsumerGuard:
         }
         self.commit_interval_s = commit_interval_s
         self._handled: dict[Any, dict[TopicPartition, int]] = {}
+        self.positions: dict[TopicPartition, int] = {}
+        """The offset after the last record handled, per partition (consumer lag)."""
         self._committer: asyncio.Task[None] | None = None
         self.closed = False
         """Set when shutdown begins: no message reaches a handler any more."""
@@ -92,7 +96,8 @@ class ConsumerGuard:
         if consumer is None:
             return
         offsets = self._handled.setdefault(consumer, {})
-        offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        tp = TopicPartition(record.topic, record.partition)
+        offsets[tp] = self.positions[tp] = record.offset + 1
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_loop(), name="offset-commits")
 
@@ -157,6 +162,7 @@ class ConsumerGuard:
             key=letter.kafka_key(),
             headers={"type": letter.type},
         )
+        metrics.dead_lettered(self.consumer, kind)
         log.warning(
             "dead-lettered",
             reason=reason,
@@ -244,6 +250,7 @@ class _Guard(BaseMiddleware):
         done: set[int],
     ) -> Any:
         """Run the handler; add to `done` the indexes of the records it is done with."""
+        started = time.perf_counter()
         try:
             result = await self._call(call_next, msg, batch, [m for _, m in accepted])
         except TRANSIENT as exc:
@@ -266,6 +273,9 @@ class _Guard(BaseMiddleware):
                 self._forget(records[i])
                 done.add(i)
             return None
+        metrics.handled(
+            self.guard.consumer, (m for _, m in accepted), time.perf_counter() - started
+        )
         for i, _ in accepted:
             self._forget(records[i])
             done.add(i)

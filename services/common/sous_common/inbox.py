@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 
+from sous_common import metrics
 from sous_common.db import AnyConnection
 
 
@@ -22,6 +23,8 @@ async def claim(conn: AnyConnection, consumer: str, message_id: uuid.UUID) -> bo
         consumer,
         message_id,
     )
+    if not inserted:
+        metrics.duplicates(consumer)
     return bool(inserted)
 
 
@@ -35,7 +38,9 @@ async def claim_many(
         consumer,
         message_ids,
     )
-    return {r["message_id"] for r in rows}
+    fresh = {r["message_id"] for r in rows}
+    metrics.duplicates(consumer, len(set(message_ids)) - len(fresh))
+    return fresh
 
 
 async def seen(conn: AnyConnection, consumer: str, message_id: uuid.UUID) -> bool:
@@ -46,4 +51,6 @@ async def seen(conn: AnyConnection, consumer: str, message_id: uuid.UUID) -> boo
     found = await conn.fetchval(
         "SELECT true FROM inbox WHERE consumer = $1 AND message_id = $2", consumer, message_id
     )
+    if found:
+        metrics.duplicates(consumer)  # the caller skips it: a duplicate skipped early
     return bool(found)

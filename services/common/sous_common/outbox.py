@@ -26,6 +26,7 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
+from sous_common import metrics
 from sous_common.db import AnyConnection, checked_schema
 from sous_common.logs import get_logger
 from sous_common.trust import Signer, signed
@@ -153,6 +154,9 @@ class OutboxRelay:
             await conn.execute(
                 "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
             )
+        metrics.relayed(self._schema, (r["created_at"] for r in rows))
+        if refused:
+            metrics.dead_lettered(f"outbox:{self._schema}", "undeliverable", len(refused))
         if self._on_published:
             self._on_published(len(rows))
         return len(rows)

@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
-from sous_common import outbox
+from sous_common import metrics, outbox
 from sous_common.commits import GroupCommit
 from sous_common.consuming import TRANSIENT, ConsumerGuard
 from sous_common.db import AnyConnection, create_pool
@@ -32,9 +32,10 @@ from sous_common.kafka import aiokafka_options, make_broker
 from sous_common.logs import get_logger
 from sous_common.loops import every
 from sous_common.migrate import Migration, common_migrations, migrate
+from sous_common.ops import OpsServer
 from sous_common.relay import RelayProducer
 from sous_common.retention import COMMON_RULES, Purger, RetentionSettings, Rule
-from sous_common.settings import DatabaseSettings, KafkaSettings
+from sous_common.settings import DatabaseSettings, KafkaSettings, OpsSettings
 from sous_common.subscribing import consumer_options, guard_broker
 from sous_common.trust import Signer
 from sous_contracts.envelope import Envelope
@@ -65,6 +66,8 @@ class Runtime:
     """What the service purges besides the inbox and refused outbox rows (its adapters say)."""
     retention_settings: RetentionSettings | None = None
     """How long records are kept; read from `SOUS_RETENTION_*` when None."""
+    ops: OpsSettings | None = None
+    """The ops endpoint (`/healthz`, `/readyz`, `/metrics`); read from `SOUS_OPS_*` when None."""
     broker: KafkaBroker = field(init=False)
     guard: ConsumerGuard = field(init=False)
     _pool: asyncpg.Pool | None = field(default=None, init=False)
@@ -77,12 +80,16 @@ class Runtime:
     _opened: list[Hook] = field(default_factory=list, init=False)
     _started: list[Hook] = field(default_factory=list, init=False)
     _stopping: list[Hook] = field(default_factory=list, init=False)
+    _scrapes: list[Hook] = field(default_factory=list, init=False)
+    _ops_server: OpsServer | None = field(default=None, init=False)
+    _serving = False
 
     def __post_init__(self) -> None:
         # Deployments that share a cluster through topic prefixes get groups of their own.
         self.group_id = self.group_id or f"{self.kafka.topic_prefix}sous-{self.service}"
         self.broker = make_broker(self.kafka, client_id=worker_id(self.service))
         self.guard = guard_broker(self.broker, self.kafka, consumer=self.group_id)
+        self.ops = self.ops or OpsSettings()
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -116,6 +123,8 @@ class Runtime:
     async def emit(self, conn: AnyConnection, messages: Iterable[Envelope]) -> int:
         """Queue messages in the outbox inside the caller's transaction."""
         assert self.schema is not None, "emit needs a schema"
+        messages = list(messages)
+        metrics.note_emitted(messages)
         return await outbox.add(
             conn, messages, schema=self.schema, prefix=self.kafka.topic_prefix, signer=self.signer
         )
@@ -168,12 +177,81 @@ class Runtime:
         self._started.append(hook)
         return hook
 
+    def on_scrape(self, hook: Hook) -> Hook:
+        """Run `hook` before `/metrics` answers (gauges read from the database or memory)."""
+        self._scrapes.append(hook)
+        return hook
+
+    @property
+    def ops_port(self) -> int | None:
+        """The port of the ops endpoint once it listens, else None."""
+        return self._ops_server.port if self._ops_server is not None else None
+
+    async def readiness(self) -> dict[str, bool]:
+        """Return each readiness check by name; the service is ready when all are True.
+
+        `started`: start-up done (migrations, catch-ups, hooks); `consumers`: every
+        subscriber has joined its group and holds its assignment; `database`: a query answers.
+        """
+        checks = {"started": self._serving}
+        subscribers = list(self.broker.subscribers)
+        checks["consumers"] = bool(subscribers) and all(
+            bool(consumers) and all(_joined(c) for c in consumers)
+            for consumers in map(_consumers, subscribers)
+        )
+        if self.database is not None:
+            checks["database"] = False
+            if self._pool is not None:
+                with contextlib.suppress(Exception):
+                    checks["database"] = await self._pool.fetchval("SELECT true") is True
+        metrics.READY.labels(self.service).set(all(checks.values()))
+        return checks
+
+    async def refresh_metrics(self) -> None:
+        """Read the gauges read at scrape time: lag, outbox, the service's own."""
+        consumers = [c for s in self.broker.subscribers for c in _consumers(s)]
+        await metrics.read_lag(self.group_id, consumers, self.guard.positions)
+        if self._pool is not None and self.schema is not None:
+            async with self._pool.acquire() as conn:
+                await metrics.read_outbox(conn, self.schema)
+        for hook in self._scrapes:
+            await hook()
+
+    async def _serve_ops(self) -> None:
+        assert self.ops is not None
+        if not self.ops.enabled or self._ops_server is not None:
+            return
+        server = OpsServer(
+            self.ops, asyncio.get_running_loop(), self.readiness, self.refresh_metrics
+        )
+        port = await asyncio.to_thread(server.start)
+        self._ops_server = server
+        log.info(
+            "ops endpoint listening",
+            service=self.service,
+            port=port,
+            url=f"http://{self.ops.host}:{port}",
+        )
+
+    async def _stop_ops(self) -> None:
+        if self._ops_server is not None:
+            await self._ops_server.stop()
+            self._ops_server = None
+
     def on_stopping(self, hook: Hook) -> Hook:
         """Run `hook` once no more messages are taken, before the outbox and producer stop."""
         self._stopping.append(hook)
         return hook
 
     async def _open(self) -> None:
+        await self._serve_ops()
+        try:
+            await self._open_database()
+        except BaseException:
+            await self._stop_ops()
+            raise
+
+    async def _open_database(self) -> None:
         if self.database is None or self.schema is None:
             return
         applied = await self._migrate()
@@ -257,7 +335,8 @@ class Runtime:
             )
         for hook in self._started:
             await hook()
-        log.info("ready", service=self.service, group=self.group_id)
+        self._serving = True
+        log.info("ready", service=self.service, group=self.group_id, ops_port=self.ops_port)
 
     async def _stop_consuming(self) -> None:
         """Leave the consumer groups: no message is taken after this returns.
@@ -279,6 +358,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purge_task
             self._purge_task = None
+        self._serving = False
         await self._stop_consuming()
         for hook in reversed(self._stopping):
             await hook()
@@ -291,9 +371,12 @@ class Runtime:
             self._relay_producer = None
 
     async def _close(self) -> None:
-        if self._pool is not None:
-            await asyncio.wait_for(self._pool.close(), 10)
-            self._pool = None
+        try:
+            if self._pool is not None:
+                await asyncio.wait_for(self._pool.close(), 10)
+                self._pool = None
+        finally:
+            await self._stop_ops()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
@@ -320,6 +403,29 @@ class Runtime:
             after_shutdown=[self._close],
             guard=self.guard,
         )
+
+
+def _consumers(subscriber: Any) -> list[Any]:
+    """The aiokafka consumers of a started subscriber (several with `max_workers`)."""
+    group = getattr(subscriber, "consumer_subgroup", None)
+    if group:
+        return list(group)
+    consumer = getattr(subscriber, "consumer", None)
+    return [consumer] if consumer is not None else []
+
+
+def _joined(consumer: Any) -> bool:
+    """True when a consumer has joined its group and holds its assignment (maybe empty).
+
+    aiokafka keeps no public flag for "joined with no partitions" (a replica beyond the
+    partition count); its subscription state has one, read here with a fallback.
+    """
+    if consumer is None:
+        return False
+    subscription = getattr(getattr(consumer, "_subscription", None), "subscription", None)
+    if subscription is None or not hasattr(subscription, "assignment"):
+        return bool(consumer.assignment())
+    return subscription.assignment is not None
 
 
 class _Application(FastStream):

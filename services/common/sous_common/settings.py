@@ -58,3 +58,18 @@ class DatabaseSettings(BaseSettings):
     """Deadline of opening a connection."""
     startup_wait_s: float = 300.0
     """How long a starting service waits for PostgreSQL to come up before it gives up."""
+
+
+class OpsSettings(BaseSettings):
+    """The ops endpoint: `/healthz`, `/readyz` and `/metrics` (`SOUS_OPS_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="SOUS_OPS_", extra="ignore")
+
+    port: int = 9400
+    """Port of the ops endpoint; 0 picks a free one (logged as `ops endpoint listening`)."""
+    host: str = "0.0.0.0"  # probes and scrapers come from outside the pod
+    """Address the ops endpoint listens on."""
+    enabled: bool = True
+    """False serves no ops endpoint (an embedding host serves its own)."""
+    probe_timeout_s: float = 2.0
+    """Deadline of the checks behind one `/readyz` or `/metrics` answer."""

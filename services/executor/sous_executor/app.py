@@ -10,7 +10,7 @@ from sous_common import logs
 from sous_common.migrate import load
 from sous_common.runtime import Runtime, worker_id
 from sous_common.settings import DatabaseSettings, KafkaSettings
-from sous_executor import handlers, redaction
+from sous_executor import handlers, metrics, redaction
 from sous_executor.adapters import retention
 from sous_executor.adapters.cancel_listener import CancelListener
 from sous_executor.service import Executor
@@ -36,6 +36,7 @@ def build(
     handlers.register(runtime, executor)
     listener = CancelListener(runtime.kafka, partial(executor.cancel, broadcast=True))
     runtime.on_opened(executor.start)
+    runtime.on_scrape(partial(metrics.read, executor))
     runtime.on_started(listener.start)
     runtime.on_stopping(executor.stop)
     runtime.on_stopping(listener.stop)  # hooks run in reverse: the listener stops first

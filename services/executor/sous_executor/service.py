@@ -31,6 +31,7 @@ from sous_contracts.steps import (
     StepHeartbeat,
     StepStarted,
 )
+from sous_executor import metrics
 from sous_executor.adapters import store
 from sous_executor.adapters.reaper import Reaper
 from sous_executor.adapters.references import References
@@ -87,6 +88,11 @@ class Executor:
     def running(self) -> list[Key]:
         """Attempts running on this replica now."""
         return [k for k, r in self._attempts.items() if r.task is not None]
+
+    @property
+    def holding(self) -> int:
+        """Attempts of this replica: waiting for a slot, being taken or running."""
+        return len(self._attempts)
 
     async def execute(self, command: ExecuteStep) -> None:
         """Take the attempt durably and hand it to the pool; wait while the pool is full.
@@ -200,6 +206,7 @@ class Executor:
             )
             heartbeat.cancel()
             await self._finish(finished)
+            metrics.ATTEMPTS_FINISHED.labels(command.kind, finished.status.value).inc()
             log.info(
                 "attempt finished",
                 order_run_id=str(command.order_run_id),

@@ -16,6 +16,7 @@ from sous_common.migrate import load
 from sous_common.runtime import Runtime
 from sous_common.settings import DatabaseSettings, KafkaSettings
 from sous_common.trust import MARK_TYPES, SIGNED_TYPES, load_signer
+from sous_scheduler import metrics
 from sous_scheduler.adapters import retention
 from sous_scheduler.adapters.changelog import catch_up
 from sous_scheduler.adapters.trust import SchedulerTrust
@@ -68,6 +69,11 @@ def build(
     @rt.on_opened
     async def read_registry() -> None:
         await catch_up(rt)
+
+    @rt.on_scrape
+    async def read_timers() -> None:
+        async with rt.pool.acquire() as conn:
+            await metrics.read_timers(conn)
 
     @rt.on_started
     async def start_loops() -> None:

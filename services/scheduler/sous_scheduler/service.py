@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sous_common import inbox
 from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
+from sous_common.metrics import emitted
 from sous_common.runtime import Runtime
 from sous_contracts.common import RunStatus
 from sous_contracts.envelope import Envelope, new_message_id
@@ -26,6 +27,7 @@ from sous_contracts.specs import RecipeSpec
 from sous_contracts.steps import StepEventsMark, StepFinished, StepHeartbeat, StepStarted
 from sous_contracts.tests import TestSuiteFinished
 from sous_contracts.topics import STEP_EVENTS
+from sous_scheduler import metrics
 from sous_scheduler.adapters import postgres as db
 from sous_scheduler.domain.admission import concurrency_of, lock_key, to_begin
 from sous_scheduler.domain.decide import Event, decide
@@ -69,8 +71,10 @@ class Scheduler:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AnyConnection]:
         """A connection in a transaction, for the use cases beside this class."""
-        async with self.rt.pool.acquire() as conn, conn.transaction():
-            yield conn
+        with emitted() as messages:
+            async with self.rt.pool.acquire() as conn, conn.transaction():
+                yield conn
+        metrics.committed(messages)  # reached only when the transaction committed
 
     def context(self, cause: Envelope | None = None) -> Context:
         """The outside world decide() sees for one input."""

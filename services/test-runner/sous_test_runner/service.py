@@ -14,6 +14,7 @@ from sous_common.logs import bind, get_logger
 from sous_common.runtime import Runtime
 from sous_contracts.envelope import Envelope, utc_now
 from sous_contracts.tests import RunTests, TestResult, TestSuiteFinished
+from sous_test_runner import metrics
 from sous_test_runner.adapters import history
 from sous_test_runner.adapters.history import HistoryRow, Measurement, SeriesKey
 from sous_test_runner.domain.outcome import summarize
@@ -120,6 +121,7 @@ async def run_tests(command: RunTests, deps: Deps, *, now: datetime | None = Non
     # Committed with the results of other suites (sous_common.commits).
     if not await runtime.commits.run(record):
         return False
+    metrics.committed(outgoing)
     finished = outgoing[-1]
     assert isinstance(finished, TestSuiteFinished)
     log.info(

@@ -1,0 +1,34 @@
+"""The scheduler's own instruments: runs started and finished, timers due."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import Counter, Gauge
+
+from sous_common.db import AnyConnection
+from sous_contracts.envelope import Envelope
+from sous_contracts.runs import OrderRunFinished, OrderRunStarted
+
+RUNS_STARTED = Counter("sous_runs_started_total", "Order runs started.", ["domain"])
+RUNS_FINISHED = Counter(
+    "sous_runs_finished_total", "Order runs finished, by final status.", ["domain", "status"]
+)
+TIMERS_DUE = Gauge(
+    "sous_timers_due",
+    "Durable timers past their due time not fired yet (read at scrape time).",
+)
+
+
+def committed(messages: Iterable[Envelope]) -> None:
+    """Count the run events of a transaction that committed."""
+    for m in messages:
+        if isinstance(m, OrderRunStarted):
+            RUNS_STARTED.labels(m.domain).inc()
+        elif isinstance(m, OrderRunFinished):
+            RUNS_FINISHED.labels(m.domain, m.status.value).inc()
+
+
+async def read_timers(conn: AnyConnection) -> None:
+    """Set the timers-due gauge (an index range scan on `timers_due`)."""
+    TIMERS_DUE.set(await conn.fetchval("SELECT count(*) FROM timers WHERE due_at <= now()"))
