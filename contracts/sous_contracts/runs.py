@@ -41,6 +41,10 @@ class StartOrderRun(Envelope):
     """The completion event that triggered this run (domain, recipe, variation, kitchen,
     status, params, outputs, order_run_id); empty when no trigger started it. Step
     conditions read it as `event`."""
+    backfill_id: uuid.UUID | None = None
+    """The backfill this run is a partition of, if any."""
+    fire_triggers: bool = True
+    """False keeps the run's completion from firing downstream triggers (a backfill's runs)."""
 
 
 class CancelOrderRun(Envelope):
@@ -109,6 +113,8 @@ class OrderRunStarted(Envelope):
     """Content hash of the recipe spec the run uses."""
     parent_order_run_id: uuid.UUID | None = None
     """Parent run when nested."""
+    backfill_id: uuid.UUID | None = None
+    """The backfill this run is a partition of, if any."""
 
 
 class OrderRunFinished(Envelope):
@@ -137,6 +143,8 @@ class OrderRunFinished(Envelope):
     """Test counts over the whole run."""
     parent_order_run_id: uuid.UUID | None = None
     """Parent run when nested."""
+    backfill_id: uuid.UUID | None = None
+    """The backfill this run is a partition of, if any."""
 
 
 class DomainRunCompleted(Envelope):
@@ -173,3 +181,8 @@ class DomainRunCompleted(Envelope):
     """Trigger hops that led to this run."""
     external: bool = False
     """True when another tool ran the domain and published this event."""
+    backfill_id: uuid.UUID | None = None
+    """The backfill this run is a partition of, if any."""
+    fire_triggers: bool = True
+    """False tells trigger consumers not to fire on this event (a backfill without
+    `downstream`); the event is still published for every other reader."""
