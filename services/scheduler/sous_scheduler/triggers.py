@@ -55,6 +55,9 @@ class Triggers:
         async with self.scheduler.transaction() as conn:
             if not await inbox.claim(conn, self.scheduler.rt.group_id, event.message_id):
                 return
+            if not event.fire_triggers:  # a backfill's run, without `downstream`
+                log.info("triggers suppressed", order_run_id=str(event.order_run_id))
+                return
             for listener in (await self._index(conn)).listening(event.domain, event.kitchen):
                 if patterns := matching_patterns(listener, event):
                     await self._consider(conn, listener, patterns, event)

@@ -109,5 +109,7 @@ def plan_run(
         parent_step=cmd.parent_step,
         causation_depth=cmd.causation_depth,
         trigger_event=cmd.trigger_event,
+        backfill_id=cmd.backfill_id,
+        fire_triggers=cmd.fire_triggers,
         created_at=now,
     )

@@ -106,6 +106,10 @@ class RunState(_Frozen):
     causation_depth: int = 0
     trigger_event: dict[str, Any] = Field(default_factory=dict)
     """The completion event that triggered the run (`event` in step conditions)."""
+    backfill_id: uuid.UUID | None = None
+    """The backfill this run is a partition of, if any."""
+    fire_triggers: bool = True
+    """False keeps the run's completion from firing downstream triggers."""
     reason: str | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None
