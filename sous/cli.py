@@ -12,6 +12,7 @@ from rich.markup import escape
 # contracts it needs when it runs, so `sous --help` (and every command) starts fast.
 from sous import (
     apply_cmd,
+    backfill_cmd,
     graph_cmd,
     infra_cmd,
     keys_cmd,
@@ -41,6 +42,8 @@ app.command("cancel")(runs_cmd.cancel)
 app.command("tail")(runs_cmd.tail)
 app.command("emit")(runs_cmd.emit)
 app.command("runs")(query_cmd.runs)
+app.command("backfill")(backfill_cmd.backfill)
+app.command("backfills")(backfill_cmd.backfills)
 app.command("status")(query_cmd.status)
 app.command("logs")(query_cmd.logs)
 app.command("graph")(graph_cmd.graph)
