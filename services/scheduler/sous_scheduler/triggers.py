@@ -11,7 +11,7 @@ from sous_common import inbox
 from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_contracts.envelope import new_message_id
-from sous_contracts.runs import DomainRunCompleted
+from sous_contracts.runs import DomainRunCompleted, RunCause
 from sous_scheduler.adapters import postgres as db
 from sous_scheduler.domain.params import ParamError
 from sous_scheduler.domain.triggers import (
@@ -79,16 +79,26 @@ class Triggers:
             )
             if present < join_needed(trigger):
                 return
-            await db.clear_join(conn, listener.trigger_id, event.kitchen)
-        elif trigger.mode == "coalesce":
+            joined = await db.clear_join(conn, listener.trigger_id, event.kitchen)
+            await self.fire(conn, listener, event, joined)
+            return
+        if trigger.mode == "coalesce":
             await db.hold_for_debounce(conn, listener.trigger_id, event.kitchen, event, now)
             return
         await self.fire(conn, listener, event)
 
     async def fire(
-        self, conn: AnyConnection, listener: Listener, event: DomainRunCompleted
+        self,
+        conn: AnyConnection,
+        listener: Listener,
+        event: DomainRunCompleted,
+        joined: list[DomainRunCompleted] | None = None,
     ) -> None:
-        """Start the downstream run once per (trigger, upstream event)."""
+        """Start the downstream run once per (trigger, upstream event).
+
+        `joined` are every arrival of a join that fired (the event among them): the run's
+        upstream in its cause.
+        """
         limit = depth_limit(listener, self.scheduler.settings.max_causation_depth)
         outcome, run_id = "started", new_message_id()
         if event.causation_depth + 1 > limit:
@@ -118,7 +128,7 @@ class Triggers:
             order_run_id=str(run_id),
             upstream=str(event.order_run_id),
         )
-        await self.scheduler.start_in(conn, command)
+        await self.scheduler.start_in(conn, command, trigger_cause(listener, joined or [event]))
 
     async def fire_coalesced(self) -> int:
         """Fire coalescing triggers whose debounce window has passed since the last event."""
@@ -134,3 +144,16 @@ class Triggers:
                 await self.fire(conn, listener, event)
                 fired += 1
         return fired
+
+
+def trigger_cause(listener: Listener, upstream: list[DomainRunCompleted]) -> RunCause:
+    """Why a trigger's run starts: the trigger and the completions that fired it."""
+    events = list({e.message_id: e for e in upstream}.values())  # a join may hold one twice
+    return RunCause(
+        kind="trigger",
+        trigger=listener.trigger_id,
+        upstream_order_run_ids=list(
+            dict.fromkeys(e.order_run_id for e in events if e.order_run_id is not None)
+        ),
+        upstream_message_ids=[e.message_id for e in events],
+    )
