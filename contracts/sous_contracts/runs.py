@@ -37,6 +37,13 @@ class RunCause(Contract):
     parent_step: Name | None = None
     """The parent's step this run settles (kind `nested`)."""
 
+    @property
+    def upstream(self) -> list[tuple[uuid.UUID, str, str | None]]:
+        """The runs this run came from: (run, `trigger` or `nested`, trigger or parent step)."""
+        if self.kind == "nested" and self.parent_order_run_id is not None:
+            return [(self.parent_order_run_id, "nested", self.parent_step)]
+        return [(run, "trigger", self.trigger) for run in self.upstream_order_run_ids]
+
 
 class StartOrderRun(Envelope):
     """Command: run one variation of a recipe."""

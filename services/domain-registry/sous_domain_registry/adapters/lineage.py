@@ -31,17 +31,12 @@ _WALK = {
 
 async def add_edges(conn: AnyConnection, run_id: uuid.UUID, cause: RunCause) -> None:
     """Record the edges into a run that its cause names (its upstream runs, or its parent)."""
-    if cause.kind == "nested" and cause.parent_order_run_id is not None:
-        edges = [(cause.parent_order_run_id, "nested", cause.parent_step)]
-    else:
-        edges = [(up, "trigger", cause.trigger) for up in cause.upstream_order_run_ids]
-    if not edges:
-        return
-    await conn.executemany(
-        "INSERT INTO run_edges (upstream, downstream, kind, trigger) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT DO NOTHING",
-        [(up, run_id, kind, trigger) for up, kind, trigger in edges],
-    )
+    if cause.upstream:
+        await conn.executemany(
+            "INSERT INTO run_edges (upstream, downstream, kind, trigger) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT DO NOTHING",
+            [(up, run_id, kind, via) for up, kind, via in cause.upstream],
+        )
 
 
 async def walk(
