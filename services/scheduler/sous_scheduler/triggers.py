@@ -11,7 +11,7 @@ from sous_common import inbox
 from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_contracts.envelope import new_message_id
-from sous_contracts.runs import DomainRunCompleted, RunCause
+from sous_contracts.runs import DomainRunCompleted
 from sous_scheduler.adapters import postgres as db
 from sous_scheduler.domain.params import ParamError
 from sous_scheduler.domain.triggers import (
@@ -24,6 +24,7 @@ from sous_scheduler.domain.triggers import (
     listeners,
     matching_patterns,
     start_command,
+    trigger_cause,
 )
 from sous_scheduler.service import Scheduler
 
@@ -144,16 +145,3 @@ class Triggers:
                 await self.fire(conn, listener, event)
                 fired += 1
         return fired
-
-
-def trigger_cause(listener: Listener, upstream: list[DomainRunCompleted]) -> RunCause:
-    """Why a trigger's run starts: the trigger and the completions that fired it."""
-    events = list({e.message_id: e for e in upstream}.values())  # a join may hold one twice
-    return RunCause(
-        kind="trigger",
-        trigger=listener.trigger_id,
-        upstream_order_run_ids=list(
-            dict.fromkeys(e.order_run_id for e in events if e.order_run_id is not None)
-        ),
-        upstream_message_ids=[e.message_id for e in events],
-    )

@@ -125,6 +125,12 @@ async def test_lineage_and_impact_of_a_trigger_chain(registry, kafka_settings, s
     assert nodes[payments_id]["cause"]["principal"] == "admin"
     assert (nodes[payments_id]["status"], nodes[payments_id]["depth"]) == ("succeeded", 2)
     assert up["elided"] == 0
+    r = await registry.client.get(
+        f"/v1/runs/{marketing_id}/lineage", params={"direction": "up", "depth": 1}
+    )
+    assert {n["order_run_id"] for n in r.json()["nodes"]} == {marketing_id, finance_id}
+    r = await registry.client.get(f"/v1/runs/{payments_id}/lineage", params={"direction": "down"})
+    assert {n["order_run_id"] for n in r.json()["nodes"]} == {payments_id, finance_id, marketing_id}
 
     # Impact of the warned test in payments: every downstream run, nothing unrelated.
     result_id = await _warned(registry, kafka_settings, payments)
