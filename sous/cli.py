@@ -16,6 +16,7 @@ from sous import (
     infra_cmd,
     keys_cmd,
     kitchen_cmd,
+    lineage_cmd,
     purge_cmd,
     query_cmd,
     run_folder,
@@ -44,6 +45,8 @@ app.command("runs")(query_cmd.runs)
 app.command("status")(query_cmd.status)
 app.command("logs")(query_cmd.logs)
 app.command("graph")(graph_cmd.graph)
+app.command("lineage")(lineage_cmd.lineage)
+app.command("impact")(lineage_cmd.impact)
 app.command("purge")(purge_cmd.purge)
 apply_cmd.kitchen_app.command("list")(kitchen_cmd.kitchen_list)
 apply_cmd.kitchen_app.command("versions")(kitchen_cmd.kitchen_versions)

@@ -31,6 +31,7 @@ def started(state: RunState, ctx: Context) -> OrderRunStarted:
         params=state.params,
         spec_version=state.spec_version,
         parent_order_run_id=state.parent_order_run_id,
+        cause=state.cause,
     )
 
 
