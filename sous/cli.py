@@ -17,6 +17,7 @@ from sous import (
     infra_cmd,
     keys_cmd,
     kitchen_cmd,
+    lineage_cmd,
     purge_cmd,
     query_cmd,
     run_folder,
@@ -47,6 +48,8 @@ app.command("backfills")(backfill_cmd.backfills)
 app.command("status")(query_cmd.status)
 app.command("logs")(query_cmd.logs)
 app.command("graph")(graph_cmd.graph)
+app.command("lineage")(lineage_cmd.lineage)
+app.command("impact")(lineage_cmd.impact)
 app.command("purge")(purge_cmd.purge)
 apply_cmd.kitchen_app.command("list")(kitchen_cmd.kitchen_list)
 apply_cmd.kitchen_app.command("versions")(kitchen_cmd.kitchen_versions)

@@ -8,7 +8,41 @@ from typing import ClassVar, Literal
 from pydantic import AwareDatetime, Field
 
 from sous_contracts.common import Name, Outputs, Params, RunStatus, TestSummary
-from sous_contracts.envelope import Envelope
+from sous_contracts.envelope import Contract, Envelope
+
+CauseKind = Literal["command", "schedule", "trigger", "nested", "backfill"]
+"""Why a run started: a command (CLI, REST, a client on Kafka), a cron schedule, a trigger
+on upstream completions, a parent run's nested step, or a backfill."""
+
+
+class RunCause(Contract):
+    """Why a run started, as the scheduler knew it when it started the run."""
+
+    kind: CauseKind
+    """What started it."""
+    principal: str | None = None
+    """The verified principal of the command (kind `command`)."""
+    schedule_id: str | None = None
+    """The schedule that fired (kind `schedule`)."""
+    fire_time: AwareDatetime | None = None
+    """The fire time of the schedule (kind `schedule`)."""
+    trigger: str | None = None
+    """The trigger that fired, `domain/recipe#name` (kind `trigger`)."""
+    upstream_order_run_ids: list[uuid.UUID] = Field(default_factory=list)
+    """The upstream runs whose completions fired the trigger (every arrival of a join)."""
+    upstream_message_ids: list[uuid.UUID] = Field(default_factory=list)
+    """The completion events that fired the trigger (an external one may name no run)."""
+    parent_order_run_id: uuid.UUID | None = None
+    """The parent run (kind `nested`)."""
+    parent_step: Name | None = None
+    """The parent's step this run settles (kind `nested`)."""
+
+    @property
+    def upstream(self) -> list[tuple[uuid.UUID, str, str | None]]:
+        """The runs this run came from: (run, `trigger` or `nested`, trigger or parent step)."""
+        if self.kind == "nested" and self.parent_order_run_id is not None:
+            return [(self.parent_order_run_id, "nested", self.parent_step)]
+        return [(run, "trigger", self.trigger) for run in self.upstream_order_run_ids]
 
 
 class StartOrderRun(Envelope):
@@ -115,6 +149,8 @@ class OrderRunStarted(Envelope):
     """Parent run when nested."""
     backfill_id: uuid.UUID | None = None
     """The backfill this run is a partition of, if any."""
+    cause: RunCause | None = None
+    """Why the run started; absent from producers older than run lineage."""
 
 
 class OrderRunFinished(Envelope):

@@ -24,8 +24,8 @@ from sous_contracts.steps import (
     StepStarted,
 )
 from sous_contracts.tests import TestResult, TestSuiteFinished
+from sous_domain_registry.adapters import lineage, store
 from sous_domain_registry.adapters import runs as rows
-from sous_domain_registry.adapters import store
 from sous_domain_registry.domain.entities import Entity
 
 PRODUCER = "domain-registry"
@@ -189,6 +189,9 @@ async def on_run_event(rt: Runtime, event: RunEvent, consumer: str) -> None:
                 "started_at": event.occurred_at,
                 "spec_version": event.spec_version,
             }
+            if event.cause is not None:
+                fields["cause"] = event.cause.model_dump(mode="json")
+                await lineage.add_edges(conn, run_id, event.cause)
         else:
             fields = {
                 "status": event.status.value,
@@ -263,5 +266,6 @@ async def on_test_event(rt: Runtime, event: TestEvent, consumer: str) -> None:
                 "value": event.value,
                 "message": event.message,
                 "at": event.occurred_at,
+                "result_id": event.message_id,
             },
         )

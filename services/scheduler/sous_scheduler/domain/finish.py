@@ -32,6 +32,7 @@ def started(state: RunState, ctx: Context) -> OrderRunStarted:
         spec_version=state.spec_version,
         parent_order_run_id=state.parent_order_run_id,
         backfill_id=state.backfill_id,
+        cause=state.cause,
     )
 
 
