@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
-from sous_common import metrics, outbox
+from sous_common import metrics, outbox, tracing
 from sous_common.commits import GroupCommit
 from sous_common.consuming import TRANSIENT, ConsumerGuard
 from sous_common.db import AnyConnection, create_pool
@@ -153,12 +153,14 @@ class Runtime:
         from sous_contracts.topics import topic_for
 
         value = message.to_json()
+        headers = outbox.record_headers(message, value, self.signer)
+        headers.update(tracing.current_headers())
         await self.broker.publish(
             value,
             self.topic(topic_for(message)),
             key=message.kafka_key(),
             partition=partition,
-            headers=outbox.record_headers(message, value, self.signer),
+            headers=headers,
         )
 
     async def partitions(self, topic: Any) -> set[int]:
@@ -244,6 +246,7 @@ class Runtime:
         return hook
 
     async def _open(self) -> None:
+        tracing.setup(self.service)
         await self._serve_ops()
         try:
             await self._open_database()
@@ -377,6 +380,7 @@ class Runtime:
                 self._pool = None
         finally:
             await self._stop_ops()
+            tracing.shutdown()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:

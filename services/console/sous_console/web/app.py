@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from sous_common.logs import configure
+from sous_common.tracing_asgi import TracingMiddleware
 from sous_console.app import build
 from sous_console.settings import ConsoleSettings
 from sous_console.web import kitchens, views
@@ -62,6 +63,7 @@ def create_web(
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.include_router(views.router)
     app.include_router(kitchens.router)
+    app.add_middleware(TracingMiddleware)
 
     @app.middleware("http")
     async def same_origin_only(request: Request, call_next: Any) -> Response:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from sous_common.runtime import Runtime
+from sous_common.tracing_asgi import TracingMiddleware
 from sous_common.trust import Principal
 from sous_domain_registry import service
 from sous_domain_registry.api import catalog, kitchens, runs, security
@@ -47,6 +48,7 @@ def create_api(settings: RegistrySettings | None = None) -> FastAPI:
     )
 
     api.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes)
+    api.add_middleware(TracingMiddleware)  # outermost: the span covers the whole call
 
     @api.get("/v1/health", tags=["health"], summary="Liveness")
     async def health() -> dict[str, str]:
