@@ -50,8 +50,10 @@ async def test_tracing_on_the_relay_publish_continues_the_stored_trace(pool) -> 
         stored, headers = await _handle_and_relay(pool)
     finished = {s.name: s for s in spans.get_finished_spans()}
     handle, publish = finished["handle StartOrderRun"], finished["publish StartOrderRun"]
-    assert stored is not None and PARENT_TRACE in stored
-    assert publish.parent is not None and publish.parent.span_id == handle.context.span_id
+    assert stored is not None
+    assert PARENT_TRACE in stored
+    assert publish.parent is not None
+    assert publish.parent.span_id == handle.context.span_id
     assert headers["traceparent"] == f"00-{PARENT_TRACE}-{publish.context.span_id:016x}-01"
     assert headers["type"] == "StartOrderRun"
 
