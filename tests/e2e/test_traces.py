@@ -135,7 +135,9 @@ async def test_one_run_and_its_downstream_run_are_one_trace(
                 ),
                 60,
             )
-            (trace_id,) = _trace_of(spans, downstream)
+            traces = _trace_of(spans, downstream)
+            assert len(traces) == 1, f"the downstream run's spans are in {len(traces)} traces"
+            (trace_id,) = traces
             assert _trace_of(spans, further) == {trace_id}
             upstream = [run for run in started if _trace_of(spans, run) == {trace_id}]
             assert len(upstream) == 1, "one POST /v1/runs starts the trace"
