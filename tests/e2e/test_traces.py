@@ -45,7 +45,7 @@ async def test_one_run_and_its_downstream_run_are_one_trace(
     kafka_settings,
     servers,
     warehouse,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     port = free_port()

@@ -19,6 +19,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -37,6 +38,7 @@ HEADERS = ("traceparent", "tracestate")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _BATCH = otel_context.create_key("sous-batch-contexts")
 _state: dict[str, Any] = {"on": False, "provider": None}
+_NOTHING = contextlib.nullcontext()
 
 
 class TracingSettingsError(ValueError):
@@ -125,16 +127,19 @@ def _inject(ctx: Context | None = None) -> dict[str, str]:
     return carrier
 
 
-@contextlib.contextmanager
-def handling(consumer: str, pairs: list[tuple[Any, Envelope]], batch: bool) -> Iterator[None]:
+def handling(
+    consumer: str, pairs: list[tuple[Any, Envelope]], batch: bool
+) -> AbstractContextManager[None]:
     """Run a handler inside a `consume` and a `handle` span per message.
 
     Each message's spans continue the trace in its record's headers. The handler sees, per
     message id, the context its outgoing messages continue (`carrier_for`).
     """
-    if not _state["on"]:
-        yield
-        return
+    return _handling(consumer, pairs, batch) if _state["on"] else _NOTHING
+
+
+@contextlib.contextmanager
+def _handling(consumer: str, pairs: list[tuple[Any, Envelope]], batch: bool) -> Iterator[None]:
     spans: list[Span] = []
     contexts: dict[uuid.UUID, Context] = {}
     for record, message in pairs:
@@ -180,12 +185,13 @@ def handling(consumer: str, pairs: list[tuple[Any, Envelope]], batch: bool) -> I
             span.end()
 
 
-@contextlib.contextmanager
-def step(name: str) -> Iterator[None]:
+def step(name: str) -> AbstractContextManager[None]:
     """A span named `name` under each message being handled (or the current span)."""
-    if not _state["on"]:
-        yield
-        return
+    return _step(name) if _state["on"] else _NOTHING
+
+
+@contextlib.contextmanager
+def _step(name: str) -> Iterator[None]:
     contexts = otel_context.get_value(_BATCH)
     parents: list[Context] = list(contexts.values()) if isinstance(contexts, dict) else []
     if not parents and trace.get_current_span().get_span_context().is_valid:
@@ -207,12 +213,13 @@ def current() -> Context | None:
     return otel_context.get_current() if _state["on"] else None
 
 
-@contextlib.contextmanager
-def within(ctx: Context | None) -> Iterator[None]:
+def within(ctx: Context | None) -> AbstractContextManager[None]:
     """Make `ctx` (from `current()`) the current context for a block."""
-    if ctx is None:
-        yield
-        return
+    return _NOTHING if ctx is None else _within(ctx)
+
+
+@contextlib.contextmanager
+def _within(ctx: Context) -> Iterator[None]:
     token = otel_context.attach(ctx)
     try:
         yield
