@@ -44,7 +44,7 @@ async def _spans_until(receiver: OtlpReceiver, ready, timeout: float) -> list[Re
 async def test_one_run_and_its_downstream_run_are_one_trace(
     kafka_settings,
     servers,
-    warehouse,
+    warehouse,  # noqa: F811 (the fixture imported above)
     tmp_path,
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
