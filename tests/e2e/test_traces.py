@@ -163,6 +163,7 @@ async def test_one_run_and_its_downstream_run_are_one_trace(
                 ("sous-scheduler", "consume StartOrderRun"),
                 ("sous-scheduler", "handle DomainRunCompleted"),
                 ("sous-scheduler", "commit"),
+                ("sous-domain-registry", "commit"),
                 ("sous-executor", "consume ExecuteStep"),
                 ("sous-executor", "publish StepFinished"),
                 ("sous-test-runner", "consume RunTests"),

@@ -120,6 +120,13 @@ class Runtime:
         """Safe options for `broker.subscriber` in this service's consumer group."""
         return consumer_options(self.group_id)
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AnyConnection]:
+        """A connection in a transaction, traced as the `commit` of what is being handled."""
+        with tracing.step("commit"):
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield conn
+
     async def emit(self, conn: AnyConnection, messages: Iterable[Envelope]) -> int:
         """Queue messages in the outbox inside the caller's transaction."""
         assert self.schema is not None, "emit needs a schema"

@@ -143,6 +143,16 @@ def _handling(consumer: str, pairs: list[tuple[Any, Envelope]], batch: bool) -> 
     spans: list[Span] = []
     contexts: dict[uuid.UUID, Context] = {}
     for record, message in pairs:
+        consume = TRACER.start_span(
+            f"consume {message.type}", context=extract(record.headers), kind=SpanKind.CONSUMER
+        )
+        handle = TRACER.start_span(
+            f"handle {message.type}", context=trace.set_span_in_context(consume)
+        )
+        spans += [handle, consume]
+        contexts[message.message_id] = trace.set_span_in_context(handle)
+        if not consume.is_recording():
+            continue  # sampled out: no attributes built
         attributes: dict[str, Any] = {
             "messaging.system": "kafka",
             "messaging.operation.type": "process",
@@ -158,17 +168,7 @@ def _handling(consumer: str, pairs: list[tuple[Any, Envelope]], batch: bool) -> 
             attributes["sous.correlation_id"] = str(message.correlation_id)
         if (run := getattr(message, "order_run_id", None)) is not None:
             attributes["sous.order_run_id"] = str(run)
-        consume = TRACER.start_span(
-            f"consume {message.type}",
-            context=extract(record.headers),
-            kind=SpanKind.CONSUMER,
-            attributes=attributes,
-        )
-        handle = TRACER.start_span(
-            f"handle {message.type}", context=trace.set_span_in_context(consume)
-        )
-        spans += [handle, consume]
-        contexts[message.message_id] = trace.set_span_in_context(handle)
+        consume.set_attributes(attributes)
     # One message: its handle span is current. A batch: no span is (each has its own).
     current = next(iter(contexts.values())) if len(contexts) == 1 else Context()
     token = otel_context.attach(otel_context.set_value(_BATCH, contexts, current))

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
-from sous_common import inbox, tracing
+from sous_common import inbox
 from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_common.metrics import emitted
@@ -71,8 +71,8 @@ class Scheduler:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AnyConnection]:
         """A connection in a transaction, for the use cases beside this class."""
-        with emitted() as messages, tracing.step("commit"):
-            async with self.rt.pool.acquire() as conn, conn.transaction():
+        with emitted() as messages:
+            async with self.rt.transaction() as conn:
                 yield conn
         metrics.committed(messages)  # reached only when the transaction committed
 
