@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from sous_common.logs import configure
-from sous_common.tracing_asgi import TracingMiddleware
 from sous_console.app import build
 from sous_console.settings import ConsoleSettings
 from sous_console.web import kitchens, views
@@ -58,12 +57,17 @@ def create_web(
                 await hub.stop()
                 await registry.close()
 
-    app = FastAPI(title="Sous console", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Sous console",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"metrics": False, "logs": False},  # spans only, as the registry's
+    )
     static = resources.files("sous_console.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.include_router(views.router)
     app.include_router(kitchens.router)
-    app.add_middleware(TracingMiddleware)
 
     @app.middleware("http")
     async def same_origin_only(request: Request, call_next: Any) -> Response:

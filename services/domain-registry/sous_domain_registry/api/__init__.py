@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from sous_common.runtime import Runtime
-from sous_common.tracing_asgi import TracingMiddleware
 from sous_common.trust import Principal
 from sous_domain_registry import service
 from sous_domain_registry.api import catalog, kitchens, runs, security
@@ -45,10 +44,13 @@ def create_api(settings: RegistrySettings | None = None) -> FastAPI:
         version="1",
         description="The catalog of the mesh: specs as code, runs, events, kitchens.",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry spans (a server span per call, continuing a caller's
+        # traceparent) on the provider sous_common.tracing sets up; metrics and logs have
+        # their own paths here (Prometheus, structlog).
+        telemetry={"metrics": False, "logs": False},
     )
 
     api.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes)
-    api.add_middleware(TracingMiddleware)  # outermost: the span covers the whole call
 
     @api.get("/v1/health", tags=["health"], summary="Liveness")
     async def health() -> dict[str, str]:
