@@ -19,8 +19,9 @@ BASICS = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
 PYTHONPATH = "PYTHONPATH"
 """Where extra step and check modules live, when a user set it."""
 
-SERVERS = ("SOUS_KAFKA_", "SOUS_DATABASE_", "SOUS_OPS_")
-"""Prefixes of the broker, database and ops endpoint settings every service reads."""
+SERVERS = ("SOUS_KAFKA_", "SOUS_DATABASE_", "SOUS_OPS_", "OTEL_")
+"""Prefixes of the broker, database, ops endpoint and OpenTelemetry settings every service
+reads."""
 
 PREFIXES: dict[str, tuple[str, ...]] = {
     "domain-registry": ("SOUS_DOMAIN_REGISTRY_",),

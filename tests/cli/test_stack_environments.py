@@ -134,3 +134,10 @@ def test_ops_ports_skip_the_ports_the_stack_reserved(monkeypatch) -> None:
 
     monkeypatch.setattr(socket, "socket", Socket)
     assert run_folder.free_ports(2, {8470, 8090}) == [41001, 41002]
+
+
+def test_every_service_gets_the_opentelemetry_settings() -> None:
+    otel = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+    envs = stack_environments({**CLI, **otel}, TOKEN)
+    for name, env in envs.items():
+        assert otel.items() <= env.items(), name

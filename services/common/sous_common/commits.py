@@ -19,11 +19,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
+from opentelemetry.context import Context
 
+from sous_common import tracing
 from sous_common.db import AnyConnection
 
 T = TypeVar("T")
 Work = Callable[[AnyConnection], Awaitable[Any]]
+Piece = tuple[Work, asyncio.Future[Any], Context | None]
 
 
 class GroupCommit:
@@ -32,7 +35,7 @@ class GroupCommit:
     def __init__(self, pool: asyncpg.Pool, *, max_pieces: int = 200) -> None:
         self.pool = pool
         self.max_pieces = max_pieces
-        self._queue: list[tuple[Work, asyncio.Future[Any]]] = []
+        self._queue: list[Piece] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def run(self, work: Callable[[AnyConnection], Awaitable[T]]) -> T:
@@ -41,22 +44,25 @@ class GroupCommit:
         Raises what `work` raised (its transaction rolled back), or the database's error.
         """
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((work, done))
+        # The work runs in the writer's task, in the trace of the message it is done for.
+        self._queue.append((work, done, tracing.current()))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="group-commit")
-        return await done
+        with tracing.step("commit"):
+            return await done
 
     async def _write(self) -> None:
         while self._queue:
             pieces, self._queue = self._queue[: self.max_pieces], self._queue[self.max_pieces :]
             await self._commit(pieces)
 
-    async def _commit(self, pieces: list[tuple[Work, asyncio.Future[Any]]]) -> None:
+    async def _commit(self, pieces: list[Piece]) -> None:
         results: list[Any] = []
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                for work, _ in pieces:
-                    results.append(await work(conn))
+                for work, _, context in pieces:
+                    with tracing.within(context):
+                        results.append(await work(conn))
         except Exception as exc:
             if len(pieces) == 1:
                 _settle(pieces[0][1], error=exc)
@@ -65,10 +71,10 @@ class GroupCommit:
                 await self._commit([piece])
             return
         except BaseException:  # cancelled: no piece is known to be committed
-            for _, done in pieces:
+            for _, done, _ in pieces:
                 done.cancel()
             raise
-        for (_, done), result in zip(pieces, results, strict=True):
+        for (_, done, _), result in zip(pieces, results, strict=True):
             _settle(done, result=result)
 
 

@@ -25,7 +25,7 @@ from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 
-from sous_common import metrics
+from sous_common import metrics, tracing
 from sous_common.decoding import MAX_HEADERS, Refusal, decode_record, remember
 from sous_common.logs import get_logger
 from sous_common.trust import SIGNED_TYPES, TrustStore, verify
@@ -252,7 +252,7 @@ class _Guard(BaseMiddleware):
         """Run the handler; add to `done` the indexes of the records it is done with."""
         started = time.perf_counter()
         try:
-            result = await self._call(call_next, msg, batch, [m for _, m in accepted])
+            result = await self._call(call_next, msg, batch, [(records[i], m) for i, m in accepted])
         except TRANSIENT as exc:
             await self._back_off(records[accepted[0][0]], exc)
             return None
@@ -262,7 +262,7 @@ class _Guard(BaseMiddleware):
                 return None
             for i, message in accepted:  # find the one that fails; the others go through
                 try:
-                    await self._call(call_next, msg, batch, [message])
+                    await self._call(call_next, msg, batch, [(records[i], message)])
                 except TRANSIENT as again:
                     await self._back_off(records[i], again)
                     return None
@@ -281,13 +281,18 @@ class _Guard(BaseMiddleware):
             done.add(i)
         return result
 
-    @staticmethod
     async def _call(
-        call_next: Any, msg: StreamMessage[Any], batch: bool, messages: list[Envelope]
+        self,
+        call_next: Any,
+        msg: StreamMessage[Any],
+        batch: bool,
+        pairs: list[tuple[Any, Envelope]],
     ) -> Any:
+        messages = [m for _, m in pairs]
         remember(msg, messages if batch else messages[0])
         msg.clear_cache()
-        return await call_next(msg)
+        with tracing.handling(self.guard.consumer, pairs, batch):
+            return await call_next(msg)
 
     async def _back_off(self, record: Any, exc: BaseException) -> None:
         delay = min(0.1 * 2 ** self._count(record), 5.0)

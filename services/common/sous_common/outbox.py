@@ -25,8 +25,9 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
+from opentelemetry.trace import Span
 
-from sous_common import metrics
+from sous_common import metrics, tracing
 from sous_common.db import AnyConnection, checked_schema
 from sous_common.logs import get_logger
 from sous_common.trust import Signer, signed
@@ -71,22 +72,35 @@ async def add(
 ) -> int:
     """Queue messages for publishing, in the caller's transaction; return how many."""
     rows = []
+    traces: list[str | None] = []
     for m in messages:
         value = m.to_json()
         headers = json.dumps(record_headers(m, value, signer))
         rows.append((m.message_id, topic_for(m).full_name(prefix), m.kafka_key(), value, headers))
+        carrier = tracing.carrier_for(m)
+        traces.append(json.dumps(carrier) if carrier else None)
     if not rows:
         return 0
+    columns = [list(column) for column in zip(*rows, strict=True)]
     # One round trip: the rows and the wake-up. NOTIFY is delivered at commit, so the relay
-    # wakes exactly when the rows are visible.
-    await conn.execute(
-        "WITH added AS (INSERT INTO outbox (message_id, topic, key, payload, headers)"
-        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[])"
-        " RETURNING 1) SELECT pg_notify($6, '') FROM (SELECT 1 FROM added LIMIT 1) x",
-        *[list(column) for column in zip(*rows, strict=True)],
-        channel(schema),
-    )
+    # wakes exactly when the rows are visible. Without traces, the statement of old.
+    if any(traces):
+        await conn.execute(_ADD_TRACED, *columns, traces, channel(schema))
+    else:
+        await conn.execute(_ADD, *columns, channel(schema))
     return len(rows)
+
+
+_ADD = (
+    "WITH added AS (INSERT INTO outbox (message_id, topic, key, payload, headers)"
+    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[])"
+    " RETURNING 1) SELECT pg_notify($6, '') FROM (SELECT 1 FROM added LIMIT 1) x"
+)
+_ADD_TRACED = (
+    "WITH added AS (INSERT INTO outbox (message_id, topic, key, payload, headers, trace_context)"
+    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[],"
+    " $6::jsonb[]) RETURNING 1) SELECT pg_notify($7, '') FROM (SELECT 1 FROM added LIMIT 1) x"
+)
 
 
 class Publisher(Protocol):
@@ -126,25 +140,31 @@ class OutboxRelay:
         """Publish up to one batch; return how many rows were published or moved aside."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, message_id, topic, key, payload, headers, created_at FROM outbox"
-                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "SELECT id, message_id, topic, key, payload, headers, created_at, trace_context"
+                " FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch_size,
             )
             if not rows:
                 return 0
             sent: list[tuple[asyncpg.Record, Awaitable[object]]] = []
             refused: list[tuple[asyncpg.Record, BaseException]] = []
+            spans: dict[int, Span] = {}
             for r in rows:
+                headers = json.loads(r["headers"])
+                if r["trace_context"] is not None:
+                    headers.update(self._traced(r, headers, spans))
                 try:
-                    ack = await self._publish(
-                        r["topic"], r["key"], r["payload"], json.loads(r["headers"])
-                    )
+                    ack = await self._publish(r["topic"], r["key"], r["payload"], headers)
                 except UNDELIVERABLE as exc:
+                    if (span := spans.pop(r["id"], None)) is not None:
+                        tracing.ended(span, exc)
                     refused.append((r, exc))
                 else:
                     sent.append((r, ack))
             outcomes = await asyncio.gather(*(ack for _, ack in sent), return_exceptions=True)
             for (r, _), outcome in zip(sent, outcomes, strict=True):
+                if (span := spans.pop(r["id"], None)) is not None:
+                    tracing.ended(span, outcome if isinstance(outcome, BaseException) else None)
                 if isinstance(outcome, UNDELIVERABLE):
                     refused.append((r, outcome))
                 elif isinstance(outcome, BaseException):
@@ -160,6 +180,18 @@ class OutboxRelay:
         if self._on_published:
             self._on_published(len(rows))
         return len(rows)
+
+    @staticmethod
+    def _traced(
+        row: asyncpg.Record, headers: dict[str, str], spans: dict[int, Span]
+    ) -> dict[str, str]:
+        """The trace headers of a row: its `publish` span's, or as stored when tracing is off."""
+        stored: dict[str, str] = json.loads(row["trace_context"])
+        span = tracing.publishing(row["topic"], headers.get("type", "message"), stored)
+        if span is None:
+            return stored
+        spans[row["id"]] = span
+        return tracing.headers_of(span)
 
     async def _move_aside(
         self, conn: AnyConnection, refused: list[tuple[asyncpg.Record, BaseException]]

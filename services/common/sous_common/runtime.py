@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
-from sous_common import metrics, outbox
+from sous_common import metrics, outbox, tracing
 from sous_common.commits import GroupCommit
 from sous_common.consuming import TRANSIENT, ConsumerGuard
 from sous_common.db import AnyConnection, create_pool
@@ -120,6 +120,13 @@ class Runtime:
         """Safe options for `broker.subscriber` in this service's consumer group."""
         return consumer_options(self.group_id)
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AnyConnection]:
+        """A connection in a transaction, traced as the `commit` of what is being handled."""
+        with tracing.step("commit"):
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield conn
+
     async def emit(self, conn: AnyConnection, messages: Iterable[Envelope]) -> int:
         """Queue messages in the outbox inside the caller's transaction."""
         assert self.schema is not None, "emit needs a schema"
@@ -153,12 +160,14 @@ class Runtime:
         from sous_contracts.topics import topic_for
 
         value = message.to_json()
+        headers = outbox.record_headers(message, value, self.signer)
+        headers.update(tracing.current_headers())
         await self.broker.publish(
             value,
             self.topic(topic_for(message)),
             key=message.kafka_key(),
             partition=partition,
-            headers=outbox.record_headers(message, value, self.signer),
+            headers=headers,
         )
 
     async def partitions(self, topic: Any) -> set[int]:
@@ -244,6 +253,7 @@ class Runtime:
         return hook
 
     async def _open(self) -> None:
+        tracing.setup(self.service)
         await self._serve_ops()
         try:
             await self._open_database()
@@ -377,6 +387,7 @@ class Runtime:
                 self._pool = None
         finally:
             await self._stop_ops()
+            tracing.shutdown()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:

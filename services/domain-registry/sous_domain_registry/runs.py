@@ -64,7 +64,7 @@ async def start_run(
         if idempotency_key is not None
         else uuid.uuid4()
     )
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         if idempotency_key is not None and await rows.get_run(conn, run_id) is not None:
             return run_id
         kitchen = await target_kitchen(conn, domain, recipe, variation, kitchen)
@@ -144,7 +144,7 @@ async def find_run(rt: Runtime, run_id: uuid.UUID) -> dict[str, Any] | None:
 
 async def cancel_run(rt: Runtime, run_id: uuid.UUID, *, reason: str, principal: str) -> None:
     """Queue CancelOrderRun in the outbox."""
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         command = CancelOrderRun(
             order_run_id=run_id,
             reason=reason,
@@ -158,7 +158,7 @@ async def cancel_run(rt: Runtime, run_id: uuid.UUID, *, reason: str, principal: 
 
 async def publish_completion(rt: Runtime, event: DomainRunCompleted, *, principal: str) -> None:
     """Queue an external completion event of a domain run by another tool."""
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         if await store.get(conn, f"domain:{event.domain}") is None:
             raise NotFoundError(f"unknown domain {event.domain!r}")
         await rt.emit(conn, [event])
@@ -173,7 +173,7 @@ async def publish_completion(rt: Runtime, event: DomainRunCompleted, *, principa
 
 async def on_run_event(rt: Runtime, event: RunEvent, consumer: str) -> None:
     """Fold one run event into the read model, once."""
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         if not await inbox.claim(conn, consumer, event.message_id):
             return
         run_id = event.order_run_id
@@ -214,7 +214,7 @@ async def on_step_event(rt: Runtime, event: StepEvent, consumer: str) -> None:
     """Fold one step event into the read model, once (heartbeats and marks are not kept)."""
     if isinstance(event, StepHeartbeat | StepEventsMark):
         return
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         if not await inbox.claim(conn, consumer, event.message_id):
             return
         if isinstance(event, StepSkipped):
@@ -251,7 +251,7 @@ async def on_test_event(rt: Runtime, event: TestEvent, consumer: str) -> None:
     """Fold one test result into the read model, once (suite summaries arrive per run)."""
     if isinstance(event, TestSuiteFinished):
         return
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         if not await inbox.claim(conn, consumer, event.message_id):
             return
         await rows.test_result(

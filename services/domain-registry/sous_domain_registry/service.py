@@ -80,7 +80,7 @@ async def apply(
     Returns once the changes are on the changelog, so a run started right after an apply
     finds the recipes it names.
     """
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         if kitchen is not None:
             result = await sandbox.apply_into(
                 rt, conn, files, kitchen, principal=principal, dry_run=dry_run
@@ -99,7 +99,7 @@ async def apply_command(rt: Runtime, command: ApplySpecs, consumer: str) -> None
     the signer, or the one an admin of every domain signed for).
     """
     principal = command.principal or "unknown"
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         if not await inbox.claim(conn, consumer, command.message_id):
             return
         try:
@@ -141,7 +141,7 @@ async def set_grant(
     rt: Runtime, principal: str, scopes: dict[str, list[str]], token_hash: str | None, *, by: str
 ) -> None:
     """Set a principal's scopes (and add a token), publish the grant, audit it."""
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         held = await store.grant_of(conn, principal)
         keys = held.keys if held is not None else ()
         await _publish_grant(rt, conn, Principal(principal, scopes, keys), by=by)
@@ -157,7 +157,7 @@ async def set_keys(
 
     Returns False when the principal has no grant.
     """
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         held = await store.grant_of(conn, principal)
         if held is None:
             return False
@@ -173,7 +173,7 @@ async def set_keys(
 
 async def bootstrap_grant(rt: Runtime, principal: Principal) -> None:
     """Make a configured principal's grant hold its scopes and configured keys (start-up)."""
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         held = await store.grant_of(conn, principal.name)
         keys = tuple(dict.fromkeys([*(held.keys if held else ()), *principal.keys]))
         await _publish_grant(
@@ -189,7 +189,7 @@ async def put_kitchen(rt: Runtime, spec: KitchenSpec, *, by: str) -> Entity:
     """
     bundle = catalog_of([])
     bundle.kitchens[spec.kitchen] = spec
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         await store.lock_catalog(conn)
         old = await store.current(conn)
         if f"kitchen:{spec.kitchen}" in old:
@@ -220,7 +220,7 @@ async def delete_kitchen(
     rt: Runtime, name: str, *, by: str, action: str = "kitchen.delete"
 ) -> bool:
     """Delete a kitchen and the versions applied into it; False when there is none."""
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         await store.lock_catalog(conn)
         e = await store.get(conn, f"kitchen:{name}")
         if e is None:
@@ -242,7 +242,7 @@ async def merge_kitchen(rt: Runtime, name: str, *, by: str) -> list[dict[str, An
         RefusedError: when the promoted versions no longer validate (the check finds that
             first; promotion checks again).
     """
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         await store.lock_catalog(conn)
         e = await store.get(conn, f"kitchen:{name}")
         checked = await merge_refusals(conn, name)

@@ -73,7 +73,7 @@ class Scheduler:
     async def transaction(self) -> AsyncIterator[AnyConnection]:
         """A connection in a transaction, for the use cases beside this class."""
         with emitted() as messages:
-            async with self.rt.pool.acquire() as conn, conn.transaction():
+            async with self.rt.transaction() as conn:
                 yield conn
         metrics.committed(messages)  # reached only when the transaction committed
 

@@ -57,7 +57,13 @@ def create_web(
                 await hub.stop()
                 await registry.close()
 
-    app = FastAPI(title="Sous console", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Sous console",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"metrics": False, "logs": False},  # spans only, as the registry's
+    )
     static = resources.files("sous_console.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.include_router(views.router)

@@ -44,6 +44,10 @@ def create_api(settings: RegistrySettings | None = None) -> FastAPI:
         version="1",
         description="The catalog of the mesh: specs as code, runs, events, kitchens.",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry spans (a server span per call, continuing a caller's
+        # traceparent) on the provider sous_common.tracing sets up; metrics and logs have
+        # their own paths here (Prometheus, structlog).
+        telemetry={"metrics": False, "logs": False},
     )
 
     api.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes)
