@@ -11,6 +11,8 @@ from sous_contracts.registry import ApplySpecs, RegistryEntityChanged
 from sous_contracts.runs import (
     CancelOrderRun,
     DomainRunCompleted,
+    JoinWindowExpired,
+    OrderRunDeduplicated,
     OrderRunFinished,
     OrderRunQueued,
     OrderRunRejected,
@@ -102,8 +104,15 @@ RUN_EVENTS = Topic(
     "order_run_id",
     6,
     "delete",
-    (OrderRunRejected, OrderRunQueued, OrderRunStarted, OrderRunFinished),
-    "Life of every order run.",
+    (
+        OrderRunRejected,
+        OrderRunQueued,
+        OrderRunStarted,
+        OrderRunFinished,
+        OrderRunDeduplicated,
+        JoinWindowExpired,
+    ),
+    "Life of every order run, repeated keys answered, and keyed join windows that expired.",
     retention_ms=_WEEK_MS,
 )
 STEP_EVENTS = Topic(

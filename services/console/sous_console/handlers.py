@@ -12,6 +12,8 @@ from sous_console.service import apply
 from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.runs import (
     DomainRunCompleted,
+    JoinWindowExpired,
+    OrderRunDeduplicated,
     OrderRunFinished,
     OrderRunQueued,
     OrderRunRejected,
@@ -34,7 +36,12 @@ from sous_contracts.topics import (
 )
 
 RunEvent = Annotated[
-    OrderRunQueued | OrderRunStarted | OrderRunFinished | OrderRunRejected,
+    OrderRunQueued
+    | OrderRunStarted
+    | OrderRunFinished
+    | OrderRunRejected
+    | OrderRunDeduplicated
+    | JoinWindowExpired,
     Field(discriminator="type"),
 ]
 StepEvent = Annotated[
@@ -55,7 +62,8 @@ def register(rt: Runtime, *, consumers: int = 1) -> None:
 
     @rt.broker.subscriber(rt.topic(RUN_EVENTS), **busy)
     async def on_run_event(event: RunEvent) -> None:
-        await apply(rt, event, projection.run_event)
+        if not isinstance(event, OrderRunDeduplicated | JoinWindowExpired):  # no run to show
+            await apply(rt, event, projection.run_event)
 
     @rt.broker.subscriber(rt.topic(STEP_EVENTS), **busy)
     async def on_step_event(event: StepEvent) -> None:

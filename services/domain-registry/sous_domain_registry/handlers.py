@@ -8,7 +8,14 @@ from pydantic import Field
 
 from sous_common.runtime import Runtime
 from sous_contracts.registry import ApplySpecs
-from sous_contracts.runs import OrderRunFinished, OrderRunQueued, OrderRunRejected, OrderRunStarted
+from sous_contracts.runs import (
+    JoinWindowExpired,
+    OrderRunDeduplicated,
+    OrderRunFinished,
+    OrderRunQueued,
+    OrderRunRejected,
+    OrderRunStarted,
+)
 from sous_contracts.steps import (
     StepEventsMark,
     StepFinished,
@@ -21,7 +28,12 @@ from sous_contracts.topics import REGISTRY_COMMANDS, RUN_EVENTS, STEP_EVENTS, TE
 from sous_domain_registry import runs, service
 
 RunEvent = Annotated[
-    OrderRunRejected | OrderRunQueued | OrderRunStarted | OrderRunFinished,
+    OrderRunRejected
+    | OrderRunQueued
+    | OrderRunStarted
+    | OrderRunFinished
+    | OrderRunDeduplicated
+    | JoinWindowExpired,
     Field(discriminator="type"),
 ]
 StepEvent = Annotated[

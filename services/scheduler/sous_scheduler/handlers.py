@@ -11,6 +11,8 @@ from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.runs import (
     CancelOrderRun,
     DomainRunCompleted,
+    JoinWindowExpired,
+    OrderRunDeduplicated,
     OrderRunFinished,
     OrderRunQueued,
     OrderRunRejected,
@@ -42,7 +44,12 @@ StepEvent = Annotated[
     Field(discriminator="type"),
 ]
 RunLife = Annotated[
-    OrderRunRejected | OrderRunQueued | OrderRunStarted | OrderRunFinished,
+    OrderRunRejected
+    | OrderRunQueued
+    | OrderRunStarted
+    | OrderRunFinished
+    | OrderRunDeduplicated
+    | JoinWindowExpired,
     Field(discriminator="type"),
 ]
 TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
