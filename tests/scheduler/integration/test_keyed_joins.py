@@ -178,7 +178,8 @@ async def test_run_wait_follows_the_run_a_repeated_key_started(
             ),
         )
         # The first run ended before the repeat: the answer carries its outcome.
-        assert await run_view._watch(start("daily", "day-2"), as_json=True) == 0
+        async with asyncio.timeout(30):
+            assert await run_view._watch(start("daily", "day-2"), as_json=True) == 0
 
 
 async def test_run_wait_follows_a_first_run_still_going(
