@@ -87,8 +87,6 @@ async def start_run(
             known_run = await rows.run_of_key(conn, domain, recipe, kitchen, idempotency_key)
             if known_run is not None:
                 return known_run
-            if await rows.get_run(conn, run_id) is not None:
-                return run_id
         command = StartOrderRun(
             order_run_id=run_id,
             domain=domain,
