@@ -25,6 +25,8 @@ COLOURS = {
     "passed": "green",
     "failed": "red",
     "rejected": "red",
+    "join-expired": "yellow",
+    "deduplicated": "dim",
     "error": "red",
     "timed_out": "red",
     "cancelled": "magenta",
@@ -34,7 +36,7 @@ COLOURS = {
     "requested": "blue",
     "log": "dim",
 }
-EXIT_CODES = {"succeeded": 0, "failed": 1, "rejected": 1, "cancelled": 3}
+EXIT_CODES = {"succeeded": 0, "failed": 1, "rejected": 1, "join-expired": 1, "cancelled": 3}
 STILL_RUNNING = 5
 
 

@@ -14,7 +14,12 @@ from rich.text import Text
 from sous.kafka_io import follow, send
 from sous_common.settings import KafkaSettings
 from sous_contracts.envelope import Envelope
-from sous_contracts.runs import OrderRunFinished, OrderRunRejected, StartOrderRun
+from sous_contracts.runs import (
+    OrderRunDeduplicated,
+    OrderRunFinished,
+    OrderRunRejected,
+    StartOrderRun,
+)
 from sous_contracts.steps import ExecuteStep, StepFinished, StepSkipped, StepStarted
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import RUN_EVENTS, STEP_COMMANDS, STEP_EVENTS, TEST_RESULTS
@@ -46,10 +51,30 @@ async def _watch(command: StartOrderRun, as_json: bool) -> int:
     first = asyncio.ensure_future(anext(stream))
     await asyncio.sleep(0.5)  # the follower is positioned at the end before we send
     await send(settings, command)
+    followed = command.order_run_id
+    ended: dict[object, Envelope] = {}  # run ends seen, in case a repeat points at one
     with Live(table(), console=console, refresh_per_second=8, transient=as_json) as live:
         event = await first
         while True:
-            if getattr(event, "order_run_id", None) == command.order_run_id:
+            run_id = getattr(event, "order_run_id", None)
+            if isinstance(event, OrderRunFinished | OrderRunRejected):
+                if len(ended) > 10_000:
+                    ended.clear()
+                ended[run_id] = event
+            if isinstance(event, OrderRunDeduplicated) and run_id == followed:
+                # The key started a run already: follow that one instead.
+                followed = event.existing_order_run_id
+                console.print(
+                    f"idempotency key {escape(event.idempotency_key)!r} already started run"
+                    f" {followed}; following it"
+                )
+                if as_json:
+                    typer.echo(event.model_dump_json())
+                if event.status is not None and followed not in ended:
+                    await stream.aclose()
+                    return EXIT[event.status]
+                event = ended.get(followed, event)
+            if getattr(event, "order_run_id", None) == followed:
                 if as_json:
                     typer.echo(event.model_dump_json())
                 code = show(event, rows, tests)

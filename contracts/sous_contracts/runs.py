@@ -62,7 +62,8 @@ class StartOrderRun(Envelope):
     params: Params = Field(default_factory=dict)
     """Parameter overrides (they win over recipe, kitchen and variation values)."""
     idempotency_key: str | None = None
-    """At most one run is started per key; a repeat is answered with the same run."""
+    """At most one run per key in (domain, recipe, kitchen); a repeat is answered with
+    OrderRunDeduplicated naming the existing run."""
     principal: str | None = None
     """Who asks; checked against the grants of the domain."""
     parent_order_run_id: uuid.UUID | None = None
@@ -222,3 +223,70 @@ class DomainRunCompleted(Envelope):
     fire_triggers: bool = True
     """False tells trigger consumers not to fire on this event (a backfill without
     `downstream`); the event is still published for every other reader."""
+
+
+class OrderRunDeduplicated(Envelope):
+    """Event: a StartOrderRun repeated an idempotency key; it is answered with the existing run.
+
+    Keys are scoped to (domain, recipe, kitchen). Keyed by the id the command asked for, so a
+    client following that id learns which run to follow instead.
+    """
+
+    type: Literal["OrderRunDeduplicated"] = "OrderRunDeduplicated"
+    order_run_id: uuid.UUID
+    """Id the repeated command asked for; no run has it."""
+    existing_order_run_id: uuid.UUID
+    """The run started by the first command with this key: follow this one."""
+    idempotency_key: str
+    """The repeated key."""
+    command_message_id: uuid.UUID
+    """`message_id` of the repeated command."""
+    domain: Name
+    """Domain of the run."""
+    recipe: Name
+    """Recipe of the run."""
+    kitchen: Name
+    """Kitchen the key is scoped to."""
+    status: RunStatus | None = None
+    """How the existing run ended, when it has; None while it is queued or running."""
+
+
+class JoinArrival(Contract):
+    """One upstream of a join: whether its completion arrived inside the window."""
+
+    domain: Name
+    """Upstream domain the trigger names."""
+    recipe: Name | None = None
+    """Upstream recipe the trigger names (None: any of the domain)."""
+    arrived: bool = False
+    """True when a matching completion arrived for this key inside the window."""
+    order_run_id: uuid.UUID | None = None
+    """The upstream run that arrived, when known."""
+    message_id: uuid.UUID | None = None
+    """The completion event that arrived."""
+
+
+class JoinWindowExpired(Envelope):
+    """Event: a keyed join's window ended before enough upstreams arrived; nothing started."""
+
+    type: Literal["JoinWindowExpired"] = "JoinWindowExpired"
+    order_run_id: uuid.UUID
+    """Id the join's run would have had; no run has it. Read models list the expiry under it."""
+    trigger_id: str
+    """The trigger: `domain/recipe#name` (or its position)."""
+    domain: Name
+    """Domain of the recipe the join would have started."""
+    recipe: Name
+    """Recipe the join would have started."""
+    kitchen: Name
+    """Kitchen of the upstream completions."""
+    key: str
+    """The partition key of the window (for example a day)."""
+    needed: int = Field(ge=1)
+    """How many upstreams had to arrive."""
+    upstreams: list[JoinArrival] = Field(default_factory=list)
+    """Every upstream of the join, arrived or not."""
+    opened_at: AwareDatetime
+    """When the first upstream of this key arrived."""
+    deadline: AwareDatetime
+    """When the window ended."""

@@ -18,6 +18,8 @@ from sous_contracts.registry import ApplySpecs, RegistryEntityChanged
 from sous_contracts.runs import (
     CancelOrderRun,
     DomainRunCompleted,
+    JoinWindowExpired,
+    OrderRunDeduplicated,
     OrderRunFinished,
     OrderRunQueued,
     OrderRunRejected,
@@ -117,8 +119,11 @@ RUN_EVENTS = Topic(
         OrderRunFinished,
         BackfillUpdated,
         BackfillRejected,
+        OrderRunDeduplicated,
+        JoinWindowExpired,
     ),
-    "Life of every order run and backfill.",
+    "Life of every order run and backfill, repeated keys answered, and keyed join windows that"
+    " expired.",
     retention_ms=_WEEK_MS,
 )
 STEP_EVENTS = Topic(

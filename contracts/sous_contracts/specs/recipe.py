@@ -96,7 +96,10 @@ class TriggerSpec(Spec):
     at_least: AtLeast | None = None
     """Fire once `n` of them arrived within `within`."""
     within: Duration | None = None
-    """Join window."""
+    """Join window (of each key, when the trigger has a `key`)."""
+    key: str | None = None
+    """Partition key read from each upstream event (`${event.params.day}`): only events of
+    equal keys join, each key with its own window; params may read it as `${key}`."""
     mode: Literal["per_event", "coalesce"] = "per_event"
     """One run per event, or one run per debounce window."""
     debounce: Duration = 0.0

@@ -13,6 +13,8 @@ from sous_contracts.backfills import BackfillRejected, BackfillUpdated
 from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.runs import (
     DomainRunCompleted,
+    JoinWindowExpired,
+    OrderRunDeduplicated,
     OrderRunFinished,
     OrderRunQueued,
     OrderRunRejected,
@@ -40,7 +42,9 @@ RunEvent = Annotated[
     | OrderRunFinished
     | OrderRunRejected
     | BackfillUpdated
-    | BackfillRejected,
+    | BackfillRejected
+    | OrderRunDeduplicated
+    | JoinWindowExpired,
     Field(discriminator="type"),
 ]
 StepEvent = Annotated[
@@ -61,9 +65,11 @@ def register(rt: Runtime, *, consumers: int = 1) -> None:
 
     @rt.broker.subscriber(rt.topic(RUN_EVENTS), **busy)
     async def on_run_event(event: RunEvent) -> None:
-        if isinstance(event, BackfillUpdated | BackfillRejected):
-            return  # backfills are followed through the registry and the CLI, not shown here
-        await apply(rt, event, projection.run_event)
+        # Backfills are followed through the registry and the CLI; the others name no run.
+        if not isinstance(
+            event, BackfillUpdated | BackfillRejected | OrderRunDeduplicated | JoinWindowExpired
+        ):
+            await apply(rt, event, projection.run_event)
 
     @rt.broker.subscriber(rt.topic(STEP_EVENTS), **busy)
     async def on_step_event(event: StepEvent) -> None:

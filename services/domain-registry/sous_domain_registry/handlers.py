@@ -9,7 +9,14 @@ from pydantic import Field
 from sous_common.runtime import Runtime
 from sous_contracts.backfills import BackfillRejected, BackfillUpdated
 from sous_contracts.registry import ApplySpecs
-from sous_contracts.runs import OrderRunFinished, OrderRunQueued, OrderRunRejected, OrderRunStarted
+from sous_contracts.runs import (
+    JoinWindowExpired,
+    OrderRunDeduplicated,
+    OrderRunFinished,
+    OrderRunQueued,
+    OrderRunRejected,
+    OrderRunStarted,
+)
 from sous_contracts.steps import (
     StepEventsMark,
     StepFinished,
@@ -27,7 +34,9 @@ RunEvent = Annotated[
     | OrderRunStarted
     | OrderRunFinished
     | BackfillUpdated
-    | BackfillRejected,
+    | BackfillRejected
+    | OrderRunDeduplicated
+    | JoinWindowExpired,
     Field(discriminator="type"),
 ]
 StepEvent = Annotated[

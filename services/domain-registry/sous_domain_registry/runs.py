@@ -10,6 +10,8 @@ from sous_common.runtime import Runtime
 from sous_contracts.runs import (
     CancelOrderRun,
     DomainRunCompleted,
+    JoinWindowExpired,
+    OrderRunDeduplicated,
     OrderRunFinished,
     OrderRunQueued,
     OrderRunRejected,
@@ -34,7 +36,14 @@ PRINCIPAL = "sous-domain-registry"
 _KEYS = uuid.UUID("5d1b0c1e-7f3a-4a53-9a43-2f0c6a8e51b7")
 """Namespace of run ids derived from idempotency keys."""
 
-RunEvent = OrderRunRejected | OrderRunQueued | OrderRunStarted | OrderRunFinished
+RunEvent = (
+    OrderRunRejected
+    | OrderRunQueued
+    | OrderRunStarted
+    | OrderRunFinished
+    | OrderRunDeduplicated
+    | JoinWindowExpired
+)
 StepEvent = StepStarted | StepHeartbeat | StepFinished | StepEventsMark | StepSkipped
 TestEvent = TestResult | TestSuiteFinished
 
@@ -56,18 +65,17 @@ async def start_run(
 ) -> uuid.UUID:
     """Queue StartOrderRun in the outbox and record the requested run; return its id.
 
-    With an idempotency key the run id is derived from it, and a repeat returns the same id
-    without a second command.
+    An idempotency key is scoped to (domain, recipe, kitchen): the run id is derived from
+    them, and a key the read model knows returns the run it started, without a command.
     """
-    run_id = (
-        uuid.uuid5(_KEYS, f"{domain}/{recipe}/{idempotency_key}")
-        if idempotency_key is not None
-        else uuid.uuid4()
-    )
     async with rt.transaction() as conn:
-        if idempotency_key is not None and await rows.get_run(conn, run_id) is not None:
-            return run_id
         kitchen = await target_kitchen(conn, domain, recipe, variation, kitchen)
+        run_id = uuid.uuid4()
+        if idempotency_key is not None:
+            run_id = uuid.uuid5(_KEYS, f"{domain}/{recipe}/{kitchen or ''}/{idempotency_key}")
+            known_run = await rows.run_of_key(conn, domain, recipe, kitchen, idempotency_key)
+            if known_run is not None:
+                return known_run
         command = StartOrderRun(
             order_run_id=run_id,
             domain=domain,
@@ -90,6 +98,7 @@ async def start_run(
             status="requested",
             params=params,
             requested_by=principal,
+            idempotency_key=idempotency_key,
         )
         await rt.emit(conn, [command])
         await store.audit(conn, principal, "run.start", f"{domain}/{recipe}", {"run": str(run_id)})
@@ -176,38 +185,75 @@ async def on_run_event(rt: Runtime, event: RunEvent, consumer: str) -> None:
     async with rt.transaction() as conn:
         if not await inbox.claim(conn, consumer, event.message_id):
             return
-        run_id = event.order_run_id
-        if isinstance(event, OrderRunRejected):
-            fields: dict[str, Any] = {"status": "rejected", "reason": event.reason}
-            fields |= {"domain": event.domain or "?", "recipe": event.recipe or "?"}
-        elif isinstance(event, OrderRunQueued):
-            fields = {"status": "queued"}
-        elif isinstance(event, OrderRunStarted):
-            fields = {
-                "status": "running",
-                "params": event.params,
-                "started_at": event.occurred_at,
-                "spec_version": event.spec_version,
-            }
-            if event.cause is not None:
-                fields["cause"] = event.cause.model_dump(mode="json")
-                await lineage.add_edges(conn, run_id, event.cause)
-        else:
-            fields = {
-                "status": event.status.value,
-                "reason": event.reason,
-                "outputs": event.outputs.model_dump(mode="json"),
-                "tests": event.tests.model_dump(mode="json"),
-                "finished_at": event.occurred_at,
-            }
-        if not isinstance(event, OrderRunRejected):
-            fields |= {
-                "domain": event.domain,
-                "recipe": event.recipe,
-                "variation": event.variation,
-                "kitchen": event.kitchen,
-            }
-        await rows.upsert_run(conn, run_id, **fields)
+        if isinstance(event, OrderRunDeduplicated):
+            await rows.deduplicated(conn, event)
+            return
+        fields = _run_fields(event)
+        if isinstance(event, OrderRunStarted) and event.cause is not None:
+            fields["cause"] = event.cause.model_dump(mode="json")
+            await lineage.add_edges(conn, event.order_run_id, event.cause)
+        await rows.upsert_run(conn, event.order_run_id, **fields)
+
+
+def _run_fields(event: RunEvent) -> dict[str, Any]:
+    """The read-model columns a run event sets."""
+    if isinstance(event, OrderRunRejected):
+        fields: dict[str, Any] = {"status": "rejected", "reason": event.reason}
+        return fields | {"domain": event.domain or "?", "recipe": event.recipe or "?"}
+    if isinstance(event, JoinWindowExpired):
+        return {
+            "status": "join-expired",
+            "reason": expiry_reason(event),
+            "params": {"key": event.key},
+            "domain": event.domain,
+            "recipe": event.recipe,
+            "kitchen": event.kitchen,
+            "finished_at": event.occurred_at,
+        }
+    if isinstance(event, OrderRunQueued):
+        fields = {"status": "queued"}
+    elif isinstance(event, OrderRunStarted):
+        fields = {
+            "status": "running",
+            "params": event.params,
+            "started_at": event.occurred_at,
+            "spec_version": event.spec_version,
+        }
+    elif isinstance(event, OrderRunFinished):
+        fields = {
+            "status": event.status.value,
+            "reason": event.reason,
+            "outputs": event.outputs.model_dump(mode="json"),
+            "tests": event.tests.model_dump(mode="json"),
+            "finished_at": event.occurred_at,
+        }
+    else:
+        raise TypeError(f"not a run event: {event.type}")
+    return fields | {
+        "domain": event.domain,
+        "recipe": event.recipe,
+        "variation": event.variation,
+        "kitchen": event.kitchen,
+    }
+
+
+def expiry_reason(event: JoinWindowExpired) -> str:
+    """Say which upstreams of an expired join window arrived (with their runs) and which not."""
+
+    def name(u: Any) -> str:
+        return f"{u.domain}/{u.recipe or '*'}"
+
+    arrived = [
+        f"{name(u)} (run {u.order_run_id})" if u.order_run_id else name(u)
+        for u in event.upstreams
+        if u.arrived
+    ]
+    missing = [name(u) for u in event.upstreams if not u.arrived]
+    return (
+        f"join {event.trigger_id} for key {event.key!r} expired at {event.deadline.isoformat()}"
+        f" with {len(arrived)} of {event.needed} needed: arrived {', '.join(arrived) or 'none'};"
+        f" missing {', '.join(missing) or 'none'}"
+    )
 
 
 async def on_step_event(rt: Runtime, event: StepEvent, consumer: str) -> None:

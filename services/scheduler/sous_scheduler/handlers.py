@@ -18,6 +18,8 @@ from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.runs import (
     CancelOrderRun,
     DomainRunCompleted,
+    JoinWindowExpired,
+    OrderRunDeduplicated,
     OrderRunFinished,
     OrderRunQueued,
     OrderRunRejected,
@@ -58,7 +60,9 @@ RunLife = Annotated[
     | OrderRunStarted
     | OrderRunFinished
     | BackfillUpdated
-    | BackfillRejected,
+    | BackfillRejected
+    | OrderRunDeduplicated
+    | JoinWindowExpired,
     Field(discriminator="type"),
 ]
 TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]

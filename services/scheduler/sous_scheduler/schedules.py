@@ -28,7 +28,7 @@ class Schedules:
         self.triggers = triggers
 
     async def tick(self) -> None:
-        """Start the runs whose fire time came, and coalesced triggers whose window closed."""
+        """Start due cron runs, fire closed coalescing windows, publish expired join windows."""
         async with self.scheduler.transaction() as conn:
             rows = await db.recipe_versions(conn)
             kitchens = await db.kitchens(conn)
@@ -42,6 +42,7 @@ class Schedules:
                     await self._due(conn, domain, name, entry)
         if self.triggers is not None:
             await self.triggers.fire_coalesced()
+            await self.triggers.expire_windows()
 
     async def _due(self, conn: AnyConnection, domain: str, recipe: str, entry: Scheduled) -> None:
         schedule_id = entry.schedule_id

@@ -18,6 +18,7 @@ from sous_contracts.envelope import Envelope, new_message_id
 from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.runs import (
     CancelOrderRun,
+    OrderRunDeduplicated,
     OrderRunFinished,
     OrderRunQueued,
     OrderRunRejected,
@@ -135,6 +136,7 @@ class Scheduler:
                 order_run_id=str(cmd.order_run_id),
                 idempotency_key=cmd.idempotency_key,
             )
+            await self._deduplicated(conn, cmd, state)
             return None
         concurrency = concurrency_of(recipe, state.variation)
         # One admission at a time per variation, so the limit holds across replicas.
@@ -191,6 +193,35 @@ class Scheduler:
             if state.phase is not RunPhase.QUEUED:
                 return state
         return (await self._apply(conn, state, recipe, Begin(), ctx)).state
+
+    async def _deduplicated(self, conn: AnyConnection, cmd: StartOrderRun, state: RunState) -> None:
+        """Answer a repeated idempotency key with the run it started, so clients follow it."""
+        if cmd.idempotency_key is None:
+            return
+        found = await db.run_of_key(
+            conn, state.domain, state.recipe, state.kitchen, cmd.idempotency_key
+        )
+        if found is None or found[0] == cmd.order_run_id:
+            return  # a redelivery of the very command that started it
+        existing, phase = found
+        await self.rt.emit(
+            conn,
+            [
+                OrderRunDeduplicated(
+                    producer="scheduler",
+                    correlation_id=existing,
+                    causation_id=cmd.message_id,
+                    order_run_id=cmd.order_run_id,
+                    existing_order_run_id=existing,
+                    idempotency_key=cmd.idempotency_key,
+                    command_message_id=cmd.message_id,
+                    domain=state.domain,
+                    recipe=state.recipe,
+                    kitchen=state.kitchen,
+                    status=RunStatus(phase) if RunPhase(phase).final else None,
+                )
+            ],
+        )
 
     async def refresh(self, since: datetime) -> bool:
         """Make sure a changelog catch-up that began after `since` has finished.

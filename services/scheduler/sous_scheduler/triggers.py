@@ -2,10 +2,14 @@
 
 A firing is recorded as (trigger, upstream message id) in the same transaction that starts
 the run, so a redelivered event or a second replica cannot start it twice. Join state of
-`all` / `at_least` triggers lives in `trigger_joins`, where operators can see it.
+`all` / `at_least` triggers lives in `trigger_joins`, where operators can see it; keyed
+triggers keep one window per key in `join_windows`, and a window that ends half-joined is
+published as JoinWindowExpired.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from sous_common import inbox
 from sous_common.db import AnyConnection
@@ -15,16 +19,21 @@ from sous_contracts.runs import DomainRunCompleted
 from sous_scheduler.adapters import postgres as db
 from sous_scheduler.domain.params import ParamError
 from sous_scheduler.domain.triggers import (
+    JoinWindow,
     Listener,
     TriggerIndex,
+    Upstream,
     debounce_over,
     depth_limit,
+    join_arrive,
     join_cutoff,
     join_needed,
     listeners,
     matching_patterns,
+    partition_key,
     start_command,
     trigger_cause,
+    window_expired,
 )
 from sous_scheduler.service import Scheduler
 
@@ -71,6 +80,9 @@ class Triggers:
         event: DomainRunCompleted,
     ) -> None:
         trigger, now = listener.trigger, self.scheduler.clock()
+        if trigger.key is not None:
+            await self._keyed(conn, listener, patterns, event)
+            return
         if trigger.all is not None or trigger.at_least is not None:
             present = await db.join_arrived(
                 conn,
@@ -84,24 +96,74 @@ class Triggers:
             if present < join_needed(trigger):
                 return
             joined = await db.clear_join(conn, listener.trigger_id, event.kitchen)
-            await self.fire(conn, listener, event, joined)
+            await self.fire(conn, listener, event, joined=joined)
             return
         if trigger.mode == "coalesce":
             await db.hold_for_debounce(conn, listener.trigger_id, event.kitchen, event, now)
             return
         await self.fire(conn, listener, event)
 
+    async def _keyed(
+        self,
+        conn: AnyConnection,
+        listener: Listener,
+        patterns: list[int],
+        event: DomainRunCompleted,
+    ) -> None:
+        """Join the event with the others of its partition key, in that key's window."""
+        try:
+            key = partition_key(listener.trigger, event)
+        except ParamError as exc:
+            reason = f"refused: key {listener.trigger.key!r}: {exc}"
+            log.warning("trigger key does not resolve", trigger=listener.trigger_id, reason=reason)
+            await db.record_firing(conn, listener.trigger_id, event.message_id, None, reason)
+            return
+        assert key is not None
+        trigger_id, kitchen, now = listener.trigger_id, event.kitchen, self.scheduler.clock()
+        # One arrival of a key at a time, across consumers and replicas.
+        await db.lock(conn, f"join:{trigger_id}:{kitchen}:{key}")
+        window = await db.join_window(conn, trigger_id, kitchen, key)
+        step = join_arrive(listener.trigger, window, patterns, event, now, new_message_id)
+        if step.expired is not None:
+            await self._expired(conn, listener, kitchen, key, step.expired)
+        await db.save_join_window(conn, trigger_id, kitchen, key, step.window)
+        if step.fire:
+            await self.fire(conn, listener, event, key, step.arrived)
+
+    async def _expired(
+        self, conn: AnyConnection, listener: Listener, kitchen: str, key: str, window: JoinWindow
+    ) -> None:
+        if expired := window_expired(listener, kitchen, key, window, self.scheduler.clock()):
+            log.info("join window expired", trigger=listener.trigger_id, key=key)
+            await self.scheduler.rt.emit(conn, [expired])
+
+    async def expire_windows(self, limit: int = 100) -> int:
+        """Publish the keyed join windows that ended half-joined; return how many ended."""
+        ended = 0
+        while ended < limit:
+            async with self.scheduler.transaction() as conn:
+                claimed = await db.claim_expired_window(conn, self.scheduler.clock())
+                if claimed is None:
+                    return ended
+                trigger_id, kitchen, key, window = claimed
+                listener = (await self._index(conn)).listener(trigger_id, kitchen)
+                if listener is not None:  # a trigger removed since: its windows just end
+                    await self._expired(conn, listener, kitchen, key, window)
+            ended += 1
+        return ended
+
     async def fire(
         self,
         conn: AnyConnection,
         listener: Listener,
         event: DomainRunCompleted,
-        joined: list[DomainRunCompleted] | None = None,
+        key: str | None = None,
+        joined: Sequence[Upstream] = (),
     ) -> None:
         """Start the downstream run once per (trigger, upstream event).
 
         `joined` are every arrival of a join that fired (the event among them): the run's
-        upstream in its cause.
+        upstream in its cause. A keyed trigger's run gets `key`.
         """
         limit = depth_limit(listener, self.scheduler.settings.max_causation_depth)
         outcome, run_id = "started", new_message_id()
@@ -119,7 +181,7 @@ class Triggers:
                 log.warning("trigger not fired", trigger=listener.trigger_id, reason=outcome)
             return
         try:
-            command = start_command(listener, event, run_id)
+            command = start_command(listener, event, run_id, key)
         except ParamError as exc:
             log.warning(
                 "trigger params do not resolve", trigger=listener.trigger_id, error=str(exc)

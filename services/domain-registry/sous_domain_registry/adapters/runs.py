@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sous_common.db import AnyConnection
+from sous_contracts.runs import OrderRunDeduplicated
 from sous_domain_registry.domain.entities import Entity
 
 JSON_COLUMNS = ("params", "outputs", "tests", "cause")
@@ -28,6 +29,51 @@ async def upsert_run(conn: AnyConnection, run_id: uuid.UUID, **fields: Any) -> N
         f"INSERT INTO runs ({', '.join(cols)}) VALUES ({placeholders})"
         f" ON CONFLICT (order_run_id) DO UPDATE SET {updates}, updated_at = now()",
         *values,
+    )
+
+
+async def run_of_key(
+    conn: AnyConnection, domain: str, recipe: str, kitchen: str | None, key: str
+) -> uuid.UUID | None:
+    """Return the run an idempotency key started in (domain, recipe, kitchen), if known."""
+    found: uuid.UUID | None = await conn.fetchval(
+        "SELECT order_run_id FROM runs WHERE domain = $1 AND recipe = $2"
+        " AND kitchen IS NOT DISTINCT FROM $3 AND idempotency_key = $4 AND duplicate_of IS NULL"
+        " AND status <> 'rejected' ORDER BY updated_at LIMIT 1",
+        domain,
+        recipe,
+        kitchen,
+        key,
+    )
+    return found
+
+
+async def deduplicated(conn: AnyConnection, event: OrderRunDeduplicated) -> None:
+    """Point a repeated key's run at the run the key started, and remember that run's key."""
+    await upsert_run(
+        conn,
+        event.order_run_id,
+        domain=event.domain,
+        recipe=event.recipe,
+        kitchen=event.kitchen,
+        status="deduplicated",
+        idempotency_key=event.idempotency_key,
+        duplicate_of=event.existing_order_run_id,
+        reason=(
+            f"idempotency key {event.idempotency_key!r} already started run "
+            f"{event.existing_order_run_id}"
+        ),
+    )
+    await conn.execute(
+        "INSERT INTO runs (order_run_id, domain, recipe, kitchen, status, idempotency_key)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_run_id) DO UPDATE SET"
+        " idempotency_key = coalesce(runs.idempotency_key, excluded.idempotency_key)",
+        event.existing_order_run_id,
+        event.domain,
+        event.recipe,
+        event.kitchen,
+        event.status.value if event.status else "running",
+        event.idempotency_key,
     )
 
 

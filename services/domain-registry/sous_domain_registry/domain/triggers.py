@@ -1,11 +1,14 @@
-"""The trigger graph: which recipe's completions start which recipes, across domains."""
+"""The trigger graph across domains, and the checks of a trigger's partition key."""
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
 
+from sous_contracts.specs import TriggerSpec
+from sous_contracts.specs.common import placeholders
 from sous_domain_registry.domain.catalog import Catalog, RecipeKey
+from sous_domain_registry.domain.errors import SpecError
 from sous_domain_registry.domain.graph import find_cycle, reachable
 
 
@@ -57,3 +60,35 @@ def downstream_domains(cat: Catalog, changed: set[RecipeKey]) -> list[str]:
     for e in edges(cat):
         graph.setdefault(e.upstream, []).append(e.downstream)
     return sorted({k[0] for k in reachable(graph, changed)})
+
+
+def key_errors(t: TriggerSpec, file: str, at: str) -> list[SpecError]:
+    """Refuse joins that would pair events of different partitions, and keys that read none."""
+    reads = placeholders(t.params)
+    joins = t.all is not None or t.at_least is not None
+    errors = []
+    if t.key is None and joins and any(p.startswith("event.") for p in reads):
+        kind = "all" if t.all is not None else "at_least"
+        errors.append(
+            SpecError(
+                file,
+                f"{at}.key",
+                f"'{kind}' join whose params read upstream event values needs a 'key' "
+                '(for example key: "${event.params.day}"), or it joins events of different '
+                "partitions",
+            )
+        )
+    if t.key is None and "key" in reads:
+        errors.append(
+            SpecError(file, f"{at}.params", "'${key}' is read but the trigger has no 'key'")
+        )
+    if t.key is not None and not any(p.startswith("event.") for p in placeholders(t.key)):
+        errors.append(
+            SpecError(
+                file,
+                f"{at}.key",
+                f"key {t.key!r} reads no upstream event value; "
+                "use a placeholder such as '${event.params.day}'",
+            )
+        )
+    return errors

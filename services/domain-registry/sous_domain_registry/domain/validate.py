@@ -21,7 +21,7 @@ from sous_domain_registry.domain.graph import find_cycle
 from sous_domain_registry.domain.kitchen_params import undeclared
 from sous_domain_registry.domain.params import check_defaults, check_values
 from sous_domain_registry.domain.secrets import shared_variables
-from sous_domain_registry.domain.triggers import unguarded_cycle
+from sous_domain_registry.domain.triggers import key_errors, unguarded_cycle
 
 
 def resolve_recipe(ref: str, domain: str) -> tuple[str, str]:
@@ -236,6 +236,7 @@ def _recipe(
             )
         if t.kitchen is not None and t.kitchen not in cat.kitchens:
             errors.append(SpecError(file, f"{at}.kitchen", f"unknown kitchen {t.kitchen!r}"))
+        errors.extend(key_errors(t, file, at))
         for pname, reason in check_values(recipe.params, t.params, what="the recipe"):
             errors.append(SpecError(file, f"{at}.params.{pname}", reason))
         for mat, m in _match_paths(t, at):

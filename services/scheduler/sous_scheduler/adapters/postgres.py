@@ -14,6 +14,7 @@ from sous_contracts.specs import DomainSpec, KitchenSpec, RecipeSpec
 from sous_scheduler.domain.events import ClearTimer, SetTimer, TimerKind
 from sous_scheduler.domain.plan import Catalog
 from sous_scheduler.domain.state import RunState
+from sous_scheduler.domain.triggers import Arrival, JoinWindow
 from sous_scheduler.domain.versions import pick, run_kitchen
 
 _RECIPES: dict[str, RecipeSpec] = {}
@@ -116,7 +117,7 @@ async def catalog(
 async def insert_run(
     conn: AnyConnection, state: RunState, recipe: RecipeSpec, idempotency_key: str | None
 ) -> bool:
-    """Insert a new run; False when the id or the idempotency key exists already."""
+    """Insert a new run; False when its id, or its key in (domain, recipe, kitchen), exists."""
     inserted = await conn.fetchval(
         "INSERT INTO runs (id, domain, recipe, variation, kitchen, phase, state, recipe_spec,"
         " idempotency_key, parent_id) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9,"
@@ -133,6 +134,21 @@ async def insert_run(
         state.parent_order_run_id,
     )
     return bool(inserted)
+
+
+async def run_of_key(
+    conn: AnyConnection, domain: str, recipe: str, kitchen: str, key: str
+) -> tuple[uuid.UUID, str] | None:
+    """The run (id, phase) an idempotency key started in (domain, recipe, kitchen)."""
+    row = await conn.fetchrow(
+        "SELECT id, phase FROM runs WHERE domain = $1 AND recipe = $2 AND kitchen = $3"
+        " AND idempotency_key = $4",
+        domain,
+        recipe,
+        kitchen,
+        key,
+    )
+    return (row["id"], row["phase"]) if row is not None else None
 
 
 async def run_for_update(
@@ -453,6 +469,85 @@ async def release_debounced(conn: AnyConnection, trigger_id: str, kitchen: str) 
         trigger_id,
         kitchen,
     )
+
+
+def _window(row: Any) -> JoinWindow:
+    arrivals = json.loads(row["arrivals"])
+    return JoinWindow(
+        window_id=row["window_id"],
+        opened_at=row["opened_at"],
+        deadline=row["deadline"],
+        arrivals={
+            int(i): Arrival(
+                uuid.UUID(a["message_id"]),
+                uuid.UUID(a["order_run_id"]) if a["order_run_id"] else None,
+            )
+            for i, a in arrivals.items()
+        },
+        fired=row["fired"],
+    )
+
+
+async def join_window(
+    conn: AnyConnection, trigger_id: str, kitchen: str, key: str
+) -> JoinWindow | None:
+    """Lock and return one key's join window of a trigger (the caller holds the key's lock)."""
+    row = await conn.fetchrow(
+        "SELECT * FROM join_windows WHERE trigger_id = $1 AND kitchen = $2 AND key = $3 FOR UPDATE",
+        trigger_id,
+        kitchen,
+        key,
+    )
+    return _window(row) if row is not None else None
+
+
+async def save_join_window(
+    conn: AnyConnection, trigger_id: str, kitchen: str, key: str, window: JoinWindow | None
+) -> None:
+    """Store a key's join window, or forget it (None)."""
+    if window is None:
+        await conn.execute(
+            "DELETE FROM join_windows WHERE trigger_id = $1 AND kitchen = $2 AND key = $3",
+            trigger_id,
+            kitchen,
+            key,
+        )
+        return
+    arrivals = {
+        str(i): {
+            "message_id": str(a.message_id),
+            "order_run_id": str(a.order_run_id) if a.order_run_id else None,
+        }
+        for i, a in window.arrivals.items()
+    }
+    await conn.execute(
+        "INSERT INTO join_windows (trigger_id, kitchen, key, window_id, opened_at, deadline,"
+        " arrivals, fired) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)"
+        " ON CONFLICT (trigger_id, kitchen, key) DO UPDATE SET window_id = $4, opened_at = $5,"
+        " deadline = $6, arrivals = $7::jsonb, fired = $8",
+        trigger_id,
+        kitchen,
+        key,
+        window.window_id,
+        window.opened_at,
+        window.deadline,
+        json.dumps(arrivals),
+        window.fired,
+    )
+
+
+async def claim_expired_window(
+    conn: AnyConnection, now: datetime
+) -> tuple[str, str, str, JoinWindow] | None:
+    """Take one join window past its deadline (skipping ones others hold) and delete it."""
+    row = await conn.fetchrow(
+        "DELETE FROM join_windows WHERE ctid = (SELECT ctid FROM join_windows"
+        " WHERE deadline <= $1 ORDER BY deadline LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *",
+        now,
+    )
+    if row is None:
+        return None
+    return row["trigger_id"], row["kitchen"], row["key"], _window(row)
 
 
 # -- schedules --------------------------------------------------------------------------------

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 
+from sous_contracts.specs.common import PLACEHOLDER as _PLACEHOLDER
 from sous_contracts.specs.common import ParamSpec
-
-_PLACEHOLDER = re.compile(r"\$\{([a-zA-Z_][\w.-]*)\}")
 
 
 class ParamError(ValueError):

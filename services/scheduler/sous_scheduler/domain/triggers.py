@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sous_contracts.runs import DomainRunCompleted, RunCause, StartOrderRun
+from sous_contracts.runs import (
+    DomainRunCompleted,
+    JoinArrival,
+    JoinWindowExpired,
+    RunCause,
+    StartOrderRun,
+)
 from sous_contracts.specs import EventMatch, KitchenSpec, RecipeSpec, TriggerSpec
 from sous_scheduler.domain.params import substitute
 from sous_scheduler.domain.versions import pick
@@ -118,10 +125,28 @@ def depth_limit(listener: Listener, default: int) -> int:
     return listener.trigger.max_depth or default
 
 
+def partition_key(trigger: TriggerSpec, event: DomainRunCompleted) -> str | None:
+    """The partition key an event carries for a keyed trigger (None: the trigger has none).
+
+    Raises:
+        ParamError: the key's placeholders do not resolve on this event.
+    """
+    if trigger.key is None:
+        return None
+    value = substitute(trigger.key, event_values(event))
+    return value if isinstance(value, str) else str(value)
+
+
 def start_command(
-    listener: Listener, event: DomainRunCompleted, order_run_id: uuid.UUID
+    listener: Listener, event: DomainRunCompleted, order_run_id: uuid.UUID, key: str | None = None
 ) -> StartOrderRun:
-    """The StartOrderRun a firing makes; kitchens stay isolated unless the trigger says so."""
+    """The StartOrderRun a firing makes; kitchens stay isolated unless the trigger says so.
+
+    A keyed trigger's params may read the key as `${key}`; the run's trigger context has it.
+    """
+    values: dict[str, Any] = event_values(event)
+    if key is not None:
+        values = {**values, "key": key, "event": {**values["event"], "key": key}}
     return StartOrderRun(
         producer="scheduler",
         correlation_id=event.correlation_id or event.order_run_id,
@@ -131,9 +156,9 @@ def start_command(
         recipe=listener.recipe,
         variation=listener.trigger.variation,
         kitchen=listener.trigger.kitchen or event.kitchen,
-        params=substitute(listener.trigger.params, event_values(event)),
+        params=substitute(listener.trigger.params, values),
         causation_depth=event.causation_depth + 1,
-        trigger_event=event_values(event)["event"],
+        trigger_event=values["event"],
     )
 
 
@@ -152,7 +177,21 @@ def debounce_over(trigger: TriggerSpec, last_arrival: datetime, now: datetime) -
     return last_arrival + timedelta(seconds=trigger.debounce) <= now
 
 
-def trigger_cause(listener: Listener, upstream: list[DomainRunCompleted]) -> RunCause:
+class Upstream(Protocol):
+    """A completion that fired a trigger, as its run's cause names it."""
+
+    @property
+    def message_id(self) -> uuid.UUID:
+        """The completion event's id."""
+        ...
+
+    @property
+    def order_run_id(self) -> uuid.UUID | None:
+        """The upstream run, when the event names one."""
+        ...
+
+
+def trigger_cause(listener: Listener, upstream: Sequence[Upstream]) -> RunCause:
     """Why a trigger's run starts: the trigger and the completions that fired it."""
     events = list({e.message_id: e for e in upstream}.values())  # a join may hold one twice
     return RunCause(
@@ -162,4 +201,107 @@ def trigger_cause(listener: Listener, upstream: list[DomainRunCompleted]) -> Run
             dict.fromkeys(e.order_run_id for e in events if e.order_run_id is not None)
         ),
         upstream_message_ids=[e.message_id for e in events],
+    )
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """An upstream completion that arrived in a join window."""
+
+    message_id: uuid.UUID
+    order_run_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class JoinWindow:
+    """The join state of one key of a keyed trigger: its window and what arrived in it."""
+
+    window_id: uuid.UUID
+    """Id the join's run would have; an expiry is published under it."""
+    opened_at: datetime
+    deadline: datetime
+    arrivals: dict[int, Arrival] = field(default_factory=dict)
+    """Pattern index → the latest completion that matched it."""
+    fired: bool = False
+    """An `any` window that fired already: later arrivals of its key are absorbed."""
+
+
+@dataclass(frozen=True)
+class JoinStep:
+    """What one arrival does to a key's join state."""
+
+    window: JoinWindow | None
+    """State to keep for the key (None: forget it)."""
+    fire: bool
+    """Start the downstream run now."""
+    expired: JoinWindow | None = None
+    """A window of the key that had ended half-joined before this arrival."""
+    arrived: tuple[Arrival, ...] = ()
+    """When it fires: every arrival of the window, this one among them (the run's cause)."""
+
+
+def join_arrive(
+    trigger: TriggerSpec,
+    window: JoinWindow | None,
+    patterns: list[int],
+    event: DomainRunCompleted,
+    now: datetime,
+    new_id: Callable[[], uuid.UUID],
+) -> JoinStep:
+    """Decide what a completion of one key does to a keyed trigger's join state.
+
+    `all` / `at_least` fire once enough patterns arrived inside the key's window; `any` fires
+    on the key's first arrival and absorbs the others until its window ends (without
+    `within`, every arrival fires). A window past its deadline is over before this arrival.
+    """
+    expired = None
+    if window is not None and window.deadline <= now:
+        expired = None if window.fired else window
+        window = None
+    if trigger.any is not None and not trigger.within:
+        return JoinStep(None, fire=True, expired=expired)
+    if window is None:
+        deadline = now + timedelta(seconds=trigger.within or 0)
+        window = JoinWindow(new_id(), now, deadline)
+    if trigger.any is not None:
+        return JoinStep(replace(window, fired=True), fire=not window.fired, expired=expired)
+    arrival = Arrival(event.message_id, event.order_run_id)
+    arrivals = {**window.arrivals, **dict.fromkeys(patterns, arrival)}
+    if len(arrivals) >= join_needed(trigger):
+        return JoinStep(None, fire=True, expired=expired, arrived=tuple(arrivals.values()))
+    return JoinStep(replace(window, arrivals=arrivals), fire=False, expired=expired)
+
+
+def window_expired(
+    listener: Listener, kitchen: str, key: str, window: JoinWindow, now: datetime
+) -> JoinWindowExpired | None:
+    """The event a window that ended half-joined publishes (None: it fired, nothing to say)."""
+    if window.fired:
+        return None
+    upstreams = [
+        JoinArrival(
+            domain=p.domain,
+            recipe=p.recipe,
+            arrived=(a := window.arrivals.get(i)) is not None,
+            order_run_id=a.order_run_id if a else None,
+            message_id=a.message_id if a else None,
+        )
+        for i, p in enumerate(listener.trigger.matches())
+    ]
+    last = max(window.arrivals.values(), key=lambda a: a.message_id, default=None)
+    return JoinWindowExpired(
+        producer="scheduler",
+        occurred_at=now,
+        correlation_id=window.window_id,
+        causation_id=last.message_id if last else None,
+        order_run_id=window.window_id,
+        trigger_id=listener.trigger_id,
+        domain=listener.domain,
+        recipe=listener.recipe,
+        kitchen=kitchen,
+        key=key,
+        needed=max(join_needed(listener.trigger), 1),
+        upstreams=upstreams,
+        opened_at=window.opened_at,
+        deadline=window.deadline,
     )
