@@ -48,7 +48,7 @@ def build(settings: TestRunnerSettings) -> Deps:
     )
     runtime.on_stopping(partial(pools.close))
     deps = Deps(runtime, runner)
-    handlers.register(deps, consumers=settings.consumers)
+    handlers.register(deps, consumers=settings.consumers, batch_max=settings.batch_max)
     return deps
 
 
