@@ -2,8 +2,9 @@
 
 Each service is started alone, as its own process the way `sous up` starts it, against the
 real broker and database: first on a fresh schema (migrations, new consumer groups), then
-again on the same schema (a restart). Prints one JSON line per service with the machine's
-core count. `BENCH_IDLE_S` (3) is how long a ready service idles before its RSS is read.
+again on the same schema (a restart), `BENCH_ROUNDS` (3) times each, and reports the
+medians. Prints one JSON line per service with the machine's core count. `BENCH_IDLE_S` (3)
+is how long a ready service idles before its RSS is read.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -26,6 +28,7 @@ from sous.supervisor import SERVICES
 from sous_common.topic_admin import ensure_topics
 
 IDLE_S = float(os.environ.get("BENCH_IDLE_S", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 READY_BUDGET_S = 3.0
 RSS_BUDGET_MIB = 120.0
 SCHEMA_VARIABLES = {
@@ -110,18 +113,24 @@ def main() -> None:
     kafka, db = kafka_settings(), database_settings()
     asyncio.run(ensure_topics(kafka))
     for name in SERVICES:
-        env = environment(name, kafka.topic_prefix, db.url)
-        ready, rss = start(name, env)
-        again, rss_again = start(name, env)  # same schema and groups: a restart
+        fresh, restarted, rss = [], [], []
+        for _ in range(ROUNDS):
+            env = environment(name, kafka.topic_prefix, db.url)
+            for times in (fresh, restarted):  # the second on the same schema and groups
+                ready, idle_rss = start(name, env)
+                times.append(ready)
+                rss.append(idle_rss)
+        ready_s, restart_s = statistics.median(fresh), statistics.median(restarted)
         emit(
             "service_startup",
             service=name,
             cpu_count=os.cpu_count(),
-            ready_s=round(ready, 3),
-            ready_restart_s=round(again, 3),
-            idle_rss_mib=round(max(rss, rss_again), 1),
-            within_budget=max(ready, again) <= READY_BUDGET_S
-            and max(rss, rss_again) <= RSS_BUDGET_MIB,
+            rounds=ROUNDS,
+            ready_s=round(ready_s, 3),
+            ready_restart_s=round(restart_s, 3),
+            ready_max_s=round(max(fresh + restarted), 3),
+            idle_rss_mib=round(max(rss), 1),
+            within_budget=max(ready_s, restart_s) <= READY_BUDGET_S and max(rss) <= RSS_BUDGET_MIB,
         )
 
 
