@@ -20,12 +20,14 @@ import time
 import uuid
 from pathlib import Path
 
+import asyncpg
 import httpx
 from _common import SIGNING_ENVIRONMENT, database_settings, emit, fresh_schema, kafka_settings
 
 from sous.environments import service_environment
 from sous.supervisor import SERVICES
-from sous_common.topic_admin import ensure_topics
+from sous_common.settings import KafkaSettings
+from sous_common.topic_admin import delete_topics, ensure_topics
 
 IDLE_S = float(os.environ.get("BENCH_IDLE_S", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -109,29 +111,52 @@ def start(name: str, env: dict[str, str]) -> tuple[float, float]:
             proc.wait()
 
 
+async def clean_up(kafka: KafkaSettings, database_url: str, schemas: list[str]) -> None:
+    """Drop the schemas and topics the services were given."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for schema in schemas:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+    await delete_topics(kafka, kafka.topic_prefix)
+
+
 def main() -> None:
     kafka, db = kafka_settings(), database_settings()
     asyncio.run(ensure_topics(kafka))
-    for name in SERVICES:
-        fresh, restarted, rss = [], [], []
-        for _ in range(ROUNDS):
-            env = environment(name, kafka.topic_prefix, db.url)
-            for times in (fresh, restarted):  # the second on the same schema and groups
-                ready, idle_rss = start(name, env)
-                times.append(ready)
-                rss.append(idle_rss)
-        ready_s, restart_s = statistics.median(fresh), statistics.median(restarted)
-        emit(
-            "service_startup",
-            service=name,
-            cpu_count=os.cpu_count(),
-            rounds=ROUNDS,
-            ready_s=round(ready_s, 3),
-            ready_restart_s=round(restart_s, 3),
-            ready_max_s=round(max(fresh + restarted), 3),
-            idle_rss_mib=round(max(rss), 1),
-            within_budget=max(ready_s, restart_s) <= READY_BUDGET_S and max(rss) <= RSS_BUDGET_MIB,
-        )
+    schemas: list[str] = []
+    try:
+        for name in SERVICES:
+            measure(name, kafka.topic_prefix, db.url, schemas)
+    finally:
+        asyncio.run(clean_up(kafka, db.url, schemas))
+
+
+def measure(name: str, prefix: str, database_url: str, schemas: list[str]) -> None:
+    """Start one service `ROUNDS` times fresh and restarted; print its line."""
+    fresh: list[float] = []
+    restarted: list[float] = []
+    rss: list[float] = []
+    for _ in range(ROUNDS):
+        env = environment(name, prefix, database_url)
+        schemas.append(env[SCHEMA_VARIABLES[name]])
+        for times in (fresh, restarted):  # the second on the same schema and groups
+            ready, idle_rss = start(name, env)
+            times.append(ready)
+            rss.append(idle_rss)
+    ready_s, restart_s = statistics.median(fresh), statistics.median(restarted)
+    emit(
+        "service_startup",
+        service=name,
+        cpu_count=os.cpu_count(),
+        rounds=ROUNDS,
+        ready_s=round(ready_s, 3),
+        ready_restart_s=round(restart_s, 3),
+        ready_max_s=round(max(fresh + restarted), 3),
+        idle_rss_mib=round(max(rss), 1),
+        within_budget=max(ready_s, restart_s) <= READY_BUDGET_S and max(rss) <= RSS_BUDGET_MIB,
+    )
 
 
 if __name__ == "__main__":
