@@ -44,6 +44,7 @@ def build(settings: TestRunnerSettings) -> Deps:
         pools,
         history,
         concurrency=settings.concurrency,
+        suites=settings.suites,
         secrets_dir=settings.secrets_dir,
     )
     runtime.on_stopping(partial(pools.close))

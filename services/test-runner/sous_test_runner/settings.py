@@ -31,6 +31,8 @@ class TestRunnerSettings(BaseSettings):
     """Most RunTests a consumer takes at once: their suites run side by side and commit together."""
     concurrency: int = Field(default=8, ge=1)
     """Tests of one suite run at once."""
+    suites: int = Field(default=4, ge=1)
+    """Suites run at once in this process (of the batches its consumers took)."""
     secrets_dir: Path | None = None
     """Folder of the domains' secret files (`SOUS_TEST_RUNNER_SECRETS_DIR`): `secret:NAME` of a
     tested step is `<dir>/<domain>/<kitchen>/NAME`, else `<dir>/<domain>/NAME`."""
