@@ -70,7 +70,15 @@ _OPERATORS = {
     "unary_neg": "-",
 }
 
-_ENV = celpy.Environment(runner_class=celpy.InterpretedRunner)
+
+@lru_cache(maxsize=1)
+def _env() -> celpy.Environment:
+    """The CEL environment, built on first use.
+
+    Building its parser takes about half a second, which every service importing this
+    module would otherwise pay at start-up, condition or not.
+    """
+    return celpy.Environment(runner_class=celpy.InterpretedRunner)
 
 
 class ConditionError(ValueError):
@@ -89,11 +97,11 @@ class Verdict:
 @lru_cache(maxsize=1024)
 def _compiled(source: str) -> tuple[Tree[Any], celpy.Runner]:
     try:
-        tree = _ENV.compile(source)
+        tree = _env().compile(source)
     except CELParseError as exc:
         where = str(exc).strip().splitlines()
         raise ConditionError(f"does not parse: {' '.join(w.strip() for w in where)}") from None
-    return tree, _ENV.program(tree)
+    return tree, _env().program(tree)
 
 
 def _path(node: Tree[Any] | Token) -> tuple[str, ...] | None:
@@ -210,7 +218,7 @@ def check(source: str, *, params: Mapping[str, str], needs: list[str]) -> list[s
     for node in tree.iter_subtrees_topdown():  # type: ignore[no-untyped-call]
         if node.data not in _TYPED or len(node.children) < 2:
             continue
-        if (why := _type_error(_run(_ENV.program(node), probe))) is not None:
+        if (why := _type_error(_run(_env().program(node), probe))) is not None:
             return [f"type error: {why}"]
     result = _run(runner, probe)
     if (why := _type_error(result)) is not None:

@@ -54,3 +54,17 @@ async def seen(conn: AnyConnection, consumer: str, message_id: uuid.UUID) -> boo
     if found:
         metrics.duplicates(consumer)  # the caller skips it: a duplicate skipped early
     return bool(found)
+
+
+async def seen_many(
+    conn: AnyConnection, consumer: str, message_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """`seen()` for a batch in one round trip: return the ids `consumer` handled before."""
+    rows = await conn.fetch(
+        "SELECT message_id FROM inbox WHERE consumer = $1 AND message_id = ANY($2::uuid[])",
+        consumer,
+        message_ids,
+    )
+    found = {r["message_id"] for r in rows}
+    metrics.duplicates(consumer, len(found))
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from typing import Any
@@ -61,6 +62,23 @@ def aiokafka_options(settings: KafkaSettings) -> dict[str, Any]:
     return options
 
 
+class _Broker(KafkaBroker):
+    """A KafkaBroker whose subscribers start, and so join their groups, all at once.
+
+    FastStream starts them one after another, and each start waits until its consumer holds
+    its partitions. The consumers of one service share a group, so each join rebalances the
+    members already in it: one by one, a service with seven consumers waits for seven
+    rebalances; together, they join in one or two.
+    """
+
+    async def start(self) -> None:
+        await self.connect()
+        await asyncio.gather(*(subscriber.start() for subscriber in self.subscribers))
+        for publisher in self.publishers:
+            await publisher.start()
+        self.running = True
+
+
 def make_broker(settings: KafkaSettings, *, client_id: str, **extra: Any) -> KafkaBroker:
     """Create a FastStream Kafka broker with safe defaults.
 
@@ -70,7 +88,7 @@ def make_broker(settings: KafkaSettings, *, client_id: str, **extra: Any) -> Kaf
     producer), so it is not idempotent: an idempotent producer whose sequence a restarted
     broker lost refuses every later send, and heartbeats must outlive a broker restart.
     """
-    return KafkaBroker(
+    return _Broker(
         settings.bootstrap,
         client_id=client_id,
         acks="all",

@@ -118,7 +118,9 @@ class Runtime:
 
     def subscriber_options(self) -> dict[str, Any]:
         """Safe options for `broker.subscriber` in this service's consumer group."""
-        return consumer_options(self.group_id)
+        return consumer_options(
+            self.group_id, heartbeat_interval_ms=self.kafka.heartbeat_interval_ms
+        )
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AnyConnection]:

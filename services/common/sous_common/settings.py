@@ -39,6 +39,11 @@ class KafkaSettings(BaseSettings):
     """Largest message a consumer accepts; larger ones go to the dead-letter topic."""
     startup_wait_s: float = 300.0
     """How long a starting service waits for the broker to come up before it gives up."""
+    heartbeat_interval_ms: int = 200
+    """How often a consumer tells its group it is alive. A member learns that its group
+    rebalances (a replica or a consumer of the same process joins or leaves) only from a
+    heartbeat's answer, so this bounds each rebalance: at Kafka's usual 3 s, a service whose
+    consumers join one by one is ready only after several seconds."""
 
 
 class DatabaseSettings(BaseSettings):

@@ -23,18 +23,18 @@ def guard_broker(broker: KafkaBroker, settings: KafkaSettings, *, consumer: str)
     return guard
 
 
-def consumer_options(group_id: str) -> dict[str, Any]:
+def consumer_options(group_id: str, *, heartbeat_interval_ms: int = 200) -> dict[str, Any]:
     """Options for `broker.subscriber`: earliest offset, commits left to the guard.
 
     The guard commits the offsets of handled messages only; FastStream's own per-message
-    acknowledgement is off.
+    acknowledgement is off. See `KafkaSettings.heartbeat_interval_ms` for the heartbeats.
     """
     return {
         "group_id": group_id,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.MANUAL,
         "session_timeout_ms": 10_000,
-        "heartbeat_interval_ms": 1_000,
+        "heartbeat_interval_ms": heartbeat_interval_ms,
         "max_poll_interval_ms": 300_000,
         "fetch_max_wait_ms": 100,
     }

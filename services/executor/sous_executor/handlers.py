@@ -15,11 +15,17 @@ StepCommand = Annotated[ExecuteStep | CancelStep, Field(discriminator="type")]
 
 
 def register(runtime: Runtime, executor: Executor) -> None:
-    """Subscribe the executor to the step commands topic in the executor group."""
+    """Subscribe the executor to the step commands topic in the executor group.
 
-    @runtime.broker.subscriber(runtime.topic(STEP_COMMANDS), **runtime.subscriber_options())
-    async def on_step_command(command: StepCommand) -> None:
-        if isinstance(command, ExecuteStep):
-            await executor.execute(command)
-        else:
-            await executor.cancel(command)
+    Commands come in batches of up to the pool's size: the attempts of a batch are taken
+    together (one transaction under load) and its offsets committed once all are taken.
+    """
+    batches = {
+        **runtime.subscriber_options(),
+        "batch": True,
+        "max_records": executor.settings.concurrency,
+    }
+
+    @runtime.broker.subscriber(runtime.topic(STEP_COMMANDS), **batches)
+    async def on_step_commands(commands: list[StepCommand]) -> None:
+        await executor.handle(commands)

@@ -13,7 +13,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
@@ -95,28 +95,51 @@ class Executor:
         return len(self._attempts)
 
     async def execute(self, command: ExecuteStep) -> None:
-        """Take the attempt durably and hand it to the pool; wait while the pool is full.
+        """Take the attempt durably and hand it to the pool; wait while the pool is full."""
+        await self.handle([command])
 
-        Returns once the attempt is taken (recorded with StepStarted in the outbox), so the
-        offset is committed then; the attempt runs on in the background.
+    async def handle(self, commands: Sequence[ExecuteStep | CancelStep]) -> None:
+        """Handle a batch of step commands in order; return once each attempt is taken.
+
+        An attempt is taken (recorded with StepStarted in the outbox) as soon as it has a
+        slot, so the takes of a batch share transactions (group commit); waiting for the
+        last of them means the offsets are committed only once every take is. The attempts
+        run on in the background.
         """
+        takes: list[asyncio.Task[None]] = []
+        try:
+            for command in commands:
+                if isinstance(command, CancelStep):
+                    await self.cancel(command)
+                elif (running := await self._admit(command)) is not None:
+                    # A task of its own: a stop cancelling the handler mid-take must not
+                    # leave an attempt taken (StepStarted committed) but never run; once
+                    # taken it runs, and stop() drains it.
+                    takes.append(asyncio.create_task(self._start(running)))
+        finally:
+            if takes:
+                results = await asyncio.shield(asyncio.gather(*takes, return_exceptions=True))
+                failed = [r for r in results if isinstance(r, BaseException)]
+                if failed:
+                    raise failed[0]
+
+    async def _admit(self, command: ExecuteStep) -> _Running | None:
+        """Hold a slot for an attempt not here yet and not past its deadline."""
         key = (command.step_run_id, command.attempt)
         ids = {"order_run_id": str(command.order_run_id), "step": command.step}
         if command.deadline is not None and command.deadline < utc_now():
             log.info("ExecuteStep past its deadline; ignored", attempt=command.attempt, **ids)
-            return
+            return None
         if key in self._attempts:
             log.info("duplicate ExecuteStep; already here", attempt=command.attempt, **ids)
-            return
+            return None
         running = self._attempts[key] = _Running(command)
         try:
             await self._slots.acquire()
         except BaseException:
             del self._attempts[key]
             raise
-        # Shielded: a stop cancelling the handler mid-take must not leave an attempt taken
-        # (its StepStarted committed) but never run; once taken it runs, and stop() drains it.
-        await asyncio.shield(self._start(running))
+        return running
 
     async def _start(self, running: _Running) -> None:
         command = running.command

@@ -44,11 +44,12 @@ def build(settings: TestRunnerSettings) -> Deps:
         pools,
         history,
         concurrency=settings.concurrency,
+        suites=settings.suites,
         secrets_dir=settings.secrets_dir,
     )
     runtime.on_stopping(partial(pools.close))
     deps = Deps(runtime, runner)
-    handlers.register(deps, consumers=settings.consumers)
+    handlers.register(deps, consumers=settings.consumers, batch_max=settings.batch_max)
     return deps
 
 

@@ -1,8 +1,6 @@
-"""Subscribers: RunTests in, delegated to the use case."""
+"""Subscribers: batches of RunTests in, delegated to the use case."""
 
 from __future__ import annotations
-
-from faststream.kafka.subscriber.usecase import DefaultSubscriber
 
 from sous_contracts.tests import RunTests
 from sous_contracts.topics import TEST_COMMANDS
@@ -10,17 +8,26 @@ from sous_test_runner import service
 from sous_test_runner.service import Deps
 
 
-def register(deps: Deps, *, consumers: int = 1) -> None:
+def register(deps: Deps, *, consumers: int = 1, batch_max: int = 50) -> None:
     """Subscribe the test-runner's consumer group to the test commands topic.
 
-    With several `consumers`, each gets its own partitions: suites of different runs are
-    handled side by side while each partition keeps its order and commits after processing.
+    Each of the `consumers` (members of the group) gets its own partitions and takes their
+    RunTests in batches of up to `batch_max`: the suites of a batch run side by side and
+    their results commit in one transaction, while each partition keeps its order and its
+    offsets are committed after processing.
     """
-    runtime = deps.runtime
-    subscriber: DefaultSubscriber = runtime.broker.subscriber(
-        runtime.topic(TEST_COMMANDS), **runtime.subscriber_options(), max_workers=consumers
-    )
+    for _ in range(consumers):
+        _subscribe(deps, batch_max)
 
-    @subscriber
-    async def on_run_tests(command: RunTests) -> None:
-        await service.run_tests(command, deps)
+
+def _subscribe(deps: Deps, batch_max: int) -> None:
+    runtime = deps.runtime
+
+    @runtime.broker.subscriber(
+        runtime.topic(TEST_COMMANDS),
+        **runtime.subscriber_options(),
+        batch=True,
+        max_records=batch_max,
+    )
+    async def on_run_tests(commands: list[RunTests]) -> None:
+        await service.run_batch(commands, deps)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,8 +11,9 @@ from datetime import datetime
 import asyncpg
 
 from sous_common import inbox
+from sous_common import metrics as shared_metrics
 from sous_common.db import AnyConnection
-from sous_common.logs import bind, get_logger
+from sous_common.logs import get_logger
 from sous_common.runtime import Runtime
 from sous_contracts.envelope import Envelope, utc_now
 from sous_contracts.tests import RunTests, TestResult, TestSuiteFinished
@@ -90,48 +93,76 @@ def measurements(runs: Sequence[TestRun]) -> list[Measurement]:
 
 
 async def run_tests(command: RunTests, deps: Deps, *, now: datetime | None = None) -> bool:
-    """Run a suite once; return False when the command was handled before (a duplicate).
+    """Run a suite once; return False when the command was handled before (a duplicate)."""
+    return bool(await run_batch([command], deps, now=now))
 
-    Tests only read, so they run outside the transaction; the inbox claim, the history rows
-    and the outgoing messages then commit together. A delivery whose first try never
-    committed simply runs again.
+
+async def run_batch(
+    commands: Sequence[RunTests], deps: Deps, *, now: datetime | None = None
+) -> list[RunTests]:
+    """Run a batch of suites side by side; return the commands not handled before.
+
+    Tests only read, so they run outside the transaction; one inbox claim for the batch, the
+    history rows and the outgoing messages then commit together. A command twice in one
+    batch runs once. A delivery whose first try never committed simply runs again.
     """
     runtime = deps.runtime
-    bind(order_run_id=str(command.order_run_id), step=command.step, domain=command.domain)
+    unique = list({c.message_id: c for c in commands}.values())
+    shared_metrics.duplicates(runtime.group_id, len(commands) - len(unique))
     async with runtime.pool.acquire() as conn:
-        if await inbox.seen(conn, runtime.group_id, command.message_id):
-            log.info("duplicate RunTests ignored", message_id=str(command.message_id))
-            return False
-    runs = await deps.runner.run(command)
-    outgoing = messages(command, runs)
+        before = await inbox.seen_many(conn, runtime.group_id, [c.message_id for c in unique])
+    todo = [c for c in unique if c.message_id not in before]
+    for c in unique:
+        if c.message_id in before:
+            log.info("duplicate RunTests ignored", message_id=str(c.message_id))
+    if not todo:
+        return []
+    suites = await asyncio.gather(*(deps.runner.run(c) for c in todo))
+    outgoing = [messages(c, runs) for c, runs in zip(todo, suites, strict=True)]
 
-    async def record(conn: AnyConnection) -> bool:
-        if not await inbox.claim(conn, runtime.group_id, command.message_id):
-            return False
-        await history.record(
+    async def record(conn: AnyConnection) -> set[uuid.UUID]:
+        fresh = await inbox.claim_many(conn, runtime.group_id, [c.message_id for c in todo])
+        for command, runs in zip(todo, suites, strict=True):
+            if command.message_id in fresh:
+                await history.record(
+                    conn,
+                    measurements(runs),
+                    order_run_id=command.order_run_id,
+                    suite_id=command.suite_id,
+                    measured_at=now or utc_now(),
+                )
+        await runtime.emit(
             conn,
-            measurements(runs),
-            order_run_id=command.order_run_id,
-            suite_id=command.suite_id,
-            measured_at=now or utc_now(),
+            [
+                m
+                for c, out in zip(todo, outgoing, strict=True)
+                if c.message_id in fresh
+                for m in out
+            ],
         )
-        await runtime.emit(conn, outgoing)
-        return True
+        return fresh
 
-    # Committed with the results of other suites (sous_common.commits).
-    if not await runtime.commits.run(record):
-        return False
-    metrics.committed(outgoing)
-    finished = outgoing[-1]
-    assert isinstance(finished, TestSuiteFinished)
-    log.info(
-        "test suite finished",
-        suite_id=str(command.suite_id),
-        tests=len(runs),
-        blocking=finished.blocking,
-        **finished.summary.model_dump(),
-    )
-    return True
+    # Committed with the results of other batches (sous_common.commits).
+    fresh = await runtime.commits.run(record)
+    done = []
+    for command, runs, out in zip(todo, suites, outgoing, strict=True):
+        if command.message_id not in fresh:
+            continue
+        done.append(command)
+        metrics.committed(out)
+        finished = out[-1]
+        assert isinstance(finished, TestSuiteFinished)
+        log.info(
+            "test suite finished",
+            order_run_id=str(command.order_run_id),
+            step=command.step,
+            domain=command.domain,
+            suite_id=str(command.suite_id),
+            tests=len(runs),
+            blocking=finished.blocking,
+            **finished.summary.model_dump(),
+        )
+    return done
 
 
 async def history_of_test(

@@ -27,8 +27,12 @@ class TestRunnerSettings(BaseSettings):
     """Consumer group of every replica (default: `<topic prefix>sous-test-runner`)."""
     consumers: int = Field(default=3, ge=1)
     """Kafka consumers in this process (same group); each handles its partitions in order."""
+    batch_max: int = Field(default=50, ge=1)
+    """Most RunTests a consumer takes at once: their suites run side by side and commit together."""
     concurrency: int = Field(default=8, ge=1)
     """Tests of one suite run at once."""
+    suites: int = Field(default=4, ge=1)
+    """Suites run at once in this process (of the batches its consumers took)."""
     secrets_dir: Path | None = None
     """Folder of the domains' secret files (`SOUS_TEST_RUNNER_SECRETS_DIR`): `secret:NAME` of a
     tested step is `<dir>/<domain>/<kitchen>/NAME`, else `<dir>/<domain>/NAME`."""

@@ -51,9 +51,13 @@ class SuiteRunner:
     concurrency: int = 8
     secrets_dir: Path | None = None
     env: Mapping[str, str] | None = None
+    suites: int = 4
+    """Suites run at once in the process; a batch's others wait, so that tests waiting for
+    a tested database's few connections do not run out their timeouts meanwhile."""
 
     def __post_init__(self) -> None:
         load_all()
+        self._suites = asyncio.Semaphore(self.suites)
 
     async def run(self, command: RunTests) -> list[TestRun]:
         """Run every test of the command; results come back in the command's order."""
@@ -64,7 +68,8 @@ class SuiteRunner:
             async with gate:
                 return await self._run_one(command, definition, secrets)
 
-        return list(await asyncio.gather(*(one(d) for d in command.tests)))
+        async with self._suites:
+            return list(await asyncio.gather(*(one(d) for d in command.tests)))
 
     async def _run_one(
         self, command: RunTests, definition: TestDefinition, secrets: list[str]

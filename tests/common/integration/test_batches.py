@@ -11,18 +11,16 @@ import uuid
 from typing import Annotated, Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import Field
 
-from sous_common.kafka import aiokafka_options, make_broker
+from sous_common.kafka import make_broker
 from sous_common.subscribing import consumer_options, guard_broker
 from sous_common.trust import Principal
-from sous_contracts import decode_message
-from sous_contracts.deadletter import DeadLetter
 from sous_contracts.runs import DomainRunCompleted
 from sous_contracts.steps import StepFinished, StepHeartbeat, StepStarted
 from sous_contracts.testing import sample_messages
-from sous_contracts.topics import DEAD_LETTERS, DOMAIN_EVENTS, STEP_EVENTS
+from sous_contracts.topics import DOMAIN_EVENTS, STEP_EVENTS
+from tests.records import dead_letters, produce
 from tests.signing import SCHEDULER, signed_headers
 
 pytestmark = pytest.mark.kafka
@@ -33,39 +31,6 @@ StepEvent = Annotated[StepStarted | StepHeartbeat | StepFinished, Field(discrimi
 def _started() -> StepStarted:
     sample = next(m for m in sample_messages() if isinstance(m, StepStarted))
     return sample.model_copy(update={"message_id": uuid.uuid4()})
-
-
-async def _produce(settings: Any, topic: str, records: list[tuple[bytes, list[Any]]]) -> None:
-    producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all")
-    await producer.start()
-    try:
-        batch = [
-            await producer.send(topic, value, key=b"k", partition=0, headers=headers)
-            for value, headers in records
-        ]
-        await asyncio.gather(*batch)
-    finally:
-        await producer.stop()
-
-
-async def _letters(settings: Any, n: int) -> list[DeadLetter]:
-    consumer = AIOKafkaConsumer(
-        DEAD_LETTERS.full_name(settings.topic_prefix),
-        **aiokafka_options(settings),
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(out) < n:
-                for records in (await consumer.getmany(timeout_ms=300)).values():
-                    out.extend(decode_message(r.value) for r in records)
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def _until(condition: Any, timeout: float = 30) -> None:
@@ -92,7 +57,7 @@ async def test_a_failing_message_in_a_batch_is_dead_lettered_alone(kafka_setting
             raise ValueError("this one cannot be handled")
         handled.extend(e.message_id for e in events)
 
-    await _produce(
+    await produce(
         kafka_settings,
         topic,
         [(m.to_json(), []) for m in good[:3]]
@@ -104,7 +69,7 @@ async def test_a_failing_message_in_a_batch_is_dead_lettered_alone(kafka_setting
     async with broker:
         await broker.start()
         await _until(lambda: barrier.message_id in handled)
-        letters = await _letters(kafka_settings, 3)
+        letters = await dead_letters(kafka_settings, 3)
         await guard.stop()
 
     assert handled == [m.message_id for m in [*good, barrier]]  # each once, in order
@@ -131,7 +96,7 @@ async def test_a_transient_failure_redelivers_the_batch(kafka_settings) -> None:
             raise failures.pop()
         handled.extend(e.message_id for e in events)
 
-    await _produce(kafka_settings, topic, [(m.to_json(), []) for m in messages])
+    await produce(kafka_settings, topic, [(m.to_json(), []) for m in messages])
     async with broker:
         await broker.start()
         await _until(lambda: messages[-1].message_id in handled)
@@ -185,7 +150,7 @@ async def test_a_signed_message_judged_while_the_database_is_away_comes_again(
     async def on_events(events: Any) -> None:
         handled.extend(e.message_id for e in (events if batch else [events]))
 
-    await _produce(
+    await produce(
         kafka_settings,
         topic,
         [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -227,3 +228,23 @@ async def test_connections_resolve_in_the_tested_steps_domain_and_kitchen() -> N
     assert "not in the secret store of domain 'sales', kitchen 'dev'" in other.outcome.message
     assert prod.status is TestStatus.ERROR
     assert "kitchen 'prod'" in prod.outcome.message
+
+
+async def test_no_more_suites_run_at_once_than_the_runner_allows() -> None:
+    """Suites of a batch run side by side, but only `suites` at a time."""
+    running = {"now": 0, "most": 0}
+
+    async def history(key, last):
+        running["now"] += 1
+        running["most"] = max(running["most"], running["now"])
+        for _ in range(3):  # let every other suite that may start do so
+            await asyncio.sleep(0)
+        running["now"] -= 1
+        return [1000.0]
+
+    runner = SuiteRunner(PoolCache(), history, env={}, suites=2)
+    trend = t("volume", {"kind": "history", "output": "rows", "within_pct": 50})
+    suites = await asyncio.gather(*(runner.run(command(trend)) for _ in range(5)))
+
+    assert [s[0].status for s in suites] == [TestStatus.PASSED] * 5
+    assert running["most"] == 2
