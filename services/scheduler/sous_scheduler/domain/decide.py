@@ -14,6 +14,7 @@ from typing import Any
 from sous_contracts.common import RunStatus, StepStatus
 from sous_contracts.runs import CancelOrderRun, StartOrderRun
 from sous_contracts.specs import RecipeSpec, StepSpec
+from sous_contracts.specs.placeholders import ParamError, substitute
 from sous_contracts.steps import (
     CancelStep,
     ExecuteStep,
@@ -35,7 +36,6 @@ from sous_scheduler.domain.events import (
 )
 from sous_scheduler.domain.finish import finish, started
 from sous_scheduler.domain.gate import Broken, Skip, gate
-from sous_scheduler.domain.params import ParamError, substitute
 from sous_scheduler.domain.state import RunPhase, RunState, StepPhase, StepState
 
 Event = (
