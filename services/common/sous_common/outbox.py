@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
@@ -70,11 +72,32 @@ async def add(
     signer: Signer | None = None,
 ) -> int:
     """Queue messages for publishing, in the caller's transaction; return how many."""
-    rows = []
+    records = []
     for m in messages:
         value = m.to_json()
-        headers = json.dumps(record_headers(m, value, signer))
-        rows.append((m.message_id, topic_for(m).full_name(prefix), m.kafka_key(), value, headers))
+        headers = record_headers(m, value, signer)
+        records.append(
+            Record(m.message_id, topic_for(m).full_name(prefix), m.kafka_key(), value, headers)
+        )
+    return await add_records(conn, records, schema=schema)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record to publish that is not a Sous envelope (an OpenLineage event, say)."""
+
+    message_id: uuid.UUID
+    """Identifies the outbox row."""
+    topic: str
+    """Full topic name, prefix included."""
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+
+async def add_records(conn: AnyConnection, records: Iterable[Record], *, schema: str) -> int:
+    """Queue records for publishing, in the caller's transaction; return how many."""
+    rows = [(r.message_id, r.topic, r.key, r.value, json.dumps(r.headers)) for r in records]
     if not rows:
         return 0
     # One round trip: the rows and the wake-up. NOTIFY is delivered at commit, so the relay
@@ -96,6 +119,19 @@ class Publisher(Protocol):
         self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
     ) -> Awaitable[object]:
         """Start sending; the returned awaitable completes on the broker's ack."""
+
+
+def routed(default: Publisher, routes: Mapping[str, Publisher]) -> Publisher:
+    """A publisher that sends the topics in `routes` their own way, the rest to `default`."""
+    if not routes:
+        return default
+
+    async def publish(
+        topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
+    ) -> Awaitable[object]:
+        return await routes.get(topic, default)(topic, key, value, headers)
+
+    return publish
 
 
 class OutboxRelay:
