@@ -12,6 +12,7 @@ from rich.markup import escape
 # contracts it needs when it runs, so `sous --help` (and every command) starts fast.
 from sous import (
     apply_cmd,
+    dataset_cmd,
     graph_cmd,
     infra_cmd,
     keys_cmd,
@@ -44,6 +45,8 @@ app.command("runs")(query_cmd.runs)
 app.command("status")(query_cmd.status)
 app.command("logs")(query_cmd.logs)
 app.command("graph")(graph_cmd.graph)
+app.command("dataset")(dataset_cmd.dataset)
+app.command("datasets")(dataset_cmd.datasets)
 app.command("purge")(purge_cmd.purge)
 apply_cmd.kitchen_app.command("list")(kitchen_cmd.kitchen_list)
 apply_cmd.kitchen_app.command("versions")(kitchen_cmd.kitchen_versions)

@@ -24,8 +24,8 @@ from sous_contracts.steps import (
     StepStarted,
 )
 from sous_contracts.tests import TestResult, TestSuiteFinished
+from sous_domain_registry.adapters import datasets, store
 from sous_domain_registry.adapters import runs as rows
-from sous_domain_registry.adapters import store
 from sous_domain_registry.domain.entities import Entity
 
 PRODUCER = "domain-registry"
@@ -177,6 +177,7 @@ async def on_run_event(rt: Runtime, event: RunEvent, consumer: str) -> None:
                 "spec_version": event.spec_version,
             }
         else:
+            await datasets.record(conn, event)
             fields = {
                 "status": event.status.value,
                 "reason": event.reason,
