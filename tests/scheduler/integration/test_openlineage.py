@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
+import threading
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from sous_common.kafka import aiokafka_options
-from sous_contracts.runs import CancelOrderRun, StartOrderRun
-from sous_contracts.topics import LINEAGE
+from sous_contracts.runs import CancelOrderRun, OrderRunFinished, StartOrderRun
+from sous_contracts.topics import LINEAGE, RUN_EVENTS
+from sous_scheduler.settings import LineageSettings
 from tests.scheduler.integration.conftest import handled, publish_registry, recipe, run_scheduler
+from tests.scheduler.integration.test_runs import read_topics
 from tests.scheduler.openlineage import problems
 from tests.scheduler.standins import standins
 
@@ -91,6 +95,19 @@ async def test_a_run_tells_its_lineage_complete_ordered_and_valid(kafka_settings
                 ],
             )
             events = await lineage_of(kafka_settings, run_id)
+            ends = await read_topics(
+                kafka_settings,
+                [RUN_EVENTS],
+                lambda ms: any(isinstance(m, OrderRunFinished) for m in ms),
+            )
+    # The run's end carries its datasets to the registry's read model.
+    (end,) = [m for m in ends if isinstance(m, OrderRunFinished)]
+    model = next(d for d in end.datasets if d.step == "model")
+    assert (model.inputs, model.outputs, model.tests.passed) == (
+        ["sales_dev.raw_orders"],
+        ["sales_dev.orders_daily"],
+        1,
+    )
     assert story(events) == [
         "START sales.daily",
         "START sales.daily.ingest",
@@ -162,3 +179,51 @@ async def test_a_cancelled_run_aborts_in_lineage(kafka_settings, servers, schema
         "ABORT sales.daily",
     ]
     assert [problems(e) for e in events] == [[]] * len(events)
+
+
+class Marquez(http.server.BaseHTTPRequestHandler):
+    """Takes lineage POSTs as Marquez does, and keeps them."""
+
+    received: ClassVar[list[tuple[str, dict[str, Any]]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, json.loads(body)))
+        self.send_response(201)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_the_http_transport_sends_the_events_to_a_lineage_server(
+    kafka_settings, servers, schema, monkeypatch
+):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Marquez)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("OPENLINEAGE_URL", f"http://127.0.0.1:{server.server_port}")
+    run_id = uuid.uuid4()
+    try:
+        async with run_scheduler(
+            kafka_settings, servers, schema, openlineage=LineageSettings(transport="http")
+        ) as scheduler:
+            await publish_registry(
+                kafka_settings, scheduler, [recipe("sales", "daily", STEPS, params=PARAMS)]
+            )
+            async with standins(kafka_settings):
+                await handled(scheduler, [daily(run_id)])
+                async with asyncio.timeout(30):
+                    while not any(
+                        e["run"]["runId"] == str(run_id) and e["eventType"] == "COMPLETE"
+                        for _, e in Marquez.received
+                    ):
+                        await asyncio.sleep(0.05)
+    finally:
+        server.shutdown()
+    assert {path for path, _ in Marquez.received} == {"/api/v1/lineage"}
+    assert story([e for _, e in Marquez.received])[:2] == [
+        "START sales.daily",
+        "START sales.daily.ingest",
+    ]
+    assert all(problems(e) == [] for _, e in Marquez.received)
