@@ -38,7 +38,13 @@ from sous_contracts.topics import DEAD_LETTERS, topic_for
 
 log = get_logger(__name__)
 
+
+class Undeliverable(Exception):
+    """A publisher other than Kafka's cannot take a row now; it is moved aside, not retried."""
+
+
 UNDELIVERABLE: tuple[type[BaseException], ...] = (
+    Undeliverable,
     MessageSizeTooLargeError,
     RecordTooLargeError,
     RecordListTooLargeError,

@@ -227,3 +227,33 @@ async def test_the_http_transport_sends_the_events_to_a_lineage_server(
         "START sales.daily.ingest",
     ]
     assert all(problems(e) == [] for _, e in Marquez.received)
+
+
+async def test_a_lineage_server_that_is_down_holds_up_no_run(
+    kafka_settings, servers, schema, monkeypatch
+):
+    # The client's standard configuration: a port nobody listens on, no retries.
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "http")
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__RETRY", '{"total": 0}')
+    run_id = uuid.uuid4()
+    async with run_scheduler(
+        kafka_settings, servers, schema, openlineage=LineageSettings(transport="http")
+    ) as scheduler:
+        await publish_registry(
+            kafka_settings, scheduler, [recipe("sales", "daily", STEPS, params=PARAMS)]
+        )
+        async with standins(kafka_settings):
+            await handled(scheduler, [daily(run_id)])
+            ends = await read_topics(
+                kafka_settings,
+                [RUN_EVENTS],
+                lambda ms: any(isinstance(m, OrderRunFinished) for m in ms),
+            )
+        assert await scheduler.rt.outbox_drained()
+        refused = await scheduler.rt.pool.fetch("SELECT topic, reason FROM outbox_refused")
+    assert [m.status.value for m in ends if isinstance(m, OrderRunFinished)] == ["succeeded"]
+    # Every event was moved aside with the reason (and a dead letter), none silently lost.
+    assert len(refused) == 6
+    assert {r["topic"] for r in refused} == {LINEAGE.full_name(kafka_settings.topic_prefix)}
+    assert "lineage server: ConnectionError" in refused[0]["reason"]

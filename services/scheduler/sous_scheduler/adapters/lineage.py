@@ -11,7 +11,7 @@ from typing import Any, cast
 from openlineage.client import OpenLineageClient
 from openlineage.client.client import Event
 
-from sous_common.outbox import Record
+from sous_common.outbox import Record, Undeliverable
 from sous_contracts.envelope import new_message_id
 from sous_contracts.topics import LINEAGE
 from sous_scheduler.domain.lineage import Naming, run_events
@@ -49,18 +49,30 @@ class HttpLineage:
     """Publishes lineage rows through the openlineage-python client's configured transport.
 
     The client reads its standard configuration (`OPENLINEAGE_URL`, `OPENLINEAGE_CONFIG`,
-    `OPENLINEAGE__TRANSPORT__*`). A failure raises, so the relay keeps the row and retries.
+    `OPENLINEAGE__TRANSPORT__*`). The outbox also carries the run's commands and events, so
+    a lineage server that is down must not hold them up: a row it does not take is moved
+    aside (`outbox_refused`, with a dead letter), and for `cooldown_s` after a failure the
+    rows behind it are moved aside at once instead of each waiting for the server.
     """
 
-    def __init__(self, client: OpenLineageClient | None = None) -> None:
+    def __init__(self, client: OpenLineageClient | None = None, cooldown_s: float = 30.0) -> None:
         self._client = client or OpenLineageClient()
+        self._cooldown_s = cooldown_s
+        self._down_until = 0.0
 
     async def __call__(
         self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
     ) -> Awaitable[object]:
         """Send one event; the returned awaitable is already done (HTTP answered)."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._down_until:
+            raise Undeliverable("the lineage server failed a moment ago")
         event = cast("Event", json.loads(value))  # the client serialises a dict as it is
-        await asyncio.to_thread(self._client.transport.emit, event)
-        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.to_thread(self._client.transport.emit, event)
+        except Exception as exc:
+            self._down_until = loop.time() + self._cooldown_s
+            raise Undeliverable(f"lineage server: {type(exc).__name__}: {exc}") from exc
+        done: asyncio.Future[object] = loop.create_future()
         done.set_result(None)
         return done
