@@ -51,7 +51,7 @@ CHAIN = [
         "sales",
         "daily",
         [
-            step("ingest", ["file:orders.csv"], ["sales.raw_orders"]),
+            step("ingest", ["file:orders.csv"], ["sales.raw_orders", "s3://lake/raw/orders.csv"]),
             step("model", ["sales.stg_orders"], ["sales.orders_daily"], passed=2),
         ],
         minutes=0,
@@ -152,6 +152,7 @@ async def test_dataset_view_follows_runs_through_the_mesh(
                 "finance.revenue",
                 "marketing.revenue_dashboard",
                 "payments.settlements",
+                "s3://lake/raw/orders.csv",
                 "sales.orders_daily",
                 "sales.raw_orders",
                 "sales.stg_orders",
@@ -179,6 +180,9 @@ async def test_dataset_view_follows_runs_through_the_mesh(
     assert "finance/revenue.revenue" in out
     assert "marketing/dashboard.refresh" in out
     assert str(BROKEN.order_run_id) in out
+    code, out = await sous(served, "dataset", "s3://lake/raw/orders.csv", "--json")
+    assert code == 0, out
+    assert '"step": "ingest"' in out
     code, out = await sous(served, "datasets")
     assert (code, "payments.settlements" in out, "warning" in out) == (0, True, True), out
     code, out = await sous(served, "dataset", "nowhere.nothing")
