@@ -69,25 +69,6 @@ def record_headers(message: Envelope, value: bytes, signer: Signer | None) -> di
     return headers
 
 
-async def add(
-    conn: AnyConnection,
-    messages: Iterable[Envelope],
-    *,
-    schema: str,
-    prefix: str = "",
-    signer: Signer | None = None,
-) -> int:
-    """Queue messages for publishing, in the caller's transaction; return how many."""
-    records = []
-    for m in messages:
-        value = m.to_json()
-        headers = record_headers(m, value, signer)
-        records.append(
-            Record(m.message_id, topic_for(m).full_name(prefix), m.kafka_key(), value, headers)
-        )
-    return await add_records(conn, records, schema=schema)
-
-
 @dataclass(frozen=True)
 class Record:
     """One record to publish that is not a Sous envelope (an OpenLineage event, say)."""
@@ -99,6 +80,26 @@ class Record:
     key: bytes | None
     value: bytes
     headers: dict[str, str]
+
+
+async def add(
+    conn: AnyConnection,
+    messages: Iterable[Envelope],
+    *,
+    schema: str,
+    prefix: str = "",
+    signer: Signer | None = None,
+    records: Iterable[Record] = (),
+) -> int:
+    """Queue messages, then `records`, in the caller's transaction (one round trip)."""
+    envelopes: list[Record] = []
+    for m in messages:
+        value = m.to_json()
+        headers = record_headers(m, value, signer)
+        envelopes.append(
+            Record(m.message_id, topic_for(m).full_name(prefix), m.kafka_key(), value, headers)
+        )
+    return await add_records(conn, [*envelopes, *records], schema=schema)
 
 
 async def add_records(conn: AnyConnection, records: Iterable[Record], *, schema: str) -> int:

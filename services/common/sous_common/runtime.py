@@ -122,19 +122,27 @@ class Runtime:
         """Safe options for `broker.subscriber` in this service's consumer group."""
         return consumer_options(self.group_id)
 
-    async def emit(self, conn: AnyConnection, messages: Iterable[Envelope]) -> int:
-        """Queue messages in the outbox inside the caller's transaction."""
+    async def emit(
+        self,
+        conn: AnyConnection,
+        messages: Iterable[Envelope],
+        records: Iterable[outbox.Record] = (),
+    ) -> int:
+        """Queue messages in the outbox inside the caller's transaction.
+
+        `records` are not envelopes (OpenLineage events); they follow in the same statement.
+        """
         assert self.schema is not None, "emit needs a schema"
         messages = list(messages)
         metrics.note_emitted(messages)
         return await outbox.add(
-            conn, messages, schema=self.schema, prefix=self.kafka.topic_prefix, signer=self.signer
+            conn,
+            messages,
+            schema=self.schema,
+            prefix=self.kafka.topic_prefix,
+            signer=self.signer,
+            records=records,
         )
-
-    async def emit_records(self, conn: AnyConnection, records: Iterable[outbox.Record]) -> int:
-        """Queue records that are not envelopes in the outbox, in the caller's transaction."""
-        assert self.schema is not None, "emit needs a schema"
-        return await outbox.add_records(conn, records, schema=self.schema)
 
     async def outbox_drained(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything queued in the outbox so far is on the broker.

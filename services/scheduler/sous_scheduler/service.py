@@ -291,8 +291,7 @@ class Scheduler:
                     finished.append(e.order_run_id)
             await db.save_runs(conn, list(changed.values()))
             await db.apply_all_timers(conn, timers)
-            await self.rt.emit(conn, messages)
-            await self.rt.emit_records(conn, lineage)
+            await self.rt.emit(conn, messages, lineage)
             await db.save_marks(conn, marks)
             for run_id in finished:
                 await self._after_finish(conn, *runs[run_id])
@@ -376,8 +375,7 @@ class Scheduler:
             return d
         await db.save_run(conn, d.state)
         await db.apply_timers(conn, d.state.order_run_id, d.timers)
-        await self.rt.emit(conn, d.messages)
-        await self.rt.emit_records(conn, self.lineage.records(state, d.state, ctx.now))
+        await self.rt.emit(conn, d.messages, self.lineage.records(state, d.state, ctx.now))
         if d.finished:
             await self._after_finish(conn, d.state, recipe)
         return d

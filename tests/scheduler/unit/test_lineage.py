@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
 from sous_contracts.common import DatasetRef, Outputs
+from sous_scheduler.adapters.lineage import LineageOut
 from sous_scheduler.domain.lineage import Naming, run_events
 from sous_scheduler.domain.state import RunPhase, RunState, StepPhase, StepState
+from sous_scheduler.settings import LineageSettings
 from tests.scheduler.openlineage import problems
 
 AT = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
@@ -85,3 +88,18 @@ def test_a_step_that_never_started_has_no_events_and_the_run_ends_last() -> None
 def test_nothing_changed_means_no_events() -> None:
     same = state(RunPhase.RUNNING, a=step("a", StepPhase.RUNNING))
     assert run_events(same, same, at=AT, naming=Naming()) == []
+
+
+def test_records_go_to_the_lineage_topic_keyed_by_the_run_and_none_when_off() -> None:
+    before = state(RunPhase.QUEUED)
+    after = state(RunPhase.RUNNING)
+    out = LineageOut(LineageSettings(transport="kafka"), prefix="staging.")
+    (record,) = out.records(before, after, AT)
+    assert (record.topic, record.key, record.headers) == (
+        "staging.sous.lineage",
+        str(RUN).encode(),
+        {"type": "openlineage.RunEvent"},
+    )
+    assert json.loads(record.value)["eventType"] == "START"
+    off = LineageOut(LineageSettings(transport="off"))
+    assert off.records(before, after, AT) == []
