@@ -12,11 +12,13 @@ from rich.markup import escape
 # contracts it needs when it runs, so `sous --help` (and every command) starts fast.
 from sous import (
     apply_cmd,
+    backfill_cmd,
     dataset_cmd,
     graph_cmd,
     infra_cmd,
     keys_cmd,
     kitchen_cmd,
+    lineage_cmd,
     purge_cmd,
     query_cmd,
     run_folder,
@@ -42,11 +44,15 @@ app.command("cancel")(runs_cmd.cancel)
 app.command("tail")(runs_cmd.tail)
 app.command("emit")(runs_cmd.emit)
 app.command("runs")(query_cmd.runs)
+app.command("backfill")(backfill_cmd.backfill)
+app.command("backfills")(backfill_cmd.backfills)
 app.command("status")(query_cmd.status)
 app.command("logs")(query_cmd.logs)
 app.command("graph")(graph_cmd.graph)
 app.command("dataset")(dataset_cmd.dataset)
 app.command("datasets")(dataset_cmd.datasets)
+app.command("lineage")(lineage_cmd.lineage)
+app.command("impact")(lineage_cmd.impact)
 app.command("purge")(purge_cmd.purge)
 apply_cmd.kitchen_app.command("list")(kitchen_cmd.kitchen_list)
 apply_cmd.kitchen_app.command("versions")(kitchen_cmd.kitchen_versions)

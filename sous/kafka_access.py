@@ -137,6 +137,22 @@ def grants(access: tuple[Access, ...] = ACCESS, prefix: str = "") -> frozenset[G
     return frozenset(out)
 
 
+def chart_values(access: tuple[Access, ...] = ACCESS) -> str:
+    """Return the `acl:` block of the Helm chart's values.yaml: each service's grants.
+
+    Only the services: external principals are the deployment's own to create.
+    """
+    lines = ["acl:"]
+    for a in access:
+        if not a.principal.startswith("sous-"):
+            continue
+        lines.append(f"  {a.principal.removeprefix('sous-')}:")
+        for key, items in (("writes", a.writes), ("reads", a.reads), ("groups", a.groups)):
+            shown = [i.name if isinstance(i, Topic) else i for i in items]
+            lines.append(f"    {key}: [{', '.join(shown)}]")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(access: tuple[Access, ...] = ACCESS) -> str:
     """Return the model as the Markdown table deploy/README.md carries."""
 

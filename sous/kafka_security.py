@@ -4,6 +4,7 @@
                                                     # StorageTool `--add-scram` values
     python -m sous.kafka_security apply-acls        # make the model's principals' ACLs equal it
     python -m sous.kafka_security table             # the ACL table of deploy/README.md
+    python -m sous.kafka_security values            # the `acl:` block of the Helm values
 
 `apply-acls` connects as the super user described by the `SOUS_KAFKA_*` environment and
 uses `SOUS_KAFKA_TOPIC_PREFIX` for topic and group names.
@@ -21,7 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaClient
 from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
 
-from sous.kafka_access import ACCESS, ADMIN, Grant, markdown_table
+from sous.kafka_access import ACCESS, ADMIN, Grant, chart_values, markdown_table
 from sous.kafka_access import grants as model_grants
 from sous_common.kafka import aiokafka_options
 from sous_common.settings import KafkaSettings
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     creds.add_argument("folder", type=Path)
     commands.add_parser("apply-acls", help="make the model's principals' ACLs equal it")
     commands.add_parser("table", help="print the ACL table")
+    commands.add_parser("values", help="print the `acl:` block of the Helm chart's values")
     args = parser.parse_args(argv)
 
     if args.command == "credentials":
@@ -151,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
             apply_acls(settings, model_grants(prefix=settings.topic_prefix))
         )
         print(f"ACLs: {created} created, {deleted} deleted", file=sys.stderr)
+    elif args.command == "values":
+        print(chart_values(), end="")
     else:
         print(markdown_table(), end="")
 

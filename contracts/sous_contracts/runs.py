@@ -10,6 +10,40 @@ from pydantic import AwareDatetime, Field
 from sous_contracts.common import Name, Outputs, Params, RunStatus, TestSummary
 from sous_contracts.envelope import Contract, Envelope
 
+CauseKind = Literal["command", "schedule", "trigger", "nested", "backfill"]
+"""Why a run started: a command (CLI, REST, a client on Kafka), a cron schedule, a trigger
+on upstream completions, a parent run's nested step, or a backfill."""
+
+
+class RunCause(Contract):
+    """Why a run started, as the scheduler knew it when it started the run."""
+
+    kind: CauseKind
+    """What started it."""
+    principal: str | None = None
+    """The verified principal of the command (kind `command`)."""
+    schedule_id: str | None = None
+    """The schedule that fired (kind `schedule`)."""
+    fire_time: AwareDatetime | None = None
+    """The fire time of the schedule (kind `schedule`)."""
+    trigger: str | None = None
+    """The trigger that fired, `domain/recipe#name` (kind `trigger`)."""
+    upstream_order_run_ids: list[uuid.UUID] = Field(default_factory=list)
+    """The upstream runs whose completions fired the trigger (every arrival of a join)."""
+    upstream_message_ids: list[uuid.UUID] = Field(default_factory=list)
+    """The completion events that fired the trigger (an external one may name no run)."""
+    parent_order_run_id: uuid.UUID | None = None
+    """The parent run (kind `nested`)."""
+    parent_step: Name | None = None
+    """The parent's step this run settles (kind `nested`)."""
+
+    @property
+    def upstream(self) -> list[tuple[uuid.UUID, str, str | None]]:
+        """The runs this run came from: (run, `trigger` or `nested`, trigger or parent step)."""
+        if self.kind == "nested" and self.parent_order_run_id is not None:
+            return [(self.parent_order_run_id, "nested", self.parent_step)]
+        return [(run, "trigger", self.trigger) for run in self.upstream_order_run_ids]
+
 
 class StartOrderRun(Envelope):
     """Command: run one variation of a recipe."""
@@ -41,6 +75,10 @@ class StartOrderRun(Envelope):
     """The completion event that triggered this run (domain, recipe, variation, kitchen,
     status, params, outputs, order_run_id); empty when no trigger started it. Step
     conditions read it as `event`."""
+    backfill_id: uuid.UUID | None = None
+    """The backfill this run is a partition of, if any."""
+    fire_triggers: bool = True
+    """False keeps the run's completion from firing downstream triggers (a backfill's runs)."""
 
 
 class CancelOrderRun(Envelope):
@@ -109,6 +147,10 @@ class OrderRunStarted(Envelope):
     """Content hash of the recipe spec the run uses."""
     parent_order_run_id: uuid.UUID | None = None
     """Parent run when nested."""
+    backfill_id: uuid.UUID | None = None
+    """The backfill this run is a partition of, if any."""
+    cause: RunCause | None = None
+    """Why the run started; absent from producers older than run lineage."""
 
 
 class StepDatasets(Contract):
@@ -154,6 +196,8 @@ class OrderRunFinished(Envelope):
     """Parent run when nested."""
     datasets: list[StepDatasets] = Field(default_factory=list)
     """Datasets per step that declared or reported any (dataset lineage)."""
+    backfill_id: uuid.UUID | None = None
+    """The backfill this run is a partition of, if any."""
 
 
 class DomainRunCompleted(Envelope):
@@ -190,3 +234,8 @@ class DomainRunCompleted(Envelope):
     """Trigger hops that led to this run."""
     external: bool = False
     """True when another tool ran the domain and published this event."""
+    backfill_id: uuid.UUID | None = None
+    """The backfill this run is a partition of, if any."""
+    fire_triggers: bool = True
+    """False tells trigger consumers not to fire on this event (a backfill without
+    `downstream`); the event is still published for every other reader."""

@@ -5,6 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from sous_contracts.backfills import (
+    BackfillCounts,
+    BackfillRange,
+    BackfillRejected,
+    BackfillStatus,
+    BackfillUpdated,
+    CancelBackfill,
+    PartitionState,
+    PartitionUpdate,
+    RetryBackfill,
+    StartBackfill,
+)
 from sous_contracts.common import (
     DatasetRef,
     Outputs,
@@ -42,6 +54,7 @@ from sous_contracts.tests import RunTests, TestDefinition, TestResult, TestSuite
 RUN = uuid.UUID("01890a5d-ac96-774b-bcce-b302099a8057")
 STEP = uuid.UUID("01890a5d-ac96-774b-bcce-b302099a8058")
 SUITE = uuid.UUID("01890a5d-ac96-774b-bcce-b302099a8059")
+BACKFILL = uuid.UUID("01890a5d-ac96-774b-bcce-b302099a805a")
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -207,5 +220,48 @@ def sample_messages() -> list[Envelope]:
             reason="when 'steps.load.outputs.rows > 0' was false (steps.load.outputs.rows = 0)",
             when="steps.load.outputs.rows > 0",
             seen={"steps.load.outputs.rows": 0},
+        ),
+        StartBackfill(
+            **_env(21),
+            backfill_id=BACKFILL,
+            domain="sales",
+            recipe="daily",
+            variation="prod",
+            params={"region": "eu"},
+            range=BackfillRange(param="day", start="2026-11-01", end="2026-11-07", step="1d"),
+            concurrency=3,
+            principal="alice",
+        ),
+        CancelBackfill(**_env(22), backfill_id=BACKFILL, reason="wrong range", principal="alice"),
+        RetryBackfill(**_env(23), backfill_id=BACKFILL, principal="alice"),
+        BackfillUpdated(
+            **_env(24),
+            backfill_id=BACKFILL,
+            domain="sales",
+            recipe="daily",
+            variation="prod",
+            kitchen="prod",
+            range=BackfillRange(param="day", start="2026-11-01", end="2026-11-07", step="1d"),
+            concurrency=3,
+            status=BackfillStatus.RUNNING,
+            counts=BackfillCounts(total=7, done=3, failed=1, running=3),
+            partitions=[
+                PartitionUpdate(
+                    key="2026-11-04",
+                    state=PartitionState.FAILED,
+                    order_run_id=RUN,
+                    attempt=1,
+                    reason="step load failed",
+                )
+            ],
+            principal="alice",
+        ),
+        BackfillRejected(
+            **_env(25),
+            backfill_id=BACKFILL,
+            command="StartBackfill",
+            reason="unknown recipe sales/daily",
+            domain="sales",
+            recipe="daily",
         ),
     ]

@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from sous_contracts.backfills import (
+    BackfillRejected,
+    BackfillUpdated,
+    CancelBackfill,
+    RetryBackfill,
+    StartBackfill,
+)
 from sous_contracts.deadletter import DeadLetter
 from sous_contracts.envelope import Envelope
 from sous_contracts.registry import ApplySpecs, RegistryEntityChanged
@@ -75,8 +82,9 @@ ORDER_RUN_COMMANDS = Topic(
     "order_run_id",
     6,
     "delete",
-    (StartOrderRun, CancelOrderRun),
-    "Start or cancel order runs; produced by the CLI, the REST API and other systems.",
+    (StartOrderRun, CancelOrderRun, StartBackfill, CancelBackfill, RetryBackfill),
+    "Start or cancel order runs and backfills; produced by the CLI, the REST API and other"
+    " systems.",
     retention_ms=_WEEK_MS,
 )
 STEP_COMMANDS = Topic(
@@ -102,8 +110,15 @@ RUN_EVENTS = Topic(
     "order_run_id",
     6,
     "delete",
-    (OrderRunRejected, OrderRunQueued, OrderRunStarted, OrderRunFinished),
-    "Life of every order run.",
+    (
+        OrderRunRejected,
+        OrderRunQueued,
+        OrderRunStarted,
+        OrderRunFinished,
+        BackfillUpdated,
+        BackfillRejected,
+    ),
+    "Life of every order run and backfill.",
     retention_ms=_WEEK_MS,
 )
 STEP_EVENTS = Topic(

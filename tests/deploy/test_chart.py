@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from sous.kafka_access import ACCESS, Grant, Operation, ResourceType, chart_values, grants
 from sous.supervisor import SERVICES
 from sous_contracts.topics import CATALOG
 from tests.deploy.chart import CHART, KUBERNETES, VALUES, of_kind, render, run_helm
@@ -18,6 +19,7 @@ from tests.deploy.chart import CHART, KUBERNETES, VALUES, of_kind, render, run_h
 SCHEMAS = Path(__file__).parent / "schemas"
 CUSTOM = {
     "KafkaTopic": "kafkatopic.json",
+    "KafkaUser": "kafkauser.json",
     "ScaledObject": "scaledobject.json",
     "TriggerAuthentication": "triggerauthentication.json",
     "ServiceMonitor": "servicemonitor.json",
@@ -250,6 +252,18 @@ def test_the_service_monitor_scrapes_the_ops_port_of_every_service() -> None:
 
 
 def test_sasl_principals_get_their_own_password_from_the_secret() -> None:
+    manifests = rendered("sasl")
+    (secret,) = of_kind(manifests, "Secret")
+    for service in SERVICES:
+        deployment = of_kind(manifests, "Deployment")[f"sous-{service}"]
+        env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["SOUS_KAFKA_SASL_USERNAME"]["value"] == f"sous-{service}"
+        ref = env["SOUS_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": secret, "key": f"kafka-password-{service}"}
+    assert not of_kind(manifests, "KafkaUser")
+
+
+def test_with_strimzi_users_each_service_signs_in_with_the_password_strimzi_made() -> None:
     manifests = rendered("cluster")
     assert not of_kind(manifests, "Secret"), "existingSecret replaces the chart's Secret"
     for service in SERVICES:
@@ -257,5 +271,53 @@ def test_sasl_principals_get_their_own_password_from_the_secret() -> None:
         env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["SOUS_KAFKA_SASL_USERNAME"]["value"] == f"sous-{service}"
         ref = env["SOUS_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
-        assert ref == {"name": "sous-prod", "key": f"kafka-password-{service}"}
+        assert ref == {"name": f"sous-{service}", "key": "password"}
         assert env["SOUS_KAFKA_SSL_CAFILE"]["value"] == "/etc/sous/kafka-ca/ca.crt"
+    for name, auth in of_kind(manifests, "TriggerAuthentication").items():
+        refs = {r["parameter"]: r for r in auth["spec"]["secretTargetRef"]}
+        assert (refs["password"]["name"], refs["password"]["key"]) == (name, "password")
+        assert refs["username"]["name"] == "sous-prod"
+
+
+def test_values_carry_the_acl_model_of_the_code() -> None:
+    assert values("default")["acl"] == yaml.safe_load(chart_values())["acl"], (
+        "paste `python -m sous.kafka_security values` into values.yaml"
+    )
+
+
+def test_with_strimzi_users_each_service_gets_exactly_its_acls() -> None:
+    users = of_kind(rendered("cluster"), "KafkaUser")
+    assert set(users) == {f"sous-{service}" for service in SERVICES}
+    operations = {"Read": Operation.READ, "Write": Operation.WRITE}
+    kinds = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
+    given = set()
+    for name, user in users.items():
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "sous"
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        for acl in user["spec"]["authorization"]["acls"]:
+            resource = acl["resource"]
+            assert resource["patternType"] == "literal", acl
+            (operation,) = set(acl["operations"]) - {"Describe"}
+            given.add(
+                Grant(
+                    kinds[resource["type"]], resource["name"], f"User:{name}", operations[operation]
+                )
+            )
+    services = tuple(a for a in ACCESS if a.principal in users)
+    assert given == grants(services, prefix="prod.")
+
+
+def test_strimzi_users_refuse_a_mechanism_strimzi_does_not_make() -> None:
+    done = run_helm(
+        "template",
+        "sous",
+        str(CHART),
+        "--kube-version",
+        KUBERNETES,
+        "-f",
+        str(VALUES["cluster"]),
+        "--set",
+        "kafka.saslMechanism=SCRAM-SHA-256",
+    )
+    assert done.returncode != 0
+    assert "strimzi.users: Strimzi's KafkaUsers authenticate with SCRAM-SHA-512" in done.stderr

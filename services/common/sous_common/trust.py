@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from sous_common.decoding import Refusal
+from sous_contracts.backfills import BackfillRejected, CancelBackfill, RetryBackfill, StartBackfill
 from sous_contracts.envelope import Envelope
 from sous_contracts.registry import ApplySpecs
 from sous_contracts.runs import CancelOrderRun, DomainRunCompleted, OrderRunRejected, StartOrderRun
@@ -37,7 +38,15 @@ PRINCIPAL_HEADER = "sous-principal"
 SIGNATURE_HEADER = "sous-signature"
 SIGNED_TYPES = frozenset(
     str(m.model_fields["type"].default)
-    for m in (StartOrderRun, CancelOrderRun, DomainRunCompleted, ApplySpecs)
+    for m in (
+        StartOrderRun,
+        CancelOrderRun,
+        DomainRunCompleted,
+        ApplySpecs,
+        StartBackfill,
+        CancelBackfill,
+        RetryBackfill,
+    )
 )
 """Message types a consumer accepts only signed by a principal holding the scope."""
 MARK_TYPES = frozenset({str(StepEventsMark.model_fields["type"].default)})
@@ -189,7 +198,7 @@ class TrustStore(Protocol):
         ...
 
     async def run_domain(self, order_run_id: Any) -> str | None:
-        """Return the domain of a run, or None when the run is unknown here."""
+        """Return the domain of a run (or of a backfill), or None when unknown here."""
         ...
 
     async def refresh(self, since: datetime) -> bool:
@@ -210,6 +219,15 @@ def _refuse(message: Envelope, reason: str) -> Refusal:
         event = OrderRunRejected(
             producer="sous-trust",
             order_run_id=message.order_run_id,
+            reason=reason,
+            domain=getattr(message, "domain", None),
+            recipe=getattr(message, "recipe", None),
+        )
+    elif isinstance(message, StartBackfill | CancelBackfill | RetryBackfill):
+        event = BackfillRejected(
+            producer="sous-trust",
+            backfill_id=message.backfill_id,
+            command=message.type,
             reason=reason,
             domain=getattr(message, "domain", None),
             recipe=getattr(message, "recipe", None),
@@ -239,8 +257,10 @@ def first_denial(principal: Principal, needed: list[tuple[Scope, str | None]]) -
 
 async def _needed(message: Envelope, store: TrustStore) -> list[tuple[Scope, str | None]] | str:
     """Return the scopes a message needs, or why it names nothing acceptable."""
-    if isinstance(message, StartOrderRun):
+    if isinstance(message, StartOrderRun | StartBackfill):
         return [("run", message.domain)]
+    if isinstance(message, CancelBackfill | RetryBackfill):
+        return [("run", await store.run_domain(message.backfill_id))]
     if isinstance(message, CancelOrderRun):
         return [("run", await store.run_domain(message.order_run_id))]
     if isinstance(message, DomainRunCompleted):

@@ -9,6 +9,7 @@ from pydantic import Field
 from sous_common.runtime import Runtime
 from sous_console import projection
 from sous_console.service import apply
+from sous_contracts.backfills import BackfillRejected, BackfillUpdated
 from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.runs import (
     DomainRunCompleted,
@@ -34,7 +35,12 @@ from sous_contracts.topics import (
 )
 
 RunEvent = Annotated[
-    OrderRunQueued | OrderRunStarted | OrderRunFinished | OrderRunRejected,
+    OrderRunQueued
+    | OrderRunStarted
+    | OrderRunFinished
+    | OrderRunRejected
+    | BackfillUpdated
+    | BackfillRejected,
     Field(discriminator="type"),
 ]
 StepEvent = Annotated[
@@ -55,6 +61,8 @@ def register(rt: Runtime, *, consumers: int = 1) -> None:
 
     @rt.broker.subscriber(rt.topic(RUN_EVENTS), **busy)
     async def on_run_event(event: RunEvent) -> None:
+        if isinstance(event, BackfillUpdated | BackfillRejected):
+            return  # backfills are followed through the registry and the CLI, not shown here
         await apply(rt, event, projection.run_event)
 
     @rt.broker.subscriber(rt.topic(STEP_EVENTS), **busy)

@@ -88,6 +88,18 @@ async def run_event(conn: AnyConnection, e: RunEvent) -> Change:
         fields["reason"],
         final,
     )
+    if isinstance(e, OrderRunStarted) and e.cause is not None:
+        await conn.execute(
+            "UPDATE runs SET cause = $2::jsonb WHERE order_run_id = $1",
+            e.order_run_id,
+            e.cause.model_dump_json(),
+        )
+        if e.cause.upstream:
+            await conn.executemany(
+                "INSERT INTO run_edges (upstream, downstream, kind, via) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT DO NOTHING",
+                [(up, e.order_run_id, kind, via) for up, kind, via in e.cause.upstream],
+            )
     return {
         "kind": "run",
         "order_run_id": str(e.order_run_id),

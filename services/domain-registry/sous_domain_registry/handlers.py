@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from sous_common.runtime import Runtime
+from sous_contracts.backfills import BackfillRejected, BackfillUpdated
 from sous_contracts.registry import ApplySpecs
 from sous_contracts.runs import OrderRunFinished, OrderRunQueued, OrderRunRejected, OrderRunStarted
 from sous_contracts.steps import (
@@ -18,10 +19,15 @@ from sous_contracts.steps import (
 )
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import REGISTRY_COMMANDS, RUN_EVENTS, STEP_EVENTS, TEST_RESULTS
-from sous_domain_registry import runs, service
+from sous_domain_registry import backfills, runs, service
 
 RunEvent = Annotated[
-    OrderRunRejected | OrderRunQueued | OrderRunStarted | OrderRunFinished,
+    OrderRunRejected
+    | OrderRunQueued
+    | OrderRunStarted
+    | OrderRunFinished
+    | BackfillUpdated
+    | BackfillRejected,
     Field(discriminator="type"),
 ]
 StepEvent = Annotated[
@@ -38,7 +44,10 @@ def register(rt: Runtime) -> None:
 
     @rt.broker.subscriber(rt.topic(RUN_EVENTS), **options)
     async def on_run_event(event: RunEvent) -> None:
-        await runs.on_run_event(rt, event, consumer)
+        if isinstance(event, BackfillUpdated | BackfillRejected):
+            await backfills.on_backfill_event(rt, event, consumer)
+        else:
+            await runs.on_run_event(rt, event, consumer)
 
     @rt.broker.subscriber(rt.topic(STEP_EVENTS), **options)
     async def on_step_event(event: StepEvent) -> None:

@@ -24,7 +24,7 @@ from sous_contracts.steps import (
     StepStarted,
 )
 from sous_contracts.tests import TestResult, TestSuiteFinished
-from sous_domain_registry.adapters import datasets, store
+from sous_domain_registry.adapters import datasets, lineage, store
 from sous_domain_registry.adapters import runs as rows
 from sous_domain_registry.domain.entities import Entity
 
@@ -67,18 +67,7 @@ async def start_run(
     async with rt.pool.acquire() as conn, conn.transaction():
         if idempotency_key is not None and await rows.get_run(conn, run_id) is not None:
             return run_id
-        if kitchen is not None and await store.get(conn, f"kitchen:{kitchen}") is None:
-            raise NotFoundError(f"unknown kitchen {kitchen!r}")
-        entity = await _version(conn, domain, recipe, kitchen)
-        if entity is None:
-            where = f" in kitchen {kitchen!r}, the kitchens above it or the base" if kitchen else ""
-            raise NotFoundError(f"unknown recipe '{domain}/{recipe}'{where}")
-        variations = entity.spec.get("variations", {})
-        if variation is not None and variation not in variations:
-            known = ", ".join(sorted(variations)) or "none"
-            raise NotFoundError(f"unknown variation {variation!r} (variations: {known})")
-        if kitchen is None and variation is not None:
-            kitchen = variations[variation]["kitchen"]
+        kitchen = await target_kitchen(conn, domain, recipe, variation, kitchen)
         command = StartOrderRun(
             order_run_id=run_id,
             domain=domain,
@@ -105,6 +94,30 @@ async def start_run(
         await rt.emit(conn, [command])
         await store.audit(conn, principal, "run.start", f"{domain}/{recipe}", {"run": str(run_id)})
     return run_id
+
+
+async def target_kitchen(
+    conn: Any, domain: str, recipe: str, variation: str | None, kitchen: str | None
+) -> str | None:
+    """Check that what a start names exists; return the kitchen it runs in, when known.
+
+    Raises:
+        NotFoundError: the kitchen, the recipe (in it) or the variation does not exist.
+    """
+    if kitchen is not None and await store.get(conn, f"kitchen:{kitchen}") is None:
+        raise NotFoundError(f"unknown kitchen {kitchen!r}")
+    entity = await _version(conn, domain, recipe, kitchen)
+    if entity is None:
+        where = f" in kitchen {kitchen!r}, the kitchens above it or the base" if kitchen else ""
+        raise NotFoundError(f"unknown recipe '{domain}/{recipe}'{where}")
+    variations = entity.spec.get("variations", {})
+    if variation is not None and variation not in variations:
+        known = ", ".join(sorted(variations)) or "none"
+        raise NotFoundError(f"unknown variation {variation!r} (variations: {known})")
+    if kitchen is None and variation is not None:
+        found: str = variations[variation]["kitchen"]
+        return found
+    return kitchen
 
 
 async def _version(conn: Any, domain: str, recipe: str, kitchen: str | None) -> Entity | None:
@@ -176,6 +189,9 @@ async def on_run_event(rt: Runtime, event: RunEvent, consumer: str) -> None:
                 "started_at": event.occurred_at,
                 "spec_version": event.spec_version,
             }
+            if event.cause is not None:
+                fields["cause"] = event.cause.model_dump(mode="json")
+                await lineage.add_edges(conn, run_id, event.cause)
         else:
             await datasets.record(conn, event)
             fields = {
@@ -251,5 +267,6 @@ async def on_test_event(rt: Runtime, event: TestEvent, consumer: str) -> None:
                 "value": event.value,
                 "message": event.message,
                 "at": event.occurred_at,
+                "result_id": event.message_id,
             },
         )

@@ -21,6 +21,7 @@ from sous_scheduler.adapters import retention
 from sous_scheduler.adapters.changelog import catch_up
 from sous_scheduler.adapters.lineage import HttpLineage
 from sous_scheduler.adapters.trust import SchedulerTrust
+from sous_scheduler.backfills import Backfills
 from sous_scheduler.handlers import register
 from sous_scheduler.schedules import Schedules
 from sous_scheduler.service import Scheduler
@@ -66,7 +67,7 @@ def build(
     rt.guard.verified = SIGNED_TYPES | MARK_TYPES  # marks: the scheduler's own
     triggers = Triggers(scheduler)
     schedules = Schedules(scheduler, triggers)
-    register(rt, scheduler, triggers)
+    register(rt, scheduler, triggers, Backfills(scheduler))
     loops: list[asyncio.Task[None]] = []
 
     @rt.on_opened

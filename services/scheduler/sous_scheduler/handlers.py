@@ -7,6 +7,13 @@ from typing import Annotated
 from pydantic import Field
 
 from sous_common.runtime import Runtime
+from sous_contracts.backfills import (
+    BackfillRejected,
+    BackfillUpdated,
+    CancelBackfill,
+    RetryBackfill,
+    StartBackfill,
+)
 from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.runs import (
     CancelOrderRun,
@@ -33,22 +40,31 @@ from sous_contracts.topics import (
     STEP_EVENTS,
     TEST_RESULTS,
 )
+from sous_scheduler.backfills import Backfills
 from sous_scheduler.service import Scheduler
 from sous_scheduler.triggers import Triggers
 
-OrderRunCommand = Annotated[StartOrderRun | CancelOrderRun, Field(discriminator="type")]
+OrderRunCommand = Annotated[
+    StartOrderRun | CancelOrderRun | StartBackfill | CancelBackfill | RetryBackfill,
+    Field(discriminator="type"),
+]
 StepEvent = Annotated[
     StepStarted | StepHeartbeat | StepFinished | StepEventsMark | StepSkipped,
     Field(discriminator="type"),
 ]
 RunLife = Annotated[
-    OrderRunRejected | OrderRunQueued | OrderRunStarted | OrderRunFinished,
+    OrderRunRejected
+    | OrderRunQueued
+    | OrderRunStarted
+    | OrderRunFinished
+    | BackfillUpdated
+    | BackfillRejected,
     Field(discriminator="type"),
 ]
 TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
 
 
-def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers) -> None:
+def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: Backfills) -> None:
     """Subscribe the scheduler to its topics."""
     options = rt.subscriber_options()
     # Commands get several consumers; a run's row lock keeps their effects serial.
@@ -60,8 +76,10 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers) -> None:
     async def on_order_run_command(command: OrderRunCommand) -> None:
         if isinstance(command, StartOrderRun):
             await scheduler.start(command)
-        else:
+        elif isinstance(command, CancelOrderRun):
             await scheduler.cancel(command)
+        else:
+            await backfills.handle(command)
 
     @rt.broker.subscriber(rt.topic(STEP_EVENTS), **batches)
     async def on_step_events(events: list[StepEvent]) -> None:
@@ -75,10 +93,11 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers) -> None:
 
     @rt.broker.subscriber(rt.topic(RUN_EVENTS), **batches)
     async def on_run_events(events: list[RunLife]) -> None:
-        # A nested child's end moves its parent on; the other run events are for others.
-        await scheduler.on_run_ends(
-            [e for e in events if isinstance(e, OrderRunFinished | OrderRunRejected)]
-        )
+        # A nested child's end moves its parent on, a partition's end its backfill; the
+        # other run events are for others.
+        ends = [e for e in events if isinstance(e, OrderRunFinished | OrderRunRejected)]
+        await scheduler.on_run_ends(ends)
+        await backfills.on_run_ends(ends)
 
     @rt.broker.subscriber(rt.topic(DOMAIN_EVENTS), **options)
     async def on_domain_event(event: DomainRunCompleted) -> None:

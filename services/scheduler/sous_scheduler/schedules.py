@@ -9,7 +9,7 @@ from __future__ import annotations
 from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_contracts.envelope import new_message_id
-from sous_contracts.runs import StartOrderRun
+from sous_contracts.runs import RunCause, StartOrderRun
 from sous_contracts.specs import RecipeSpec
 from sous_scheduler.adapters import postgres as db
 from sous_scheduler.domain.schedules import due
@@ -76,4 +76,5 @@ class Schedules:
                 kitchen=entry.kitchen,
                 idempotency_key=f"cron:{schedule_id}@{what.fire.isoformat()}",
             ),
+            RunCause(kind="schedule", schedule_id=schedule_id, fire_time=what.fire),
         )

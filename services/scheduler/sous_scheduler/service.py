@@ -23,6 +23,7 @@ from sous_contracts.runs import (
     OrderRunFinished,
     OrderRunQueued,
     OrderRunRejected,
+    RunCause,
     StartOrderRun,
 )
 from sous_contracts.specs import RecipeSpec
@@ -106,14 +107,19 @@ class Scheduler:
             if await self._fresh(conn, cmd):
                 await self.start_in(conn, cmd)
 
-    async def start_in(self, conn: AnyConnection, cmd: StartOrderRun) -> RunState | None:
-        """Start a run inside the caller's transaction (commands, triggers, schedules)."""
+    async def start_in(
+        self, conn: AnyConnection, cmd: StartOrderRun, cause: RunCause | None = None
+    ) -> RunState | None:
+        """Start a run inside the caller's transaction (commands, triggers, schedules).
+
+        `cause` says why when a schedule or a trigger starts it; else the command is why.
+        """
         ctx = self.context(cmd)
         catalog = await db.catalog(
             conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
         )
         try:
-            state = plan_run(cmd, catalog, now=ctx.now, new_id=new_message_id)
+            state = plan_run(cmd, catalog, now=ctx.now, new_id=new_message_id, cause=cause)
         except Rejected as exc:
             # What the command names (a recipe, variation, kitchen or a kitchen's parent) may
             # have been applied a moment before it and still be on its way to us: look once
@@ -125,7 +131,7 @@ class Scheduler:
                 conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
             )
             try:
-                state = plan_run(cmd, catalog, now=ctx.now, new_id=new_message_id)
+                state = plan_run(cmd, catalog, now=ctx.now, new_id=new_message_id, cause=cause)
             except Rejected as again:
                 await self._reject(conn, cmd, str(again))
                 return None

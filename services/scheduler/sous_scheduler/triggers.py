@@ -24,6 +24,7 @@ from sous_scheduler.domain.triggers import (
     listeners,
     matching_patterns,
     start_command,
+    trigger_cause,
 )
 from sous_scheduler.service import Scheduler
 
@@ -55,6 +56,9 @@ class Triggers:
         async with self.scheduler.transaction() as conn:
             if not await inbox.claim(conn, self.scheduler.rt.group_id, event.message_id):
                 return
+            if not event.fire_triggers:  # a backfill's run, without `downstream`
+                log.info("triggers suppressed", order_run_id=str(event.order_run_id))
+                return
             for listener in (await self._index(conn)).listening(event.domain, event.kitchen):
                 if patterns := matching_patterns(listener, event):
                     await self._consider(conn, listener, patterns, event)
@@ -79,16 +83,26 @@ class Triggers:
             )
             if present < join_needed(trigger):
                 return
-            await db.clear_join(conn, listener.trigger_id, event.kitchen)
-        elif trigger.mode == "coalesce":
+            joined = await db.clear_join(conn, listener.trigger_id, event.kitchen)
+            await self.fire(conn, listener, event, joined)
+            return
+        if trigger.mode == "coalesce":
             await db.hold_for_debounce(conn, listener.trigger_id, event.kitchen, event, now)
             return
         await self.fire(conn, listener, event)
 
     async def fire(
-        self, conn: AnyConnection, listener: Listener, event: DomainRunCompleted
+        self,
+        conn: AnyConnection,
+        listener: Listener,
+        event: DomainRunCompleted,
+        joined: list[DomainRunCompleted] | None = None,
     ) -> None:
-        """Start the downstream run once per (trigger, upstream event)."""
+        """Start the downstream run once per (trigger, upstream event).
+
+        `joined` are every arrival of a join that fired (the event among them): the run's
+        upstream in its cause.
+        """
         limit = depth_limit(listener, self.scheduler.settings.max_causation_depth)
         outcome, run_id = "started", new_message_id()
         if event.causation_depth + 1 > limit:
@@ -118,7 +132,7 @@ class Triggers:
             order_run_id=str(run_id),
             upstream=str(event.order_run_id),
         )
-        await self.scheduler.start_in(conn, command)
+        await self.scheduler.start_in(conn, command, trigger_cause(listener, joined or [event]))
 
     async def fire_coalesced(self) -> int:
         """Fire coalescing triggers whose debounce window has passed since the last event."""

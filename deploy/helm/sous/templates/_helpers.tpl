@@ -45,6 +45,11 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- if hasPrefix "SASL_" .Values.kafka.securityProtocol }}true{{ end -}}
 {{- end -}}
 
+{{/* Whether Strimzi makes the services' Kafka users (and their passwords' Secrets). */}}
+{{- define "sous.strimziUsers" -}}
+{{- if and .Values.strimzi.enabled .Values.strimzi.users }}true{{ end -}}
+{{- end -}}
+
 {{/* Broker settings of one Kafka principal: dict with root, username, passwordKey. */}}
 {{- define "sous.kafkaEnv" -}}
 {{- $v := .root.Values -}}
@@ -62,8 +67,13 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 - name: SOUS_KAFKA_SASL_PASSWORD
   valueFrom:
     secretKeyRef:
+      {{- if include "sous.strimziUsers" .root }}
+      name: {{ .username }}
+      key: password
+      {{- else }}
       name: {{ include "sous.secretName" .root }}
       key: {{ .passwordKey }}
+      {{- end }}
 {{- end }}
 {{- if $v.kafka.caSecret }}
 - name: SOUS_KAFKA_SSL_CAFILE

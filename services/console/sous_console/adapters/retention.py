@@ -18,6 +18,7 @@ RULES: tuple[Rule, ...] = (
             ("steps", "order_run_id"),
             ("test_results", "order_run_id"),
             ("completions", "order_run_id"),
+            ("run_edges", "downstream"),
         ),
     ),
     # Completions of domains run by other tools belong to no run.

@@ -100,7 +100,32 @@ async def tests_of_run(conn: AnyConnection, run_id: uuid.UUID) -> list[dict[str,
 
 
 async def related_runs(conn: AnyConnection, found: dict[str, Any]) -> dict[str, Any]:
-    """Return what started a run (its parent or the run its chain began with) and its followers."""
+    """Return why a run started (its cause and upstream runs) and the runs it started.
+
+    Runs from before run lineage carry no cause: their chain's first run and followers stand in.
+    """
+    if found.get("cause") is None:
+        return await _chain(conn, found)
+    cause = json.loads(found["cause"])
+    edge = (
+        "SELECT e.{near} AS order_run_id, e.kind, e.via, r.domain, r.recipe, r.status"
+        " FROM run_edges e LEFT JOIN runs r ON r.order_run_id = e.{near}"
+        " WHERE e.{far} = $1 ORDER BY r.seen_at NULLS LAST LIMIT 200"
+    )
+    upstream = await conn.fetch(
+        edge.format(near="upstream", far="downstream"), found["order_run_id"]
+    )
+    downstream = await conn.fetch(
+        edge.format(near="downstream", far="upstream"), found["order_run_id"]
+    )
+    return {
+        "cause": cause,
+        "upstreams": [dict(r) for r in upstream],
+        "downstream": [dict(r) for r in downstream],
+    }
+
+
+async def _chain(conn: AnyConnection, found: dict[str, Any]) -> dict[str, Any]:
     run_id = found["order_run_id"]
     root = found.get("correlation_id")
     upstream = None

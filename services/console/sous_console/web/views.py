@@ -152,7 +152,7 @@ async def run_view(request: Request, run_id: uuid.UUID, who: Viewer) -> HTMLResp
         require(who, "read", found["domain"])
         steps = await queries.steps(conn, run_id)
         tests = await queries.tests_of_run(conn, run_id)
-        related = await queries.related_runs(conn, found)
+        related = _readable_links(who, await queries.related_runs(conn, found))
         spec = None
         if found["domain"] and found["recipe"]:
             spec = await queries.recipe_spec(
@@ -174,6 +174,17 @@ async def run_view(request: Request, run_id: uuid.UUID, who: Viewer) -> HTMLResp
         svg=svg,
         may_run=found["domain"] is not None and who.may("run", found["domain"]),
     )
+
+
+def _readable_links(who: Principal, related: dict[str, Any]) -> dict[str, Any]:
+    """Leave out linked runs of domains the viewer may not read, and count them."""
+    hidden = 0
+    for key in ("upstreams", "downstream"):
+        if key in related:
+            shown = [r for r in related[key] if not r["domain"] or who.may("read", r["domain"])]
+            hidden += len(related[key]) - len(shown)
+            related[key] = shown
+    return {**related, "hidden": hidden}
 
 
 @router.post("/runs/{run_id}/cancel")

@@ -14,7 +14,11 @@ RULES: tuple[Rule, ...] = (
         "runs",
         "finished_at < $1",
         key="order_run_id",
-        cascade=(("run_steps", "order_run_id"), ("run_tests", "order_run_id")),
+        cascade=(
+            ("run_steps", "order_run_id"),
+            ("run_tests", "order_run_id"),
+            ("run_edges", "downstream"),
+        ),
     ),
     Rule("audit", "audit", "audit", "at < $1", key="id"),
 )

@@ -10,15 +10,16 @@ from typing import Any
 from sous_common.db import AnyConnection
 from sous_domain_registry.domain.entities import Entity
 
+JSON_COLUMNS = ("params", "outputs", "tests", "cause")
+"""Columns of `runs` held as JSON."""
+
 
 async def upsert_run(conn: AnyConnection, run_id: uuid.UUID, **fields: Any) -> None:
     """Create or update a run row with the given columns (JSON columns as Python values)."""
-    fields = {
-        k: json.dumps(v) if k in ("params", "outputs", "tests") else v for k, v in fields.items()
-    }
+    fields = {k: json.dumps(v) if k in JSON_COLUMNS else v for k, v in fields.items()}
     cols = ["order_run_id", *fields]
     values = [run_id, *fields.values()]
-    casts = ["" if c not in ("params", "outputs", "tests") else "::jsonb" for c in cols]
+    casts = ["" if c not in JSON_COLUMNS else "::jsonb" for c in cols]
     placeholders = ", ".join(f"${i + 1}{casts[i]}" for i in range(len(cols)))
     updates = (
         ", ".join(f"{c} = excluded.{c}" for c in fields) or "order_run_id = excluded.order_run_id"
@@ -71,9 +72,10 @@ async def test_result(conn: AnyConnection, run_id: uuid.UUID, row: dict[str, Any
     """Record (the latest) result of one test of a step."""
     await conn.execute(
         "INSERT INTO run_tests (order_run_id, step, test, kind, severity, status, value,"
-        " message, at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)"
+        " message, at, result_id) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)"
         " ON CONFLICT (order_run_id, step, test) DO UPDATE SET status = excluded.status,"
-        " value = excluded.value, message = excluded.message, at = excluded.at",
+        " value = excluded.value, message = excluded.message, at = excluded.at,"
+        " result_id = excluded.result_id",
         run_id,
         row["step"],
         row["test"],
@@ -83,13 +85,15 @@ async def test_result(conn: AnyConnection, run_id: uuid.UUID, row: dict[str, Any
         json.dumps(row.get("value"), default=str),
         row.get("message", ""),
         row["at"],
+        row.get("result_id"),
     )
 
 
 def _run(r: Any) -> dict[str, Any]:
     out = dict(r)
-    for k in ("params", "outputs", "tests"):
-        out[k] = json.loads(out[k])
+    for k in JSON_COLUMNS:
+        if k in out:
+            out[k] = json.loads(out[k]) if out[k] is not None else None
     return out
 
 
@@ -105,7 +109,8 @@ async def get_run(conn: AnyConnection, run_id: uuid.UUID) -> dict[str, Any] | No
         run_id,
     )
     tests = await conn.fetch(
-        "SELECT step, test, kind, severity, status, value::text AS value, message, at"
+        "SELECT step, test, kind, severity, status, value::text AS value, message, at,"
+        " result_id"
         " FROM run_tests WHERE order_run_id = $1 ORDER BY step, test",
         run_id,
     )

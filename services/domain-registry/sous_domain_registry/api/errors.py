@@ -2,6 +2,7 @@
 
 Every error body has FastAPI's shape, `{"detail": ...}`:
 
+    400 ErrorDetail   a value the route checks is wrong (a backfill's range); the detail says why
     401 ErrorDetail   no bearer token, or one unknown or revoked (auth.py)
     403 ErrorDetail   the token lacks a scope on the domain (auth.py)
     404 ErrorDetail   a named domain, recipe, variation, kitchen or run does not exist
@@ -60,6 +61,7 @@ _CHALLENGE = {
 }
 
 ERRORS: dict[int, dict[str, Any]] = {
+    400: {"model": ErrorDetail, "description": "A value is wrong; the detail says which and why."},
     401: {
         "model": ErrorDetail,
         "description": "No bearer token, or one unknown or revoked.",

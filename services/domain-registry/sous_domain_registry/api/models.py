@@ -10,6 +10,7 @@ from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from sous_common.trust import public_key_problem
+from sous_contracts.backfills import MAX_CONCURRENCY, BackfillRange
 from sous_contracts.common import Outputs, Params, RunStatus, TestSummary
 from sous_contracts.specs.common import ConnectionSpec, Duration, RecipeRef, SpecName
 from sous_domain_registry.domain.entities import Entity
@@ -224,3 +225,27 @@ NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 DomainPath = Annotated[str, Path(pattern=NAME_PATTERN, description="Domain name.")]
 RecipePath = Annotated[str, Path(pattern=NAME_PATTERN, description="Recipe name.")]
 KitchenPath = Annotated[str, Path(pattern=NAME_PATTERN, description="Kitchen name.")]
+
+
+class StartBackfillBody(Body):
+    """Run one variation of a recipe once per partition of a range."""
+
+    domain: SpecName
+    recipe: SpecName
+    variation: SpecName | None = None
+    kitchen: SpecName | None = None
+    params: Params = Field(default_factory=dict)
+    range: BackfillRange
+    """The partitions: `{"param": "day", "start": "2026-11-01", "end": "2026-11-07"}`, with
+    an optional `step` (`1d`, `7d`, `2w` for dates, an integer for integers)."""
+    concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)] = 1
+    downstream: bool = False
+    """True lets the partitions' completions fire downstream triggers."""
+
+
+class BackfillAccepted(BaseModel):
+    """The command was queued; follow the backfill with GET /v1/backfills/{id}."""
+
+    backfill_id: uuid.UUID
+    partitions: int
+    """How many partitions (runs) the range has."""

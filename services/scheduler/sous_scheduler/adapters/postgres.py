@@ -383,13 +383,18 @@ async def join_arrived(
     return present
 
 
-async def clear_join(conn: AnyConnection, trigger_id: str, kitchen: str) -> None:
-    """Forget a join's arrivals once it fired."""
-    await conn.execute(
-        "DELETE FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2 AND pattern >= 0",
+async def clear_join(
+    conn: AnyConnection, trigger_id: str, kitchen: str
+) -> list[DomainRunCompleted]:
+    """Forget a join's arrivals once it fired; return them (the upstream of the run it starts)."""
+    rows = await conn.fetch(
+        "DELETE FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2 AND pattern >= 0"
+        " RETURNING arrived_at, event",
         trigger_id,
         kitchen,
     )
+    ordered = sorted(rows, key=lambda r: r["arrived_at"])
+    return [DomainRunCompleted.model_validate_json(r["event"]) for r in ordered]
 
 
 async def record_firing(

@@ -70,8 +70,10 @@ class SchedulerTrust:
         return found
 
     async def run_domain(self, order_run_id: Any) -> str | None:
-        """Return the domain of a run the scheduler holds."""
+        """Return the domain of a run (or a backfill) the scheduler holds."""
         domain: str | None = await self.rt.pool.fetchval(
-            "SELECT domain FROM runs WHERE id = $1", order_run_id
+            "SELECT domain FROM runs WHERE id = $1"
+            " UNION ALL SELECT domain FROM backfills WHERE id = $1 LIMIT 1",
+            order_run_id,
         )
         return domain

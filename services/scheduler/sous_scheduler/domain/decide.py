@@ -251,6 +251,7 @@ def _start_child(
             parent_order_run_id=d.state.order_run_id,
             parent_step=step.name,
             causation_depth=d.state.causation_depth,
+            fire_triggers=d.state.fire_triggers,  # a backfill's children stay quiet too
         )
     )
     d.state = d.state.with_step(

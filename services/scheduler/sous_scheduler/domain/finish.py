@@ -36,6 +36,8 @@ def started(state: RunState, ctx: Context) -> OrderRunStarted:
         params=state.params,
         spec_version=state.spec_version,
         parent_order_run_id=state.parent_order_run_id,
+        backfill_id=state.backfill_id,
+        cause=state.cause,
     )
 
 
@@ -79,6 +81,7 @@ def finish(d: Decision, ctx: Context, phase: RunPhase, reason: str | None) -> No
             tests=tests,
             parent_order_run_id=d.state.parent_order_run_id,
             datasets=step_datasets(d.state),
+            backfill_id=d.state.backfill_id,
         )
     )
     d.messages.append(
@@ -90,6 +93,8 @@ def finish(d: Decision, ctx: Context, phase: RunPhase, reason: str | None) -> No
             tests=tests,
             spec_version=d.state.spec_version,
             causation_depth=d.state.causation_depth,
+            backfill_id=d.state.backfill_id,
+            fire_triggers=d.state.fire_triggers,
         )
     )
     d.timers.append(ClearTimer("run_timeout", None))

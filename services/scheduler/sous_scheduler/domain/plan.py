@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sous_contracts.runs import StartOrderRun
+from sous_contracts.runs import RunCause, StartOrderRun
 from sous_contracts.specs import DomainSpec, KitchenSpec, RecipeSpec, VariationSpec
 from sous_scheduler.domain.params import ParamError, resolve_params
 from sous_scheduler.domain.state import RunState, StepState
@@ -68,10 +68,36 @@ def _kitchen_chain(name: str, kitchens: dict[str, KitchenSpec]) -> list[KitchenS
     return list(reversed(chain))
 
 
+def command_cause(cmd: StartOrderRun) -> RunCause:
+    """Why a run a command asks for starts: its parent's nested step, a backfill, or the command.
+
+    The principal is the one the consumer verified (the signer, or whom an admin signed for).
+    """
+    if cmd.parent_order_run_id is not None:
+        return RunCause(
+            kind="nested",
+            principal=cmd.principal,
+            parent_order_run_id=cmd.parent_order_run_id,
+            parent_step=cmd.parent_step,
+        )
+    if cmd.backfill_id is not None:  # a partition's run: `backfill_id` on its events names it
+        return RunCause(kind="backfill", principal=cmd.principal)
+    return RunCause(kind="command", principal=cmd.principal)
+
+
 def plan_run(
-    cmd: StartOrderRun, catalog: Catalog, *, now: datetime, new_id: Callable[[], uuid.UUID]
+    cmd: StartOrderRun,
+    catalog: Catalog,
+    *,
+    now: datetime,
+    new_id: Callable[[], uuid.UUID],
+    cause: RunCause | None = None,
 ) -> RunState:
-    """Build the queued run a command asks for, or raise Rejected with the reason."""
+    """Build the queued run a command asks for, or raise Rejected with the reason.
+
+    `cause` says why it starts when the scheduler itself asks (a schedule, a trigger);
+    otherwise the command is the cause.
+    """
     where = f"{cmd.domain}/{cmd.recipe}"
     if catalog.recipe is None:
         raise Rejected(f"unknown recipe {where}")
@@ -109,5 +135,8 @@ def plan_run(
         parent_step=cmd.parent_step,
         causation_depth=cmd.causation_depth,
         trigger_event=cmd.trigger_event,
+        backfill_id=cmd.backfill_id,
+        fire_triggers=cmd.fire_triggers,
+        cause=cause or command_cause(cmd),
         created_at=now,
     )

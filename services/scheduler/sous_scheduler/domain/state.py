@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sous_contracts.common import Outputs, TestSummary
+from sous_contracts.runs import RunCause
 
 
 class RunPhase(StrEnum):
@@ -118,6 +119,12 @@ class RunState(_Frozen):
     causation_depth: int = 0
     trigger_event: dict[str, Any] = Field(default_factory=dict)
     """The completion event that triggered the run (`event` in step conditions)."""
+    backfill_id: uuid.UUID | None = None
+    """The backfill this run is a partition of, if any."""
+    fire_triggers: bool = True
+    """False keeps the run's completion from firing downstream triggers."""
+    cause: RunCause | None = None
+    """Why the run started (None for runs stored before run lineage)."""
     reason: str | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sous_contracts.runs import DomainRunCompleted, StartOrderRun
+from sous_contracts.runs import DomainRunCompleted, RunCause, StartOrderRun
 from sous_contracts.specs import EventMatch, KitchenSpec, RecipeSpec, TriggerSpec
 from sous_contracts.specs.placeholders import substitute
 from sous_scheduler.domain.versions import pick
@@ -150,3 +150,16 @@ def join_cutoff(trigger: TriggerSpec, now: datetime) -> datetime:
 def debounce_over(trigger: TriggerSpec, last_arrival: datetime, now: datetime) -> bool:
     """True when a coalescing trigger has been quiet for its whole debounce window."""
     return last_arrival + timedelta(seconds=trigger.debounce) <= now
+
+
+def trigger_cause(listener: Listener, upstream: list[DomainRunCompleted]) -> RunCause:
+    """Why a trigger's run starts: the trigger and the completions that fired it."""
+    events = list({e.message_id: e for e in upstream}.values())  # a join may hold one twice
+    return RunCause(
+        kind="trigger",
+        trigger=listener.trigger_id,
+        upstream_order_run_ids=list(
+            dict.fromkeys(e.order_run_id for e in events if e.order_run_id is not None)
+        ),
+        upstream_message_ids=[e.message_id for e in events],
+    )
