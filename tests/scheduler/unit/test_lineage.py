@@ -85,9 +85,12 @@ def test_a_step_that_never_started_has_no_events_and_the_run_ends_last() -> None
     assert [problems(e) for e in events] == [[], []]
 
 
-def test_nothing_changed_means_no_events() -> None:
+def test_nothing_changed_or_a_run_cancelled_while_queued_means_no_events() -> None:
     same = state(RunPhase.RUNNING, a=step("a", StepPhase.RUNNING))
     assert run_events(same, same, at=AT, naming=Naming()) == []
+    queued = state(RunPhase.QUEUED, a=step("a", StepPhase.PENDING, attempt=0))
+    cancelled = queued.model_copy(update={"phase": RunPhase.CANCELLED})
+    assert run_events(queued, cancelled, at=AT, naming=Naming()) == []
 
 
 def test_records_go_to_the_lineage_topic_keyed_by_the_run_and_none_when_off() -> None:

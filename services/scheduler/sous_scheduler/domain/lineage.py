@@ -63,7 +63,8 @@ def run_events(
 ) -> list[dict[str, Any]]:
     """Return the RunEvents of what started or ended between two states of one run."""
     out: list[dict[str, Any]] = []
-    if before.phase is RunPhase.QUEUED and after.phase is not RunPhase.QUEUED:
+    # A run cancelled while queued never started: it has no events at all.
+    if before.started_at is None and after.started_at is not None:
         out.append(_run_event("START", after, at, naming))
     fresh, ended = [], []
     for name, step in after.steps.items():
