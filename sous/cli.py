@@ -13,6 +13,7 @@ from rich.markup import escape
 from sous import (
     apply_cmd,
     backfill_cmd,
+    dataset_cmd,
     graph_cmd,
     infra_cmd,
     keys_cmd,
@@ -48,6 +49,8 @@ app.command("backfills")(backfill_cmd.backfills)
 app.command("status")(query_cmd.status)
 app.command("logs")(query_cmd.logs)
 app.command("graph")(graph_cmd.graph)
+app.command("dataset")(dataset_cmd.dataset)
+app.command("datasets")(dataset_cmd.datasets)
 app.command("lineage")(lineage_cmd.lineage)
 app.command("impact")(lineage_cmd.impact)
 app.command("purge")(purge_cmd.purge)

@@ -14,6 +14,7 @@ from enum import IntEnum
 from sous_contracts.topics import (
     DEAD_LETTERS,
     DOMAIN_EVENTS,
+    LINEAGE,
     ORDER_RUN_COMMANDS,
     REGISTRY_CHANGELOG,
     REGISTRY_COMMANDS,
@@ -63,6 +64,7 @@ ACCESS: tuple[Access, ...] = (
             DOMAIN_EVENTS,
             ORDER_RUN_COMMANDS,
             STEP_EVENTS,  # read marks (DESIGN §5.10)
+            LINEAGE,  # OpenLineage RunEvents
         ),
         reads=(
             ORDER_RUN_COMMANDS,

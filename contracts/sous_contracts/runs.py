@@ -154,6 +154,21 @@ class OrderRunStarted(Envelope):
     """Why the run started; absent from producers older than run lineage."""
 
 
+class StepDatasets(Contract):
+    """The datasets one step of a run read and wrote, with how the step ended."""
+
+    step: Name
+    """Step name."""
+    status: str
+    """How the step ended (`succeeded`, `failed`, `skipped`, `cancelled`, `lost`)."""
+    inputs: list[str] = Field(default_factory=list)
+    """Datasets it read (declared `inputs`, params resolved)."""
+    outputs: list[str] = Field(default_factory=list)
+    """Datasets it wrote (declared `outputs`, params resolved, plus the ones it reported)."""
+    tests: TestSummary = Field(default_factory=TestSummary)
+    """Its test counts: the latest health of what it wrote."""
+
+
 class OrderRunFinished(Envelope):
     """Event: a run ended."""
 
@@ -180,6 +195,8 @@ class OrderRunFinished(Envelope):
     """Test counts over the whole run."""
     parent_order_run_id: uuid.UUID | None = None
     """Parent run when nested."""
+    datasets: list[StepDatasets] = Field(default_factory=list)
+    """Datasets per step that declared or reported any (dataset lineage)."""
     backfill_id: uuid.UUID | None = None
     """The backfill this run is a partition of, if any."""
 

@@ -40,6 +40,7 @@ from sous_contracts.runs import (
     OrderRunRejected,
     OrderRunStarted,
     StartOrderRun,
+    StepDatasets,
 )
 from sous_contracts.steps import (
     CancelStep,
@@ -99,6 +100,15 @@ def sample_messages() -> list[Envelope]:
             started_at=AT,
             outputs=outputs,
             tests=summary,
+            datasets=[
+                StepDatasets(
+                    step="load",
+                    status="succeeded",
+                    inputs=["sales.raw_orders"],
+                    outputs=["sales.orders_daily"],
+                    tests=summary,
+                )
+            ],
         ),
         DomainRunCompleted(
             **_env(7),
@@ -171,7 +181,13 @@ def sample_messages() -> list[Envelope]:
             duration_s=0.01,
         ),
         TestSuiteFinished(
-            **_env(15), **step_ids, suite_id=SUITE, step="load", summary=summary, blocking=False
+            **_env(15),
+            **step_ids,
+            suite_id=SUITE,
+            step="load",
+            summary=summary,
+            blocking=False,
+            results={"rows": TestStatus.PASSED, "fresh": TestStatus.WARNING},
         ),
         ApplySpecs(
             **_env(16), bundle_id="b-1", files={"domain.yaml": "domain: sales\n"}, principal="alice"

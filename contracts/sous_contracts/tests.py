@@ -121,3 +121,6 @@ class TestSuiteFinished(Envelope):
     """True when an error-severity test failed or errored: the step fails."""
     failed_tests: list[Name] = Field(default_factory=list)
     """Names of the tests that blocked."""
+    results: dict[Name, TestStatus] = Field(default_factory=dict)
+    """Outcome of every test of the suite by name (lineage's data-quality assertions);
+    empty from test-runners that predate it."""

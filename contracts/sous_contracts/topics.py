@@ -181,6 +181,18 @@ DEAD_LETTERS = Topic(
     retention_ms=4 * _WEEK_MS,
 )
 
+LINEAGE = Topic(
+    "sous.lineage",
+    "order_run_id",
+    6,
+    "delete",
+    (),
+    "OpenLineage RunEvents (JSON, spec 2-0-2) of order runs and their steps, as the scheduler"
+    " emits them with `SOUS_OPENLINEAGE_TRANSPORT=kafka`; keyed by the order run, so a run's"
+    " events stay in order. Not Sous envelopes: any OpenLineage consumer reads them.",
+    retention_ms=4 * _WEEK_MS,
+)
+
 CATALOG: tuple[Topic, ...] = (
     ORDER_RUN_COMMANDS,
     STEP_COMMANDS,
@@ -192,6 +204,7 @@ CATALOG: tuple[Topic, ...] = (
     REGISTRY_COMMANDS,
     REGISTRY_CHANGELOG,
     DEAD_LETTERS,
+    LINEAGE,
 )
 
 

@@ -6,6 +6,7 @@ Every service's ops endpoint is ready, and its metrics move with the runs."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -19,7 +20,9 @@ import pytest
 from sous_contracts.common import RunStatus
 from sous_contracts.runs import DomainRunCompleted, StartOrderRun
 from tests.ops import scrape, status, total
+from tests.scheduler.integration.test_openlineage import lineage_of
 from tests.scheduler.integration.test_runs import finished, run_events
+from tests.scheduler.openlineage import problems
 from tests.scheduler.standins import send
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e, pytest.mark.slow]
@@ -43,6 +46,27 @@ async def warehouse(servers):
     yield dsn
     await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     await admin.close()
+
+
+async def dataset_view(env: dict[str, str], name: str) -> dict:
+    """`sous dataset NAME --json` until the registry has both readers (it follows the runs)."""
+    async with asyncio.timeout(60):
+        while True:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "sous.cli",
+                "dataset",
+                name,
+                "--json",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            out, _ = await proc.communicate()
+            if proc.returncode == 0 and len((view := json.loads(out))["readers"]) >= 2:
+                return dict(view)
+            await asyncio.sleep(0.2)
 
 
 async def test_up_runs_the_mesh_and_survives_a_killed_scheduler(
@@ -105,6 +129,22 @@ async def test_up_runs_the_mesh_and_survives_a_killed_scheduler(
         assert all(e.status is RunStatus.SUCCEEDED for e in done.values()), {
             k: e.reason for k, e in done.items()
         }
+
+        # Lineage: each run of the chain told its START first and its COMPLETE last, every
+        # event schema-valid; the registry shows who writes and reads finance's revenue.
+        for e in done.values():
+            told = await lineage_of(kafka_settings, e.order_run_id, 60)
+            assert (told[0]["eventType"], told[-1]["eventType"]) == ("START", "COMPLETE")
+            assert [problems(x) for x in told] == [[]] * len(told)
+        token = (tmp_path / "stack" / "token").read_text().strip()
+        view = await dataset_view(env | {"SOUS_TOKEN": token}, "finance_dev.revenue")
+        assert [(w["domain"], w["step"]) for w in view["writers"]] == [("finance", "revenue")]
+        assert sorted((r["domain"], r["step"]) for r in view["readers"]) == [
+            ("finance", "publish__snapshot"),  # the publish_table ingredient copies it
+            ("marketing", "refresh"),
+        ]
+        assert view["health"] == "passed"
+        assert view["last_written_by"] == str(done["finance/revenue"].order_run_id)
 
         before = {name: await scrape(url) for name, url in ops.items()}
         assert total(before["scheduler"], "sous_runs_started_total") >= 4

@@ -25,7 +25,9 @@ from sous_scheduler.app import build as build_scheduler
 from sous_scheduler.settings import SchedulerSettings
 from sous_test_runner.app import build as build_test_runner
 from sous_test_runner.settings import TestRunnerSettings
+from tests.scheduler.integration.test_openlineage import lineage_of, story
 from tests.scheduler.integration.test_runs import finished, run_events
+from tests.scheduler.openlineage import problems
 from tests.scheduler.standins import entity, send
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -53,6 +55,7 @@ def mesh(data_schema: str) -> list:
                         f" (2, 20, '${{params.day}}'), (3, 5, '${{params.day}}') RETURNING id"
                     ),
                 },
+                "outputs": [f"{data_schema}.orders"],
                 "tests": [
                     rows_ok,
                     {
@@ -74,9 +77,11 @@ def mesh(data_schema: str) -> list:
                         "-c",
                         "import json, os; day = os.environ['SOUS_PARAM_DAY'];"
                         " out = open(os.environ['SOUS_OUTPUTS'], 'w');"
-                        " json.dump({'values': {'day': day}}, out)",
+                        " json.dump({'values': {'day': day},"
+                        " 'datasets': [{'uri': 'file:report-' + day + '.json'}]}, out)",
                     ],
                 },
+                "inputs": [f"{data_schema}.orders"],
                 "tests": [
                     {
                         "name": "day",
@@ -112,6 +117,8 @@ def mesh(data_schema: str) -> list:
                         f" FROM {data_schema}.orders WHERE day = '${{params.day}}' GROUP BY day"
                     ),
                 },
+                "inputs": [f"{data_schema}.orders"],
+                "outputs": [f"{data_schema}.revenue"],
                 "tests": [
                     {
                         "name": "total",
@@ -174,6 +181,9 @@ async def test_sales_then_finance_with_the_services_in_process(
                 30,
                 topic="test",
             )
+            lineage = {
+                e.recipe: await lineage_of(kafka_settings, e.order_run_id) for e in finished(events)
+            }
         orders = await conn.fetch(f"SELECT id, amount, day FROM {data_schema}.orders ORDER BY id")
         revenue = await conn.fetch(f"SELECT day, total FROM {data_schema}.revenue")
     finally:
@@ -200,3 +210,28 @@ async def test_sales_then_finance_with_the_services_in_process(
     names = {(r.step, r.test, r.status) for r in results if isinstance(r, TestResult)}
     assert ("load", "rows", "passed") in names
     assert ("sum", "total", "passed") in names
+    # OpenLineage: every run and step started and completed, in order, valid, with datasets
+    # and the test-runner's results as data-quality assertions.
+    assert story(lineage["daily"]) == [
+        "START sales.daily",
+        "START sales.daily.load",
+        "COMPLETE sales.daily.load",
+        "START sales.daily.report",
+        "COMPLETE sales.daily.report",
+        "COMPLETE sales.daily",
+    ]
+    assert story(lineage["revenue"]) == [
+        "START finance.revenue",
+        "START finance.revenue.sum",
+        "COMPLETE finance.revenue.sum",
+        "COMPLETE finance.revenue",
+    ]
+    every = [*lineage["daily"], *lineage["revenue"]]
+    assert [problems(e) for e in every] == [[]] * len(every)
+    report = lineage["daily"][-2]
+    assert [d["name"] for d in report["outputs"]] == ["file:report-2026-01-05.json"]
+    (revenue_out,) = lineage["revenue"][-2]["outputs"]
+    assert revenue_out["name"] == f"{data_schema}.revenue"
+    assert revenue_out["facets"]["dataQualityAssertions"]["assertions"] == [
+        {"assertion": "total", "success": True}
+    ]

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sous_common.kafka import aiokafka_options
 from sous_common.settings import KafkaSettings
 from sous_contracts import decode_message
-from sous_contracts.common import Outputs, StepStatus, TestSummary
+from sous_contracts.common import Outputs, StepStatus, TestStatus, TestSummary
 from sous_contracts.envelope import Envelope
 from sous_contracts.registry import EntityKind, RegistryEntityChanged
 from sous_contracts.steps import ExecuteStep, StepFinished, StepStarted
@@ -133,6 +133,10 @@ def _answers(m: Envelope, answer: Answer | None, blocking: set[str]) -> list[Env
                 summary=TestSummary(passed=len(m.tests) - len(failed), failed=len(failed)),
                 blocking=bool(failed),
                 failed_tests=failed,
+                results={
+                    t.name: TestStatus.FAILED if t.name in failed else TestStatus.PASSED
+                    for t in m.tests
+                },
                 causation_id=m.message_id,
             )
         ]

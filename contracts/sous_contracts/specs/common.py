@@ -7,21 +7,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-PLACEHOLDER = re.compile(r"\$\{([a-zA-Z_][\w.-]*)\}")
-"""A `${a.b}` placeholder filled in at run time; group 1 is the dotted path it reads."""
-
-
-def placeholders(value: Any) -> list[str]:
-    """Return the dotted paths of every `${…}` placeholder in strings, lists and dicts."""
-    if isinstance(value, str):
-        return PLACEHOLDER.findall(value)
-    if isinstance(value, list):
-        return [p for v in value for p in placeholders(v)]
-    if isinstance(value, dict):
-        return [p for v in value.values() for p in placeholders(v)]
-    return []
-
-
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
 from sous_contracts.specs.common import Duration, IngredientRef, RecipeRef, Spec, SpecName
+from sous_contracts.specs.placeholders import PLACEHOLDER, references
 from sous_contracts.specs.tests import TestSpec
 
 
@@ -82,6 +85,34 @@ class NoopRun(Spec):
 StepRun = Annotated[ShellRun | PythonRun | SqlRun | HttpRun | NoopRun, Field(discriminator="kind")]
 
 
+_DATASET = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/@+=-]*$")
+
+
+def dataset_problem(name: str) -> str | None:
+    """Return why `name` is not a dataset name (placeholders aside), or None."""
+    if bad := [p for p in references(name) if not p.startswith("params.")]:
+        return f"dataset {name!r}: only ${{params.x}} placeholders are allowed, not ${{{bad[0]}}}"
+    bare = PLACEHOLDER.sub("x", name)
+    if "${" in bare or not _DATASET.fullmatch(bare):
+        return (
+            f"dataset {name!r}: use letters, digits and _ . : / @ + = - "
+            "(e.g. `finance.revenue` or `s3://bucket/key`)"
+        )
+    return None
+
+
+def _dataset(name: str) -> str:
+    if (why := dataset_problem(name)) is not None:
+        raise PydanticCustomError("dataset_name", why)
+    return name
+
+
+DatasetName = Annotated[
+    str, StringConstraints(min_length=1, max_length=300), AfterValidator(_dataset)
+]
+"""A dataset: `schema.table`, a URI (`s3://bucket/key`); may use `${params.x}`."""
+
+
 class Retries(Spec):
     """How often a failed step is tried again, and how long to wait between tries."""
 
@@ -120,6 +151,10 @@ class StepSpec(Spec):
     """A CEL condition, evaluated when the step is ready: false skips the step. It reads
     `params`, `steps.<need>.outputs|tests|status` of the steps it needs, the triggering
     `event` and `run`, e.g. `steps.ingest.outputs.rows > 0 && params.full_refresh == false`."""
+    inputs: list[DatasetName] = Field(default_factory=list, max_length=100)
+    """Datasets the step reads, e.g. `sales.orders` or `${params.target_schema}.revenue`."""
+    outputs: list[DatasetName] = Field(default_factory=list, max_length=100)
+    """Datasets the step writes; a step may report more in its outputs (`datasets`)."""
     if_needs_skipped: Literal["skip", "run"] = "skip"
     """What the step does when a step it needs was skipped: `skip` too (the default), or
     `run` anyway (the skipped step's outputs are then empty)."""

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
@@ -37,7 +39,13 @@ from sous_contracts.topics import DEAD_LETTERS, topic_for
 
 log = get_logger(__name__)
 
+
+class Undeliverable(Exception):
+    """A publisher other than Kafka's cannot take a row now; it is moved aside, not retried."""
+
+
 UNDELIVERABLE: tuple[type[BaseException], ...] = (
+    Undeliverable,
     MessageSizeTooLargeError,
     RecordTooLargeError,
     RecordListTooLargeError,
@@ -62,6 +70,21 @@ def record_headers(message: Envelope, value: bytes, signer: Signer | None) -> di
     return headers
 
 
+@dataclass(frozen=True)
+class Record:
+    """One record to publish that is not a Sous envelope (an OpenLineage event, say)."""
+
+    message_id: uuid.UUID
+    """Identifies the outbox row."""
+    topic: str
+    """Full topic name, prefix included."""
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+    trace: str | None = None
+    """The W3C trace context (JSON) the relay's publish continues; None when not traced."""
+
+
 async def add(
     conn: AnyConnection,
     messages: Iterable[Envelope],
@@ -69,16 +92,32 @@ async def add(
     schema: str,
     prefix: str = "",
     signer: Signer | None = None,
+    records: Iterable[Record] = (),
 ) -> int:
-    """Queue messages for publishing, in the caller's transaction; return how many."""
-    rows = []
-    traces: list[str | None] = []
+    """Queue messages, then `records`, in the caller's transaction (one round trip)."""
+    envelopes: list[Record] = []
     for m in messages:
         value = m.to_json()
-        headers = json.dumps(record_headers(m, value, signer))
-        rows.append((m.message_id, topic_for(m).full_name(prefix), m.kafka_key(), value, headers))
+        headers = record_headers(m, value, signer)
         carrier = tracing.carrier_for(m)
-        traces.append(json.dumps(carrier) if carrier else None)
+        envelopes.append(
+            Record(
+                m.message_id,
+                topic_for(m).full_name(prefix),
+                m.kafka_key(),
+                value,
+                headers,
+                json.dumps(carrier) if carrier else None,
+            )
+        )
+    return await add_records(conn, [*envelopes, *records], schema=schema)
+
+
+async def add_records(conn: AnyConnection, records: Iterable[Record], *, schema: str) -> int:
+    """Queue records for publishing, in the caller's transaction; return how many."""
+    records = list(records)
+    rows = [(r.message_id, r.topic, r.key, r.value, json.dumps(r.headers)) for r in records]
+    traces = [r.trace for r in records]
     if not rows:
         return 0
     columns = [list(column) for column in zip(*rows, strict=True)]
@@ -110,6 +149,19 @@ class Publisher(Protocol):
         self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
     ) -> Awaitable[object]:
         """Start sending; the returned awaitable completes on the broker's ack."""
+
+
+def routed(default: Publisher, routes: Mapping[str, Publisher]) -> Publisher:
+    """A publisher that sends the topics in `routes` their own way, the rest to `default`."""
+    if not routes:
+        return default
+
+    async def publish(
+        topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
+    ) -> Awaitable[object]:
+        return await routes.get(topic, default)(topic, key, value, headers)
+
+    return publish
 
 
 class OutboxRelay:

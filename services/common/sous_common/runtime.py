@@ -68,6 +68,8 @@ class Runtime:
     """How long records are kept; read from `SOUS_RETENTION_*` when None."""
     ops: OpsSettings | None = None
     """The ops endpoint (`/healthz`, `/readyz`, `/metrics`); read from `SOUS_OPS_*` when None."""
+    publish_via: dict[str, outbox.Publisher] = field(default_factory=dict)
+    """Full topic name → how the outbox relay publishes its rows, when not to Kafka."""
     broker: KafkaBroker = field(init=False)
     guard: ConsumerGuard = field(init=False)
     _pool: asyncpg.Pool | None = field(default=None, init=False)
@@ -129,13 +131,26 @@ class Runtime:
             async with self.pool.acquire() as conn, conn.transaction():
                 yield conn
 
-    async def emit(self, conn: AnyConnection, messages: Iterable[Envelope]) -> int:
-        """Queue messages in the outbox inside the caller's transaction."""
+    async def emit(
+        self,
+        conn: AnyConnection,
+        messages: Iterable[Envelope],
+        records: Iterable[outbox.Record] = (),
+    ) -> int:
+        """Queue messages in the outbox inside the caller's transaction.
+
+        `records` are not envelopes (OpenLineage events); they follow in the same statement.
+        """
         assert self.schema is not None, "emit needs a schema"
         messages = list(messages)
         metrics.note_emitted(messages)
         return await outbox.add(
-            conn, messages, schema=self.schema, prefix=self.kafka.topic_prefix, signer=self.signer
+            conn,
+            messages,
+            schema=self.schema,
+            prefix=self.kafka.topic_prefix,
+            signer=self.signer,
+            records=records,
         )
 
     async def outbox_drained(self, timeout_s: float = 10.0) -> bool:
@@ -332,7 +347,10 @@ class Runtime:
             self._relay_producer = RelayProducer(self.kafka)
             await self._relay_producer.start()
             self._relay = outbox.OutboxRelay(
-                self._pool, self._relay_producer, schema=self.schema, prefix=self.kafka.topic_prefix
+                self._pool,
+                outbox.routed(self._relay_producer, self.publish_via),
+                schema=self.schema,
+                prefix=self.kafka.topic_prefix,
             )
             self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
             settings = self.retention_settings or RetentionSettings()

@@ -26,7 +26,7 @@ from sous_contracts.steps import (
     StepStarted,
 )
 from sous_contracts.tests import TestResult, TestSuiteFinished
-from sous_domain_registry.adapters import lineage, store
+from sous_domain_registry.adapters import datasets, lineage, store
 from sous_domain_registry.adapters import runs as rows
 from sous_domain_registry.domain.entities import Entity
 
@@ -189,6 +189,8 @@ async def on_run_event(rt: Runtime, event: RunEvent, consumer: str) -> None:
             await rows.deduplicated(conn, event)
             return
         fields = _run_fields(event)
+        if isinstance(event, OrderRunFinished):
+            await datasets.record(conn, event)
         if isinstance(event, OrderRunStarted) and event.cause is not None:
             fields["cause"] = event.cause.model_dump(mode="json")
             await lineage.add_edges(conn, event.order_run_id, event.cause)

@@ -19,6 +19,7 @@ from sous_common.trust import MARK_TYPES, SIGNED_TYPES, load_signer
 from sous_scheduler import metrics
 from sous_scheduler.adapters import retention
 from sous_scheduler.adapters.changelog import catch_up
+from sous_scheduler.adapters.lineage import HttpLineage
 from sous_scheduler.adapters.trust import SchedulerTrust
 from sous_scheduler.backfills import Backfills
 from sous_scheduler.handlers import register
@@ -59,6 +60,8 @@ def build(
         signer=signer,
     )
     scheduler = Scheduler(rt, settings, clock) if clock else Scheduler(rt, settings)
+    if settings.openlineage.transport == "http":
+        rt.publish_via[scheduler.lineage.topic] = HttpLineage()
     scheduler.refresh_registry = partial(catch_up, rt)
     rt.guard.trust = SchedulerTrust(rt, signer, scheduler.refresh, scheduler.clock)
     rt.guard.verified = SIGNED_TYPES | MARK_TYPES  # marks: the scheduler's own

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from sous_common import inbox
 from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_common.metrics import emitted
+from sous_common.outbox import Record
 from sous_common.runtime import Runtime
 from sous_contracts.common import RunStatus
 from sous_contracts.envelope import Envelope, new_message_id
@@ -31,6 +33,7 @@ from sous_contracts.tests import TestSuiteFinished
 from sous_contracts.topics import STEP_EVENTS
 from sous_scheduler import metrics
 from sous_scheduler.adapters import postgres as db
+from sous_scheduler.adapters.lineage import LineageOut
 from sous_scheduler.domain.admission import concurrency_of, lock_key, to_begin
 from sous_scheduler.domain.decide import Event, decide
 from sous_scheduler.domain.events import (
@@ -69,6 +72,11 @@ class Scheduler:
         self._refreshed_at: datetime | None = None
         self._refresh_lock = asyncio.Lock()
         self._expected_marks: set[int] = set()
+
+    @functools.cached_property
+    def lineage(self) -> LineageOut:
+        """Where the OpenLineage events of each decision go."""
+        return LineageOut(self.settings.openlineage, self.rt.kafka.topic_prefix)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AnyConnection]:
@@ -300,15 +308,18 @@ class Scheduler:
             changed: dict[uuid.UUID, RunState] = {}
             timers: dict[uuid.UUID, list[SetTimer | ClearTimer]] = {}
             messages: list[Envelope] = []
+            lineage: list[Record] = []
             finished: list[uuid.UUID] = []
             for e in todo:
                 if (loaded := runs.get(e.order_run_id)) is None:
                     log.info("event for unknown run", order_run_id=str(e.order_run_id))
                     continue
                 state, recipe = loaded
-                d = decide(state, recipe, e, self.context(e))
+                ctx = self.context(e)
+                d = decide(state, recipe, e, ctx)
                 if d.state == state and not d.messages and not d.timers:
                     continue
+                lineage += self.lineage.records(state, d.state, ctx.now)
                 runs[e.order_run_id] = (d.state, recipe)
                 changed[e.order_run_id] = d.state
                 timers.setdefault(e.order_run_id, []).extend(d.timers)
@@ -317,7 +328,7 @@ class Scheduler:
                     finished.append(e.order_run_id)
             await db.save_runs(conn, list(changed.values()))
             await db.apply_all_timers(conn, timers)
-            await self.rt.emit(conn, messages)
+            await self.rt.emit(conn, messages, lineage)
             await db.save_marks(conn, marks)
             for run_id in finished:
                 await self._after_finish(conn, *runs[run_id])
@@ -401,7 +412,7 @@ class Scheduler:
             return d
         await db.save_run(conn, d.state)
         await db.apply_timers(conn, d.state.order_run_id, d.timers)
-        await self.rt.emit(conn, d.messages)
+        await self.rt.emit(conn, d.messages, self.lineage.records(state, d.state, ctx.now))
         if d.finished:
             await self._after_finish(conn, d.state, recipe)
         return d

@@ -3,8 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LineageSettings(BaseSettings):
+    """Where OpenLineage events go (`SOUS_OPENLINEAGE_*`).
+
+    `http` reads the client's own configuration (`OPENLINEAGE_URL`, `OPENLINEAGE_CONFIG`,
+    `OPENLINEAGE__TRANSPORT__*`).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SOUS_OPENLINEAGE_", extra="ignore")
+
+    transport: Literal["kafka", "http", "off"] = "kafka"
+    """`kafka`: the `sous.lineage` topic; `http`: the openlineage-python client's transport
+    (Marquez and others); `off`: no events."""
+    namespace: str = "sous"
+    """Prefix of job and dataset namespaces; the kitchen follows it (`sous.prod`)."""
+    producer: str = "urn:sous:scheduler"
+    """The `producer` URI the events carry."""
 
 
 class SchedulerSettings(BaseSettings):
@@ -34,6 +54,8 @@ class SchedulerSettings(BaseSettings):
     most about this much after its deadline."""
     max_causation_depth: int = 10
     """Trigger hops allowed unless a trigger sets its own `max_depth`."""
+    openlineage: LineageSettings = Field(default_factory=LineageSettings)
+    """OpenLineage events (their own `SOUS_OPENLINEAGE_*` variables)."""
     signing_key_file: Path | None = None
     """The scheduler's Ed25519 private key (PEM), which signs the runs it starts and the
     completions it publishes; required. `sous keys new FILE` creates one."""

@@ -69,7 +69,12 @@ def messages(command: RunTests, runs: Sequence[TestRun]) -> list[Envelope]:
     )
     out.append(
         TestSuiteFinished(
-            **envelope, **ids, summary=summary, blocking=bool(blocking), failed_tests=blocking
+            **envelope,
+            **ids,
+            summary=summary,
+            blocking=bool(blocking),
+            failed_tests=blocking,
+            results={r.definition.name: r.status for r in runs},
         )
     )
     return out

@@ -10,7 +10,8 @@ import pytest
 
 from sous_contracts.runs import StartOrderRun
 from sous_contracts.specs import DomainSpec, KitchenSpec, RecipeSpec
-from sous_scheduler.domain.params import ParamError, resolve_params, substitute
+from sous_contracts.specs.placeholders import substitute
+from sous_scheduler.domain.params import ParamError, resolve_params
 from sous_scheduler.domain.plan import Catalog, Rejected, plan_run
 
 RECIPE = RecipeSpec.model_validate(

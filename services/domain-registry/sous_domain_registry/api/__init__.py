@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sous_common.runtime import Runtime
 from sous_common.trust import Principal
 from sous_domain_registry import service
-from sous_domain_registry.api import backfills, catalog, kitchens, lineage, runs, security
+from sous_domain_registry.api import backfills, catalog, datasets, kitchens, lineage, runs, security
 from sous_domain_registry.api.limits import BodyLimits
 from sous_domain_registry.app import create_runtime
 from sous_domain_registry.domain.access import hash_token
@@ -59,6 +59,7 @@ def create_api(settings: RegistrySettings | None = None) -> FastAPI:
 
     api.include_router(catalog.router)
     api.include_router(runs.router)
+    api.include_router(datasets.router)
     api.include_router(backfills.router)
     api.include_router(lineage.router)
     api.include_router(kitchens.router)

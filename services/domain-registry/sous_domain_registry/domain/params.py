@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sous_contracts.specs import ParamSpec
+from sous_contracts.specs.placeholders import PLACEHOLDER
 
 
 def _is_date(value: Any) -> bool:
@@ -32,7 +33,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
 
 def is_template(value: Any) -> bool:
     """True for values filled in at run time (`${event.params.day}`)."""
-    return isinstance(value, str) and "${" in value
+    return isinstance(value, str) and PLACEHOLDER.search(value) is not None
 
 
 def type_error(spec: ParamSpec, value: Any) -> str | None:

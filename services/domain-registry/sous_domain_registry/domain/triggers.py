@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass
 
 from sous_contracts.specs import TriggerSpec
-from sous_contracts.specs.common import placeholders
+from sous_contracts.specs.placeholders import references
 from sous_domain_registry.domain.catalog import Catalog, RecipeKey
 from sous_domain_registry.domain.errors import SpecError
 from sous_domain_registry.domain.graph import find_cycle, reachable
@@ -64,7 +64,7 @@ def downstream_domains(cat: Catalog, changed: set[RecipeKey]) -> list[str]:
 
 def key_errors(t: TriggerSpec, file: str, at: str) -> list[SpecError]:
     """Refuse joins that would pair events of different partitions, and keys that read none."""
-    reads = placeholders(t.params)
+    reads = references(t.params)
     joins = t.all is not None or t.at_least is not None
     errors = []
     if t.key is None and joins and any(p.startswith("event.") for p in reads):
@@ -82,7 +82,7 @@ def key_errors(t: TriggerSpec, file: str, at: str) -> list[SpecError]:
         errors.append(
             SpecError(file, f"{at}.params", "'${key}' is read but the trigger has no 'key'")
         )
-    if t.key is not None and not any(p.startswith("event.") for p in placeholders(t.key)):
+    if t.key is not None and not any(p.startswith("event.") for p in references(t.key)):
         errors.append(
             SpecError(
                 file,

@@ -8,6 +8,7 @@ from croniter import croniter
 
 from sous_common.conditions import check
 from sous_contracts.specs import EventMatch, IngredientSpec, RecipeSpec, StepSpec, TriggerSpec
+from sous_contracts.specs.placeholders import references
 from sous_contracts.specs.steps import SqlRun
 from sous_domain_registry.domain.catalog import (
     Catalog,
@@ -121,6 +122,7 @@ def _steps(
                     SpecError(file, f"{at}.needs[{i}]", f"unknown step {need!r} (steps: {names})")
                 )
         _step_refs(cat, domain, spec, step, file, at, errors)
+        errors += _dataset_refs(spec, step, file, at)
         if step.when is not None:
             types: dict[str, str] = {n: p.type for n, p in spec.params.items()}
             # Step-level values become params of the step too; a `${…}` value is a string.
@@ -132,6 +134,22 @@ def _steps(
         errors.append(
             SpecError(file, f"steps.{cycle[0]}.needs", f"cyclic DAG: {' → '.join(cycle)}")
         )
+
+
+def _dataset_refs(
+    spec: RecipeSpec | IngredientSpec, step: StepSpec, file: str, at: str
+) -> list[SpecError]:
+    """Every `${params.x}` of a step's datasets names a param of the recipe or the step."""
+    declared = set(spec.params) | set(step.params)
+    out = []
+    for field in ("inputs", "outputs"):
+        for i, name in enumerate(getattr(step, field)):
+            for path in references(name):
+                if path.removeprefix("params.") not in declared:
+                    known = ", ".join(sorted(declared)) or "none"
+                    why = f"${{{path}}} does not resolve: no such param (declared: {known})"
+                    out.append(SpecError(file, f"{at}.{field}[{i}]", why))
+    return out
 
 
 def _step_refs(

@@ -14,6 +14,7 @@ from typing import Any
 from sous_contracts.common import RunStatus, StepStatus
 from sous_contracts.runs import CancelOrderRun, StartOrderRun
 from sous_contracts.specs import RecipeSpec, StepSpec
+from sous_contracts.specs.placeholders import ParamError, substitute
 from sous_contracts.steps import (
     CancelStep,
     ExecuteStep,
@@ -35,7 +36,6 @@ from sous_scheduler.domain.events import (
 )
 from sous_scheduler.domain.finish import finish, started
 from sous_scheduler.domain.gate import Broken, Skip, gate
-from sous_scheduler.domain.params import ParamError, substitute
 from sous_scheduler.domain.state import RunPhase, RunState, StepPhase, StepState
 
 Event = (
@@ -180,6 +180,12 @@ def _dispatch(
     attempt = step.attempt + 1
     try:
         values = _context(d.state, spec)
+        step = step.model_copy(
+            update={
+                "reads": _datasets(spec.inputs, values),
+                "writes": _datasets(spec.outputs, values),
+            }
+        )
         if spec.recipe is not None:
             _start_child(d, step, spec, values, ctx)
             return
@@ -219,6 +225,11 @@ def _dispatch(
             ctx.now + timedelta(seconds=(spec.timeout or 3600.0) + ctx.dispatch_lease_s),
         ),
     ]
+
+
+def _datasets(names: list[str], values: dict[str, Any]) -> list[str]:
+    """Resolve `${params.x}` in dataset names; repeats kept once, in order."""
+    return list(dict.fromkeys(str(substitute(n, values)) for n in names))
 
 
 def _start_child(
@@ -405,7 +416,7 @@ def _suite_finished(
     if step is None or step.phase is not StepPhase.TESTING or step.suite_id != event.suite_id:
         return
     d.timers.append(ClearTimer("test_timeout", step.name))
-    step = step.model_copy(update={"tests": event.summary})
+    step = step.model_copy(update={"tests": event.summary, "test_results": event.results})
     if event.blocking:
         names = ", ".join(event.failed_tests) or "?"
         _fail_step(d, recipe, step, f"error test(s) failed: {names}", ctx)

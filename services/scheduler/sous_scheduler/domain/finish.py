@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from sous_contracts.common import DatasetRef, Outputs, RunStatus
-from sous_contracts.runs import DomainRunCompleted, OrderRunFinished, OrderRunStarted
+from sous_contracts.runs import (
+    DomainRunCompleted,
+    OrderRunFinished,
+    OrderRunStarted,
+    StepDatasets,
+)
 from sous_scheduler.domain.events import ClearTimer, Context, Decision
 from sous_scheduler.domain.state import RunPhase, RunState
 
@@ -46,6 +51,21 @@ def run_outputs(state: RunState) -> Outputs:
     return Outputs(values=values, datasets=datasets)
 
 
+def step_datasets(state: RunState) -> list[StepDatasets]:
+    """The datasets each step read and wrote, for the steps that have any."""
+    return [
+        StepDatasets(
+            step=s.name,
+            status=s.phase.value,
+            inputs=s.reads,
+            outputs=s.written,
+            tests=s.tests,
+        )
+        for s in state.steps.values()
+        if s.reads or s.written
+    ]
+
+
 def finish(d: Decision, ctx: Context, phase: RunPhase, reason: str | None) -> None:
     """End the run: OrderRunFinished on the run topic, DomainRunCompleted on the domain topic."""
     d.state = d.state.model_copy(update={"phase": phase, "reason": reason, "finished_at": ctx.now})
@@ -60,6 +80,7 @@ def finish(d: Decision, ctx: Context, phase: RunPhase, reason: str | None) -> No
             outputs=outputs,
             tests=tests,
             parent_order_run_id=d.state.parent_order_run_id,
+            datasets=step_datasets(d.state),
             backfill_id=d.state.backfill_id,
         )
     )

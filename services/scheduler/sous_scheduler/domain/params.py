@@ -1,43 +1,14 @@
-"""Parameter resolution: layering, `${...}` placeholders and declared-type checks."""
+"""Parameter resolution: layering and declared-type checks (placeholders: contracts)."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any
 
-from sous_contracts.specs.common import PLACEHOLDER as _PLACEHOLDER
 from sous_contracts.specs.common import ParamSpec
+from sous_contracts.specs.placeholders import ParamError
 
-
-class ParamError(ValueError):
-    """A parameter is missing, undeclared or of the wrong type."""
-
-
-def _lookup(path: str, context: dict[str, Any]) -> Any:
-    value: Any = context
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise ParamError(f"placeholder ${{{path}}} does not resolve")
-        value = value[part]
-    return value
-
-
-def substitute(value: Any, context: dict[str, Any]) -> Any:
-    """Replace `${a.b}` placeholders in strings, lists and dicts, recursively.
-
-    A string that is exactly one placeholder takes the value's own type.
-    """
-    if isinstance(value, str):
-        whole = _PLACEHOLDER.fullmatch(value)
-        if whole:
-            return _lookup(whole.group(1), context)
-        return _PLACEHOLDER.sub(lambda m: str(_lookup(m.group(1), context)), value)
-    if isinstance(value, list):
-        return [substitute(v, context) for v in value]
-    if isinstance(value, dict):
-        return {k: substitute(v, context) for k, v in value.items()}
-    return value
-
+__all__ = ["ParamError", "resolve_params"]
 
 _CHECKS: dict[str, tuple[type, ...]] = {
     "string": (str,),

@@ -78,8 +78,20 @@ class StepState(_Frozen):
     tests: TestSummary = Field(default_factory=TestSummary)
     suite_id: uuid.UUID | None = None
     child_run_id: uuid.UUID | None = None
+    reads: list[str] = Field(default_factory=list)
+    """Datasets the step reads: its declared `inputs`, params resolved at dispatch."""
+    writes: list[str] = Field(default_factory=list)
+    """Datasets the step writes: its declared `outputs`, params resolved at dispatch."""
+    test_results: dict[str, str] = Field(default_factory=dict)
+    """Outcome of each of its tests by name, from the last suite."""
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    @property
+    def written(self) -> list[str]:
+        """Datasets it wrote: declared, then the ones it reported in its outputs."""
+        reported = [d.uri for d in self.outputs.datasets if d.uri not in self.writes]
+        return [*self.writes, *dict.fromkeys(reported)]
 
     @property
     def tries(self) -> int:

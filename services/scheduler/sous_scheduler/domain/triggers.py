@@ -16,7 +16,7 @@ from sous_contracts.runs import (
     StartOrderRun,
 )
 from sous_contracts.specs import EventMatch, KitchenSpec, RecipeSpec, TriggerSpec
-from sous_scheduler.domain.params import substitute
+from sous_contracts.specs.placeholders import substitute
 from sous_scheduler.domain.versions import pick
 
 
