@@ -130,6 +130,11 @@ async def add_records(conn: AnyConnection, records: Iterable[Record], *, schema:
     return len(rows)
 
 
+async def pending(conn: AnyConnection, message_id: uuid.UUID) -> bool:
+    """Return whether a message is still in the outbox, not yet acknowledged by the broker."""
+    return bool(await conn.fetchval("SELECT 1 FROM outbox WHERE message_id = $1", message_id))
+
+
 _ADD = (
     "WITH added AS (INSERT INTO outbox (message_id, topic, key, payload, headers)"
     " SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[])"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
+from sous_common import outbox
 from sous_common.consuming import TRANSIENT
 from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
@@ -62,6 +63,8 @@ class _Running:
     reason: str = ""
     shutdown: bool = False
     """Cancelled because the replica stops, not because the step was."""
+    finished: uuid.UUID | None = None
+    """The message id of its StepFinished, once recorded in the outbox."""
 
     def cancel_error(self) -> StepError:
         if self.shutdown:
@@ -82,6 +85,8 @@ class Executor:
         self._slots = asyncio.Semaphore(settings.concurrency)
         # Attempts of this replica: waiting for a slot (no task yet) or running.
         self._attempts: dict[Key, _Running] = {}
+        self._lingering: set[asyncio.Task[None]] = set()
+        """Heartbeats of finished attempts whose StepFinished is not yet on the broker."""
         self._stopping = False
 
     @property
@@ -215,7 +220,7 @@ class Executor:
     async def _run(self, running: _Running) -> None:
         command = running.command
         key = (command.step_run_id, command.attempt)
-        heartbeat = asyncio.create_task(self._heartbeat(command))
+        heartbeat = asyncio.create_task(self._heartbeat(running))
         try:
             finished = await run_attempt(
                 command,
@@ -227,8 +232,12 @@ class Executor:
                 reaper=self.reaper,
                 warm=self.warm,
             )
-            heartbeat.cancel()
             await self._finish(finished)
+            # Until its StepFinished is on the broker the attempt is alive to the scheduler:
+            # it beats on while a database outage holds the finish in the outbox.
+            running.finished = finished.message_id
+            self._lingering.add(heartbeat)
+            heartbeat.add_done_callback(self._lingering.discard)
             metrics.ATTEMPTS_FINISHED.labels(command.kind, finished.status.value).inc()
             log.info(
                 "attempt finished",
@@ -239,7 +248,8 @@ class Executor:
                 duration_s=round(finished.duration_s, 3),
             )
         finally:
-            heartbeat.cancel()
+            if heartbeat not in self._lingering:
+                heartbeat.cancel()
             self._attempts.pop(key, None)
             self._slots.release()
 
@@ -254,15 +264,32 @@ class Executor:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
+    async def _unrelayed(self, running: _Running) -> bool:
+        """Whether an attempt's StepFinished still waits in the outbox (or cannot be seen)."""
+        message_id = running.finished
+        assert message_id is not None
+
+        async def look() -> bool:
+            async with self.runtime.pool.acquire() as conn:
+                return await outbox.pending(conn, message_id)
+
+        try:
+            return await asyncio.wait_for(look(), running.command.heartbeat_interval_s)
+        except TRANSIENT:  # the database is away or slow, so the finish may be held there
+            return True
+
     async def _record_finish(self, finished: StepFinished, conn: AnyConnection) -> None:
         await store.finish(conn, finished.step_run_id, finished.attempt, finished.status.value)
         await self.runtime.emit(conn, [finished])
 
-    async def _heartbeat(self, command: ExecuteStep) -> None:
+    async def _heartbeat(self, running: _Running) -> None:
         # Heartbeats carry no state, so they skip the outbox: a lost one is covered by the
         # next, and a database outage must not make a healthy attempt look dead.
+        command = running.command
         while True:
             await asyncio.sleep(command.heartbeat_interval_s)
+            if running.finished is not None and not await self._unrelayed(running):
+                return  # its StepFinished is on the broker: the scheduler has the end
             beat = StepHeartbeat(
                 **command.caused(producer="executor"),
                 order_run_id=command.order_run_id,
@@ -316,6 +343,8 @@ class Executor:
                     unreported=len(unreported),
                     at=time.time(),
                 )
+        for heartbeat in list(self._lingering):  # the relay stops too; leases cover the rest
+            heartbeat.cancel()
         if self.warm is not None:
             await self.warm.stop()
         self.reaper.stop()
