@@ -16,20 +16,17 @@ from sous_common.retention import COMMON_RULES, Purger
 from sous_console.adapters import retention as console_rules
 from sous_domain_registry.adapters import retention as registry_rules
 from sous_scheduler.adapters import retention as scheduler_rules
-from tests.common.integration.test_retention import (
-    NEW,
-    OLD,
-    SETTINGS,
-    _migrated_pool,
-    seed_common,
-    service_pool,  # noqa: F401 (the fixture)
-)
+from tests.common.integration import test_retention
+from tests.common.integration.test_retention import NEW, OLD, SETTINGS, _migrated_pool, seed_common
 
 pytestmark = pytest.mark.postgres
 
 SCHEDULER = ("scheduler", "sous_scheduler.migrations")
 REGISTRY = ("domain-registry", "sous_domain_registry.migrations")
 CONSOLE = ("console", "sous_console.migrations")
+
+service_pool = test_retention.service_pool
+"""The fixture of the retention tests: a fresh schema migrated for one service."""
 
 BACKFILLS = SETTINGS.model_copy(update={"backfills_days": 10})
 
