@@ -52,6 +52,13 @@ async def test_mesh_shows_the_example_domains_and_their_trigger_edges(browser, s
         "titles => titles.map(t => t.textContent)"
     )
     assert any("sales/daily" in e and "finance/revenue" in e for e in edges), edges
+    # The keyed join's edges name the join kind and its key.
+    labels = await page.locator("#mesh g.edge").evaluate_all(
+        "edges => edges.map(e => e.textContent)"
+    )
+    join = [t for t in labels if "sales/daily" in t and "finance/revenue" in t]
+    assert join, labels
+    assert all("all" in t and "key ${event.params.day}" in t for t in join), join
     await shot(page, "mesh")
     await page.goto(stack.console + "/kitchens")
     await expect(page.locator("#kitchen-dev-sam")).to_contain_text("dev")
