@@ -17,6 +17,7 @@ from sous_contracts.backfills import (
     CancelBackfill,
     PartitionState,
     PartitionUpdate,
+    RetryBackfill,
 )
 from sous_contracts.runs import JoinArrival, JoinWindowExpired
 from sous_contracts.topics import ORDER_RUN_COMMANDS
@@ -166,8 +167,10 @@ async def test_pages_show_progress_and_only_operators_act(console, kafka_setting
     async with signed_in(console, {"sales": ["read", "run"]}) as (client, _):
         page = await client.get(f"/backfills/{bf}")
         assert 'id="backfill-cancel"' in page.text
-        r = await client.post(f"/backfills/{bf}/cancel")
-        assert r.status_code == 303, r.text
+        for action in ("retry-failed", "cancel"):
+            r = await client.post(f"/backfills/{bf}/{action}")
+            assert r.status_code == 303, r.text
+            assert r.headers["location"] == f"/backfills/{bf}"
         cross = await client.post(
             f"/backfills/{bf}/cancel", headers={"Sec-Fetch-Site": "cross-site"}
         )
@@ -177,8 +180,11 @@ async def test_pages_show_progress_and_only_operators_act(console, kafka_setting
         ORDER_RUN_COMMANDS.full_name(kafka_settings.topic_prefix),
         until=lambda ms: any(isinstance(m, CancelBackfill) for m in ms),
     )
+    (retry,) = [m for m in commands if isinstance(m, RetryBackfill)]
     (cancel,) = [m for m in commands if isinstance(m, CancelBackfill)]
+    assert (retry.backfill_id, retry.principal) == (bf, cancel.principal)
     assert cancel.backfill_id == bf
+    assert cancel.reason == f"cancelled by {cancel.principal}"
 
 
 async def test_a_rejected_backfill_is_listed_with_its_reason(console, kafka_settings) -> None:
