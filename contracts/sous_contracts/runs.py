@@ -307,3 +307,21 @@ class JoinWindowExpired(Envelope):
     """When the first upstream of this key arrived."""
     deadline: AwareDatetime
     """When the window ended."""
+
+    def describe(self) -> str:
+        """Say which upstreams arrived (with their runs) and which did not, in one sentence."""
+
+        def name(u: JoinArrival) -> str:
+            return f"{u.domain}/{u.recipe or '*'}"
+
+        arrived = [
+            f"{name(u)} (run {u.order_run_id})" if u.order_run_id else name(u)
+            for u in self.upstreams
+            if u.arrived
+        ]
+        missing = [name(u) for u in self.upstreams if not u.arrived]
+        return (
+            f"join {self.trigger_id} for key {self.key!r} expired at {self.deadline.isoformat()}"
+            f" with {len(arrived)} of {self.needed} needed: arrived {', '.join(arrived) or 'none'};"
+            f" missing {', '.join(missing) or 'none'}"
+        )

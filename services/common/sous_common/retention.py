@@ -29,7 +29,17 @@ from sous_common.logs import get_logger
 
 log = get_logger(__name__)
 
-Kind = Literal["runs", "attempts", "inbox", "outbox", "test_history", "firings", "audit", "console"]
+Kind = Literal[
+    "runs",
+    "attempts",
+    "inbox",
+    "outbox",
+    "test_history",
+    "firings",
+    "audit",
+    "console",
+    "backfills",
+]
 """The settings a rule may take its age from (`SOUS_RETENTION_<KIND>_DAYS`)."""
 
 
@@ -57,6 +67,9 @@ class RetentionSettings(BaseSettings):
     """The registry's audit trail; kept forever unless set."""
     console_days: float = Field(90, ge=0)
     """The console's read model of finished runs, their steps, tests and completions."""
+    backfills_days: float = Field(90, ge=0)
+    """Finished backfills and their partitions (scheduler state, registry read model); never
+    a running one, nor one with a partition still waiting or running."""
     interval_s: float = Field(3600.0, gt=0)
     """Time between two purges of a service."""
     check_s: float = Field(60.0, gt=0)

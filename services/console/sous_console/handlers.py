@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from sous_common.runtime import Runtime
-from sous_console import projection
+from sous_console import backfills, projection
 from sous_console.service import apply
 from sous_contracts.backfills import BackfillRejected, BackfillUpdated
 from sous_contracts.registry import RegistryEntityChanged
@@ -65,10 +65,13 @@ def register(rt: Runtime, *, consumers: int = 1) -> None:
 
     @rt.broker.subscriber(rt.topic(RUN_EVENTS), **busy)
     async def on_run_event(event: RunEvent) -> None:
-        # Backfills are followed through the registry and the CLI; the others name no run.
-        if not isinstance(
-            event, BackfillUpdated | BackfillRejected | OrderRunDeduplicated | JoinWindowExpired
-        ):
+        if isinstance(event, BackfillUpdated):
+            await apply(rt, event, backfills.backfill_updated)
+        elif isinstance(event, BackfillRejected):
+            await apply(rt, event, backfills.backfill_rejected)
+        elif isinstance(event, JoinWindowExpired):
+            await apply(rt, event, backfills.join_expired)
+        elif not isinstance(event, OrderRunDeduplicated):  # a repeat names no new run
             await apply(rt, event, projection.run_event)
 
     @rt.broker.subscriber(rt.topic(STEP_EVENTS), **busy)

@@ -205,7 +205,7 @@ def _run_fields(event: RunEvent) -> dict[str, Any]:
     if isinstance(event, JoinWindowExpired):
         return {
             "status": "join-expired",
-            "reason": expiry_reason(event),
+            "reason": event.describe(),
             "params": {"key": event.key},
             "domain": event.domain,
             "recipe": event.recipe,
@@ -237,25 +237,6 @@ def _run_fields(event: RunEvent) -> dict[str, Any]:
         "variation": event.variation,
         "kitchen": event.kitchen,
     }
-
-
-def expiry_reason(event: JoinWindowExpired) -> str:
-    """Say which upstreams of an expired join window arrived (with their runs) and which not."""
-
-    def name(u: Any) -> str:
-        return f"{u.domain}/{u.recipe or '*'}"
-
-    arrived = [
-        f"{name(u)} (run {u.order_run_id})" if u.order_run_id else name(u)
-        for u in event.upstreams
-        if u.arrived
-    ]
-    missing = [name(u) for u in event.upstreams if not u.arrived]
-    return (
-        f"join {event.trigger_id} for key {event.key!r} expired at {event.deadline.isoformat()}"
-        f" with {len(arrived)} of {event.needed} needed: arrived {', '.join(arrived) or 'none'};"
-        f" missing {', '.join(missing) or 'none'}"
-    )
 
 
 async def on_step_event(rt: Runtime, event: StepEvent, consumer: str) -> None:

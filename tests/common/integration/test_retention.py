@@ -152,6 +152,7 @@ async def test_scheduler_purges_old_finished_runs_and_firings_only(service_pool,
         "runs": 3,
         "trigger_firings": 2,
         "cron_fires": 3,
+        "backfills": 0,  # tests/common/integration/test_retention_backfills.py
     }
     outcomes = await purger.purge()
     assert outcomes is not None
@@ -225,6 +226,7 @@ async def test_registry_purges_old_finished_runs_with_steps_and_audit(service_po
         "outbox_refused": 3,
         "runs": 3,
         "audit": 3,
+        "backfills": 0,  # tests/common/integration/test_retention_backfills.py
     }
     async with service_pool.acquire() as conn:
         for table in ("runs", "run_steps", "run_tests"):
@@ -361,6 +363,7 @@ async def test_console_purges_old_finished_runs_and_their_rows(service_pool, sch
         "outbox_refused": 3,
         "runs": 3,
         "completions": 1,
+        "backfills": 0,  # tests/common/integration/test_retention_backfills.py
     }
     async with service_pool.acquire() as conn:
         for table in ("runs", "steps", "test_results"):

@@ -52,6 +52,13 @@ async def test_mesh_shows_the_example_domains_and_their_trigger_edges(browser, s
         "titles => titles.map(t => t.textContent)"
     )
     assert any("sales/daily" in e and "finance/revenue" in e for e in edges), edges
+    # The keyed join's edges name the join kind and its key.
+    labels = await page.locator("#mesh g.edge").evaluate_all(
+        "edges => edges.map(e => e.textContent)"
+    )
+    join = [t for t in labels if "sales/daily" in t and "finance/revenue" in t]
+    assert join, labels
+    assert all("all" in t and "key ${event.params.day}" in t for t in join), join
     await shot(page, "mesh")
     await page.goto(stack.console + "/kitchens")
     await expect(page.locator("#kitchen-dev-sam")).to_contain_text("dev")
@@ -218,3 +225,56 @@ async def test_create_a_sandbox_from_the_ui_and_see_why_it_may_not_merge(browser
     await expect(alert).to_have_text(f"the registry refused to merge kitchen '{name}': {why[0]}")
     async with stack.admin() as admin:
         assert (await admin.get(f"/v1/kitchens/{name}")).status_code == 200
+
+
+async def test_a_backfill_shows_progress_live_and_only_operators_act(browser, stack) -> None:
+    async with stack.admin() as admin:
+        body = {
+            "domain": "sales",
+            "recipe": "daily",
+            "variation": "dev",
+            "range": {"param": "day", "start": "2026-11-24", "end": "2026-11-25"},  # has orders
+            "concurrency": 1,
+        }
+        r = await admin.post("/v1/backfills", json=body)
+        assert r.status_code == 202, r.text
+        backfill = r.json()["backfill_id"]
+        r = await admin.post("/v1/tokens", json={"principal": "viewer", "scopes": {"*": ["read"]}})
+        assert r.status_code == 201, r.text
+        reader = r.json()["token"]
+    page = await sign_in(browser, stack, stack.token)
+    url = f"{stack.console}/backfills/{backfill}"
+    async with asyncio.timeout(60):  # until the console has read the backfill's first update
+        while (await page.goto(url)).status != 200:
+            await asyncio.sleep(0.2)
+    await live(page)
+    first = await page.locator("#backfill-progress .done").inner_text()
+    await expect(page.locator("#backfill-cancel-form")).to_have_count(1)
+    await page.evaluate("window.__sameDocument = true")
+    await expect(page.locator("#backfill-status")).not_to_have_text("running", timeout=120_000)
+    state = await (await page.request.get(f"{url}/state")).json()
+    assert state["status"] == "succeeded", state
+    await expect(page.locator("#backfill-progress .done")).to_have_text("2")
+    await expect(page.locator("#backfill-status")).to_have_text("succeeded", timeout=30_000)
+    assert await page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+    assert first.strip() != "2", "the backfill was over before the page could watch it"
+    rows = page.locator("#partitions tr[data-key]")
+    await expect(rows).to_have_count(2)
+    states = await rows.evaluate_all("rows => rows.map(r => r.dataset.state)")
+    assert states == ["succeeded"] * 2, states
+    await expect(page.locator("#partitions .partition-run a")).to_have_count(2)
+    await expect(page.locator("#backfill-cancel-form")).to_be_hidden()
+    await shot(page, "backfill")
+    await page.keyboard.press("b")  # the nav's key for the Backfills view
+    await expect(page).to_have_url(f"{stack.console}/backfills")
+    await expect(page.locator(f'[id="backfill-{backfill}"] .done')).to_have_text("2")
+    await shot(page, "backfills")
+
+    page = await sign_in(browser, stack, reader)
+    await page.goto(url)
+    await expect(page.locator("#partitions")).to_be_visible()
+    await expect(page.locator("#backfill-cancel")).to_have_count(0)
+    await expect(page.locator("#backfill-retry")).to_have_count(0)
+    for action in ("cancel", "retry-failed"):
+        forged = await page.request.post(f"{url}/{action}")
+        assert forged.status == 403, action

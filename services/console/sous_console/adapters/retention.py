@@ -21,6 +21,16 @@ RULES: tuple[Rule, ...] = (
             ("run_edges", "downstream"),
         ),
     ),
+    # Backfills that ended (or were rejected), with the partitions they named; expired join
+    # windows are runs (`join-expired`, with `finished_at`) and go with the runs above.
+    Rule(
+        "backfills",
+        "console",
+        "backfills",
+        "status <> 'running' AND updated_at < $1",
+        key="backfill_id",
+        cascade=(("backfill_partitions", "backfill_id"),),
+    ),
     # Completions of domains run by other tools belong to no run.
     Rule("completions", "console", "completions", "order_run_id IS NULL AND occurred_at < $1"),
 )

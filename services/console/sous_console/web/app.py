@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from sous_common.logs import configure
 from sous_console.app import build
 from sous_console.settings import ConsoleSettings
-from sous_console.web import kitchens, views
+from sous_console.web import backfills, kitchens, views
 from sous_console.web.auth import SignInNeeded
 from sous_console.web.live import Hub
 from sous_console.web.registry import Registry, RegistryError
@@ -68,6 +68,7 @@ def create_web(
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.include_router(views.router)
     app.include_router(kitchens.router)
+    app.include_router(backfills.router)
 
     @app.middleware("http")
     async def same_origin_only(request: Request, call_next: Any) -> Response:

@@ -47,7 +47,7 @@ async def runs(
     rows = await conn.fetch(
         f"""SELECT order_run_id, domain, recipe, variation, kitchen, status, started_at,
             finished_at, extract(epoch FROM finished_at - started_at)::float8 AS took_s,
-            tests_pass, tests_fail, tests_warn
+            tests_pass, tests_fail, tests_warn, reason
             FROM runs{where} ORDER BY seen_at DESC, order_run_id
             LIMIT {PAGE} OFFSET {PAGE * (max(flt.page, 1) - 1)}""",
         *args,

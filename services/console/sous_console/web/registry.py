@@ -76,6 +76,18 @@ class Registry:
         )
         self._check(response)
 
+    async def cancel_backfill(self, token: str, backfill_id: uuid.UUID, reason: str) -> None:
+        """Cancel a backfill (POST /v1/backfills/{id}/cancel)."""
+        response = await self._call(
+            "POST", f"/v1/backfills/{backfill_id}/cancel", token, json={"reason": reason}
+        )
+        self._check(response)
+
+    async def retry_failed(self, token: str, backfill_id: uuid.UUID) -> None:
+        """Run a backfill's failed partitions again (POST /v1/backfills/{id}/retry-failed)."""
+        response = await self._call("POST", f"/v1/backfills/{backfill_id}/retry-failed", token)
+        self._check(response)
+
     async def create_kitchen(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create a sandbox kitchen (POST /v1/kitchens); return the registry's entity."""
         response = await self._call("POST", "/v1/kitchens", token, json=body)

@@ -172,7 +172,9 @@ async def run_view(request: Request, run_id: uuid.UUID, who: Viewer) -> HTMLResp
         tests=tests,
         related=related,
         svg=svg,
-        may_run=found["domain"] is not None and who.may("run", found["domain"]),
+        may_run=found["domain"] is not None
+        and found["status"] != "join-expired"  # no run to cancel or repeat
+        and who.may("run", found["domain"]),
     )
 
 

@@ -20,6 +20,16 @@ RULES: tuple[Rule, ...] = (
             ("run_edges", "downstream"),
         ),
     ),
+    # The backfill read model: a backfill that ended (or was rejected), with its partitions.
+    # Join windows that expired are runs (`join-expired`, with `finished_at`) and go above.
+    Rule(
+        "backfills",
+        "backfills",
+        "backfills",
+        "status IN ('succeeded', 'failed', 'cancelled', 'rejected') AND updated_at < $1",
+        key="backfill_id",
+        cascade=(("backfill_partitions", "backfill_id"),),
+    ),
     Rule("audit", "audit", "audit", "at < $1", key="id"),
 )
 """The registry's retention rules, besides every service's inbox and refused outbox."""

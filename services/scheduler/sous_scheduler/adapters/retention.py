@@ -23,6 +23,19 @@ RULES: tuple[Rule, ...] = (
         key="id",
         cascade=(("timers", "order_run_id"),),
     ),
+    # A finished backfill with its partitions; its runs go by the rule above. A partition
+    # still waiting or running keeps it (a cancel is under way), whatever its status says.
+    Rule(
+        "backfills",
+        "backfills",
+        "backfills",
+        "status IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1"
+        " AND NOT EXISTS (SELECT 1 FROM backfill_partitions p"
+        " WHERE p.backfill_id = backfills.id AND p.state IN ('waiting', 'running'))",
+        key="id",
+        cascade=(("backfill_partitions", "backfill_id"),),
+    ),
+    # Join windows need no rule: each is deleted when its deadline passes (a durable timer).
     Rule("trigger_firings", "firings", "trigger_firings", "fired_at < $1"),
     # The latest fire of each schedule stays: it is how the scheduler knows where it was.
     Rule(

@@ -158,6 +158,78 @@
         if (FINAL.includes(c.status)) views.kitchens.later();
       },
     },
+    backfills: {
+      backfill(c) {
+        const row = document.getElementById("backfill-" + c.backfill_id);
+        if (!row || !c.counts) {
+          // A new backfill (or one told without its counts): show the read model again.
+          if (!window.__backfillsReload) {
+            window.__backfillsReload = setTimeout(() => window.location.reload(), 500);
+          }
+          return;
+        }
+        if (c.status) row.querySelector(".backfill-status").replaceChildren(badge(c.status));
+        for (const [k, n] of Object.entries(c.counts)) {
+          const span = row.querySelector(".progress ." + k);
+          if (span) span.textContent = String(n);
+        }
+      },
+    },
+    backfill: {
+      // Updates carry only the partitions that changed: read the whole state, one at a time.
+      async resync() {
+        if (window.__backfillBusy) {
+          window.__backfillAgain = true;
+          return;
+        }
+        window.__backfillBusy = true;
+        try {
+          do {
+            window.__backfillAgain = false;
+            const response = await fetch(
+              "/backfills/" + document.body.dataset.backfill + "/state",
+              { credentials: "same-origin" });
+            if (response.ok) views.backfill.show(await response.json());
+          } while (window.__backfillAgain);
+        } finally {
+          window.__backfillBusy = false;
+        }
+      },
+      backfill(c) {
+        if (c.backfill_id === document.body.dataset.backfill) views.backfill.resync();
+      },
+      show(state) {
+        document.getElementById("backfill-status").replaceChildren(badge(state.status));
+        document.getElementById("backfill-reason").textContent =
+          state.reason ? "— " + state.reason : "";
+        document.getElementById("backfill-refused").textContent = state.refused || "";
+        const progress = document.getElementById("backfill-progress");
+        for (const [k, n] of Object.entries(state.counts)) {
+          const span = progress.querySelector("." + k);
+          if (span) span.textContent = String(n);
+        }
+        const cancel = document.getElementById("backfill-cancel-form");
+        if (cancel) cancel.hidden = state.status !== "running";
+        const retry = document.getElementById("backfill-retry-form");
+        if (retry) retry.hidden = !state.counts.failed;
+        const body = document.querySelector("#partitions tbody");
+        const rows = state.partitions.map((p) => {
+          const row = el("tr", { id: "partition-" + p.key, "data-key": p.key,
+                                 "data-state": p.state });
+          cell(row, p.key);
+          row.appendChild(el("td", { class: "partition-state" })).appendChild(badge(p.state));
+          cell(row, p.attempt).className = "partition-attempt";
+          const run = el("td", { class: "partition-run" });
+          if (p.order_run_id) run.appendChild(el("a", { href: "/runs/" + p.order_run_id },
+                                                    p.order_run_id));
+          else run.textContent = "–";
+          row.appendChild(run);
+          cell(row, p.reason || "").className = "partition-reason";
+          return row;
+        });
+        body.replaceChildren(...rows);
+      },
+    },
     run_pending: {
       // The run's first event may have come before the stream opened.
       async resync() {
@@ -224,7 +296,7 @@
       live.textContent = "○ reconnecting";
       live.className = "live off";
     };
-    for (const kind of ["run", "step", "test", "completion", "entity"]) {
+    for (const kind of ["run", "step", "test", "completion", "entity", "backfill"]) {
       source.addEventListener(kind, (event) => {
         if (reloadOn.includes(kind)) {
           window.location.reload();
@@ -237,7 +309,7 @@
   }
 
   function keys() {
-    const go = { m: "/mesh", r: "/runs", t: "/tests", k: "/kitchens" };
+    const go = { m: "/mesh", r: "/runs", t: "/tests", b: "/backfills", k: "/kitchens" };
     document.addEventListener("keydown", (event) => {
       const target = event.target;
       if (event.ctrlKey || event.metaKey || event.altKey) return;
