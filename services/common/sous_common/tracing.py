@@ -227,6 +227,29 @@ def _within(ctx: Context) -> Iterator[None]:
         otel_context.detach(token)
 
 
+def resumed(carrier: Mapping[str, str], name: str) -> AbstractContextManager[None]:
+    """Run a block in a span `name` that continues a stored context (W3C headers).
+
+    For work nothing consumed started, such as a durable timer: it goes on in the trace of
+    what set it. Nothing when tracing is off or `carrier` is empty.
+    """
+    return _resumed(carrier, name) if _state["on"] and carrier else _NOTHING
+
+
+@contextlib.contextmanager
+def _resumed(carrier: Mapping[str, str], name: str) -> Iterator[None]:
+    span = TRACER.start_span(name, context=_PROPAGATOR.extract(dict(carrier)))
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        yield
+    except BaseException as exc:
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        otel_context.detach(token)
+        span.end()
+
+
 def carrier_for(message: Envelope) -> dict[str, str] | None:
     """The trace context an outgoing message continues, as W3C headers; None when none.
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
-from sous_common import inbox
+from sous_common import inbox, tracing
 from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_common.metrics import emitted
@@ -138,6 +138,8 @@ class Scheduler:
                 return None
         assert catalog.recipe is not None
         recipe = catalog.recipe
+        if trace := tracing.current_headers():
+            state = state.model_copy(update={"trace": trace})
         if not await db.insert_run(conn, state, recipe, cmd.idempotency_key):
             log.info(
                 "run exists already",
@@ -401,7 +403,11 @@ class Scheduler:
             return False
         state, recipe = loaded
         cause = event if isinstance(event, Envelope) else None
-        await self._apply(conn, state, recipe, event, self.context(cause))
+        if isinstance(event, TimerFired):  # nothing carries a trace here but the run's state
+            with tracing.resumed(state.trace, f"timer {event.kind}"):
+                await self._apply(conn, state, recipe, event, self.context(cause))
+        else:
+            await self._apply(conn, state, recipe, event, self.context(cause))
         return True
 
     async def _apply(

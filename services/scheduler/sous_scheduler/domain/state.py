@@ -125,6 +125,9 @@ class RunState(_Frozen):
     """False keeps the run's completion from firing downstream triggers."""
     cause: RunCause | None = None
     """Why the run started (None for runs stored before run lineage)."""
+    trace: dict[str, str] = Field(default_factory=dict)
+    """W3C trace context of the run's start, continued by what its timers wake (retries,
+    timeouts); empty when tracing is off."""
     reason: str | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None
