@@ -7,6 +7,9 @@ Prometheus would, so the figures include what metrics cost.
 
 `BENCH_STEP=python` makes the steps python functions with no tests (`BENCH_COLD=1`: each in
 a fresh interpreter, as before warm steps); the default is noop steps with one test each.
+`BENCH_REPLICAS=2` runs two replicas of each service (one consumer group and one schema per
+service, as a deployment scales); `duplicate_effects` counts runs that ended more than once
+or attempts dispatched or started more than once, which must stay 0.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +49,15 @@ from sous_contracts.common import RunStatus
 from sous_contracts.envelope import Envelope
 from sous_contracts.registry import EntityKind, RegistryEntityChanged
 from sous_contracts.runs import OrderRunFinished, StartOrderRun
-from sous_contracts.topics import RUN_EVENTS, topic_for
+from sous_contracts.steps import ExecuteStep, StepStarted
+from sous_contracts.topics import RUN_EVENTS, STEP_COMMANDS, STEP_EVENTS, topic_for
 
 RATE_PER_S = float(os.environ.get("BENCH_RATE", "20"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
 STEP_KIND = os.environ.get("BENCH_STEP", "noop")
 COLD = os.environ.get("BENCH_COLD", "") not in ("", "0")
 SCRAPE_S = float(os.environ.get("BENCH_SCRAPE_S", "5"))
+REPLICAS = int(os.environ.get("BENCH_REPLICAS", "1"))
 TEST = {"name": "n", "check": {"kind": "metric", "output": "n", "op": ">", "value": 0}}
 STEPS_FOLDER = Path(tempfile.mkdtemp(prefix="sous-bench-steps-"))
 (STEPS_FOLDER / "bench_steps.py").write_text("def step(i):\n    return {'n': i + 1}\n")
@@ -120,15 +126,20 @@ async def scrape(urls: list[str]) -> None:
 async def main() -> None:
     kafka, db = kafka_settings(), database_settings()
     await ensure_topics(kafka)
-    procs = []
-    ops = [f"http://127.0.0.1:{free_port()}" for _ in SERVICES]
-    for (factory, schema_var), url in zip(SERVICES.values(), ops, strict=True):
+    procs: list[subprocess.Popen[bytes]] = []
+    names: list[str] = []
+    ops: list[str] = []
+    schemas = {name: fresh_schema() for name in SERVICES}
+    for name, (factory, schema_var) in [(n, f) for n, f in SERVICES.items()] * REPLICAS:
+        url = f"http://127.0.0.1:{free_port()}"
+        names.append(name)
+        ops.append(url)
         env = {
             **os.environ,
             **SIGNING_ENVIRONMENT,
             "SOUS_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
             "SOUS_DATABASE_URL": db.url,
-            schema_var: fresh_schema(),
+            schema_var: schemas[name],
             "SOUS_EXECUTOR_CONCURRENCY": "32",
             "SOUS_EXECUTOR_PYTHON_PATH": json.dumps([str(STEPS_FOLDER)]),
             "SOUS_OPS_HOST": "127.0.0.1",
@@ -146,6 +157,8 @@ async def main() -> None:
     producer = AIOKafkaProducer(**options, acks="all")
     consumer = AIOKafkaConsumer(
         RUN_EVENTS.full_name(kafka.topic_prefix),
+        STEP_COMMANDS.full_name(kafka.topic_prefix),
+        STEP_EVENTS.full_name(kafka.topic_prefix),
         **options,
         group_id=None,
         auto_offset_reset="latest",
@@ -169,6 +182,7 @@ async def main() -> None:
         latencies: list[float] = []
         failed = 0
         total = int(RATE_PER_S * SECONDS)
+        effects: Counter[tuple[str, object]] = Counter()
 
         async def reader() -> None:
             nonlocal failed
@@ -176,13 +190,18 @@ async def main() -> None:
                 for records in (await consumer.getmany(timeout_ms=100)).values():
                     for r in records:
                         m = decode_message(r.value)
-                        if isinstance(m, OrderRunFinished) and m.order_run_id in started:
-                            latencies.append((time.time() - started.pop(m.order_run_id)) * 1000)
-                            failed += m.status is not RunStatus.SUCCEEDED
+                        if isinstance(m, OrderRunFinished):
+                            effects["end", m.order_run_id] += 1
+                            if m.order_run_id in started:
+                                ms = (time.time() - started.pop(m.order_run_id)) * 1000
+                                latencies.append(ms)
+                                failed += m.status is not RunStatus.SUCCEEDED
+                        elif isinstance(m, ExecuteStep | StepStarted):
+                            effects[m.type, (m.step_run_id, m.attempt)] += 1
 
         task = asyncio.create_task(reader())
         scraper = asyncio.create_task(scrape(ops))
-        cpu_before = {name: cpu_seconds(p.pid) for name, p in zip(SERVICES, procs, strict=True)}
+        cpu_before = [cpu_seconds(p.pid) for p in procs]
         t0 = time.perf_counter()
         for i in range(total):
             await asyncio.sleep(max(0.0, t0 + i / RATE_PER_S - time.perf_counter()))
@@ -196,11 +215,14 @@ async def main() -> None:
             await asyncio.sleep(0.2)
         elapsed = time.perf_counter() - t0
         # CPU per finished run: what each service costs, whatever else the machine runs.
+        spent: Counter[str] = Counter()
+        for name, p, before in zip(names, procs, cpu_before, strict=True):
+            spent[name] += cpu_seconds(p.pid) - before
         cpu_ms = {
             f"cpu_ms_per_run_{name.replace('-', '_')}": round(
-                (cpu_seconds(p.pid) - cpu_before[name]) * 1000 / max(1, len(latencies)), 1
+                spent[name] * 1000 / max(1, len(latencies)), 1
             )
-            for name, p in zip(SERVICES, procs, strict=True)
+            for name in SERVICES
         }
         task.cancel()
         scraper.cancel()
@@ -209,12 +231,14 @@ async def main() -> None:
             step=STEP_KIND,
             cold=COLD if STEP_KIND == "python" else None,
             cpu_count=os.cpu_count(),
+            replicas=REPLICAS,
             offered_runs_per_s=RATE_PER_S,
             runs=total,
             finished=len(latencies),
             failed=failed,
             unfinished=len(started),
             runs_per_s=round(len(latencies) / elapsed, 2),
+            duplicate_effects=sum(1 for n in effects.values() if n > 1),
             **cpu_ms,
             **{f"run_{k}": v for k, v in percentiles(latencies).items()},
         )
