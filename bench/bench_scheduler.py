@@ -4,6 +4,9 @@
   ExecuteStep produced (broker timestamp of that record), open loop at a fixed rate;
 - step dispatch: StepFinished (no tests) sent → the next ExecuteStep produced, over
   five-step noop chains answered at once by a stand-in executor.
+
+`BENCH_BESIDE_RATE=30` starts the five-step chains at that rate *while* the trigger events
+go (issue 10: trigger latency while 30 runs/s run beside it); by default they follow them.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ RATE_PER_S = 20
 SECONDS = 10
 CHAINS = 60
 CHAINS_PER_S = 10
+BESIDE_RATE = float(os.environ.get("BENCH_BESIDE_RATE", "0"))
 
 
 def _entity(kind: EntityKind, name: str, spec: dict, domain: str | None = None) -> Envelope:
@@ -166,7 +170,19 @@ async def main() -> None:
                 StepFinished(step=cmd.step, status=StepStatus.SUCCEEDED, **ids)
             )
 
+        async def chains(count: int, per_s: float) -> None:
+            begin = time.perf_counter()
+            for i in range(count):
+                await asyncio.sleep(max(0.0, begin + i / per_s - time.perf_counter()))
+                await send(
+                    StartOrderRun(
+                        order_run_id=uuid.uuid4(), domain="chain", recipe="chain", variation="prod"
+                    )
+                )
+
         task = asyncio.create_task(reader())
+        chain_count = int(BESIDE_RATE * SECONDS) if BESIDE_RATE else CHAINS
+        beside = asyncio.create_task(chains(chain_count, BESIDE_RATE)) if BESIDE_RATE else None
         start = time.perf_counter()
         for i in range(RATE_PER_S * SECONDS):
             await asyncio.sleep(max(0.0, start + i / RATE_PER_S - time.perf_counter()))
@@ -181,27 +197,27 @@ async def main() -> None:
             )
             sent[root] = time.time()
             await send(event)
-        for _ in range(CHAINS):
-            await send(
-                StartOrderRun(
-                    order_run_id=uuid.uuid4(), domain="chain", recipe="chain", variation="prod"
-                )
-            )
-            await asyncio.sleep(1 / CHAINS_PER_S)
+        if beside is not None:
+            await beside
+        else:
+            await chains(CHAINS, CHAINS_PER_S)
         deadline = time.perf_counter() + 30
-        while (sent or len(dispatch_ms) < CHAINS * 4) and time.perf_counter() < deadline:
+        while (sent or len(dispatch_ms) < chain_count * 4) and time.perf_counter() < deadline:
             await asyncio.sleep(0.2)
         task.cancel()
         emit(
             "trigger_latency",
             rate_per_s=RATE_PER_S,
+            beside_runs_per_s=BESIDE_RATE,
+            cpu_count=os.cpu_count(),
             events=len(trigger_ms),
             lost=len(sent),
             **percentiles(trigger_ms),
         )
         emit(
             "step_dispatch_latency",
-            chains_per_s=CHAINS_PER_S,
+            chains_per_s=BESIDE_RATE or CHAINS_PER_S,
+            cpu_count=os.cpu_count(),
             transitions=len(dispatch_ms),
             **percentiles(dispatch_ms),
         )
