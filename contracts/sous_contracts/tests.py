@@ -59,6 +59,11 @@ class RunTests(Envelope):
     connections: dict[str, str] = Field(default_factory=dict)
     """Connection name → reference (`secret:NAME`), resolved in the secret store of this
     domain and kitchen only."""
+    monitor: Name | None = None
+    """Set when this is a monitor's check: the monitor's name (its `order_run_id` and
+    `step_run_id` are then the check's id, `recipe` is `monitors`, `step` the monitor)."""
+    dataset: str | None = None
+    """The dataset a monitor's check watched (resolved)."""
 
 
 class TestResult(Envelope):
@@ -99,6 +104,11 @@ class TestResult(Envelope):
     """Explanation for people."""
     duration_s: float = Field(default=0.0, ge=0)
     """Time the test took."""
+    monitor: Name | None = None
+    """Set when this is a monitor's check: the monitor's name (its `order_run_id` and
+    `step_run_id` are then the check's id, `recipe` is `monitors`, `step` the monitor)."""
+    dataset: str | None = None
+    """The dataset a monitor's check watched (resolved)."""
 
 
 class TestSuiteFinished(Envelope):
@@ -124,3 +134,12 @@ class TestSuiteFinished(Envelope):
     results: dict[Name, TestStatus] = Field(default_factory=dict)
     """Outcome of every test of the suite by name (lineage's data-quality assertions);
     empty from test-runners that predate it."""
+    domain: Name | None = None
+    """Owning domain (set by test-runners since monitors)."""
+    kitchen: Name | None = None
+    """Kitchen (set by test-runners since monitors)."""
+    monitor: Name | None = None
+    """Set when this is a monitor's check: the monitor's name (its `order_run_id` and
+    `step_run_id` are then the check's id, `recipe` is `monitors`, `step` the monitor)."""
+    dataset: str | None = None
+    """The dataset a monitor's check watched (resolved)."""
