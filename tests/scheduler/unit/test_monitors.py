@@ -55,7 +55,7 @@ def test_monitor_needs_one_start_and_reads_a_cron_string() -> None:
     assert monitor().spec.schedule.cron == "*/5 * * * *"
     with pytest.raises(ValidationError, match="exactly one of 'schedule' or 'on'"):
         MonitorSpec.model_validate({"dataset": "a.b", "tests": [FRESH]})
-    with pytest.raises(ValidationError, match="only \\$\\{params.x\\} placeholders"):
+    with pytest.raises(ValidationError, match=r"only \$\{params.x\} placeholders"):
         MonitorSpec.model_validate(
             {"dataset": "${event.x}", "schedule": "* * * * *", "tests": [FRESH]}
         )
