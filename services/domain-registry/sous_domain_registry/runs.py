@@ -27,6 +27,7 @@ from sous_contracts.steps import (
 )
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_domain_registry.adapters import datasets, lineage, store
+from sous_domain_registry.adapters import monitors as monitor_rows
 from sous_domain_registry.adapters import runs as rows
 from sous_domain_registry.domain.entities import Entity
 
@@ -296,7 +297,16 @@ async def on_step_event(rt: Runtime, event: StepEvent, consumer: str) -> None:
 
 
 async def on_test_event(rt: Runtime, event: TestEvent, consumer: str) -> None:
-    """Fold one test result into the read model, once (suite summaries arrive per run)."""
+    """Fold one test result into the read model, once (suite summaries arrive per run).
+
+    A monitor's check has no run: its summary becomes the monitor's latest health.
+    """
+    if event.monitor is not None:
+        if isinstance(event, TestSuiteFinished) and event.domain and event.kitchen:
+            async with rt.transaction() as conn:
+                if await inbox.claim(conn, consumer, event.message_id):
+                    await monitor_rows.record(conn, event)
+        return
     if isinstance(event, TestSuiteFinished):
         return
     async with rt.transaction() as conn:
