@@ -19,6 +19,7 @@ from sous_contracts.runs import (
     OrderRunQueued,
     OrderRunRejected,
     OrderRunStarted,
+    TriggerHeld,
 )
 from sous_contracts.steps import (
     StepEventsMark,
@@ -44,7 +45,8 @@ RunEvent = Annotated[
     | BackfillUpdated
     | BackfillRejected
     | OrderRunDeduplicated
-    | JoinWindowExpired,
+    | JoinWindowExpired
+    | TriggerHeld,
     Field(discriminator="type"),
 ]
 StepEvent = Annotated[
@@ -67,7 +69,12 @@ def register(rt: Runtime, *, consumers: int = 1) -> None:
     async def on_run_event(event: RunEvent) -> None:
         # Backfills are followed through the registry and the CLI; the others name no run.
         if not isinstance(
-            event, BackfillUpdated | BackfillRejected | OrderRunDeduplicated | JoinWindowExpired
+            event,
+            BackfillUpdated
+            | BackfillRejected
+            | OrderRunDeduplicated
+            | JoinWindowExpired
+            | TriggerHeld,
         ):
             await apply(rt, event, projection.run_event)
 

@@ -17,6 +17,7 @@ from sous_contracts.runs import (
     OrderRunRejected,
     OrderRunStarted,
     StartOrderRun,
+    TriggerHeld,
 )
 from sous_contracts.steps import (
     StepEventsMark,
@@ -44,6 +45,7 @@ RunEvent = (
     | OrderRunFinished
     | OrderRunDeduplicated
     | JoinWindowExpired
+    | TriggerHeld
 )
 StepEvent = StepStarted | StepHeartbeat | StepFinished | StepEventsMark | StepSkipped
 TestEvent = TestResult | TestSuiteFinished
@@ -213,11 +215,21 @@ def _run_fields(event: RunEvent) -> dict[str, Any]:
             "kitchen": event.kitchen,
             "finished_at": event.occurred_at,
         }
+    if isinstance(event, TriggerHeld):
+        # The run it names starts when the monitors pass; its own events then take over.
+        return {
+            "status": "held",
+            "reason": f"trigger {event.trigger_id} held: {event.reason}",
+            "domain": event.domain,
+            "recipe": event.recipe,
+            "kitchen": event.kitchen,
+        }
     if isinstance(event, OrderRunQueued):
-        fields = {"status": "queued"}
+        fields = {"status": "queued", "reason": None}  # a held trigger's reason is over
     elif isinstance(event, OrderRunStarted):
         fields = {
             "status": "running",
+            "reason": None,
             "params": event.params,
             "started_at": event.occurred_at,
             "spec_version": event.spec_version,

@@ -25,6 +25,7 @@ from sous_contracts.runs import (
     OrderRunRejected,
     OrderRunStarted,
     StartOrderRun,
+    TriggerHeld,
 )
 from sous_contracts.steps import (
     StepEventsMark,
@@ -62,7 +63,8 @@ RunLife = Annotated[
     | BackfillUpdated
     | BackfillRejected
     | OrderRunDeduplicated
-    | JoinWindowExpired,
+    | JoinWindowExpired
+    | TriggerHeld,
     Field(discriminator="type"),
 ]
 TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]

@@ -154,4 +154,6 @@ class Monitors:
             if listener is None:  # the trigger was removed since
                 continue
             log.info("held trigger released", trigger=row["trigger_id"], dataset=dataset)
-            await self.triggers.fire(conn, listener, event, row["key"], released=True)
+            await self.triggers.fire(
+                conn, listener, event, row["key"], released=row["order_run_id"]
+            )

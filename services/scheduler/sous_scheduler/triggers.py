@@ -9,6 +9,7 @@ published as JoinWindowExpired.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from sous_common import inbox
@@ -26,6 +27,7 @@ from sous_scheduler.domain.triggers import (
     Upstream,
     debounce_over,
     depth_limit,
+    held_event,
     join_arrive,
     join_cutoff,
     join_needed,
@@ -168,24 +170,28 @@ class Triggers:
         key: str | None = None,
         joined: Sequence[Upstream] = (),
         *,
-        released: bool = False,
+        released: uuid.UUID | None = None,
     ) -> None:
         """Start the downstream run once per (trigger, upstream event).
 
         `joined` are every arrival of a join that fired (the event among them): the run's
         upstream in its cause. A keyed trigger's run gets `key`. A `require: monitors_pass`
-        trigger whose upstream datasets' monitors do not pass is held instead; `released`
-        starts such a held firing once they pass.
+        trigger whose upstream datasets' monitors do not pass is held instead (TriggerHeld
+        names the run it will start); `released` is that run's id, when they passed.
         """
         limit = depth_limit(listener, self.scheduler.settings.max_causation_depth)
-        outcome, run_id = "started", new_message_id()
+        outcome, run_id = "started", released if released is not None else new_message_id()
         if event.causation_depth + 1 > limit:
             outcome = f"refused: causation depth {event.causation_depth + 1} > limit {limit}"
         datasets: list[str] = []
-        if outcome == "started" and listener.trigger.require == "monitors_pass" and not released:
+        if (
+            outcome == "started"
+            and listener.trigger.require == "monitors_pass"
+            and released is None
+        ):
             held, datasets = await self.monitors.hold_reason(conn, event)
             outcome = f"held: {held}" if held else outcome
-        if released:
+        if released is not None:
             first = await monitor_rows.release(conn, listener.trigger_id, event.message_id, run_id)
         else:
             first = await db.record_firing(
@@ -197,7 +203,10 @@ class Triggers:
             )
         if not first or outcome != "started":
             if first and outcome.startswith("held: "):
-                await monitor_rows.hold(conn, listener.trigger_id, event, datasets, key)
+                await monitor_rows.hold(conn, listener.trigger_id, event, datasets, key, run_id)
+                await self.scheduler.rt.emit(
+                    conn, [held_event(listener, event, run_id, datasets, outcome)]
+                )
             if first and outcome != "started":
                 log.warning("trigger not fired", trigger=listener.trigger_id, reason=outcome)
             return

@@ -13,11 +13,15 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer
 
+from sous_common.kafka import aiokafka_options
+from sous_contracts import decode_message
 from sous_contracts.common import RunStatus
 from sous_contracts.registry import EntityKind
-from sous_contracts.runs import DomainRunCompleted
+from sous_contracts.runs import DomainRunCompleted, TriggerHeld
 from sous_contracts.tests import TestResult
+from sous_contracts.topics import RUN_EVENTS
 from sous_scheduler.schedules import Schedules
 from sous_scheduler.triggers import Triggers
 from sous_test_runner.app import build as build_runner
@@ -137,6 +141,27 @@ async def monitor_results(console: Console, count: int) -> list[TestResult]:
             await console.poll()
 
 
+async def held_event(kafka_settings) -> TriggerHeld:
+    """Read the run-event topic from its start until a TriggerHeld shows up."""
+    consumer = AIOKafkaConsumer(
+        RUN_EVENTS.full_name(kafka_settings.topic_prefix),
+        **aiokafka_options(kafka_settings),
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    for r in records:
+                        message = decode_message(r.value, RUN_EVENTS.message_types())
+                        if isinstance(message, TriggerHeld):
+                            return message
+    finally:
+        await consumer.stop()
+
+
 async def health(service) -> asyncpg.Record:
     async with asyncio.timeout(30):
         while True:
@@ -189,6 +214,16 @@ async def test_stale_monitor_holds_trigger_until_a_fresh_load_passes(
     assert held["order_run_id"] is None
     assert held["outcome"] == (f"held: monitor finance/revenue-fresh on {table} failed (fresh)")
     assert await campaigns(service) == 0
+    event = await held_event(kafka_settings)
+    assert (event.trigger_id, event.domain, event.recipe, event.kitchen) == (
+        "marketing/campaign#after-revenue",
+        "marketing",
+        "campaign",
+        "prod",
+    )
+    assert event.upstream_order_run_id == upstream.order_run_id
+    assert event.datasets == [table]
+    assert event.reason == f"monitor finance/revenue-fresh on {table} failed (fresh)"
 
     conn = await asyncpg.connect(db_settings.url)
     try:
@@ -203,7 +238,7 @@ async def test_stale_monitor_holds_trigger_until_a_fresh_load_passes(
     async with asyncio.timeout(30):
         while (row := await firing(service))["outcome"] != "started":
             await asyncio.sleep(0.05)
-    assert row["order_run_id"] is not None
+    assert row["order_run_id"] == event.order_run_id  # the run the hold named
     assert await campaigns(service) == 1
     again = await service.rt.pool.fetchval("SELECT count(*) FROM held_firings")
     assert again == 0

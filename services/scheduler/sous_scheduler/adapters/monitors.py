@@ -59,17 +59,19 @@ async def hold(
     event: DomainRunCompleted,
     datasets: list[str],
     key: str | None,
+    order_run_id: uuid.UUID,
 ) -> None:
-    """Keep a firing until the monitors of its datasets pass."""
+    """Keep a firing, and the id of the run it starts, until the monitors of its datasets pass."""
     await conn.execute(
         "INSERT INTO held_firings (trigger_id, upstream_message_id, kitchen, datasets, event,"
-        " key) VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT DO NOTHING",
+        " key, order_run_id) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) ON CONFLICT DO NOTHING",
         trigger_id,
         event.message_id,
         event.kitchen,
         datasets,
         event.model_dump_json(),
         key,
+        order_run_id,
     )
 
 
@@ -77,7 +79,8 @@ async def held(conn: AnyConnection, kitchen: str, dataset: str) -> list[Any]:
     """Firings held on a dataset in a kitchen, locked (other replicas skip them)."""
     return list(
         await conn.fetch(
-            "SELECT trigger_id, upstream_message_id, datasets, event, key FROM held_firings"
+            "SELECT trigger_id, upstream_message_id, datasets, event, key, order_run_id"
+            " FROM held_firings"
             " WHERE kitchen = $1 AND $2 = ANY(datasets) ORDER BY held_at"
             " FOR UPDATE SKIP LOCKED",
             kitchen,

@@ -16,6 +16,7 @@ CREATE TABLE monitor_health (
 CREATE TABLE held_firings (
     trigger_id          text        NOT NULL,
     upstream_message_id uuid        NOT NULL,
+    order_run_id        uuid        NOT NULL,   -- the run it starts when released (TriggerHeld)
     kitchen             text        NOT NULL,
     datasets            text[]      NOT NULL,
     event               jsonb       NOT NULL,   -- the upstream DomainRunCompleted
