@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sous_contracts.common import Name, Outputs, Params, Severity, TestStatus, TestSummary
 from sous_contracts.envelope import Contract, Envelope
+
+
+def monitor_check(message: Envelope) -> None:
+    """A message of a monitor's check names its dataset, domain and kitchen (or is refused)."""
+    if getattr(message, "monitor", None) is not None:
+        missing = [f for f in ("dataset", "domain", "kitchen") if not getattr(message, f)]
+        if missing:
+            raise ValueError(f"a monitor's check needs {', '.join(missing)}")
 
 
 class TestDefinition(Contract):
@@ -65,6 +73,11 @@ class RunTests(Envelope):
     dataset: str | None = None
     """The dataset a monitor's check watched (resolved)."""
 
+    @model_validator(mode="after")
+    def _monitor_names_its_dataset(self) -> Self:
+        monitor_check(self)
+        return self
+
 
 class TestResult(Envelope):
     """Event: the outcome of one test; ops consoles follow this topic."""
@@ -110,6 +123,11 @@ class TestResult(Envelope):
     dataset: str | None = None
     """The dataset a monitor's check watched (resolved)."""
 
+    @model_validator(mode="after")
+    def _monitor_names_its_dataset(self) -> Self:
+        monitor_check(self)
+        return self
+
 
 class TestSuiteFinished(Envelope):
     """Event: every test of a suite has a result."""
@@ -143,3 +161,8 @@ class TestSuiteFinished(Envelope):
     `step_run_id` are then the check's id, `recipe` is `monitors`, `step` the monitor)."""
     dataset: str | None = None
     """The dataset a monitor's check watched (resolved)."""
+
+    @model_validator(mode="after")
+    def _monitor_names_its_dataset(self) -> Self:
+        monitor_check(self)
+        return self
