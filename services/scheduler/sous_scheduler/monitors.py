@@ -17,7 +17,7 @@ from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_contracts.envelope import new_message_id
 from sous_contracts.runs import DomainRunCompleted
-from sous_contracts.specs import RecipeSpec
+from sous_contracts.specs import DomainSpec, RecipeSpec
 from sous_contracts.tests import TestSuiteFinished
 from sous_scheduler.adapters import monitors as rows
 from sous_scheduler.adapters import postgres as db
@@ -47,9 +47,21 @@ class Monitors:
     def __init__(self, scheduler: Scheduler, triggers: Triggers) -> None:
         self.scheduler = scheduler
         self.triggers = triggers
+        self._generation: object = None
+        self._domains: dict[str, DomainSpec] = {}
+        self._all: list[Monitor] = []
+
+    async def _load(self, conn: AnyConnection) -> None:
+        # Every completion looks for monitors: a cheap fingerprint first, specs when changed.
+        generation = await rows.domains_generation(conn)
+        if generation != self._generation:
+            self._domains = dict(await rows.domains(conn))
+            self._all = monitors_of(self._domains.items())
+            self._generation = generation
 
     async def _monitors(self, conn: AnyConnection) -> list[Monitor]:
-        return monitors_of(await rows.domains(conn))
+        await self._load(conn)
+        return self._all
 
     async def tick(self) -> None:
         """Start the checks whose cron fire is due, once per (monitor, fire time)."""
@@ -83,7 +95,8 @@ class Monitors:
         check_id: uuid.UUID,
         causation: DomainRunCompleted | None = None,
     ) -> None:
-        domain = dict(await rows.domains(conn)).get(monitor.domain)
+        await self._load(conn)
+        domain = self._domains.get(monitor.domain)
         try:
             params, connections = kitchen_settings(
                 domain, monitor.spec.kitchen, await db.kitchens(conn)
