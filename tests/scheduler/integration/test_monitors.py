@@ -28,7 +28,7 @@ from sous_test_runner.app import build as build_runner
 from sous_test_runner.settings import TestRunnerSettings
 from tests.scheduler.integration.conftest import handled, publish_registry, run_scheduler
 from tests.scheduler.integration.test_schedules import Clock
-from tests.scheduler.standins import entity
+from tests.scheduler.standins import entity, send
 from tests.test_runner.integration.harness import Console
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -246,3 +246,44 @@ async def test_stale_monitor_holds_trigger_until_a_fresh_load_passes(
 
 async def campaigns(service) -> int:
     return await service.rt.pool.fetchval("SELECT count(*) FROM runs WHERE recipe = 'campaign'")
+
+
+def after_load(table: str) -> list:
+    """Finance with a monitor that checks its table after each run of revenue."""
+    [finance, revenue, _] = entities(table)
+    spec = dict(finance.spec)
+    monitor = dict(spec["monitors"]["revenue-fresh"])
+    del monitor["schedule"]
+    monitor["on"] = {"domain": "finance", "recipe": "revenue"}
+    spec["monitors"] = {"after-load": monitor}
+    return [entity(EntityKind.DOMAIN, "finance", spec), revenue]
+
+
+def completed() -> DomainRunCompleted:
+    return DomainRunCompleted(
+        domain="finance",
+        recipe="revenue",
+        variation="prod",
+        kitchen="prod",
+        status=RunStatus.SUCCEEDED,
+        order_run_id=uuid.uuid4(),
+        correlation_id=uuid.uuid4(),
+    )
+
+
+async def test_a_monitor_runs_once_per_upstream_completion(kafka_settings, mesh, warehouse):
+    _, service, console = mesh
+    table = f"{warehouse}.revenue"
+    await publish_registry(kafka_settings, service, after_load(table))
+    first, sentinel = completed(), completed()
+    await send(kafka_settings, [first], copies=2)  # delivered twice
+    await handled(service, [sentinel])  # behind both on the partition of the domain
+    results = await monitor_results(console, 2)
+    await console.poll()  # anything else already on the topic
+    results = [r for rs in console.results.values() for r in rs if r.monitor is not None]
+    assert sorted(r.correlation_id for r in results) == sorted(
+        [first.correlation_id, sentinel.correlation_id]
+    )
+    assert {(r.monitor, r.dataset, r.status.value) for r in results} == {
+        ("after-load", table, "failed")
+    }
