@@ -24,6 +24,7 @@ from sous_scheduler.adapters import postgres as db
 from sous_scheduler.domain.monitors import (
     Monitor,
     check_command,
+    dataset_of,
     hold_reason,
     listening,
     monitors_of,
@@ -148,13 +149,23 @@ class Monitors:
         )
         recipe = RecipeSpec.model_validate(json.loads(found)) if found else None
         datasets = written(recipe, event) if recipe else [d.uri for d in event.outputs.datasets]
-        reason = hold_reason(
-            datasets,
-            await self._monitors(conn),
-            await rows.health(conn, event.kitchen),
-            event.kitchen,
-        )
+        watching = await self._watching(conn, event.kitchen)
+        reason = hold_reason(datasets, watching, await rows.health(conn, event.kitchen))
         return reason, datasets
+
+    async def _watching(self, conn: AnyConnection, kitchen: str) -> dict[str, str]:
+        """The dataset each monitor of a kitchen watches, its params resolved."""
+        kitchens = await db.kitchens(conn)
+        out: dict[str, str] = {}
+        for m in await self._monitors(conn):
+            if m.spec.kitchen != kitchen:
+                continue
+            try:
+                params, _ = kitchen_settings(self._domains.get(m.domain), kitchen, kitchens)
+                out[m.monitor_id] = dataset_of(m.spec, params)
+            except (Rejected, ParamError):
+                out[m.monitor_id] = m.spec.dataset
+        return out
 
     async def _release(self, conn: AnyConnection, kitchen: str, dataset: str) -> None:
         index = await self.triggers.index(conn)

@@ -90,15 +90,22 @@ async def mesh(kafka_settings, servers, db_settings, schema, tmp_path, warehouse
 def entities(table: str) -> list:
     fresh = {
         "name": "fresh",
-        "check": {"kind": "freshness", "table": table, "column": "loaded_at", "max_age": "1h"},
+        "check": {
+            "kind": "freshness",
+            "table": "${params.wh}.revenue",
+            "column": "loaded_at",
+            "max_age": "1h",
+        },
         "severity": "error",
     }
     finance = {
         "domain": "finance",
         "connections": {"warehouse": {"kind": "postgres", "ref": "secret:warehouse"}},
+        # The kitchen's params resolve the monitor's dataset and tests.
+        "kitchens": {"prod": {"params": {"wh": table.split(".")[0]}}},
         "monitors": {
             "revenue-fresh": {
-                "dataset": table,
+                "dataset": "${params.wh}.revenue",
                 "kitchen": "prod",
                 "connection": "warehouse",
                 "schedule": "* * * * *",
@@ -108,7 +115,8 @@ def entities(table: str) -> list:
     }
     revenue = {
         "recipe": "revenue",
-        "steps": {"load": {"run": {"kind": "noop"}, "outputs": [table]}},
+        "params": {"wh": {"type": "string", "default": "none"}},
+        "steps": {"load": {"run": {"kind": "noop"}, "outputs": ["${params.wh}.revenue"]}},
         "variations": {"prod": {"kitchen": "prod"}},
     }
     campaign = {
@@ -208,6 +216,7 @@ async def test_stale_monitor_holds_trigger_until_a_fresh_load_passes(
         kitchen="prod",
         status=RunStatus.SUCCEEDED,
         order_run_id=uuid.uuid4(),
+        params={"wh": warehouse},  # the run's params resolve the datasets it wrote
     )
     await handled(service, [upstream])  # barrier: the scheduler took the event in
     held = await firing(service)

@@ -122,6 +122,15 @@ def test_written_datasets_of_an_upstream_run() -> None:
     ],
 )
 def test_hold_reason(health, datasets, reason) -> None:
-    assert hold_reason(datasets, [monitor()], health, "prod") == reason
-    # A monitor of another kitchen never holds this one.
-    assert hold_reason(datasets, [monitor()], health, "dev") is None
+    assert hold_reason(datasets, {"finance/rev": "finance.revenue"}, health) == reason
+    # No monitor watches the datasets (none in this kitchen): nothing holds.
+    assert hold_reason(datasets, {}, health) is None
+
+
+def test_hold_reason_names_every_failing_monitor() -> None:
+    watching = {"finance/a": "finance.revenue", "sales/b": "sales.orders"}
+    health = {"finance/a": Health("finance.revenue", False, ["x", "y"])}
+    assert hold_reason(["finance.revenue", "sales.orders"], watching, health) == (
+        "monitor finance/a on finance.revenue failed (x, y); "
+        "monitor sales/b on sales.orders has no result yet"
+    )

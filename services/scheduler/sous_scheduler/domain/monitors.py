@@ -134,27 +134,23 @@ class Health:
 
 
 def hold_reason(
-    datasets: Iterable[str],
-    watching: Iterable[Monitor],
-    health: Mapping[str, Health],
-    kitchen: str,
+    datasets: Iterable[str], watching: Mapping[str, str], health: Mapping[str, Health]
 ) -> str | None:
     """Why a `require: monitors_pass` trigger may not fire now, or None when it may.
 
-    `watching` are the monitors of the mesh, `health` their latest results by monitor id
-    (in `kitchen`). Every monitor of every dataset must have passed its latest check.
+    `watching` maps each monitor of the kitchen (`domain/name`) to the dataset it watches,
+    params resolved; `health` holds their latest results. Every monitor of every dataset
+    must have passed its latest check.
     """
     wanted = set(datasets)
     reasons: list[str] = []
-    for m in watching:
-        if m.spec.kitchen != kitchen:
+    for monitor_id, dataset in sorted(watching.items()):
+        if dataset not in wanted:
             continue
-        h = health.get(m.monitor_id)
+        h = health.get(monitor_id)
         if h is None:
-            if m.spec.dataset in wanted:
-                reasons.append(f"monitor {m.monitor_id} on {m.spec.dataset} has no result yet")
-            continue
-        if h.dataset in wanted and not h.passed:
+            reasons.append(f"monitor {monitor_id} on {dataset} has no result yet")
+        elif not h.passed:
             failed = ", ".join(h.failed_tests) or "a test"
-            reasons.append(f"monitor {m.monitor_id} on {h.dataset} failed ({failed})")
+            reasons.append(f"monitor {monitor_id} on {dataset} failed ({failed})")
     return "; ".join(reasons) or None
