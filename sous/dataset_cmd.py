@@ -45,6 +45,24 @@ def _uses(title: str, uses: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _monitors(monitors: list[dict[str, Any]]) -> Table:
+    table = Table(title="monitors", title_justify="left")
+    for column in ("monitor", "kitchen", "health", "tests", "last check", "at"):
+        table.add_column(column)
+    for m in monitors:
+        failing = [t for t, outcome in m["results"].items() if outcome in ("failed", "error")]
+        health = Text("passed", style="green") if m["passed"] else Text("failed", style="red")
+        table.add_row(
+            escape(f"{m['domain']}/{m['monitor']}"),
+            escape(m["kitchen"]),
+            health,
+            escape(f"failing: {', '.join(failing)}" if failing else _tests(m["summary"])),
+            m["last_check"],
+            m["at"][:19].replace("T", " "),
+        )
+    return table
+
+
 def dataset(
     name: str = typer.Argument(help="The dataset, e.g. finance.revenue."),
     kitchen: str | None = KitchenOpt,
@@ -63,6 +81,8 @@ def dataset(
         console.print(f"last written by run {found['last_written_by']}")
     console.print(_uses("writers", found["writers"]))
     console.print(_uses("readers", found["readers"]))
+    if found.get("monitors"):
+        console.print(_monitors(found["monitors"]))
 
 
 def datasets(

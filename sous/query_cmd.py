@@ -26,6 +26,7 @@ COLOURS = {
     "failed": "red",
     "rejected": "red",
     "join-expired": "yellow",
+    "held": "yellow",
     "deduplicated": "dim",
     "error": "red",
     "timed_out": "red",

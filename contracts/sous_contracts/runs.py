@@ -325,3 +325,29 @@ class JoinWindowExpired(Envelope):
             f" with {len(arrived)} of {self.needed} needed: arrived {', '.join(arrived) or 'none'};"
             f" missing {', '.join(missing) or 'none'}"
         )
+
+
+class TriggerHeld(Envelope):
+    """Event: a `require: monitors_pass` trigger waits for monitors to pass.
+
+    A monitor of a dataset its upstream wrote has not passed; the trigger fires, with this
+    run id, once they pass.
+    """
+
+    type: Literal["TriggerHeld"] = "TriggerHeld"
+    order_run_id: uuid.UUID
+    """Id of the run the trigger starts when released; read models list the hold under it."""
+    trigger_id: str
+    """The trigger: `domain/recipe#name` (or its position)."""
+    domain: Name
+    """Domain of the recipe the trigger starts."""
+    recipe: Name
+    """Recipe the trigger starts."""
+    kitchen: Name
+    """Kitchen of the upstream completion."""
+    upstream_order_run_id: uuid.UUID | None = None
+    """The upstream run whose completion is held."""
+    datasets: list[str] = Field(default_factory=list)
+    """Datasets the upstream wrote, whose monitors must pass."""
+    reason: str
+    """Which monitor failed (or has no result yet), on which dataset."""

@@ -41,6 +41,7 @@ from sous_contracts.runs import (
     OrderRunStarted,
     StartOrderRun,
     StepDatasets,
+    TriggerHeld,
 )
 from sous_contracts.steps import (
     CancelStep,
@@ -293,5 +294,16 @@ def sample_messages() -> list[Envelope]:
             ],
             opened_at=AT,
             deadline=AT,
+        ),
+        TriggerHeld(
+            **_env(28),
+            order_run_id=SUITE,
+            trigger_id="marketing/dashboard#0",
+            domain="marketing",
+            recipe="dashboard",
+            kitchen="prod",
+            upstream_order_run_id=RUN,
+            datasets=["finance.revenue"],
+            reason="monitor finance/revenue on finance.revenue failed (one_row_per_day)",
         ),
     ]

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sous_contracts.common import Name, Outputs, Params, Severity, TestStatus, TestSummary
 from sous_contracts.envelope import Contract, Envelope
+
+
+def monitor_check(message: Envelope) -> None:
+    """A message of a monitor's check names its dataset, domain and kitchen (or is refused)."""
+    if getattr(message, "monitor", None) is not None:
+        missing = [f for f in ("dataset", "domain", "kitchen") if not getattr(message, f)]
+        if missing:
+            raise ValueError(f"a monitor's check needs {', '.join(missing)}")
 
 
 class TestDefinition(Contract):
@@ -59,6 +67,16 @@ class RunTests(Envelope):
     connections: dict[str, str] = Field(default_factory=dict)
     """Connection name → reference (`secret:NAME`), resolved in the secret store of this
     domain and kitchen only."""
+    monitor: Name | None = None
+    """Set when this is a monitor's check: the monitor's name (its `order_run_id` and
+    `step_run_id` are then the check's id, `recipe` is `monitors`, `step` the monitor)."""
+    dataset: str | None = None
+    """The dataset a monitor's check watched (resolved)."""
+
+    @model_validator(mode="after")
+    def _monitor_names_its_dataset(self) -> Self:
+        monitor_check(self)
+        return self
 
 
 class TestResult(Envelope):
@@ -99,6 +117,16 @@ class TestResult(Envelope):
     """Explanation for people."""
     duration_s: float = Field(default=0.0, ge=0)
     """Time the test took."""
+    monitor: Name | None = None
+    """Set when this is a monitor's check: the monitor's name (its `order_run_id` and
+    `step_run_id` are then the check's id, `recipe` is `monitors`, `step` the monitor)."""
+    dataset: str | None = None
+    """The dataset a monitor's check watched (resolved)."""
+
+    @model_validator(mode="after")
+    def _monitor_names_its_dataset(self) -> Self:
+        monitor_check(self)
+        return self
 
 
 class TestSuiteFinished(Envelope):
@@ -124,3 +152,17 @@ class TestSuiteFinished(Envelope):
     results: dict[Name, TestStatus] = Field(default_factory=dict)
     """Outcome of every test of the suite by name (lineage's data-quality assertions);
     empty from test-runners that predate it."""
+    domain: Name | None = None
+    """Owning domain (set by test-runners since monitors)."""
+    kitchen: Name | None = None
+    """Kitchen (set by test-runners since monitors)."""
+    monitor: Name | None = None
+    """Set when this is a monitor's check: the monitor's name (its `order_run_id` and
+    `step_run_id` are then the check's id, `recipe` is `monitors`, `step` the monitor)."""
+    dataset: str | None = None
+    """The dataset a monitor's check watched (resolved)."""
+
+    @model_validator(mode="after")
+    def _monitor_names_its_dataset(self) -> Self:
+        monitor_check(self)
+        return self

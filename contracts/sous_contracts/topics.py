@@ -25,6 +25,7 @@ from sous_contracts.runs import (
     OrderRunRejected,
     OrderRunStarted,
     StartOrderRun,
+    TriggerHeld,
 )
 from sous_contracts.steps import (
     CancelStep,
@@ -121,9 +122,10 @@ RUN_EVENTS = Topic(
         BackfillRejected,
         OrderRunDeduplicated,
         JoinWindowExpired,
+        TriggerHeld,
     ),
-    "Life of every order run and backfill, repeated keys answered, and keyed join windows that"
-    " expired.",
+    "Life of every order run and backfill, repeated keys answered, keyed join windows that"
+    " expired, and triggers held until monitors pass.",
     retention_ms=_WEEK_MS,
 )
 STEP_EVENTS = Topic(

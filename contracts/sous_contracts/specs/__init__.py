@@ -3,7 +3,7 @@
 from pydantic import BaseModel
 
 from sous_contracts.specs.common import ConnectionSpec, ParamSpec, parse_duration
-from sous_contracts.specs.domain import DomainSpec, KitchenOverride, KitchenSpec
+from sous_contracts.specs.domain import DomainSpec, KitchenOverride, KitchenSpec, MonitorSpec
 from sous_contracts.specs.recipe import (
     AtLeast,
     ConcurrencySpec,
@@ -35,6 +35,7 @@ __all__ = [
     "IngredientSpec",
     "KitchenOverride",
     "KitchenSpec",
+    "MonitorSpec",
     "ParamSpec",
     "RecipeSpec",
     "Retries",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sous_contracts.specs.common import ConnectionSpec, Duration, RecipeRef, Spec, SpecName
+from sous_contracts.specs.recipe import EventMatch, ScheduleSpec, schedule_shorthand
+from sous_contracts.specs.steps import DatasetName
+from sous_contracts.specs.tests import TestSpec
 
 
 class KitchenOverride(Spec):
@@ -16,6 +19,37 @@ class KitchenOverride(Spec):
     """Parameter values in that kitchen."""
     connections: dict[SpecName, ConnectionSpec] = Field(default_factory=dict)
     """Connections replaced in that kitchen."""
+
+
+class MonitorSpec(Spec):
+    """Tests that watch a dataset on their own, without a pipeline run."""
+
+    dataset: DatasetName
+    """Dataset watched, e.g. `finance.revenue`; may use `${params.x}` (kitchen params)."""
+    kitchen: SpecName = "prod"
+    """Kitchen whose connections and params the tests use."""
+    connection: SpecName | None = None
+    """Connection of tests that name none."""
+    schedule: Annotated[ScheduleSpec | None, Field(default=None)] = None
+    """Cron schedule; a plain string is the cron expression."""
+    on: EventMatch | None = None
+    """Run when a matching upstream run completes (same shape as a trigger's `on`)."""
+    tests: list[TestSpec] = Field(min_length=1)
+    """The same test definitions as step tests; steps may reuse them by name."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _schedule_shorthand(cls, data: Any) -> Any:
+        return schedule_shorthand(data)
+
+    @model_validator(mode="after")
+    def _one_start(self) -> Self:
+        if (self.schedule is None) == (self.on is None):
+            raise ValueError("a monitor needs exactly one of 'schedule' or 'on'")
+        names = [t.name for t in self.tests]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"test names repeat within the monitor: {dupes}")
+        return self
 
 
 class DomainSpec(Spec):
@@ -33,6 +67,8 @@ class DomainSpec(Spec):
     """Per-kitchen overrides."""
     publishes: list[str] = Field(default_factory=list)
     """Datasets the domain publishes for others (data linkage)."""
+    monitors: dict[SpecName, MonitorSpec] = Field(default_factory=dict)
+    """Monitors by name: tests that watch a dataset on a schedule or after an upstream run."""
 
 
 class KitchenSpec(Spec):

@@ -22,8 +22,11 @@ class ScheduleSpec(Spec):
     """Fires missed during downtime: skip them, or run once for all of them."""
 
 
-def _schedule(value: Any) -> Any:
-    return {"cron": value} if isinstance(value, str) else value
+def schedule_shorthand(data: Any) -> Any:
+    """Read a plain-string `schedule` of a mapping as its cron expression."""
+    if isinstance(data, dict) and isinstance(data.get("schedule"), str):
+        return {**data, "schedule": {"cron": data["schedule"]}}
+    return data
 
 
 class ConcurrencySpec(Spec):
@@ -50,9 +53,7 @@ class VariationSpec(Spec):
     @model_validator(mode="before")
     @classmethod
     def _schedule_shorthand(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "schedule" in data:
-            data = {**data, "schedule": _schedule(data["schedule"])}
-        return data
+        return schedule_shorthand(data)
 
 
 class EventMatch(Spec):
@@ -114,6 +115,10 @@ class TriggerSpec(Spec):
     """Opt in to a trigger cycle across domains; requires `max_depth`."""
     max_depth: int | None = Field(default=None, ge=1, le=100)
     """Stop after this many trigger hops."""
+    require: Literal["monitors_pass"] | None = None
+    """`monitors_pass`: fire only while the latest monitor results of the datasets the
+    upstream recipe writes passed (no failed error-severity test); else the firing is held
+    and fires once they pass."""
 
     @model_validator(mode="after")
     def _one_condition(self) -> Self:

@@ -113,6 +113,15 @@ DatasetName = Annotated[
 """A dataset: `schema.table`, a URI (`s3://bucket/key`); may use `${params.x}`."""
 
 
+MonitorTestRef = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^([a-z][a-z0-9_-]{0,62}/)?[a-z][a-z0-9_-]{0,62}\.[a-z][a-z0-9_-]{0,62}$"
+    ),
+]
+"""A monitor's test: `monitor.test`, or `domain/monitor.test` of another domain."""
+
+
 class Retries(Spec):
     """How often a failed step is tried again, and how long to wait between tries."""
 
@@ -147,6 +156,9 @@ class StepSpec(Spec):
     """Retry policy."""
     tests: list[TestSpec] = Field(default_factory=list)
     """Tests run after the step succeeds."""
+    monitor_tests: list[MonitorTestRef] = Field(default_factory=list, max_length=100)
+    """Tests of the domain's monitors run after the step too, by `monitor.test` (or
+    `domain/monitor.test`): one definition for monitoring and the step's own tests."""
     when: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
     """A CEL condition, evaluated when the step is ready: false skips the step. It reads
     `params`, `steps.<need>.outputs|tests|status` of the steps it needs, the triggering

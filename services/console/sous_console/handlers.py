@@ -19,6 +19,7 @@ from sous_contracts.runs import (
     OrderRunQueued,
     OrderRunRejected,
     OrderRunStarted,
+    TriggerHeld,
 )
 from sous_contracts.steps import (
     StepEventsMark,
@@ -44,7 +45,8 @@ RunEvent = Annotated[
     | BackfillUpdated
     | BackfillRejected
     | OrderRunDeduplicated
-    | JoinWindowExpired,
+    | JoinWindowExpired
+    | TriggerHeld,
     Field(discriminator="type"),
 ]
 StepEvent = Annotated[
@@ -71,7 +73,7 @@ def register(rt: Runtime, *, consumers: int = 1) -> None:
             await apply(rt, event, backfills.backfill_rejected)
         elif isinstance(event, JoinWindowExpired):
             await apply(rt, event, backfills.join_expired)
-        elif not isinstance(event, OrderRunDeduplicated):  # a repeat names no new run
+        elif not isinstance(event, OrderRunDeduplicated | TriggerHeld):  # no run to show yet
             await apply(rt, event, projection.run_event)
 
     @rt.broker.subscriber(rt.topic(STEP_EVENTS), **busy)

@@ -222,7 +222,8 @@ async def test_result(conn: AnyConnection, e: TestResult) -> Change:
         e.message,
         e.occurred_at,
     )
-    if (column := _bucket(e.status)) is not None:
+    # A monitor's check is no run: its results are listed, never counted on a run.
+    if e.monitor is None and (column := _bucket(e.status)) is not None:
         await conn.execute(
             f"""
             INSERT INTO runs AS r (order_run_id, domain, recipe, variation, kitchen, {column})

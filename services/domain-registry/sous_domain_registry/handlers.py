@@ -16,6 +16,7 @@ from sous_contracts.runs import (
     OrderRunQueued,
     OrderRunRejected,
     OrderRunStarted,
+    TriggerHeld,
 )
 from sous_contracts.steps import (
     StepEventsMark,
@@ -36,7 +37,8 @@ RunEvent = Annotated[
     | BackfillUpdated
     | BackfillRejected
     | OrderRunDeduplicated
-    | JoinWindowExpired,
+    | JoinWindowExpired
+    | TriggerHeld,
     Field(discriminator="type"),
 ]
 StepEvent = Annotated[

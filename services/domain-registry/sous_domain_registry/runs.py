@@ -17,6 +17,7 @@ from sous_contracts.runs import (
     OrderRunRejected,
     OrderRunStarted,
     StartOrderRun,
+    TriggerHeld,
 )
 from sous_contracts.steps import (
     StepEventsMark,
@@ -27,6 +28,7 @@ from sous_contracts.steps import (
 )
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_domain_registry.adapters import datasets, lineage, store
+from sous_domain_registry.adapters import monitors as monitor_rows
 from sous_domain_registry.adapters import runs as rows
 from sous_domain_registry.domain.entities import Entity
 
@@ -43,6 +45,7 @@ RunEvent = (
     | OrderRunFinished
     | OrderRunDeduplicated
     | JoinWindowExpired
+    | TriggerHeld
 )
 StepEvent = StepStarted | StepHeartbeat | StepFinished | StepEventsMark | StepSkipped
 TestEvent = TestResult | TestSuiteFinished
@@ -212,11 +215,21 @@ def _run_fields(event: RunEvent) -> dict[str, Any]:
             "kitchen": event.kitchen,
             "finished_at": event.occurred_at,
         }
+    if isinstance(event, TriggerHeld):
+        # The run it names starts when the monitors pass; its own events then take over.
+        return {
+            "status": "held",
+            "reason": f"trigger {event.trigger_id} held: {event.reason}",
+            "domain": event.domain,
+            "recipe": event.recipe,
+            "kitchen": event.kitchen,
+        }
     if isinstance(event, OrderRunQueued):
-        fields = {"status": "queued"}
+        fields = {"status": "queued", "reason": None}  # a held trigger's reason is over
     elif isinstance(event, OrderRunStarted):
         fields = {
             "status": "running",
+            "reason": None,
             "params": event.params,
             "started_at": event.occurred_at,
             "spec_version": event.spec_version,
@@ -277,7 +290,16 @@ async def on_step_event(rt: Runtime, event: StepEvent, consumer: str) -> None:
 
 
 async def on_test_event(rt: Runtime, event: TestEvent, consumer: str) -> None:
-    """Fold one test result into the read model, once (suite summaries arrive per run)."""
+    """Fold one test result into the read model, once (suite summaries arrive per run).
+
+    A monitor's check has no run: its summary becomes the monitor's latest health.
+    """
+    if event.monitor is not None:
+        if isinstance(event, TestSuiteFinished) and event.domain and event.kitchen:
+            async with rt.transaction() as conn:
+                if await inbox.claim(conn, consumer, event.message_id):
+                    await monitor_rows.record(conn, event)
+        return
     if isinstance(event, TestSuiteFinished):
         return
     async with rt.transaction() as conn:

@@ -25,6 +25,7 @@ from sous_contracts.runs import (
     OrderRunRejected,
     OrderRunStarted,
     StartOrderRun,
+    TriggerHeld,
 )
 from sous_contracts.steps import (
     StepEventsMark,
@@ -62,7 +63,8 @@ RunLife = Annotated[
     | BackfillUpdated
     | BackfillRejected
     | OrderRunDeduplicated
-    | JoinWindowExpired,
+    | JoinWindowExpired
+    | TriggerHeld,
     Field(discriminator="type"),
 ]
 TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
@@ -92,8 +94,11 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: B
 
     @rt.broker.subscriber(rt.topic(TEST_RESULTS), **batches)
     async def on_test_events(events: list[TestEvent]) -> None:
-        # Single results are for consoles; the suite's summary moves the run on.
-        await scheduler.on_run_events([e for e in events if isinstance(e, TestSuiteFinished)])
+        # Single results are for consoles; the suite's summary moves the run on, or keeps
+        # a monitor's latest result.
+        suites = [e for e in events if isinstance(e, TestSuiteFinished)]
+        await scheduler.on_run_events([e for e in suites if e.monitor is None])
+        await triggers.monitors.on_results([e for e in suites if e.monitor is not None])
 
     @rt.broker.subscriber(rt.topic(RUN_EVENTS), **batches)
     async def on_run_events(events: list[RunLife]) -> None:

@@ -41,6 +41,7 @@ class Schedules:
                 async with self.scheduler.transaction() as conn:
                     await self._due(conn, domain, name, entry)
         if self.triggers is not None:
+            await self.triggers.monitors.tick()
             await self.triggers.fire_coalesced()
             await self.triggers.expire_windows()
 

@@ -9,6 +9,7 @@ published as JoinWindowExpired.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from sous_common import inbox
@@ -16,6 +17,7 @@ from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_contracts.envelope import new_message_id
 from sous_contracts.runs import DomainRunCompleted
+from sous_scheduler.adapters import monitors as monitor_rows
 from sous_scheduler.adapters import postgres as db
 from sous_scheduler.domain.params import ParamError
 from sous_scheduler.domain.triggers import (
@@ -25,6 +27,7 @@ from sous_scheduler.domain.triggers import (
     Upstream,
     debounce_over,
     depth_limit,
+    held_event,
     join_arrive,
     join_cutoff,
     join_needed,
@@ -35,6 +38,7 @@ from sous_scheduler.domain.triggers import (
     trigger_cause,
     window_expired,
 )
+from sous_scheduler.monitors import Monitors
 from sous_scheduler.service import Scheduler
 
 log = get_logger(__name__)
@@ -47,6 +51,11 @@ class Triggers:
         self.scheduler = scheduler
         self._generation: object = None
         self._index_now = TriggerIndex({}, {})
+        self.monitors = Monitors(scheduler, self)
+
+    async def index(self, conn: AnyConnection) -> TriggerIndex:
+        """The triggers of the registry view (rebuilt when it changed)."""
+        return await self._index(conn)
 
     async def _index(self, conn: AnyConnection) -> TriggerIndex:
         # Cheap generation check; the registry view is shared by every replica.
@@ -68,6 +77,7 @@ class Triggers:
             if not event.fire_triggers:  # a backfill's run, without `downstream`
                 log.info("triggers suppressed", order_run_id=str(event.order_run_id))
                 return
+            await self.monitors.on_completed(conn, event)
             for listener in (await self._index(conn)).listening(event.domain, event.kitchen):
                 if patterns := matching_patterns(listener, event):
                     await self._consider(conn, listener, patterns, event)
@@ -159,25 +169,45 @@ class Triggers:
         event: DomainRunCompleted,
         key: str | None = None,
         joined: Sequence[Upstream] = (),
+        *,
+        released: uuid.UUID | None = None,
     ) -> None:
         """Start the downstream run once per (trigger, upstream event).
 
         `joined` are every arrival of a join that fired (the event among them): the run's
-        upstream in its cause. A keyed trigger's run gets `key`.
+        upstream in its cause. A keyed trigger's run gets `key`. A `require: monitors_pass`
+        trigger whose upstream datasets' monitors do not pass is held instead (TriggerHeld
+        names the run it will start); `released` is that run's id, when they passed.
         """
         limit = depth_limit(listener, self.scheduler.settings.max_causation_depth)
-        outcome, run_id = "started", new_message_id()
+        outcome, run_id = "started", released if released is not None else new_message_id()
         if event.causation_depth + 1 > limit:
             outcome = f"refused: causation depth {event.causation_depth + 1} > limit {limit}"
-        first = await db.record_firing(
-            conn,
-            listener.trigger_id,
-            event.message_id,
-            run_id if outcome == "started" else None,
-            outcome,
-        )
+        datasets: list[str] = []
+        if (
+            outcome == "started"
+            and listener.trigger.require == "monitors_pass"
+            and released is None
+        ):
+            held, datasets = await self.monitors.hold_reason(conn, event)
+            outcome = f"held: {held}" if held else outcome
+        if released is not None:
+            first = await monitor_rows.release(conn, listener.trigger_id, event.message_id, run_id)
+        else:
+            first = await db.record_firing(
+                conn,
+                listener.trigger_id,
+                event.message_id,
+                run_id if outcome == "started" else None,
+                outcome,
+            )
         if not first or outcome != "started":
-            if outcome != "started":
+            if first and outcome.startswith("held: "):
+                await monitor_rows.hold(conn, listener.trigger_id, event, datasets, key, run_id)
+                await self.scheduler.rt.emit(
+                    conn, [held_event(listener, event, run_id, datasets, outcome)]
+                )
+            if first and outcome != "started":
                 log.warning("trigger not fired", trigger=listener.trigger_id, reason=outcome)
             return
         try:

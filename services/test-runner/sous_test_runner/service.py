@@ -44,6 +44,8 @@ def messages(command: RunTests, runs: Sequence[TestRun]) -> list[Envelope]:
         "step_run_id": command.step_run_id,
         "suite_id": command.suite_id,
         "step": command.step,
+        "monitor": command.monitor,
+        "dataset": command.dataset,
     }
     out: list[Envelope] = [
         TestResult(
@@ -75,6 +77,8 @@ def messages(command: RunTests, runs: Sequence[TestRun]) -> list[Envelope]:
             blocking=bool(blocking),
             failed_tests=blocking,
             results={r.definition.name: r.status for r in runs},
+            domain=command.domain,
+            kitchen=command.kitchen,
         )
     )
     return out

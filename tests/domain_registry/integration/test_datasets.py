@@ -10,8 +10,9 @@ import asyncpg
 import httpx
 import pytest
 
-from sous_contracts.common import RunStatus, TestSummary
+from sous_contracts.common import RunStatus, TestStatus, TestSummary
 from sous_contracts.runs import OrderRunFinished, StepDatasets
+from sous_contracts.tests import TestSuiteFinished
 from tests.domain_registry.conftest import ADMIN_TOKEN
 from tests.domain_registry.integration.test_cli import served, sous
 from tests.domain_registry.mesh import mesh_files
@@ -169,7 +170,8 @@ async def test_dataset_view_follows_runs_through_the_mesh(
         hidden = await client.get("/v1/datasets/sales.raw_orders", headers=marketing)
         assert hidden.status_code == 404
         assert hidden.json()["detail"] == (
-            "unknown dataset 'sales.raw_orders' (no step of a domain you may read uses it)"
+            "unknown dataset 'sales.raw_orders' (no step or monitor of a domain you may read uses"
+            " it)"
         )
         listed = (await client.get("/v1/datasets", headers=marketing)).json()
         assert [d["name"] for d in listed] == ["finance.revenue", "marketing.revenue_dashboard"]
@@ -188,3 +190,56 @@ async def test_dataset_view_follows_runs_through_the_mesh(
     code, out = await sous(served, "dataset", "nowhere.nothing")
     assert code == 1, out
     assert "unknown dataset 'nowhere.nothing'" in out
+
+
+def check(minutes: int, *, passed: bool) -> TestSuiteFinished:
+    """A monitor check's summary as the test-runner publishes it."""
+    check_id = uuid.uuid4()
+    status = TestStatus.PASSED if passed else TestStatus.FAILED
+    return TestSuiteFinished(
+        producer="sous-test-runner",
+        order_run_id=check_id,
+        step_run_id=check_id,
+        suite_id=check_id,
+        step="revenue",
+        summary=TestSummary(passed=1) if passed else TestSummary(failed=1),
+        blocking=not passed,
+        failed_tests=[] if passed else ["one_row_per_day"],
+        results={"one_row_per_day": status},
+        domain="finance",
+        kitchen="prod",
+        monitor="revenue",
+        dataset="finance.watched",
+        occurred_at=T0 + timedelta(minutes=minutes),
+    )
+
+
+async def test_dataset_view_shows_the_latest_monitor_health(
+    served, kafka_settings, db_settings, schema
+):
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    failing, passing, late = check(1, passed=False), check(5, passed=True), check(3, passed=False)
+    async with httpx.AsyncClient(base_url=served, headers=headers) as client:
+        assert (await client.post("/v1/apply", json={"files": mesh_files()})).status_code == 200
+        await produce(kafka_settings, [failing])
+        view = await until(client, "/v1/datasets/finance.watched", lambda v: v["monitors"])
+        [monitor] = view["monitors"]
+        assert (monitor["domain"], monitor["monitor"], monitor["passed"]) == (
+            "finance",
+            "revenue",
+            False,
+        )
+        assert monitor["results"] == {"one_row_per_day": "failed"}
+        assert monitor["last_check"] == str(failing.suite_id)
+        code, out = await sous(served, "dataset", "finance.watched")
+        assert code == 0, out
+        assert "finance/revenue" in out
+        assert "failing: one_row_per_day" in out
+
+        # A passing check replaces it; an older one arriving late changes nothing.
+        await produce(kafka_settings, [passing, late])
+        await taken(db_settings.url, schema, late.message_id)
+        [monitor] = (await client.get("/v1/datasets/finance.watched")).json()["monitors"]
+        assert (monitor["passed"], monitor["last_check"]) == (True, str(passing.suite_id))
+        # A monitor's check is no run: the run read model holds nothing of it.
+        assert (await client.get(f"/v1/runs/{passing.order_run_id}")).status_code == 404

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sous_contracts.common import TestSummary
 from sous_contracts.registry import EntityKind
 from sous_domain_registry.adapters import datasets as rows
+from sous_domain_registry.adapters import monitors as monitor_rows
 from sous_domain_registry.adapters import store
 from sous_domain_registry.api.auth import Caller, Rt
 from sous_domain_registry.api.errors import errors
@@ -51,11 +52,30 @@ class DatasetSummary(BaseModel):
     """Domains whose steps use it (of those the caller may read)."""
 
 
+class MonitorHealth(BaseModel):
+    """The latest check of a monitor watching the dataset."""
+
+    domain: str
+    monitor: str
+    kitchen: str
+    passed: bool
+    """No error-severity test failed or errored."""
+    summary: TestSummary
+    """Counts by outcome of that check."""
+    results: dict[str, str]
+    """Outcome of each test by name."""
+    last_check: str
+    """The check's id (its results on the test-result topic carry it as `suite_id`)."""
+    at: str
+
+
 class DatasetView(DatasetSummary):
-    """One dataset: its writers, its readers and its latest health."""
+    """One dataset: its writers, its readers, its latest health and its monitors'."""
 
     writers: list[DatasetUse]
     readers: list[DatasetUse]
+    monitors: list[MonitorHealth] = []
+    """Latest check of each monitor watching it."""
 
 
 KitchenQuery = Annotated[str | None, Query(pattern=NAME_PATTERN)]
@@ -84,15 +104,17 @@ async def list_datasets(rt: Rt, who: Caller, kitchen: KitchenQuery = None) -> li
 @router.get(
     "/datasets/{name:path}",
     responses=errors(404),
-    summary="One dataset: writers, readers, last run that wrote it, latest test health",
+    summary="One dataset: writers, readers, last run that wrote it, latest test and monitor health",
 )
 async def get_dataset(name: str, rt: Rt, who: Caller, kitchen: KitchenQuery = None) -> DatasetView:
     """Return a dataset's view over the domains the caller may read (404 when none uses it)."""
     domains = await _readable(rt, who)
     async with rt.pool.acquire() as conn:
         found = await rows.uses(conn, domains=domains, name=name, kitchen=kitchen)
-    if not found:
+        watched = await monitor_rows.of_dataset(conn, domains=domains, name=name, kitchen=kitchen)
+    if not found and not watched:
         raise HTTPException(
-            404, f"unknown dataset {name!r} (no step of a domain you may read uses it)"
+            404,
+            f"unknown dataset {name!r} (no step or monitor of a domain you may read uses it)",
         )
-    return DatasetView.model_validate(view(name, found))
+    return DatasetView.model_validate({**view(name, found), "monitors": watched})

@@ -11,6 +11,7 @@ from typing import Any
 
 from sous_contracts.specs import IngredientSpec, RecipeSpec, StepSpec
 from sous_domain_registry.domain.catalog import Catalog
+from sous_domain_registry.domain.monitors import with_monitor_tests
 from sous_domain_registry.domain.validate import parse_ingredient_ref, resolve_recipe
 
 _MAX_NESTING = 8
@@ -29,7 +30,8 @@ def _expand(
         raise ValueError("ingredients nest deeper than 8 levels")
     out: dict[str, StepSpec] = {}
     leaves_of: dict[str, list[str]] = {}
-    for name, step in steps.items():
+    for name, spec in steps.items():
+        step = with_monitor_tests(cat, domain, spec)
         if step.use is None:
             changes: dict[str, Any] = {}
             if step.recipe is not None:

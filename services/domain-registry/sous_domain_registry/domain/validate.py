@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import zoneinfo
-
-from croniter import croniter
-
 from sous_common.conditions import check
 from sous_contracts.specs import EventMatch, IngredientSpec, RecipeSpec, StepSpec, TriggerSpec
 from sous_contracts.specs.placeholders import references
@@ -20,6 +16,13 @@ from sous_domain_registry.domain.catalog import (
 from sous_domain_registry.domain.errors import SpecError
 from sous_domain_registry.domain.graph import find_cycle
 from sous_domain_registry.domain.kitchen_params import undeclared
+from sous_domain_registry.domain.monitors import (
+    match_errors,
+    monitor_errors,
+    monitor_test_errors,
+    require_errors,
+    schedule_errors,
+)
 from sous_domain_registry.domain.params import check_defaults, check_values
 from sous_domain_registry.domain.secrets import shared_variables
 from sous_domain_registry.domain.triggers import key_errors, unguarded_cycle
@@ -44,6 +47,7 @@ def validate(cat: Catalog) -> list[SpecError]:
     _kitchens(cat, errors)
     errors.extend(undeclared(cat))
     errors.extend(shared_variables(cat))
+    errors.extend(monitor_errors(cat))
     for (domain, name), recipe in cat.recipes.items():
         file = cat.file_of(f"recipe:{domain}/{name}", recipe_file(domain, name))
         _recipe(cat, domain, recipe, file, errors)
@@ -172,6 +176,7 @@ def _step_refs(
                 f"(connections: {', '.join(conns) or 'none'})",
             )
         )
+    errors.extend(monitor_test_errors(cat, domain, step, file, at))
     for i, test in enumerate(step.tests):
         conn = getattr(test.check, "connection", None)
         if conn is not None and conn not in conns:
@@ -232,15 +237,7 @@ def _recipe(
         for pname, reason in check_values(recipe.params, v.params, what="the recipe"):
             errors.append(SpecError(file, f"{at}.params.{pname}", reason))
         if v.schedule is not None:
-            cron = v.schedule.cron
-            if len(cron.split()) != 5 or not croniter.is_valid(cron):
-                errors.append(
-                    SpecError(file, f"{at}.schedule.cron", f"invalid cron {cron!r} (5 fields)")
-                )
-            try:
-                zoneinfo.ZoneInfo(v.schedule.timezone)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                errors.append(SpecError(file, f"{at}.schedule.timezone", "unknown time zone"))
+            errors.extend(schedule_errors(v.schedule, file, at))
     for i, t in enumerate(recipe.triggers):
         at = f"triggers[{i}]"
         if t.variation not in recipe.variations:
@@ -257,16 +254,8 @@ def _recipe(
         errors.extend(key_errors(t, file, at))
         for pname, reason in check_values(recipe.params, t.params, what="the recipe"):
             errors.append(SpecError(file, f"{at}.params.{pname}", reason))
-        for mat, m in _match_paths(t, at):
-            if m.domain not in cat.domains:
-                errors.append(SpecError(file, f"{mat}.domain", f"unknown domain {m.domain!r}"))
-            elif m.recipe is not None and (m.domain, m.recipe) not in cat.recipes:
-                errors.append(
-                    SpecError(file, f"{mat}.recipe", f"unknown recipe '{m.domain}/{m.recipe}'")
-                )
-            elif m.recipe is not None and m.variation is not None:
-                up = cat.recipes[(m.domain, m.recipe)]
-                if m.variation not in up.variations:
-                    errors.append(
-                        SpecError(file, f"{mat}.variation", f"unknown variation {m.variation!r}")
-                    )
+        patterns = _match_paths(t, at)
+        found = [e for mat, m in patterns for e in match_errors(cat, m, file, mat)]
+        errors.extend(found)
+        if t.require == "monitors_pass" and not found:
+            errors.extend(require_errors(cat, patterns, file, at))

@@ -54,6 +54,27 @@ def _variation(cmd: StartOrderRun, recipe: RecipeSpec) -> tuple[str, VariationSp
     )
 
 
+def kitchen_settings(
+    domain: DomainSpec | None, kitchen: str, kitchens: dict[str, KitchenSpec]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A domain's params and connection references in a kitchen (its parents under it).
+
+    Raises Rejected when the kitchen or one of its parents is unknown.
+    """
+    params: dict[str, Any] = {}
+    connections: dict[str, str] = {}
+    if domain is not None:
+        connections.update({n: c.ref for n, c in domain.connections.items()})
+    for k in _kitchen_chain(kitchen, kitchens):
+        params.update(k.params)
+        connections.update({n: c.ref for n, c in k.connections.items()})
+    if domain is not None and kitchen in domain.kitchens:
+        override = domain.kitchens[kitchen]
+        params.update(override.params)
+        connections.update({n: c.ref for n, c in override.connections.items()})
+    return params, connections
+
+
 def _kitchen_chain(name: str, kitchens: dict[str, KitchenSpec]) -> list[KitchenSpec]:
     chain: list[KitchenSpec] = []
     current: str | None = name
@@ -104,18 +125,7 @@ def plan_run(
     recipe = catalog.recipe
     variation_name, variation = _variation(cmd, recipe)
     kitchen = cmd.kitchen or variation.kitchen
-    chain = _kitchen_chain(kitchen, catalog.kitchens)
-    kitchen_params: dict[str, Any] = {}
-    connections: dict[str, str] = {}
-    if catalog.domain is not None:
-        connections.update({n: c.ref for n, c in catalog.domain.connections.items()})
-    for k in chain:
-        kitchen_params.update(k.params)
-        connections.update({n: c.ref for n, c in k.connections.items()})
-    if catalog.domain is not None and kitchen in catalog.domain.kitchens:
-        override = catalog.domain.kitchens[kitchen]
-        kitchen_params.update(override.params)
-        connections.update({n: c.ref for n, c in override.connections.items()})
+    kitchen_params, connections = kitchen_settings(catalog.domain, kitchen, catalog.kitchens)
     try:
         params = resolve_params(recipe.params, kitchen_params, variation.params, cmd.params)
     except ParamError as exc:

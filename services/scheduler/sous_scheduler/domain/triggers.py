@@ -14,6 +14,7 @@ from sous_contracts.runs import (
     JoinWindowExpired,
     RunCause,
     StartOrderRun,
+    TriggerHeld,
 )
 from sous_contracts.specs import EventMatch, KitchenSpec, RecipeSpec, TriggerSpec
 from sous_contracts.specs.placeholders import substitute
@@ -304,4 +305,25 @@ def window_expired(
         upstreams=upstreams,
         opened_at=window.opened_at,
         deadline=window.deadline,
+    )
+
+
+def held_event(
+    listener: Listener,
+    event: DomainRunCompleted,
+    run_id: uuid.UUID,
+    datasets: list[str],
+    outcome: str,
+) -> TriggerHeld:
+    """The event that says a trigger waits for monitors, and the run it will start."""
+    return TriggerHeld(
+        **event.caused(producer="scheduler"),
+        order_run_id=run_id,
+        trigger_id=listener.trigger_id,
+        domain=listener.domain,
+        recipe=listener.recipe,
+        kitchen=listener.trigger.kitchen or event.kitchen,
+        upstream_order_run_id=event.order_run_id,
+        datasets=datasets,
+        reason=outcome.removeprefix("held: "),
     )

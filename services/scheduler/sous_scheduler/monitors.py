@@ -1,0 +1,183 @@
+"""Monitors: checks on a cron or after an upstream run, their results, and held triggers.
+
+A check is a RunTests to the test-runner, written to the outbox in the transaction that
+claims its cron fire (unique per monitor and fire time) or takes in the upstream event. The
+latest result of each monitor is kept from the test-result topic (inbox-deduplicated); a
+passing one releases the `require: monitors_pass` firings it held, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING
+
+from sous_common import inbox
+from sous_common.db import AnyConnection
+from sous_common.logs import get_logger
+from sous_contracts.envelope import new_message_id
+from sous_contracts.runs import DomainRunCompleted
+from sous_contracts.specs import DomainSpec, RecipeSpec
+from sous_contracts.tests import TestSuiteFinished
+from sous_scheduler.adapters import monitors as rows
+from sous_scheduler.adapters import postgres as db
+from sous_scheduler.domain.monitors import (
+    Monitor,
+    check_command,
+    dataset_of,
+    hold_reason,
+    listening,
+    monitors_of,
+    written,
+)
+from sous_scheduler.domain.params import ParamError
+from sous_scheduler.domain.plan import Rejected, kitchen_settings
+from sous_scheduler.domain.schedules import due
+from sous_scheduler.domain.triggers import Listener
+from sous_scheduler.service import Scheduler
+
+if TYPE_CHECKING:
+    from sous_scheduler.triggers import Triggers
+
+log = get_logger(__name__)
+
+
+class Monitors:
+    """Starts monitor checks and keeps their latest results for triggers."""
+
+    def __init__(self, scheduler: Scheduler, triggers: Triggers) -> None:
+        self.scheduler = scheduler
+        self.triggers = triggers
+        self._generation: object = None
+        self._domains: dict[str, DomainSpec] = {}
+        self._all: list[Monitor] = []
+
+    async def _load(self, conn: AnyConnection) -> None:
+        # Every completion looks for monitors: a cheap fingerprint first, specs when changed.
+        generation = await rows.domains_generation(conn)
+        if generation != self._generation:
+            self._domains = dict(await rows.domains(conn))
+            self._all = monitors_of(self._domains.items())
+            self._generation = generation
+
+    async def _monitors(self, conn: AnyConnection) -> list[Monitor]:
+        await self._load(conn)
+        return self._all
+
+    async def tick(self) -> None:
+        """Start the checks whose cron fire is due, once per (monitor, fire time)."""
+        async with self.scheduler.transaction() as conn:
+            scheduled = [m for m in await self._monitors(conn) if m.spec.schedule is not None]
+        for monitor in scheduled:
+            async with self.scheduler.transaction() as conn:
+                await self._due(conn, monitor)
+
+    async def _due(self, conn: AnyConnection, monitor: Monitor) -> None:
+        assert monitor.spec.schedule is not None
+        last = await db.last_fire(conn, monitor.schedule_id)
+        what = due(monitor.spec.schedule, last, self.scheduler.clock())
+        await db.record_fires(conn, monitor.schedule_id, what.skipped)
+        if what.fire is None:
+            return
+        check_id = new_message_id()
+        if await db.claim_fire(conn, monitor.schedule_id, what.fire, check_id):
+            log.info("monitor due", monitor=monitor.monitor_id, fire_time=what.fire.isoformat())
+            await self._check(conn, monitor, check_id)
+
+    async def on_completed(self, conn: AnyConnection, event: DomainRunCompleted) -> None:
+        """Start the checks of monitors that run after this upstream run (its transaction)."""
+        for monitor in listening(await self._monitors(conn), event):
+            await self._check(conn, monitor, new_message_id(), event)
+
+    async def _check(
+        self,
+        conn: AnyConnection,
+        monitor: Monitor,
+        check_id: uuid.UUID,
+        causation: DomainRunCompleted | None = None,
+    ) -> None:
+        await self._load(conn)
+        domain = self._domains.get(monitor.domain)
+        try:
+            params, connections = kitchen_settings(
+                domain, monitor.spec.kitchen, await db.kitchens(conn)
+            )
+            command = check_command(
+                monitor,
+                params=params,
+                connections=connections,
+                check_id=check_id,
+                causation=causation,
+            )
+        except (Rejected, ParamError) as exc:
+            log.warning("monitor check not started", monitor=monitor.monitor_id, reason=str(exc))
+            return
+        await self.scheduler.rt.emit(conn, [command])
+
+    async def on_results(self, suites: list[TestSuiteFinished]) -> None:
+        """Keep each monitor's latest result; a pass releases the firings it held."""
+        for suite in suites:
+            async with self.scheduler.transaction() as conn:
+                if not await inbox.claim(conn, self.scheduler.rt.group_id, suite.message_id):
+                    continue
+                if suite.domain is None or suite.kitchen is None or suite.monitor is None:
+                    log.warning("monitor result without domain or kitchen", suite=str(suite))
+                    continue
+                monitor_id = f"{suite.domain}/{suite.monitor}"
+                latest = await rows.record(conn, monitor_id, suite)
+                log.info(
+                    "monitor result",
+                    monitor=monitor_id,
+                    dataset=suite.dataset,
+                    passed=not suite.blocking,
+                    failed_tests=suite.failed_tests,
+                )
+                if latest and not suite.blocking and suite.dataset:
+                    await self._release(conn, suite.kitchen, suite.dataset)
+
+    async def hold_reason(
+        self, conn: AnyConnection, event: DomainRunCompleted
+    ) -> tuple[str | None, list[str]]:
+        """Why a `monitors_pass` trigger may not fire on this event, and the datasets."""
+        found = await conn.fetchval(
+            "SELECT spec FROM registry WHERE kind = 'recipe' AND domain = $1 AND name = $2"
+            " AND NOT deleted AND (kitchen = $3 OR kitchen IS NULL)"
+            " ORDER BY kitchen NULLS LAST LIMIT 1",
+            event.domain,
+            event.recipe,
+            event.kitchen,
+        )
+        recipe = RecipeSpec.model_validate(json.loads(found)) if found else None
+        datasets = written(recipe, event) if recipe else [d.uri for d in event.outputs.datasets]
+        watching = await self._watching(conn, event.kitchen)
+        reason = hold_reason(datasets, watching, await rows.health(conn, event.kitchen))
+        return reason, datasets
+
+    async def _watching(self, conn: AnyConnection, kitchen: str) -> dict[str, str]:
+        """The dataset each monitor of a kitchen watches, its params resolved."""
+        kitchens = await db.kitchens(conn)
+        out: dict[str, str] = {}
+        for m in await self._monitors(conn):
+            if m.spec.kitchen != kitchen:
+                continue
+            try:
+                params, _ = kitchen_settings(self._domains.get(m.domain), kitchen, kitchens)
+                out[m.monitor_id] = dataset_of(m.spec, params)
+            except (Rejected, ParamError):
+                out[m.monitor_id] = m.spec.dataset
+        return out
+
+    async def _release(self, conn: AnyConnection, kitchen: str, dataset: str) -> None:
+        index = await self.triggers.index(conn)
+        for row in await rows.held(conn, kitchen, dataset):
+            event = DomainRunCompleted.model_validate_json(row["event"])
+            reason, _ = await self.hold_reason(conn, event)
+            if reason is not None:
+                continue
+            listener: Listener | None = index.listener(row["trigger_id"], kitchen)
+            if listener is None:  # the trigger was removed since
+                continue
+            log.info("held trigger released", trigger=row["trigger_id"], dataset=dataset)
+            await self.triggers.fire(
+                conn, listener, event, row["key"], released=row["order_run_id"]
+            )
