@@ -164,16 +164,16 @@ async def test_timers_last_change_wins_and_leases_wait_for_the_read_marks(pair: 
             [
                 SetTimer("lease", "x", 1, T0),
                 SetTimer("lease", "x", 2, T0 + timedelta(seconds=10)),
-                SetTimer("timeout", "x", 1, T0),
-                ClearTimer("timeout", "x"),
-                SetTimer("backoff", "x", 1, T0 + timedelta(seconds=5)),
+                SetTimer("step_timeout", "x", 1, T0),
+                ClearTimer("step_timeout", "x"),
+                SetTimer("retry", "x", 1, T0 + timedelta(seconds=5)),
             ],
         )
         await s.expect_marks(tx, {0, 1})
     async with pair.transaction() as tx:
         later = T0 + timedelta(hours=1)
         assert await s.claim_due_timer(tx, T0) is None
-        assert await s.claim_due_timer(tx, later) == (state.order_run_id, "backoff", "x", 1)
+        assert await s.claim_due_timer(tx, later) == (state.order_run_id, "retry", "x", 1)
         assert await s.claim_due_timer(tx, later) is None, "the lease waits for every partition"
         await s.save_marks(tx, {0: later})
         await s.save_marks(tx, {1: T0 + timedelta(seconds=10), 0: T0})  # 0 never goes back
