@@ -8,49 +8,50 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
+from sous_common import outbox
 from sous_common.db import create_pool
 from sous_common.migrate import common_migrations, load, migrate
+from sous_contracts.envelope import Envelope
+from sous_contracts.runs import CancelOrderRun
 from sous_contracts.specs import RecipeSpec
 from sous_scheduler.adapters import postgres
 from sous_scheduler.domain.events import ClearTimer, SetTimer
 from sous_scheduler.domain.state import RunPhase, RunState
 from sous_scheduler.domain.triggers import Arrival, JoinWindow
-from tests.scheduler.fakes import MemoryStore, Tables
+from tests.scheduler.fakes import MemoryHost, MemoryStore, Tables
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 RECIPE = RecipeSpec.model_validate({"recipe": "r", "steps": {"x": {"run": {"kind": "noop"}}}})
 
 
+@dataclass
 class Pair:
-    """A store and a way to open transactions on it."""
+    """A store, transactions on it, its outbox and what the outbox holds in order."""
 
-    def __init__(self, store: Any, transaction: Any) -> None:
-        self.store = store
-        self.transaction = transaction
+    store: Any
+    transaction: Callable[[], AbstractAsyncContextManager[Any]]
+    emit: Callable[[Any, list[Envelope]], Awaitable[int]]
+    queued: Callable[[], Awaitable[list[uuid.UUID]]]
 
 
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def pair(request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
     if request.param == "memory":
-        tables = Tables()
+        host = MemoryHost(Tables())
 
-        @contextlib.asynccontextmanager
-        async def in_memory() -> AsyncIterator[Tables]:
-            before = tables.snapshot()
-            try:
-                yield tables
-            except BaseException:
-                tables.restore(before)
-                raise
+        async def in_memory_outbox() -> list[uuid.UUID]:
+            return [m.message_id for m in host.tables.outbox]
 
-        yield Pair(MemoryStore(), in_memory)
+        yield Pair(MemoryStore(), host.transaction, host.emit, in_memory_outbox)
         return
     db_settings, schema = request.getfixturevalue("db_settings"), request.getfixturevalue("schema")
     conn = await asyncpg.connect(db_settings.url)
@@ -67,8 +68,16 @@ async def pair(request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
         async with pool.acquire() as c, c.transaction():
             yield c
 
+    async def emit(tx: Any, messages: list[Envelope]) -> int:
+        return await outbox.add(tx, messages, schema=schema)
+
+    async def postgres_outbox() -> list[uuid.UUID]:
+        return [
+            r["message_id"] for r in await pool.fetch("SELECT message_id FROM outbox ORDER BY id")
+        ]
+
     try:
-        yield Pair(postgres, in_postgres)
+        yield Pair(postgres, in_postgres, emit, postgres_outbox)
     finally:
         await pool.close()
         conn = await asyncpg.connect(db_settings.url)
@@ -110,6 +119,19 @@ async def test_a_failed_transaction_leaves_nothing(pair: Pair) -> None:
     async with pair.transaction() as tx:
         assert await s.claim(tx, "c", m)
         assert await s.run_for_update(tx, state.order_run_id) is None
+
+
+async def test_the_outbox_keeps_order_and_drops_what_rolled_back(pair: Pair) -> None:
+    m1, m2, lost, m3 = (CancelOrderRun(order_run_id=uuid.uuid4()) for _ in range(4))
+    async with pair.transaction() as tx:
+        assert await pair.emit(tx, [m1, m2]) == 2
+    with pytest.raises(RuntimeError):
+        async with pair.transaction() as tx:
+            await pair.emit(tx, [lost])
+            raise RuntimeError("boom")
+    async with pair.transaction() as tx:
+        await pair.emit(tx, [m3])
+    assert await pair.queued() == [m1.message_id, m2.message_id, m3.message_id]
 
 
 async def test_a_trigger_answers_each_upstream_message_once(pair: Pair) -> None:
