@@ -3,22 +3,42 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from sous_contracts.backfills import BackfillRange, BackfillUpdated, StartBackfill
 from sous_contracts.common import RunStatus, StepStatus
 from sous_contracts.runs import (
     CancelOrderRun,
     DomainRunCompleted,
+    JoinWindowExpired,
     OrderRunDeduplicated,
     OrderRunFinished,
     OrderRunQueued,
     OrderRunStarted,
 )
 from sous_contracts.steps import ExecuteStep, StepEventsMark
+from sous_scheduler.schedules import Schedules
 from tests.scheduler.integration.conftest import recipe
-from tests.scheduler.world import NOOP, World, answers, start
+from tests.scheduler.world import NOOP, T0, World, answers, start
 
 CHAIN = recipe("a", "chain", {"one": NOOP, "two": {**NOOP, "needs": ["one"]}})
+
+REVENUE = recipe(
+    "finance",
+    "revenue",
+    {"load": NOOP},
+    params={"day": {"required": True}},
+    triggers=[
+        {
+            "name": "by-day",
+            "all": [{"domain": "sales"}, {"domain": "payments"}],
+            "key": "${event.params.day}",
+            "within": "10m",
+            "params": {"day": "${key}"},
+            "variation": "prod",
+        }
+    ],
+)
 
 
 async def finish(world: World, cmd: ExecuteStep, status: StepStatus = StepStatus.SUCCEEDED) -> None:
@@ -101,23 +121,7 @@ def _done(domain: str, day: str) -> DomainRunCompleted:
 
 async def test_a_keyed_join_fires_once_per_key_when_both_sides_arrived() -> None:
     world = World()
-    revenue = recipe(
-        "finance",
-        "revenue",
-        {"load": NOOP},
-        params={"day": {"required": True}},
-        triggers=[
-            {
-                "name": "by-day",
-                "all": [{"domain": "sales"}, {"domain": "payments"}],
-                "key": "${event.params.day}",
-                "within": "10m",
-                "params": {"day": "${key}"},
-                "variation": "prod",
-            }
-        ],
-    )
-    await world.apply(revenue)
+    await world.apply(REVENUE)
     await world.triggers.on_completed(_done("sales", "d1"))
     await world.triggers.on_completed(_done("payments", "d2"))
     assert world.sent(OrderRunStarted) == []
@@ -207,3 +211,28 @@ async def test_a_backfill_runs_at_most_its_concurrency_at_once() -> None:
 def _running(world: World) -> list[uuid.UUID]:
     ended = {f.order_run_id for f in world.sent(OrderRunFinished)}
     return [s.order_run_id for s in world.sent(OrderRunStarted) if s.order_run_id not in ended]
+
+
+async def test_a_cron_fire_time_starts_one_run_across_two_replicas() -> None:
+    one = World()
+    two = World(tables=one.tables)  # a second replica on the same tables
+    every_hour = {"prod": {"kitchen": "prod", "schedule": "0 * * * *"}}
+    await one.apply(recipe("a", "h", {"x": NOOP}, variations=every_hour))
+    for hour in range(2):
+        for world in (one, two):
+            world.now = T0 + timedelta(hours=hour)  # on the fire time
+            await Schedules(world.scheduler).tick()
+        made = {m.order_run_id for m in [*one.sent(OrderRunStarted), *one.sent(OrderRunQueued)]}
+        assert len(made) == hour + 1
+
+
+async def test_a_keyed_window_that_ends_half_joined_is_published_once() -> None:
+    world = World()
+    await world.apply(REVENUE)
+    await world.triggers.on_completed(_done("sales", "d1"))
+    world.later(601)
+    assert await world.triggers.expire_windows() == 1
+    assert await world.triggers.expire_windows() == 0
+    [expired] = world.sent(JoinWindowExpired)
+    assert expired.key == "d1"
+    assert world.sent(OrderRunStarted) == []
