@@ -209,7 +209,7 @@ class _Guard(BaseMiddleware):
 
     async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
         raw = msg.raw_message
-        batch = isinstance(raw, tuple)
+        batch = isinstance(raw, tuple | list)  # a list from TestKafkaBroker
         records: tuple[Any, ...] = raw if batch else (raw,)
         consumer = getattr(msg, "consumer", None)
         if self.guard.closed:

@@ -120,14 +120,16 @@ async def tolerant_parser(record: Any, original: Any) -> StreamMessage[Any]:
     and keeps the original as `raw_message` (a batch keeps its original records), which the
     guard then refuses.
     """
-    records = record if isinstance(record, tuple) else (record,)
+    # A batch is a tuple from aiokafka, a list from FastStream's TestKafkaBroker.
+    batch = isinstance(record, tuple | list)
+    records = record if batch else (record,)
     if all(header_problem(r.headers) is None for r in records):
         return await original(record)  # type: ignore[no-any-return]
     clean = tuple(
         r if header_problem(r.headers) is None else dataclasses.replace(r, headers=())
         for r in records
     )
-    msg: StreamMessage[Any] = await original(clean if isinstance(record, tuple) else clean[0])
+    msg: StreamMessage[Any] = await original(clean if batch else clean[0])
     msg.raw_message = record
     return msg
 

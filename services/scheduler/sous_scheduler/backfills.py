@@ -12,8 +12,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sous_common import inbox
-from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_contracts.backfills import (
     BackfillRejected,
@@ -31,7 +29,6 @@ from sous_contracts.common import RunStatus
 from sous_contracts.envelope import Envelope, new_message_id
 from sous_contracts.runs import CancelOrderRun, OrderRunFinished, OrderRunRejected, StartOrderRun
 from sous_scheduler.adapters import backfills as rows
-from sous_scheduler.adapters import postgres as db
 from sous_scheduler.adapters.backfills import Backfill
 from sous_scheduler.domain.backfills import (
     ended,
@@ -43,6 +40,7 @@ from sous_scheduler.domain.backfills import (
 )
 from sous_scheduler.domain.plan import Rejected, plan_run
 from sous_scheduler.service import Scheduler
+from sous_scheduler.store import BackfillRows, Tx
 
 log = get_logger(__name__)
 
@@ -52,20 +50,23 @@ BackfillCommand = StartBackfill | CancelBackfill | RetryBackfill
 class Backfills:
     """The backfill use cases, over the scheduler that starts and cancels their runs."""
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, backfill_rows: BackfillRows = rows) -> None:
         self.scheduler = scheduler
+        self.rows = backfill_rows
         self.inbox = f"{scheduler.rt.group_id}:backfills"
         """Run ends are claimed apart from the scheduler's own handling of the same events."""
 
     async def handle(self, cmd: BackfillCommand) -> None:
         """Start, cancel or retry a backfill."""
         async with self.scheduler.transaction() as conn:
-            if not await inbox.claim(conn, self.scheduler.rt.group_id, cmd.message_id):
+            if not await self.scheduler.store.claim(
+                conn, self.scheduler.rt.group_id, cmd.message_id
+            ):
                 return
             if isinstance(cmd, StartBackfill):
                 await self._start(conn, cmd)
                 return
-            backfill = await rows.for_update(conn, cmd.backfill_id)
+            backfill = await self.rows.for_update(conn, cmd.backfill_id)
             if backfill is None:
                 await self._reject(conn, cmd, f"no backfill {cmd.backfill_id}")
             elif isinstance(cmd, CancelBackfill):
@@ -73,7 +74,7 @@ class Backfills:
             else:
                 await self._retry(conn, backfill, cmd)
 
-    async def _start(self, conn: AnyConnection, cmd: StartBackfill) -> None:
+    async def _start(self, conn: Tx, cmd: StartBackfill) -> None:
         values = expand(cmd.range)  # the command validated it; this cannot fail here
         first = self._run_command(cmd, None, values[0], 1)
         try:
@@ -81,18 +82,18 @@ class Backfills:
         except Rejected as exc:
             await self._reject(conn, cmd, str(exc))
             return
-        if not await rows.insert(conn, cmd, planned[0], planned[1], values):
+        if not await self.rows.insert(conn, cmd, planned[0], planned[1], values):
             log.info("backfill exists already", backfill_id=str(cmd.backfill_id))
             return
         log.info("backfill started", backfill_id=str(cmd.backfill_id), partitions=len(values))
-        backfill = await rows.for_update(conn, cmd.backfill_id)
+        backfill = await self.rows.for_update(conn, cmd.backfill_id)
         assert backfill is not None
         await self._fill(conn, backfill, cmd, [])
 
-    async def _plan(self, conn: AnyConnection, cmd: StartOrderRun) -> tuple[str, str]:
+    async def _plan(self, conn: Tx, cmd: StartOrderRun) -> tuple[str, str]:
         """Check the first partition's run would start; return its variation and kitchen."""
         for again in (False, True):
-            catalog = await db.catalog(
+            catalog = await self.scheduler.store.catalog(
                 conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
             )
             try:
@@ -126,19 +127,21 @@ class Backfills:
 
     async def _fill(
         self,
-        conn: AnyConnection,
+        conn: Tx,
         backfill: Backfill,
         cause: Envelope,
         changed: list[PartitionUpdate],
     ) -> None:
         """Start waiting partitions into the free slots, then publish the backfill's state."""
-        counts = await rows.counts(conn, backfill.id)
+        counts = await self.rows.counts(conn, backfill.id)
         free = free_slots(backfill.command.concurrency, counts, backfill.cancelled is not None)
-        for waiting in await rows.first_waiting(conn, backfill.id, free):
+        for waiting in await self.rows.first_waiting(conn, backfill.id, free):
             attempt = waiting.attempt + 1
             start = self._run_command(backfill.command, backfill, waiting.value, attempt)
             start = start.model_copy(update={"causation_id": cause.message_id})
-            await rows.mark_running(conn, backfill.id, waiting.key, attempt, start.order_run_id)
+            await self.rows.mark_running(
+                conn, backfill.id, waiting.key, attempt, start.order_run_id
+            )
             await self.scheduler.start_in(conn, start)
             changed.append(
                 PartitionUpdate(
@@ -149,9 +152,9 @@ class Backfills:
                 )
             )
         if free:
-            counts = await rows.counts(conn, backfill.id)
+            counts = await self.rows.counts(conn, backfill.id)
         status = status_of(counts, backfill.cancelled is not None)
-        await rows.save(conn, backfill.id, status, backfill.cancelled)
+        await self.rows.save(conn, backfill.id, status, backfill.cancelled)
         cmd = backfill.command
         await self.scheduler.rt.emit(
             conn,
@@ -176,15 +179,15 @@ class Backfills:
             ],
         )
 
-    async def _cancel(self, conn: AnyConnection, backfill: Backfill, cmd: CancelBackfill) -> None:
+    async def _cancel(self, conn: Tx, backfill: Backfill, cmd: CancelBackfill) -> None:
         if backfill.cancelled is not None or backfill.status is not BackfillStatus.RUNNING:
             await self._reject(conn, cmd, f"backfill {backfill.id} has ended ({backfill.status})")
             return
         reason = f"backfill cancelled: {cmd.reason}"
-        changed = await rows.move(
+        changed = await self.rows.move(
             conn, backfill.id, PartitionState.WAITING, PartitionState.CANCELLED, reason
         )
-        for order_run_id in await rows.running_runs(conn, backfill.id):
+        for order_run_id in await self.rows.running_runs(conn, backfill.id):
             stop = CancelOrderRun(
                 producer="scheduler",
                 causation_id=cmd.message_id,
@@ -199,11 +202,11 @@ class Backfills:
         )
         await self._fill(conn, cancelled, cmd, changed)
 
-    async def _retry(self, conn: AnyConnection, backfill: Backfill, cmd: RetryBackfill) -> None:
+    async def _retry(self, conn: Tx, backfill: Backfill, cmd: RetryBackfill) -> None:
         if backfill.cancelled is not None:
             await self._reject(conn, cmd, f"backfill {backfill.id} was cancelled")
             return
-        changed = await rows.move(
+        changed = await self.rows.move(
             conn, backfill.id, PartitionState.FAILED, PartitionState.WAITING, None
         )
         if not changed:
@@ -219,28 +222,32 @@ class Backfills:
         if not ends:
             return
         async with self.scheduler.transaction() as conn:
-            of_run = await rows.backfills_of_runs(conn, [e.order_run_id for e in ends])
+            of_run = await self.rows.backfills_of_runs(conn, [e.order_run_id for e in ends])
             ends = [e for e in ends if e.order_run_id in of_run]
-            fresh = await inbox.claim_many(conn, self.inbox, [e.message_id for e in ends])
+            fresh = await self.scheduler.store.claim_many(
+                conn, self.inbox, [e.message_id for e in ends]
+            )
             by_backfill: dict[uuid.UUID, list[OrderRunFinished | OrderRunRejected]] = {}
             for end in ends:
                 if end.message_id in fresh:
                     fresh.discard(end.message_id)
                     by_backfill.setdefault(of_run[end.order_run_id], []).append(end)
             for backfill_id in sorted(by_backfill):  # lock order: two batches never deadlock
-                backfill = await rows.for_update(conn, backfill_id)
+                backfill = await self.rows.for_update(conn, backfill_id)
                 if backfill is None:
                     continue
                 changed: list[PartitionUpdate] = []
                 for end in by_backfill[backfill_id]:
                     status, reason = _outcome(end)
-                    update = await rows.run_ended(conn, end.order_run_id, ended(status), reason)
+                    update = await self.rows.run_ended(
+                        conn, end.order_run_id, ended(status), reason
+                    )
                     if update is not None:
                         changed.append(update)
                 if changed:
                     await self._fill(conn, backfill, by_backfill[backfill_id][-1], changed)
 
-    async def _reject(self, conn: AnyConnection, cmd: BackfillCommand, reason: str) -> None:
+    async def _reject(self, conn: Tx, cmd: BackfillCommand, reason: str) -> None:
         log.info("backfill command refused", backfill_id=str(cmd.backfill_id), reason=reason)
         await self.scheduler.rt.emit(
             conn,

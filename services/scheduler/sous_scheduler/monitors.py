@@ -12,7 +12,6 @@ import json
 import uuid
 from typing import TYPE_CHECKING
 
-from sous_common import inbox
 from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_contracts.envelope import new_message_id
@@ -20,7 +19,6 @@ from sous_contracts.runs import DomainRunCompleted
 from sous_contracts.specs import DomainSpec, RecipeSpec
 from sous_contracts.tests import TestSuiteFinished
 from sous_scheduler.adapters import monitors as rows
-from sous_scheduler.adapters import postgres as db
 from sous_scheduler.domain.monitors import (
     Monitor,
     check_command,
@@ -35,6 +33,7 @@ from sous_scheduler.domain.plan import Rejected, kitchen_settings
 from sous_scheduler.domain.schedules import due
 from sous_scheduler.domain.triggers import Listener
 from sous_scheduler.service import Scheduler
+from sous_scheduler.store import MonitorRows
 
 if TYPE_CHECKING:
     from sous_scheduler.triggers import Triggers
@@ -45,18 +44,21 @@ log = get_logger(__name__)
 class Monitors:
     """Starts monitor checks and keeps their latest results for triggers."""
 
-    def __init__(self, scheduler: Scheduler, triggers: Triggers) -> None:
+    def __init__(
+        self, scheduler: Scheduler, triggers: Triggers, monitor_rows: MonitorRows = rows
+    ) -> None:
         self.scheduler = scheduler
         self.triggers = triggers
+        self.rows = monitor_rows
         self._generation: object = None
         self._domains: dict[str, DomainSpec] = {}
         self._all: list[Monitor] = []
 
     async def _load(self, conn: AnyConnection) -> None:
         # Every completion looks for monitors: a cheap fingerprint first, specs when changed.
-        generation = await rows.domains_generation(conn)
+        generation = await self.rows.domains_generation(conn)
         if generation != self._generation:
-            self._domains = dict(await rows.domains(conn))
+            self._domains = dict(await self.rows.domains(conn))
             self._all = monitors_of(self._domains.items())
             self._generation = generation
 
@@ -74,13 +76,13 @@ class Monitors:
 
     async def _due(self, conn: AnyConnection, monitor: Monitor) -> None:
         assert monitor.spec.schedule is not None
-        last = await db.last_fire(conn, monitor.schedule_id)
+        last = await self.scheduler.store.last_fire(conn, monitor.schedule_id)
         what = due(monitor.spec.schedule, last, self.scheduler.clock())
-        await db.record_fires(conn, monitor.schedule_id, what.skipped)
+        await self.scheduler.store.record_fires(conn, monitor.schedule_id, what.skipped)
         if what.fire is None:
             return
         check_id = new_message_id()
-        if await db.claim_fire(conn, monitor.schedule_id, what.fire, check_id):
+        if await self.scheduler.store.claim_fire(conn, monitor.schedule_id, what.fire, check_id):
             log.info("monitor due", monitor=monitor.monitor_id, fire_time=what.fire.isoformat())
             await self._check(conn, monitor, check_id)
 
@@ -100,7 +102,7 @@ class Monitors:
         domain = self._domains.get(monitor.domain)
         try:
             params, connections = kitchen_settings(
-                domain, monitor.spec.kitchen, await db.kitchens(conn)
+                domain, monitor.spec.kitchen, await self.scheduler.store.kitchens(conn)
             )
             command = check_command(
                 monitor,
@@ -118,13 +120,15 @@ class Monitors:
         """Keep each monitor's latest result; a pass releases the firings it held."""
         for suite in suites:
             async with self.scheduler.transaction() as conn:
-                if not await inbox.claim(conn, self.scheduler.rt.group_id, suite.message_id):
+                if not await self.scheduler.store.claim(
+                    conn, self.scheduler.rt.group_id, suite.message_id
+                ):
                     continue
                 if suite.domain is None or suite.kitchen is None or suite.monitor is None:
                     log.warning("monitor result without domain or kitchen", suite=str(suite))
                     continue
                 monitor_id = f"{suite.domain}/{suite.monitor}"
-                latest = await rows.record(conn, monitor_id, suite)
+                latest = await self.rows.record(conn, monitor_id, suite)
                 log.info(
                     "monitor result",
                     monitor=monitor_id,
@@ -150,12 +154,12 @@ class Monitors:
         recipe = RecipeSpec.model_validate(json.loads(found)) if found else None
         datasets = written(recipe, event) if recipe else [d.uri for d in event.outputs.datasets]
         watching = await self._watching(conn, event.kitchen)
-        reason = hold_reason(datasets, watching, await rows.health(conn, event.kitchen))
+        reason = hold_reason(datasets, watching, await self.rows.health(conn, event.kitchen))
         return reason, datasets
 
     async def _watching(self, conn: AnyConnection, kitchen: str) -> dict[str, str]:
         """The dataset each monitor of a kitchen watches, its params resolved."""
-        kitchens = await db.kitchens(conn)
+        kitchens = await self.scheduler.store.kitchens(conn)
         out: dict[str, str] = {}
         for m in await self._monitors(conn):
             if m.spec.kitchen != kitchen:
@@ -169,7 +173,7 @@ class Monitors:
 
     async def _release(self, conn: AnyConnection, kitchen: str, dataset: str) -> None:
         index = await self.triggers.index(conn)
-        for row in await rows.held(conn, kitchen, dataset):
+        for row in await self.rows.held(conn, kitchen, dataset):
             event = DomainRunCompleted.model_validate_json(row["event"])
             reason, _ = await self.hold_reason(conn, event)
             if reason is not None:

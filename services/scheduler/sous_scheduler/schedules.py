@@ -6,15 +6,15 @@ policy); this module records it and starts the run, in one transaction per sched
 
 from __future__ import annotations
 
-from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_contracts.envelope import new_message_id
 from sous_contracts.runs import RunCause, StartOrderRun
 from sous_contracts.specs import RecipeSpec
-from sous_scheduler.adapters import postgres as db
+from sous_scheduler.adapters.postgres import recipe_from
 from sous_scheduler.domain.schedules import due
 from sous_scheduler.domain.versions import Scheduled, scheduled
 from sous_scheduler.service import Scheduler
+from sous_scheduler.store import Tx
 from sous_scheduler.triggers import Triggers
 
 log = get_logger(__name__)
@@ -25,16 +25,17 @@ class Schedules:
 
     def __init__(self, scheduler: Scheduler, triggers: Triggers | None = None) -> None:
         self.scheduler = scheduler
+        self.store = scheduler.store
         self.triggers = triggers
 
     async def tick(self) -> None:
         """Start due cron runs, fire closed coalescing windows, publish expired join windows."""
         async with self.scheduler.transaction() as conn:
-            rows = await db.recipe_versions(conn)
-            kitchens = await db.kitchens(conn)
+            rows = await self.store.recipe_versions(conn)
+            kitchens = await self.store.kitchens(conn)
         versions: dict[tuple[str, str], dict[str | None, RecipeSpec]] = {}
         for row in rows:
-            recipe = db.recipe_from(row["spec"])
+            recipe = recipe_from(row["spec"])
             versions.setdefault((row["domain"], row["name"]), {})[row["kitchen"]] = recipe
         for (domain, name), found in versions.items():
             for entry in scheduled(domain, name, found, kitchens):
@@ -45,11 +46,11 @@ class Schedules:
             await self.triggers.fire_coalesced()
             await self.triggers.expire_windows()
 
-    async def _due(self, conn: AnyConnection, domain: str, recipe: str, entry: Scheduled) -> None:
+    async def _due(self, conn: Tx, domain: str, recipe: str, entry: Scheduled) -> None:
         schedule_id = entry.schedule_id
-        last = await db.last_fire(conn, schedule_id)
+        last = await self.store.last_fire(conn, schedule_id)
         what = due(entry.schedule, last, self.scheduler.clock())
-        recorded = await db.record_fires(conn, schedule_id, what.skipped)
+        recorded = await self.store.record_fires(conn, schedule_id, what.skipped)
         if recorded and what.fire is None and last is not None:
             log.info(
                 "missed schedule fire skipped",
@@ -59,7 +60,7 @@ class Schedules:
         if what.fire is None:
             return
         run_id = new_message_id()
-        if not await db.claim_fire(conn, schedule_id, what.fire, run_id):
+        if not await self.store.claim_fire(conn, schedule_id, what.fire, run_id):
             return
         log.info(
             "schedule fired",

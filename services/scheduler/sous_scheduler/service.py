@@ -9,12 +9,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
-from sous_common import inbox, tracing
-from sous_common.db import AnyConnection
+from sous_common import tracing
 from sous_common.logs import get_logger
 from sous_common.metrics import emitted
 from sous_common.outbox import Record
-from sous_common.runtime import Runtime
 from sous_contracts.common import RunStatus
 from sous_contracts.envelope import Envelope, new_message_id
 from sous_contracts.registry import RegistryEntityChanged
@@ -32,7 +30,7 @@ from sous_contracts.steps import StepEventsMark, StepFinished, StepHeartbeat, St
 from sous_contracts.tests import TestSuiteFinished
 from sous_contracts.topics import STEP_EVENTS
 from sous_scheduler import metrics
-from sous_scheduler.adapters import postgres as db
+from sous_scheduler.adapters import postgres
 from sous_scheduler.adapters.lineage import LineageOut
 from sous_scheduler.domain.admission import concurrency_of, lock_key, to_begin
 from sous_scheduler.domain.decide import Event, decide
@@ -48,6 +46,7 @@ from sous_scheduler.domain.events import (
 from sous_scheduler.domain.plan import Rejected, plan_run
 from sous_scheduler.domain.state import RunPhase, RunState
 from sous_scheduler.settings import SchedulerSettings
+from sous_scheduler.store import Host, Store, Tx
 
 log = get_logger(__name__)
 
@@ -56,15 +55,17 @@ Progress = StepStarted | StepHeartbeat | StepFinished | TestSuiteFinished
 
 
 class Scheduler:
-    """The scheduler's use cases, over one runtime (broker, pool, outbox)."""
+    """The scheduler's use cases, over one host (transactions, outbox) and one store."""
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: Host,
         settings: SchedulerSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        store: Store = postgres,
     ) -> None:
         self.rt = runtime
+        self.store = store
         self.settings = settings
         self.clock = clock
         self.refresh_registry: Callable[[], Awaitable[int]] | None = None
@@ -79,7 +80,7 @@ class Scheduler:
         return LineageOut(self.settings.openlineage, self.rt.kafka.topic_prefix)
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AnyConnection]:
+    async def transaction(self) -> AsyncIterator[Tx]:
         """A connection in a transaction, for the use cases beside this class."""
         with emitted() as messages:
             async with self.rt.transaction() as conn:
@@ -97,26 +98,27 @@ class Scheduler:
             lease_factor=self.settings.lease_factor,
         )
 
-    async def _fresh(self, conn: AnyConnection, message: Envelope) -> bool:
-        return await inbox.claim(conn, self.rt.group_id, message.message_id)
+    async def fresh(self, conn: Tx, message: Envelope) -> bool:
+        """Claim a message in the inbox; False when it was handled before."""
+        return await self.store.claim(conn, self.rt.group_id, message.message_id)
 
     # -- commands ---------------------------------------------------------------------------
 
     async def start(self, cmd: StartOrderRun) -> None:
         """Validate and start (or queue, or refuse) an order run."""
         async with self.transaction() as conn:
-            if await self._fresh(conn, cmd):
+            if await self.fresh(conn, cmd):
                 await self.start_in(conn, cmd)
 
     async def start_in(
-        self, conn: AnyConnection, cmd: StartOrderRun, cause: RunCause | None = None
+        self, conn: Tx, cmd: StartOrderRun, cause: RunCause | None = None
     ) -> RunState | None:
         """Start a run inside the caller's transaction (commands, triggers, schedules).
 
         `cause` says why when a schedule or a trigger starts it; else the command is why.
         """
         ctx = self.context(cmd)
-        catalog = await db.catalog(
+        catalog = await self.store.catalog(
             conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
         )
         try:
@@ -128,7 +130,7 @@ class Scheduler:
             if not await self.refresh(cmd.occurred_at):
                 await self._reject(conn, cmd, str(exc))
                 return None
-            catalog = await db.catalog(
+            catalog = await self.store.catalog(
                 conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
             )
             try:
@@ -140,7 +142,7 @@ class Scheduler:
         recipe = catalog.recipe
         if trace := tracing.current_headers():
             state = state.model_copy(update={"trace": trace})
-        if not await db.insert_run(conn, state, recipe, cmd.idempotency_key):
+        if not await self.store.insert_run(conn, state, recipe, cmd.idempotency_key):
             log.info(
                 "run exists already",
                 order_run_id=str(cmd.order_run_id),
@@ -151,7 +153,9 @@ class Scheduler:
         concurrency = concurrency_of(recipe, state.variation)
         # One admission at a time per variation, so the limit holds across replicas.
         await self._lock_variation(conn, state)
-        running = await db.open_runs(conn, state.domain, state.recipe, state.variation, "running")
+        running = await self.store.open_runs(
+            conn, state.domain, state.recipe, state.variation, "running"
+        )
         if len(running) >= concurrency.limit:
             if concurrency.policy == "cancel-new":
                 reason = (
@@ -180,7 +184,7 @@ class Scheduler:
                             variation=state.variation,
                             kitchen=state.kitchen,
                             position=len(
-                                await db.open_runs(
+                                await self.store.open_runs(
                                     conn, state.domain, state.recipe, state.variation, "queued"
                                 )
                             ),
@@ -197,18 +201,18 @@ class Scheduler:
                     ),
                 )
             # A cancelled run hands its slot to the oldest queued run, which may be this one.
-            reloaded = await db.run_for_update(conn, state.order_run_id)
+            reloaded = await self.store.run_for_update(conn, state.order_run_id)
             assert reloaded is not None
             state = reloaded[0]
             if state.phase is not RunPhase.QUEUED:
                 return state
         return (await self._apply(conn, state, recipe, Begin(), ctx)).state
 
-    async def _deduplicated(self, conn: AnyConnection, cmd: StartOrderRun, state: RunState) -> None:
+    async def _deduplicated(self, conn: Tx, cmd: StartOrderRun, state: RunState) -> None:
         """Answer a repeated idempotency key with the run it started, so clients follow it."""
         if cmd.idempotency_key is None:
             return
-        found = await db.run_of_key(
+        found = await self.store.run_of_key(
             conn, state.domain, state.recipe, state.kitchen, cmd.idempotency_key
         )
         if found is None or found[0] == cmd.order_run_id:
@@ -250,7 +254,7 @@ class Scheduler:
             self._refreshed_at = began
             return True
 
-    async def _reject(self, conn: AnyConnection, cmd: StartOrderRun, reason: str) -> None:
+    async def _reject(self, conn: Tx, cmd: StartOrderRun, reason: str) -> None:
         log.info("order run rejected", order_run_id=str(cmd.order_run_id), reason=reason)
         await self.rt.emit(
             conn,
@@ -271,7 +275,7 @@ class Scheduler:
     async def cancel(self, cmd: CancelOrderRun) -> None:
         """Cancel a run, its steps and its children."""
         async with self.transaction() as conn:
-            if await self._fresh(conn, cmd) and not await self.apply(conn, cmd.order_run_id, cmd):
+            if await self.fresh(conn, cmd) and not await self.apply(conn, cmd.order_run_id, cmd):
                 await self.rt.emit(
                     conn,
                     [
@@ -295,7 +299,9 @@ class Scheduler:
         if not events:
             return
         async with self.transaction() as conn:
-            fresh = await inbox.claim_many(conn, self.rt.group_id, [e.message_id for e in events])
+            fresh = await self.store.claim_many(
+                conn, self.rt.group_id, [e.message_id for e in events]
+            )
             marks: dict[int, datetime] = {}
             todo: list[Progress] = []
             for e in events:
@@ -306,7 +312,7 @@ class Scheduler:
                     marks[e.partition] = max(marks.get(e.partition, e.occurred_at), e.occurred_at)
                 else:
                     todo.append(e)
-            runs = await db.runs_for_update(conn, sorted({e.order_run_id for e in todo}))
+            runs = await self.store.runs_for_update(conn, sorted({e.order_run_id for e in todo}))
             changed: dict[uuid.UUID, RunState] = {}
             timers: dict[uuid.UUID, list[SetTimer | ClearTimer]] = {}
             messages: list[Envelope] = []
@@ -328,10 +334,10 @@ class Scheduler:
                 messages.extend(d.messages)
                 if d.finished:
                     finished.append(e.order_run_id)
-            await db.save_runs(conn, list(changed.values()))
-            await db.apply_all_timers(conn, timers)
+            await self.store.save_runs(conn, list(changed.values()))
+            await self.store.apply_all_timers(conn, timers)
             await self.rt.emit(conn, messages, lineage)
-            await db.save_marks(conn, marks)
+            await self.store.save_marks(conn, marks)
             for run_id in finished:
                 await self._after_finish(conn, *runs[run_id])
 
@@ -345,7 +351,9 @@ class Scheduler:
         if not ends:
             return
         async with self.transaction() as conn:
-            fresh = await inbox.claim_many(conn, self.rt.group_id, [e.message_id for e in ends])
+            fresh = await self.store.claim_many(
+                conn, self.rt.group_id, [e.message_id for e in ends]
+            )
             for end in ends:
                 if end.message_id not in fresh or end.parent_order_run_id is None:
                     continue
@@ -368,7 +376,7 @@ class Scheduler:
         partitions = await self.rt.partitions(STEP_EVENTS)
         if partitions != self._expected_marks:  # at start, and when partitions are added
             async with self.transaction() as conn:
-                await db.expect_marks(conn, partitions)
+                await self.store.expect_marks(conn, partitions)
             self._expected_marks = partitions
         now = self.clock()
         for partition in sorted(partitions):
@@ -378,14 +386,14 @@ class Scheduler:
     async def on_registry_change(self, change: RegistryEntityChanged) -> None:
         """Keep the registry view current."""
         async with self.transaction() as conn:
-            await db.upsert_entity(conn, change)
+            await self.store.upsert_entity(conn, change)
 
     async def fire_due_timers(self, limit: int = 100) -> int:
         """Fire due timers one transaction each; return how many fired."""
         fired = 0
         while fired < limit:
             async with self.transaction() as conn:
-                due = await db.claim_due_timer(conn, self.clock())
+                due = await self.store.claim_due_timer(conn, self.clock())
                 if due is None:
                     return fired
                 run_id, kind, step, attempt = due
@@ -395,9 +403,9 @@ class Scheduler:
 
     # -- the one place decisions are applied -----------------------------------------------
 
-    async def apply(self, conn: AnyConnection, order_run_id: uuid.UUID, event: Event) -> bool:
+    async def apply(self, conn: Tx, order_run_id: uuid.UUID, event: Event) -> bool:
         """Lock the run, decide, save, emit; False when the run is unknown."""
-        loaded = await db.run_for_update(conn, order_run_id)
+        loaded = await self.store.run_for_update(conn, order_run_id)
         if loaded is None:
             log.info("event for unknown run", order_run_id=str(order_run_id))
             return False
@@ -411,22 +419,22 @@ class Scheduler:
         return True
 
     async def _apply(
-        self, conn: AnyConnection, state: RunState, recipe: RecipeSpec, event: Event, ctx: Context
+        self, conn: Tx, state: RunState, recipe: RecipeSpec, event: Event, ctx: Context
     ) -> Decision:
         d = decide(state, recipe, event, ctx)
         if d.state == state and not d.messages and not d.timers:
             return d
-        await db.save_run(conn, d.state)
-        await db.apply_timers(conn, d.state.order_run_id, d.timers)
+        await self.store.save_run(conn, d.state)
+        await self.store.apply_timers(conn, d.state.order_run_id, d.timers)
         await self.rt.emit(conn, d.messages, self.lineage.records(state, d.state, ctx.now))
         if d.finished:
             await self._after_finish(conn, d.state, recipe)
         return d
 
-    async def _lock_variation(self, conn: AnyConnection, state: RunState) -> None:
-        await db.lock(conn, lock_key(state.domain, state.recipe, state.variation))
+    async def _lock_variation(self, conn: Tx, state: RunState) -> None:
+        await self.store.lock(conn, lock_key(state.domain, state.recipe, state.variation))
 
-    async def _after_finish(self, conn: AnyConnection, state: RunState, recipe: RecipeSpec) -> None:
+    async def _after_finish(self, conn: Tx, state: RunState, recipe: RecipeSpec) -> None:
         log.info(
             "order run finished",
             order_run_id=str(state.order_run_id),
@@ -437,10 +445,12 @@ class Scheduler:
             # Under the variation's lock, so two runs ending together on two partitions
             # give their slots to two queued runs, never both to the same one.
             await self._lock_variation(conn, state)
-            running = await db.open_runs(
+            running = await self.store.open_runs(
                 conn, state.domain, state.recipe, state.variation, "running"
             )
-            queued = await db.open_runs(conn, state.domain, state.recipe, state.variation, "queued")
+            queued = await self.store.open_runs(
+                conn, state.domain, state.recipe, state.variation, "queued"
+            )
             limit = concurrency_of(recipe, state.variation).limit
             for run_id in to_begin(limit, len(running), queued):
                 await self.apply(conn, run_id, Begin())

@@ -12,13 +12,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sous_common import inbox
 from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_contracts.envelope import new_message_id
 from sous_contracts.runs import DomainRunCompleted
-from sous_scheduler.adapters import monitors as monitor_rows
-from sous_scheduler.adapters import postgres as db
+from sous_scheduler.adapters import monitors as postgres_monitors
+from sous_scheduler.adapters.postgres import recipe_from
 from sous_scheduler.domain.params import ParamError
 from sous_scheduler.domain.triggers import (
     JoinWindow,
@@ -40,6 +39,7 @@ from sous_scheduler.domain.triggers import (
 )
 from sous_scheduler.monitors import Monitors
 from sous_scheduler.service import Scheduler
+from sous_scheduler.store import MonitorRows, Tx
 
 log = get_logger(__name__)
 
@@ -47,32 +47,33 @@ log = get_logger(__name__)
 class Triggers:
     """Matches completion events against the triggers of the versions their kitchen runs."""
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, monitor_rows: MonitorRows = postgres_monitors) -> None:
         self.scheduler = scheduler
+        self.store = scheduler.store
         self._generation: object = None
         self._index_now = TriggerIndex({}, {})
-        self.monitors = Monitors(scheduler, self)
+        self.monitors = Monitors(scheduler, self, monitor_rows)
 
     async def index(self, conn: AnyConnection) -> TriggerIndex:
         """The triggers of the registry view (rebuilt when it changed)."""
         return await self._index(conn)
 
-    async def _index(self, conn: AnyConnection) -> TriggerIndex:
+    async def _index(self, conn: Tx) -> TriggerIndex:
         # Cheap generation check; the registry view is shared by every replica.
-        generation = await db.registry_generation(conn)
+        generation = await self.store.registry_generation(conn)
         if generation != self._generation:
             versions: dict[tuple[str, str], dict[str | None, list[Listener]]] = {}
-            for row in await db.recipe_versions(conn):
-                found = listeners(row["domain"], row["name"], db.recipe_from(row["spec"]))
+            for row in await self.store.recipe_versions(conn):
+                found = listeners(row["domain"], row["name"], recipe_from(row["spec"]))
                 versions.setdefault((row["domain"], row["name"]), {})[row["kitchen"]] = found
-            self._index_now = TriggerIndex(versions, await db.kitchens(conn))
+            self._index_now = TriggerIndex(versions, await self.store.kitchens(conn))
             self._generation = generation
         return self._index_now
 
     async def on_completed(self, event: DomainRunCompleted) -> None:
         """Start every downstream run this event triggers, with the versions its kitchen runs."""
         async with self.scheduler.transaction() as conn:
-            if not await inbox.claim(conn, self.scheduler.rt.group_id, event.message_id):
+            if not await self.store.claim(conn, self.scheduler.rt.group_id, event.message_id):
                 return
             if not event.fire_triggers:  # a backfill's run, without `downstream`
                 log.info("triggers suppressed", order_run_id=str(event.order_run_id))
@@ -84,7 +85,7 @@ class Triggers:
 
     async def _consider(
         self,
-        conn: AnyConnection,
+        conn: Tx,
         listener: Listener,
         patterns: list[int],
         event: DomainRunCompleted,
@@ -94,7 +95,7 @@ class Triggers:
             await self._keyed(conn, listener, patterns, event)
             return
         if trigger.all is not None or trigger.at_least is not None:
-            present = await db.join_arrived(
+            present = await self.store.join_arrived(
                 conn,
                 listener.trigger_id,
                 event.kitchen,
@@ -105,17 +106,17 @@ class Triggers:
             )
             if present < join_needed(trigger):
                 return
-            joined = await db.clear_join(conn, listener.trigger_id, event.kitchen)
+            joined = await self.store.clear_join(conn, listener.trigger_id, event.kitchen)
             await self.fire(conn, listener, event, joined=joined)
             return
         if trigger.mode == "coalesce":
-            await db.hold_for_debounce(conn, listener.trigger_id, event.kitchen, event, now)
+            await self.store.hold_for_debounce(conn, listener.trigger_id, event.kitchen, event, now)
             return
         await self.fire(conn, listener, event)
 
     async def _keyed(
         self,
-        conn: AnyConnection,
+        conn: Tx,
         listener: Listener,
         patterns: list[int],
         event: DomainRunCompleted,
@@ -126,22 +127,24 @@ class Triggers:
         except ParamError as exc:
             reason = f"refused: key {listener.trigger.key!r}: {exc}"
             log.warning("trigger key does not resolve", trigger=listener.trigger_id, reason=reason)
-            await db.record_firing(conn, listener.trigger_id, event.message_id, None, reason)
+            await self.store.record_firing(
+                conn, listener.trigger_id, event.message_id, None, reason
+            )
             return
         assert key is not None
         trigger_id, kitchen, now = listener.trigger_id, event.kitchen, self.scheduler.clock()
         # One arrival of a key at a time, across consumers and replicas.
-        await db.lock(conn, f"join:{trigger_id}:{kitchen}:{key}")
-        window = await db.join_window(conn, trigger_id, kitchen, key)
+        await self.store.lock(conn, f"join:{trigger_id}:{kitchen}:{key}")
+        window = await self.store.join_window(conn, trigger_id, kitchen, key)
         step = join_arrive(listener.trigger, window, patterns, event, now, new_message_id)
         if step.expired is not None:
             await self._expired(conn, listener, kitchen, key, step.expired)
-        await db.save_join_window(conn, trigger_id, kitchen, key, step.window)
+        await self.store.save_join_window(conn, trigger_id, kitchen, key, step.window)
         if step.fire:
             await self.fire(conn, listener, event, key, step.arrived)
 
     async def _expired(
-        self, conn: AnyConnection, listener: Listener, kitchen: str, key: str, window: JoinWindow
+        self, conn: Tx, listener: Listener, kitchen: str, key: str, window: JoinWindow
     ) -> None:
         if expired := window_expired(listener, kitchen, key, window, self.scheduler.clock()):
             log.info("join window expired", trigger=listener.trigger_id, key=key)
@@ -152,7 +155,7 @@ class Triggers:
         ended = 0
         while ended < limit:
             async with self.scheduler.transaction() as conn:
-                claimed = await db.claim_expired_window(conn, self.scheduler.clock())
+                claimed = await self.store.claim_expired_window(conn, self.scheduler.clock())
                 if claimed is None:
                     return ended
                 trigger_id, kitchen, key, window = claimed
@@ -164,7 +167,7 @@ class Triggers:
 
     async def fire(
         self,
-        conn: AnyConnection,
+        conn: Tx,
         listener: Listener,
         event: DomainRunCompleted,
         key: str | None = None,
@@ -192,9 +195,11 @@ class Triggers:
             held, datasets = await self.monitors.hold_reason(conn, event)
             outcome = f"held: {held}" if held else outcome
         if released is not None:
-            first = await monitor_rows.release(conn, listener.trigger_id, event.message_id, run_id)
+            first = await self.monitors.rows.release(
+                conn, listener.trigger_id, event.message_id, run_id
+            )
         else:
-            first = await db.record_firing(
+            first = await self.store.record_firing(
                 conn,
                 listener.trigger_id,
                 event.message_id,
@@ -203,7 +208,9 @@ class Triggers:
             )
         if not first or outcome != "started":
             if first and outcome.startswith("held: "):
-                await monitor_rows.hold(conn, listener.trigger_id, event, datasets, key, run_id)
+                await self.monitors.rows.hold(
+                    conn, listener.trigger_id, event, datasets, key, run_id
+                )
                 await self.scheduler.rt.emit(
                     conn, [held_event(listener, event, run_id, datasets, outcome)]
                 )
@@ -216,7 +223,7 @@ class Triggers:
             log.warning(
                 "trigger params do not resolve", trigger=listener.trigger_id, error=str(exc)
             )
-            await db.refuse_firing(conn, listener.trigger_id, event.message_id, str(exc))
+            await self.store.refuse_firing(conn, listener.trigger_id, event.message_id, str(exc))
             return
         log.info(
             "trigger fired",
@@ -232,11 +239,16 @@ class Triggers:
         async with self.scheduler.transaction() as conn:
             index = await self._index(conn)
             now = self.scheduler.clock()
-            for trigger_id, kitchen, arrived_at, event in await db.held_for_debounce(conn):
+            for (
+                trigger_id,
+                kitchen,
+                arrived_at,
+                event,
+            ) in await self.store.held_for_debounce(conn):
                 listener = index.listener(trigger_id, kitchen)
                 if listener is None or not debounce_over(listener.trigger, arrived_at, now):
                     continue
-                await db.release_debounced(conn, trigger_id, kitchen)
+                await self.store.release_debounced(conn, trigger_id, kitchen)
                 await self.fire(conn, listener, event)
                 fired += 1
         return fired

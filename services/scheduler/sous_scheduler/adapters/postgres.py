@@ -1,4 +1,7 @@
-"""PostgreSQL access of the scheduler: runs, timers and the registry view."""
+"""PostgreSQL access of the scheduler: runs, timers and the registry view.
+
+The module itself is the scheduler's `store.Store` in production.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from sous_common.db import AnyConnection
+from sous_common.inbox import claim as claim  # the inbox, re-exported as part of the store
+from sous_common.inbox import claim_many as claim_many
 from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.runs import DomainRunCompleted
 from sous_contracts.specs import DomainSpec, KitchenSpec, RecipeSpec

@@ -1,0 +1,227 @@
+"""The fake store keeps the PostgreSQL adapter's promises: the same checks run on both.
+
+The memory variant runs in the unit tier; the PostgreSQL one (marked `postgres`) on a fresh
+schema of the real server, with the scheduler's migrations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from sous_common import outbox
+from sous_common.db import create_pool
+from sous_common.migrate import common_migrations, load, migrate
+from sous_contracts.envelope import Envelope
+from sous_contracts.runs import CancelOrderRun
+from sous_contracts.specs import RecipeSpec
+from sous_scheduler.adapters import postgres
+from sous_scheduler.domain.events import ClearTimer, SetTimer
+from sous_scheduler.domain.state import RunPhase, RunState
+from sous_scheduler.domain.triggers import Arrival, JoinWindow
+from tests.scheduler.fakes import MemoryHost, MemoryStore, Tables
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+RECIPE = RecipeSpec.model_validate({"recipe": "r", "steps": {"x": {"run": {"kind": "noop"}}}})
+
+
+@dataclass
+class Pair:
+    """A store, transactions on it, its outbox and what the outbox holds in order."""
+
+    store: Any
+    transaction: Callable[[], AbstractAsyncContextManager[Any]]
+    emit: Callable[[Any, list[Envelope]], Awaitable[int]]
+    queued: Callable[[], Awaitable[list[uuid.UUID]]]
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def pair(request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
+    if request.param == "memory":
+        host = MemoryHost(Tables())
+
+        async def in_memory_outbox() -> list[uuid.UUID]:
+            return [m.message_id for m in host.tables.outbox]
+
+        yield Pair(MemoryStore(), host.transaction, host.emit, in_memory_outbox)
+        return
+    db_settings, schema = request.getfixturevalue("db_settings"), request.getfixturevalue("schema")
+    conn = await asyncpg.connect(db_settings.url)
+    try:
+        await migrate(
+            conn, schema, common_migrations() + load("scheduler", "sous_scheduler.migrations")
+        )
+    finally:
+        await conn.close()
+    pool = await create_pool(db_settings, schema=schema)
+
+    @contextlib.asynccontextmanager
+    async def in_postgres() -> AsyncIterator[Any]:
+        async with pool.acquire() as c, c.transaction():
+            yield c
+
+    async def emit(tx: Any, messages: list[Envelope]) -> int:
+        return await outbox.add(tx, messages, schema=schema)
+
+    async def postgres_outbox() -> list[uuid.UUID]:
+        return [
+            r["message_id"] for r in await pool.fetch("SELECT message_id FROM outbox ORDER BY id")
+        ]
+
+    try:
+        yield Pair(postgres, in_postgres, emit, postgres_outbox)
+    finally:
+        await pool.close()
+        conn = await asyncpg.connect(db_settings.url)
+        try:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
+def run(kitchen: str = "prod", variation: str = "prod", **kw: Any) -> RunState:
+    return RunState(
+        order_run_id=uuid.uuid4(),
+        domain="a",
+        recipe="r",
+        variation=variation,
+        kitchen=kitchen,
+        **kw,
+    )
+
+
+async def test_the_inbox_takes_each_message_once_per_consumer(pair: Pair) -> None:
+    s, m, other = pair.store, uuid.uuid4(), uuid.uuid4()
+    async with pair.transaction() as tx:
+        assert await s.claim(tx, "c", m)
+        assert not await s.claim(tx, "c", m)
+    async with pair.transaction() as tx:
+        assert not await s.claim(tx, "c", m)
+        assert await s.claim(tx, "d", m), "another consumer's inbox is its own"
+        assert await s.claim_many(tx, "c", [m, other, other]) == {other}
+
+
+async def test_a_failed_transaction_leaves_nothing(pair: Pair) -> None:
+    s, m, state = pair.store, uuid.uuid4(), run()
+    with pytest.raises(RuntimeError):
+        async with pair.transaction() as tx:
+            await s.claim(tx, "c", m)
+            await s.insert_run(tx, state, RECIPE, "k")
+            raise RuntimeError("boom")
+    async with pair.transaction() as tx:
+        assert await s.claim(tx, "c", m)
+        assert await s.run_for_update(tx, state.order_run_id) is None
+
+
+async def test_the_outbox_keeps_order_and_drops_what_rolled_back(pair: Pair) -> None:
+    m1, m2, lost, m3 = (CancelOrderRun(order_run_id=uuid.uuid4()) for _ in range(4))
+    async with pair.transaction() as tx:
+        assert await pair.emit(tx, [m1, m2]) == 2
+    with pytest.raises(RuntimeError):
+        async with pair.transaction() as tx:
+            await pair.emit(tx, [lost])
+            raise RuntimeError("boom")
+    async with pair.transaction() as tx:
+        await pair.emit(tx, [m3])
+    assert await pair.queued() == [m1.message_id, m2.message_id, m3.message_id]
+
+
+async def test_a_trigger_answers_each_upstream_message_once(pair: Pair) -> None:
+    s, upstream = pair.store, uuid.uuid4()
+    async with pair.transaction() as tx:
+        assert await s.record_firing(tx, "b/f#0", upstream, uuid.uuid4(), "started")
+        await s.refuse_firing(tx, "b/f#0", upstream, "params")
+    async with pair.transaction() as tx:
+        assert not await s.record_firing(tx, "b/f#0", upstream, uuid.uuid4(), "started")
+        assert await s.record_firing(tx, "b/f#1", upstream, uuid.uuid4(), "started")
+
+
+async def test_run_once_keys_hold_per_domain_recipe_and_kitchen(pair: Pair) -> None:
+    s, first = pair.store, run()
+    async with pair.transaction() as tx:
+        assert await s.insert_run(tx, first, RECIPE, "k")
+        assert not await s.insert_run(tx, first, RECIPE, None), "the same id"
+        assert not await s.insert_run(tx, run(), RECIPE, "k")
+        assert await s.insert_run(tx, run(kitchen="dev"), RECIPE, "k")
+        assert await s.insert_run(tx, run(), RECIPE, None)
+        assert await s.insert_run(tx, run(), RECIPE, None), "no key, no limit"
+        assert await s.run_of_key(tx, "a", "r", "prod", "k") == (first.order_run_id, "queued")
+        assert await s.run_of_key(tx, "a", "r", "prod", "other") is None
+
+
+async def test_runs_are_saved_and_listed_oldest_first_per_variation_and_phase(pair: Pair) -> None:
+    s = pair.store
+    one, two, elsewhere = run(), run(), run(variation="canary")
+    async with pair.transaction() as tx:
+        for state in (one, two, elsewhere):
+            await s.insert_run(tx, state, RECIPE, None)
+    async with pair.transaction() as tx:
+        running = one.model_copy(update={"phase": RunPhase.RUNNING})
+        await s.save_runs(tx, [running])
+        loaded = await s.run_for_update(tx, one.order_run_id)
+        assert loaded is not None
+        assert loaded[0] == running
+        assert loaded[1] == RECIPE
+        assert await s.open_runs(tx, "a", "r", "prod", "running") == [one.order_run_id]
+        assert await s.open_runs(tx, "a", "r", "prod", "queued") == [two.order_run_id]
+        found = await s.runs_for_update(tx, [two.order_run_id, uuid.uuid4(), one.order_run_id])
+        assert set(found) == {one.order_run_id, two.order_run_id}
+
+
+async def test_timers_last_change_wins_and_leases_wait_for_the_read_marks(pair: Pair) -> None:
+    s, state = pair.store, run()
+    async with pair.transaction() as tx:
+        await s.insert_run(tx, state, RECIPE, None)
+        await s.apply_timers(
+            tx,
+            state.order_run_id,
+            [
+                SetTimer("lease", "x", 1, T0),
+                SetTimer("lease", "x", 2, T0 + timedelta(seconds=10)),
+                SetTimer("step_timeout", "x", 1, T0),
+                ClearTimer("step_timeout", "x"),
+                SetTimer("retry", "x", 1, T0 + timedelta(seconds=5)),
+            ],
+        )
+        await s.expect_marks(tx, {0, 1})
+    async with pair.transaction() as tx:
+        later = T0 + timedelta(hours=1)
+        assert await s.claim_due_timer(tx, T0) is None
+        assert await s.claim_due_timer(tx, later) == (state.order_run_id, "retry", "x", 1)
+        assert await s.claim_due_timer(tx, later) is None, "the lease waits for every partition"
+        await s.save_marks(tx, {0: later})
+        await s.save_marks(tx, {1: T0 + timedelta(seconds=10), 0: T0})  # 0 never goes back
+        assert await s.claim_due_timer(tx, later) == (state.order_run_id, "lease", "x", 2)
+        assert await s.claim_due_timer(tx, later) is None
+
+
+async def test_join_windows_round_trip_and_expire_once(pair: Pair) -> None:
+    s, m = pair.store, uuid.uuid4()
+    window = JoinWindow(uuid.uuid4(), T0, T0 + timedelta(minutes=5), {0: Arrival(m, None)})
+    async with pair.transaction() as tx:
+        await s.save_join_window(tx, "t", "prod", "d1", window)
+        assert await s.join_window(tx, "t", "prod", "d1") == window
+        assert await s.join_window(tx, "t", "prod", "d2") is None
+        assert await s.claim_expired_window(tx, T0) is None
+        expired = await s.claim_expired_window(tx, T0 + timedelta(minutes=5))
+        assert expired == ("t", "prod", "d1", window)
+        assert await s.claim_expired_window(tx, T0 + timedelta(minutes=5)) is None
+
+
+async def test_a_cron_fire_time_starts_one_run(pair: Pair) -> None:
+    s, hour = pair.store, timedelta(hours=1)
+    async with pair.transaction() as tx:
+        assert await s.last_fire(tx, "sch") is None
+        assert await s.record_fires(tx, "sch", [T0, T0 + hour])
+        assert not await s.record_fires(tx, "sch", [T0 + hour])
+        assert await s.claim_fire(tx, "sch", T0 + 2 * hour, uuid.uuid4())
+        assert not await s.claim_fire(tx, "sch", T0 + 2 * hour, uuid.uuid4())
+        assert await s.last_fire(tx, "sch") == T0 + 2 * hour

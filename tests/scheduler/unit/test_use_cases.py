@@ -1,0 +1,238 @@
+"""The scheduler's use cases on the fake store: runs, dedup, triggers, joins, limits, timers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sous_contracts.backfills import BackfillRange, BackfillUpdated, StartBackfill
+from sous_contracts.common import RunStatus, StepStatus
+from sous_contracts.runs import (
+    CancelOrderRun,
+    DomainRunCompleted,
+    JoinWindowExpired,
+    OrderRunDeduplicated,
+    OrderRunFinished,
+    OrderRunQueued,
+    OrderRunStarted,
+)
+from sous_contracts.steps import ExecuteStep, StepEventsMark
+from sous_scheduler.schedules import Schedules
+from tests.scheduler.integration.conftest import recipe
+from tests.scheduler.world import NOOP, T0, World, answers, start
+
+CHAIN = recipe("a", "chain", {"one": NOOP, "two": {**NOOP, "needs": ["one"]}})
+
+REVENUE = recipe(
+    "finance",
+    "revenue",
+    {"load": NOOP},
+    params={"day": {"required": True}},
+    triggers=[
+        {
+            "name": "by-day",
+            "all": [{"domain": "sales"}, {"domain": "payments"}],
+            "key": "${event.params.day}",
+            "within": "10m",
+            "params": {"day": "${key}"},
+            "variation": "prod",
+        }
+    ],
+)
+
+
+async def finish(world: World, cmd: ExecuteStep, status: StepStatus = StepStatus.SUCCEEDED) -> None:
+    await world.scheduler.on_run_events(list(answers(cmd, status)))
+
+
+async def test_a_run_dispatches_its_steps_in_order_and_ends_once() -> None:
+    world = World()
+    await world.apply(CHAIN)
+    cmd = start("a", "chain")
+    await world.scheduler.start(cmd)
+    [one] = world.sent(ExecuteStep, cmd.order_run_id)
+    assert one.step == "one"
+    await finish(world, one)
+    [_, two] = world.sent(ExecuteStep, cmd.order_run_id)
+    assert two.step == "two"
+    await finish(world, two)
+    await finish(world, two)  # redelivered answers change nothing
+    [done] = world.sent(OrderRunFinished, cmd.order_run_id)
+    assert done.status is RunStatus.SUCCEEDED
+    assert len(world.sent(ExecuteStep)) == 2
+
+
+async def test_a_duplicate_command_starts_nothing_twice() -> None:
+    world = World()
+    await world.apply(CHAIN)
+    cmd = start("a", "chain")
+    await world.scheduler.start(cmd)
+    await world.scheduler.start(cmd)
+    assert len(world.sent(OrderRunStarted)) == 1
+    assert len(world.sent(ExecuteStep)) == 1
+
+
+async def test_a_repeated_idempotency_key_answers_with_the_first_run() -> None:
+    world = World()
+    await world.apply(CHAIN)
+    first, again = (
+        start("a", "chain", idempotency_key="k1"),
+        start("a", "chain", idempotency_key="k1"),
+    )
+    await world.scheduler.start(first)
+    await world.scheduler.start(again)
+    [dedup] = world.sent(OrderRunDeduplicated)
+    assert dedup.order_run_id == again.order_run_id
+    assert dedup.existing_order_run_id == first.order_run_id
+    assert [s.order_run_id for s in world.sent(OrderRunStarted)] == [first.order_run_id]
+
+
+async def test_a_completion_triggers_its_downstream_run_once_even_when_redelivered() -> None:
+    world = World()
+    follow = recipe(
+        "b", "follow", {"x": NOOP}, triggers=[{"on": {"domain": "a"}, "variation": "prod"}]
+    )
+    await world.apply(CHAIN, follow)
+    cmd = start("a", "chain")
+    await world.scheduler.start(cmd)
+    for _ in range(2):
+        await finish(world, world.sent(ExecuteStep, cmd.order_run_id)[-1])
+    [completed] = world.sent(DomainRunCompleted, cmd.order_run_id)
+    await world.triggers.on_completed(completed)
+    await world.triggers.on_completed(completed)
+    # A second replica that saw it under another inbox still starts nothing twice.
+    world.host.group_id = "another-consumer"
+    await world.triggers.on_completed(completed)
+    made = [*world.sent(OrderRunStarted), *world.sent(OrderRunQueued)]
+    assert len({m.order_run_id for m in made if m.domain == "b"}) == 1
+
+
+def _done(domain: str, day: str) -> DomainRunCompleted:
+    return DomainRunCompleted(
+        domain=domain,
+        recipe="make",
+        variation="prod",
+        kitchen="prod",
+        status=RunStatus.SUCCEEDED,
+        order_run_id=uuid.uuid4(),
+        params={"day": day},
+    )
+
+
+async def test_a_keyed_join_fires_once_per_key_when_both_sides_arrived() -> None:
+    world = World()
+    await world.apply(REVENUE)
+    await world.triggers.on_completed(_done("sales", "d1"))
+    await world.triggers.on_completed(_done("payments", "d2"))
+    assert world.sent(OrderRunStarted) == []
+    closing = _done("payments", "d1")
+    await world.triggers.on_completed(closing)
+    await world.triggers.on_completed(closing)
+    [run] = world.sent(OrderRunStarted)
+    assert run.params["day"] == "d1"
+
+
+async def test_a_freed_slot_goes_to_exactly_one_queued_run() -> None:
+    world = World()
+    limited = recipe("a", "slow", {"one": NOOP}, concurrency={"limit": 1, "policy": "queue"})
+    await world.apply(limited)
+    first, second, third = start("a", "slow"), start("a", "slow"), start("a", "slow")
+    for cmd in (first, second, third):
+        await world.scheduler.start(cmd)
+    assert [q.order_run_id for q in world.sent(OrderRunQueued)] == [
+        second.order_run_id,
+        third.order_run_id,
+    ]
+    await finish(world, world.sent(ExecuteStep, first.order_run_id)[0])
+    started = [s.order_run_id for s in world.sent(OrderRunStarted)]
+    assert started == [first.order_run_id, second.order_run_id]
+
+
+async def test_cancel_ends_the_run_and_a_late_answer_changes_nothing() -> None:
+    world = World()
+    await world.apply(CHAIN)
+    cmd = start("a", "chain")
+    await world.scheduler.start(cmd)
+    [one] = world.sent(ExecuteStep, cmd.order_run_id)
+    await world.scheduler.cancel(CancelOrderRun(order_run_id=cmd.order_run_id, reason="stop"))
+    await finish(world, one)
+    [done] = world.sent(OrderRunFinished, cmd.order_run_id)
+    assert done.status is RunStatus.CANCELLED
+    assert len(world.sent(ExecuteStep)) == 1
+
+
+async def test_a_lease_expires_only_once_the_step_events_are_read_past_it() -> None:
+    world = World()
+    retried = recipe("a", "r", {"one": {**NOOP, "retries": {"max": 1, "backoff": "1s"}}})
+    await world.apply(retried)
+    cmd = start("a", "r")
+    await world.scheduler.start(cmd)
+    [first] = world.sent(ExecuteStep, cmd.order_run_id)
+    await world.scheduler.on_run_events([answers(first)[0]])  # started, then silence
+    await world.scheduler.mark_step_events()
+    world.later(3600)
+    assert await world.scheduler.fire_due_timers() == 0, "no partition is read past the lease"
+    mark = StepEventsMark(producer="scheduler", partition=0, occurred_at=world.now)
+    await world.scheduler.on_run_events([mark])
+    while await world.scheduler.fire_due_timers():  # lease, then the retry's backoff
+        world.later(5)
+    attempts = [e.attempt for e in world.sent(ExecuteStep, cmd.order_run_id)]
+    assert attempts == [1, 2]
+
+
+async def test_a_backfill_runs_at_most_its_concurrency_at_once() -> None:
+    world = World()
+    daily = recipe(
+        "a", "daily", {"load": NOOP}, params={"day": {"required": True}}, concurrency={"limit": 50}
+    )
+    await world.apply(daily)
+    cmd = StartBackfill(
+        backfill_id=uuid.uuid4(),
+        domain="a",
+        recipe="daily",
+        variation="prod",
+        range=BackfillRange(param="day", start="2026-11-01", end="2026-11-05"),
+        concurrency=2,
+    )
+    await world.backfills.handle(cmd)
+    await world.backfills.handle(cmd)
+    most = 0
+    while (running := _running(world)) and len(world.sent(OrderRunFinished)) < 5:
+        most = max(most, len(running))
+        await finish(world, world.sent(ExecuteStep, running[0])[-1])
+        ends = world.sent(OrderRunFinished, running[0])
+        await world.backfills.on_run_ends(ends)
+        await world.backfills.on_run_ends(ends)
+    assert most == 2
+    assert len(world.sent(OrderRunStarted)) == 5
+    assert world.sent(BackfillUpdated)[-1].status.value == "succeeded"
+
+
+def _running(world: World) -> list[uuid.UUID]:
+    ended = {f.order_run_id for f in world.sent(OrderRunFinished)}
+    return [s.order_run_id for s in world.sent(OrderRunStarted) if s.order_run_id not in ended]
+
+
+async def test_a_cron_fire_time_starts_one_run_across_two_replicas() -> None:
+    one = World()
+    two = World(tables=one.tables)  # a second replica on the same tables
+    every_hour = {"prod": {"kitchen": "prod", "schedule": "0 * * * *"}}
+    await one.apply(recipe("a", "h", {"x": NOOP}, variations=every_hour))
+    for hour in range(2):
+        for world in (one, two):
+            world.now = T0 + timedelta(hours=hour)  # on the fire time
+            await Schedules(world.scheduler).tick()
+        made = {m.order_run_id for m in [*one.sent(OrderRunStarted), *one.sent(OrderRunQueued)]}
+        assert len(made) == hour + 1
+
+
+async def test_a_keyed_window_that_ends_half_joined_is_published_once() -> None:
+    world = World()
+    await world.apply(REVENUE)
+    await world.triggers.on_completed(_done("sales", "d1"))
+    world.later(601)
+    assert await world.triggers.expire_windows() == 1
+    assert await world.triggers.expire_windows() == 0
+    [expired] = world.sent(JoinWindowExpired)
+    assert expired.key == "d1"
+    assert world.sent(OrderRunStarted) == []
