@@ -65,7 +65,8 @@ async def _impact(
         "source": source,
         "runs": downstream,
         "owners": sorted({n["domain"] for n in downstream if n.get("domain")}),
-        "datasets": await rows.datasets_written(conn, ids),
+        # What the bad data may have reached: the source run's writes and every one below it.
+        "datasets": await rows.datasets_written(conn, [run_id, *ids]),
     }
 
 

@@ -240,6 +240,7 @@ def _run_fields(event: RunEvent) -> dict[str, Any]:
             "reason": event.reason,
             "outputs": event.outputs.model_dump(mode="json"),
             "tests": event.tests.model_dump(mode="json"),
+            "datasets": [d.model_dump(mode="json") for d in event.datasets],
             "finished_at": event.occurred_at,
         }
     else:

@@ -22,7 +22,7 @@ def _recipe(name: str, after: str | None = None) -> str:
     spec: dict = {
         "recipe": name,
         "variations": {"prod": {"kitchen": "prod"}},
-        "steps": {"load": {"run": {"kind": "noop"}}},
+        "steps": {"load": {"run": {"kind": "noop"}, "outputs": [f"mesh.{name}"]}},
     }
     if after is not None:
         domain, recipe = after.split("/")
@@ -140,6 +140,13 @@ async def test_lineage_and_impact_of_a_trigger_chain(registry, kafka_settings, s
     assert [x["order_run_id"] for x in impact["runs"]] == [finance_id, marketing_id]
     assert impact["owners"] == ["finance", "marketing"]
     assert impact["source"]["test"] == "late_rows"
+    # What the warned data may have reached: what payments wrote, and everything below it.
+    written = {(d["uri"], d["order_run_id"], d["step"]) for d in impact["datasets"]}
+    assert written == {
+        ("mesh.settle", payments_id, "load"),
+        ("mesh.revenue", finance_id, "load"),
+        ("mesh.campaign", marketing_id, "load"),
+    }
     assert control_id not in json.dumps(impact)
     r = await registry.client.get(f"/v1/impact/runs/{control_id}")
     assert (r.status_code, r.json()["runs"]) == (200, [])

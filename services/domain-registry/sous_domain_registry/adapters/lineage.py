@@ -92,16 +92,28 @@ async def test_result(conn: AnyConnection, result_id: uuid.UUID) -> dict[str, An
 async def datasets_written(conn: AnyConnection, run_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
     """Return the datasets these runs wrote: what impact lists besides the runs.
 
-    Today: the dataset refs in each run's outputs. When steps declare their datasets (inputs
-    and outputs), extend this one query with them; impact needs nothing else.
+    A step's declared (and reported) outputs, when the step ran (not skipped or cancelled
+    before it started), plus the dataset refs a run published in its outputs.
     """
     rows = await conn.fetch(
-        "SELECT r.order_run_id, r.domain, d.value::text AS dataset FROM runs r,"
+        "SELECT r.order_run_id, r.domain, s.value->>'step' AS step, o.value AS uri"
+        " FROM runs r, jsonb_array_elements(r.datasets) AS s(value),"
+        " jsonb_array_elements_text(coalesce(s.value->'outputs', '[]'::jsonb)) AS o(value)"
+        " WHERE r.order_run_id = ANY($1::uuid[])"
+        " AND s.value->>'status' IN ('succeeded', 'failed', 'lost')"
+        " UNION"
+        " SELECT r.order_run_id, r.domain, NULL, d.value->>'uri' FROM runs r,"
         " jsonb_array_elements(coalesce(r.outputs->'datasets', '[]'::jsonb)) AS d(value)"
-        " WHERE r.order_run_id = ANY($1::uuid[])",
+        " WHERE r.order_run_id = ANY($1::uuid[]) AND d.value->>'uri' IS NOT NULL"
+        " ORDER BY 1, 4",
         run_ids,
     )
     return [
-        {"order_run_id": r["order_run_id"], "domain": r["domain"], **json.loads(r["dataset"])}
+        {
+            "order_run_id": r["order_run_id"],
+            "domain": r["domain"],
+            "step": r["step"],
+            "uri": r["uri"],
+        }
         for r in rows
     ]

@@ -11,7 +11,7 @@ from sous_common.db import AnyConnection
 from sous_contracts.runs import OrderRunDeduplicated
 from sous_domain_registry.domain.entities import Entity
 
-JSON_COLUMNS = ("params", "outputs", "tests", "cause")
+JSON_COLUMNS = ("params", "outputs", "tests", "cause", "datasets")
 """Columns of `runs` held as JSON."""
 
 
