@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
+from sous.infra.procs import free_ports
 from sous_common.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,13 +29,6 @@ SCHEMAS = {
     "SOUS_CONSOLE_DB_SCHEMA": "con",
 }
 """Each service's schema setting, and the start of the schema name a stack gives it."""
-
-
-def free_port() -> int:
-    """A port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @asynccontextmanager
@@ -91,7 +84,7 @@ async def sous_up(
     schemas afterwards. `env` adds to the environment it runs with (tracing, say)."""
     suffix = uuid.uuid4().hex[:8]
     schemas = {setting: f"{start}_{suffix}" for setting, start in SCHEMAS.items()}
-    port = free_port()
+    port, console_port = free_ports(2)
     registry = f"http://127.0.0.1:{port}"
     full = {
         **os.environ,
@@ -103,7 +96,7 @@ async def sous_up(
         "SOUS_RUN_DIR": str(folder),
         "SOUS_REGISTRY_URL": registry,
         "SOUS_DOMAIN_REGISTRY_PORT": str(port),
-        "SOUS_CONSOLE_PORT": str(free_port()),
+        "SOUS_CONSOLE_PORT": str(console_port),
         **env,
     }
     up = await asyncio.create_subprocess_exec(

@@ -37,11 +37,7 @@ async def start_backfill(body: StartBackfillBody, rt: Rt, who: Caller) -> Backfi
         with not_found_as_404():
             backfill_id, count = await backfills.start_backfill(
                 rt,
-                domain=body.domain,
-                recipe=body.recipe,
-                variation=body.variation,
-                kitchen=body.kitchen,
-                params=body.params,
+                **body.target(),
                 range_=body.range,
                 concurrency=body.concurrency,
                 downstream=body.downstream,

@@ -39,14 +39,7 @@ async def start_run(body: StartRun, rt: Rt, who: Caller) -> RunAccepted:
     require(who, "run", body.domain)
     with not_found_as_404():
         run_id = await runs.start_run(
-            rt,
-            domain=body.domain,
-            recipe=body.recipe,
-            variation=body.variation,
-            kitchen=body.kitchen,
-            params=body.params,
-            principal=who.name,
-            idempotency_key=body.idempotency_key,
+            rt, **body.target(), principal=who.name, idempotency_key=body.idempotency_key
         )
     return RunAccepted(order_run_id=run_id)
 
