@@ -18,6 +18,7 @@ import asyncpg
 
 from sous.infra.procs import free_ports
 from sous_common.settings import KafkaSettings
+from tests.scheduler.processes import stop
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,12 +120,7 @@ async def sous_up(
                 said.append(line)
         yield Up(full, "".join(said), folder, registry)
     finally:
-        if up.returncode is None:
-            up.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(up.wait(), 60)
-            except TimeoutError:
-                up.kill()
+        await stop(up, signal.SIGINT, 60)  # as Ctrl-C stops it
         admin = await asyncpg.connect(database_url)
         try:
             for schema in schemas.values():
