@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sous_contracts.backfills import (
     BackfillCounts,
@@ -60,6 +61,9 @@ STEP = uuid.UUID("01890a5d-ac96-774b-bcce-b302099a8058")
 SUITE = uuid.UUID("01890a5d-ac96-774b-bcce-b302099a8059")
 BACKFILL = uuid.UUID("01890a5d-ac96-774b-bcce-b302099a805a")
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+M = TypeVar("M", bound=Envelope)
 
 
 def _env(n: int) -> dict[str, object]:
@@ -307,3 +311,12 @@ def sample_messages() -> list[Envelope]:
             reason="monitor finance/revenue on finance.revenue failed (one_row_per_day)",
         ),
     ]
+
+
+def sample_of(kind: type[M], **changes: Any) -> M:
+    """Return the sample of message type `kind` as a new message, `changes` applied.
+
+    The copy has a fresh `message_id` (consumers deduplicate on it) and is validated.
+    """
+    found = next(m for m in sample_messages() if isinstance(m, kind))
+    return kind.model_validate({**found.model_dump(exclude={"message_id"}), **changes})

@@ -9,10 +9,8 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import uuid
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -24,28 +22,9 @@ from tests.scheduler.integration.test_openlineage import lineage_of
 from tests.scheduler.integration.test_runs import finished, run_events
 from tests.scheduler.openlineage import problems
 from tests.scheduler.standins import send
+from tests.sous_up import sous_up
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e, pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def warehouse(servers):
-    """A database of its own for the examples' data."""
-    name = f"e2e_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(servers.database_url)
-    await admin.execute(f"CREATE DATABASE {name}")
-    dsn = servers.database_url.rsplit("/", 1)[0] + f"/{name}"
-    yield dsn
-    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    await admin.close()
 
 
 async def dataset_view(env: dict[str, str], name: str) -> dict:
@@ -72,41 +51,8 @@ async def dataset_view(env: dict[str, str], name: str) -> dict:
 async def test_up_runs_the_mesh_and_survives_a_killed_scheduler(
     kafka_settings, servers, warehouse, tmp_path
 ) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    port = free_port()
-    env = {
-        **os.environ,
-        "SOUS_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
-        "SOUS_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
-        "SOUS_DATABASE_URL": servers.database_url,
-        "SOUS_WAREHOUSE_DSN": warehouse,
-        "SOUS_RUN_DIR": str(tmp_path),
-        "SOUS_REGISTRY_URL": f"http://127.0.0.1:{port}",
-        "SOUS_DOMAIN_REGISTRY_PORT": str(port),
-        "SOUS_DOMAIN_REGISTRY_SCHEMA_NAME": f"reg_{suffix}",
-        "SOUS_SCHEDULER_SCHEMA_NAME": f"sch_{suffix}",
-        "SOUS_EXECUTOR_SCHEMA_NAME": f"exe_{suffix}",
-        "SOUS_TEST_RUNNER_DB_SCHEMA": f"tst_{suffix}",
-    }
-    up = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sous.cli",
-        "up",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert up.stdout is not None
-    said: list[str] = []
-    try:
-        async with asyncio.timeout(120):
-            while not any("Ctrl-C here stops" in line for line in said):
-                line = (await up.stdout.readline()).decode()
-                assert line, "sous up ended early:\n" + "".join(said)
-                said.append(line)
-        text = "".join(said)
+    async with sous_up(servers.database_url, kafka_settings, warehouse, tmp_path) as up:
+        text = up.said
         assert "14 entities changed" in text
         assert "finance/revenue follows" in text
         assert "ops endpoints (/healthz /readyz /metrics)" in text
@@ -136,8 +82,7 @@ async def test_up_runs_the_mesh_and_survives_a_killed_scheduler(
             told = await lineage_of(kafka_settings, e.order_run_id, 60)
             assert (told[0]["eventType"], told[-1]["eventType"]) == ("START", "COMPLETE")
             assert [problems(x) for x in told] == [[]] * len(told)
-        token = (tmp_path / "stack" / "token").read_text().strip()
-        view = await dataset_view(env | {"SOUS_TOKEN": token}, "finance_dev.revenue")
+        view = await dataset_view(up.env | {"SOUS_TOKEN": up.token}, "finance_dev.revenue")
         assert [(w["domain"], w["step"]) for w in view["writers"]] == [("finance", "revenue")]
         assert sorted((r["domain"], r["step"]) for r in view["readers"]) == [
             ("finance", "publish__snapshot"),  # the publish_table ingredient copies it
@@ -218,14 +163,3 @@ async def test_up_runs_the_mesh_and_survives_a_killed_scheduler(
         )
         assert all(isinstance(e, DomainRunCompleted) for e in completions)
         assert {e.domain for e in completions} >= {"sales", "payments", "finance", "marketing"}
-    finally:
-        if up.returncode is None:
-            up.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(up.wait(), 60)
-            except TimeoutError:
-                up.kill()
-        for schema in ("reg", "sch", "exe", "tst"):
-            admin = await asyncpg.connect(servers.database_url)
-            await admin.execute(f"DROP SCHEMA IF EXISTS {schema}_{suffix} CASCADE")
-            await admin.close()

@@ -6,20 +6,16 @@ triggers are one trace whose spans come from the registry, scheduler, executor a
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 import uuid
 from collections import Counter
 
-import asyncpg
 import httpx
 import pytest
 
 from sous_contracts.common import RunStatus
-from tests.e2e.test_stack import ROOT, free_port, warehouse  # noqa: F401 (a fixture)
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.scheduler.integration.test_runs import finished, run_events
+from tests.sous_up import sous_up
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e, pytest.mark.slow]
 
@@ -44,56 +40,26 @@ async def _spans_until(receiver: OtlpReceiver, ready, timeout: float) -> list[Re
 async def test_one_run_and_its_downstream_run_are_one_trace(
     kafka_settings,
     servers,
-    warehouse,  # noqa: F811 (the fixture imported above)
+    warehouse,
     tmp_path,
 ) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    port = free_port()
     with OtlpReceiver() as receiver:
-        env = {
-            **os.environ,
-            "SOUS_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
-            "SOUS_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
-            "SOUS_DATABASE_URL": servers.database_url,
-            "SOUS_WAREHOUSE_DSN": warehouse,
-            "SOUS_RUN_DIR": str(tmp_path),
-            "SOUS_REGISTRY_URL": f"http://127.0.0.1:{port}",
-            "SOUS_DOMAIN_REGISTRY_PORT": str(port),
-            "SOUS_DOMAIN_REGISTRY_SCHEMA_NAME": f"reg_{suffix}",
-            "SOUS_SCHEDULER_SCHEMA_NAME": f"sch_{suffix}",
-            "SOUS_EXECUTOR_SCHEMA_NAME": f"exe_{suffix}",
-            "SOUS_TEST_RUNNER_DB_SCHEMA": f"tst_{suffix}",
+        tracing = {
             "OTEL_TRACES_EXPORTER": "otlp",
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
-        up = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "sous.cli",
-            "up",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        assert up.stdout is not None
-        said: list[str] = []
-        try:
-            async with asyncio.timeout(120):
-                while not any("Ctrl-C here stops" in line for line in said):
-                    line = (await up.stdout.readline()).decode()
-                    assert line, "sous up ended early:\n" + "".join(said)
-                    said.append(line)
+        async with sous_up(
+            servers.database_url, kafka_settings, warehouse, tmp_path, env=tracing
+        ) as up:
             # The examples' own runs first, so the runs below are told apart from them.
             events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 4, 120)
             before = {e.order_run_id for e in finished(events)}
 
-            token = (tmp_path / "stack" / "token").read_text().strip()
             started = {}
             async with httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{port}",
-                headers={"Authorization": f"Bearer {token}"},
+                base_url=up.registry,
+                headers={"Authorization": f"Bearer {up.token}"},
                 timeout=10,
             ) as client:
                 for domain, recipe in (("sales", "daily"), ("payments", "settle")):
@@ -170,14 +136,3 @@ async def test_one_run_and_its_downstream_run_are_one_trace(
                 ("sous-test-runner", "publish TestSuiteFinished"),
             ]:
                 assert (service, name) in names, (service, name)
-        finally:
-            if up.returncode is None:
-                up.send_signal(signal.SIGINT)
-                try:
-                    await asyncio.wait_for(up.wait(), 60)
-                except TimeoutError:
-                    up.kill()
-            for schema in ("reg", "sch", "exe", "tst"):
-                admin = await asyncpg.connect(servers.database_url)
-                await admin.execute(f"DROP SCHEMA IF EXISTS {schema}_{suffix} CASCADE")
-                await admin.close()

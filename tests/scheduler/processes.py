@@ -49,12 +49,14 @@ def logged(log: Path, event: str) -> int:
     return sum(json.loads(line).get("event") == event for line in lines if line.startswith("{"))
 
 
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    """Stop a replica (SIGTERM, then SIGKILL after a deadline)."""
+async def stop(
+    proc: asyncio.subprocess.Process, signum: int = signal.SIGTERM, deadline: float = 20
+) -> None:
+    """Stop a process (`signum`, then SIGKILL after `deadline` seconds)."""
     if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         try:
-            await asyncio.wait_for(proc.wait(), 20)
+            await asyncio.wait_for(proc.wait(), deadline)
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -17,8 +17,7 @@ from sous_contracts.backfills import (
     expand,
 )
 from sous_domain_registry.adapters import backfills as rows
-from sous_domain_registry.adapters import store
-from sous_domain_registry.runs import PRODUCER, target_kitchen
+from sous_domain_registry.runs import PRODUCER, queue, target_kitchen
 
 
 async def start_backfill(
@@ -42,7 +41,7 @@ async def start_backfill(
     """
     count = len(expand(range_))
     backfill_id = uuid.uuid4()
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.transaction() as conn:
         kitchen = await target_kitchen(conn, domain, recipe, variation, kitchen)
         command = StartBackfill(
             backfill_id=backfill_id,
@@ -58,9 +57,8 @@ async def start_backfill(
             producer=PRODUCER,
         )
         await rows.requested(conn, command, kitchen)
-        await rt.emit(conn, [command])
         details = {"backfill": str(backfill_id), "range": range_.text(), "partitions": count}
-        await store.audit(conn, principal, "backfill.start", f"{domain}/{recipe}", details)
+        await queue(rt, conn, command, principal, "backfill.start", f"{domain}/{recipe}", details)
     return backfill_id, count
 
 
@@ -74,10 +72,9 @@ async def command_backfill(
     rt: Runtime, command: CancelBackfill | RetryBackfill, *, principal: str
 ) -> None:
     """Queue a CancelBackfill or RetryBackfill in the outbox."""
-    async with rt.pool.acquire() as conn, conn.transaction():
-        await rt.emit(conn, [command])
-        action = "backfill.cancel" if isinstance(command, CancelBackfill) else "backfill.retry"
-        await store.audit(conn, principal, action, str(command.backfill_id), {})
+    action = "backfill.cancel" if isinstance(command, CancelBackfill) else "backfill.retry"
+    async with rt.transaction() as conn:
+        await queue(rt, conn, command, principal, action, str(command.backfill_id), {})
 
 
 async def on_backfill_event(

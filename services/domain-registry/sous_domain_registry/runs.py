@@ -7,6 +7,7 @@ from typing import Any
 
 from sous_common import inbox
 from sous_common.runtime import Runtime
+from sous_contracts.envelope import Envelope
 from sous_contracts.runs import (
     CancelOrderRun,
     DomainRunCompleted,
@@ -103,9 +104,24 @@ async def start_run(
             requested_by=principal,
             idempotency_key=idempotency_key,
         )
-        await rt.emit(conn, [command])
-        await store.audit(conn, principal, "run.start", f"{domain}/{recipe}", {"run": str(run_id)})
+        await queue(
+            rt, conn, command, principal, "run.start", f"{domain}/{recipe}", {"run": str(run_id)}
+        )
     return run_id
+
+
+async def queue(
+    rt: Runtime,
+    conn: Any,
+    command: Envelope,
+    principal: str,
+    action: str,
+    target: str,
+    details: dict[str, Any],
+) -> None:
+    """Queue a command in the outbox and audit who asked for it, in the caller's transaction."""
+    await rt.emit(conn, [command])
+    await store.audit(conn, principal, action, target, details)
 
 
 async def target_kitchen(
@@ -164,8 +180,7 @@ async def cancel_run(rt: Runtime, run_id: uuid.UUID, *, reason: str, principal: 
             producer=PRODUCER,
             correlation_id=run_id,
         )
-        await rt.emit(conn, [command])
-        await store.audit(conn, principal, "run.cancel", str(run_id), {"reason": reason})
+        await queue(rt, conn, command, principal, "run.cancel", str(run_id), {"reason": reason})
 
 
 async def publish_completion(rt: Runtime, event: DomainRunCompleted, *, principal: str) -> None:
@@ -173,13 +188,9 @@ async def publish_completion(rt: Runtime, event: DomainRunCompleted, *, principa
     async with rt.transaction() as conn:
         if await store.get(conn, f"domain:{event.domain}") is None:
             raise NotFoundError(f"unknown domain {event.domain!r}")
-        await rt.emit(conn, [event])
-        await store.audit(
-            conn,
-            principal,
-            "event.publish",
-            f"{event.domain}/{event.recipe}",
-            {"message_id": str(event.message_id), "status": event.status.value},
+        details = {"message_id": str(event.message_id), "status": event.status.value}
+        await queue(
+            rt, conn, event, principal, "event.publish", f"{event.domain}/{event.recipe}", details
         )
 
 

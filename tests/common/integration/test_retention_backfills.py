@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import pytest
@@ -17,13 +18,18 @@ from sous_console.adapters import retention as console_rules
 from sous_domain_registry.adapters import retention as registry_rules
 from sous_scheduler.adapters import retention as scheduler_rules
 from tests.common.integration import test_retention
-from tests.common.integration.test_retention import NEW, OLD, SETTINGS, _migrated_pool, seed_common
+from tests.common.integration.test_retention import (
+    CONSOLE,
+    NEW,
+    OLD,
+    REGISTRY,
+    SCHEDULER,
+    SETTINGS,
+    _migrated_pool,
+    seed_common,
+)
 
 pytestmark = pytest.mark.postgres
-
-SCHEDULER = ("scheduler", "sous_scheduler.migrations")
-REGISTRY = ("domain-registry", "sous_domain_registry.migrations")
-CONSOLE = ("console", "sous_console.migrations")
 
 service_pool = test_retention.service_pool
 """The fixture of the retention tests: a fresh schema migrated for one service."""
@@ -35,6 +41,34 @@ async def left(conn, table: str, key: str) -> set[uuid.UUID]:
     return {r[0] for r in await conn.fetch(f"SELECT DISTINCT {key} FROM {table}")}
 
 
+async def insert(conn, table: str, row: Mapping[str, object]) -> None:
+    places = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+    await conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({places})", *row.values())
+
+
+async def seed_backfill(
+    conn,
+    status: str,
+    at: datetime,
+    *states: str,
+    key: str = "backfill_id",
+    row: Mapping[str, object] = {},
+    partition: Callable[[int], Mapping[str, object]] = lambda _: {},
+) -> uuid.UUID:
+    """A backfill of sales/daily created at `at`, with a partition in each of `states`
+    (one in `status` when none); `key` names the id column, `row` and `partition` add the
+    columns a service's tables also require."""
+    backfill_id = uuid.uuid4()
+    base = {"domain": "sales", "recipe": "daily", "status": status}
+    await insert(
+        conn, "backfills", {key: backfill_id, **base, "created_at": at, "updated_at": at, **row}
+    )
+    for i, state in enumerate(states or (status,)):
+        part = {"backfill_id": backfill_id, "key": str(i), "state": state, **partition(i)}
+        await insert(conn, "backfill_partitions", part)
+    return backfill_id
+
+
 def purged(outcomes) -> dict[str, int]:
     return {o.name: o.rows for o in outcomes or [] if o.name == "backfills"}
 
@@ -44,26 +78,15 @@ async def test_scheduler_purges_old_finished_backfills_never_open_ones(
     service_pool, schema
 ) -> None:
     async def backfill(status: str, at: datetime, *states: str) -> uuid.UUID:
-        bf = uuid.uuid4()
-        await conn.execute(
-            "INSERT INTO backfills (id, domain, recipe, variation, kitchen, command,"
-            " concurrency, status, created_at, updated_at)"
-            " VALUES ($1, 'sales', 'daily', 'dev', 'dev', '{}', 1, $2, $3, $3)",
-            bf,
+        return await seed_backfill(
+            conn,
             status,
             at,
+            *states,
+            key="id",
+            row={"variation": "dev", "kitchen": "dev", "command": "{}", "concurrency": 1},
+            partition=lambda i: {"position": i, "value": json.dumps(i)},
         )
-        for i, state in enumerate(states or ("succeeded",)):
-            await conn.execute(
-                "INSERT INTO backfill_partitions (backfill_id, position, key, value, state)"
-                " VALUES ($1, $2, $3, $4::jsonb, $5)",
-                bf,
-                i,
-                str(i),
-                json.dumps(i),
-                state,
-            )
-        return bf
 
     async with service_pool.acquire() as conn:
         await seed_common(conn)
@@ -89,20 +112,7 @@ async def test_scheduler_purges_old_finished_backfills_never_open_ones(
 @pytest.mark.parametrize("service_pool", [REGISTRY], indirect=True)
 async def test_registry_purges_old_ended_backfills_of_its_read_model(service_pool, schema) -> None:
     async def backfill(status: str, at: datetime) -> uuid.UUID:
-        bf = uuid.uuid4()
-        await conn.execute(
-            "INSERT INTO backfills (backfill_id, domain, recipe, range, concurrency, status,"
-            " created_at, updated_at) VALUES ($1, 'sales', 'daily', '{}', 1, $2, $3, $3)",
-            bf,
-            status,
-            at,
-        )
-        await conn.execute(
-            "INSERT INTO backfill_partitions (backfill_id, key, state) VALUES ($1, 'k', $2)",
-            bf,
-            status,
-        )
-        return bf
+        return await seed_backfill(conn, status, at, row={"range": "{}", "concurrency": 1})
 
     async with service_pool.acquire() as conn:
         for status in ("succeeded", "failed", "cancelled", "rejected"):
@@ -126,26 +136,13 @@ async def test_registry_purges_old_ended_backfills_of_its_read_model(service_poo
 
 @pytest.mark.parametrize("service_pool", [CONSOLE], indirect=True)
 async def test_console_purges_old_ended_backfills_and_expired_joins(service_pool, schema) -> None:
-    async def backfill(status: str, at: datetime) -> uuid.UUID:
-        bf = uuid.uuid4()
-        await conn.execute(
-            "INSERT INTO backfills (backfill_id, domain, recipe, status, created_at, updated_at)"
-            " VALUES ($1, 'sales', 'daily', $2, $3, $3)",
-            bf,
-            status,
-            at,
-        )
-        await conn.execute(
-            "INSERT INTO backfill_partitions (backfill_id, key, state) VALUES ($1, 'k', $2)",
-            bf,
-            status,
-        )
-        return bf
-
     async with service_pool.acquire() as conn:
         for status in ("succeeded", "failed", "cancelled", "rejected"):
-            await backfill(status, OLD)
-        keep = {await backfill("succeeded", NEW), await backfill("running", OLD)}
+            await seed_backfill(conn, status, OLD)
+        keep = {
+            await seed_backfill(conn, "succeeded", NEW),
+            await seed_backfill(conn, "running", OLD),
+        }
         for at in (OLD, NEW):  # expired join windows are runs that ended
             await conn.execute(
                 "INSERT INTO runs (order_run_id, status, finished_at)"

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright
 
 from sous_common.settings import KafkaSettings
 from sous_common.topic_admin import delete_topics
-from tests.e2e.test_stack import ROOT, free_port
+from tests.sous_up import ROOT, sous_up, warehouse_database
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / ".run" / "console"
@@ -53,85 +48,26 @@ async def stack(servers, tmp_path_factory) -> AsyncIterator[Stack]:
     """`sous up` with the examples on topics and schemas of its own; stopped afterwards."""
     if not CHROMIUM.exists():  # noqa: ASYNC240 (once, before anything starts)
         pytest.fail("Debian's chromium is missing: `make sync` installs it (apt-get)")
-    suffix = uuid.uuid4().hex[:8]
-    prefix = f"t{suffix}."
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    kafka = KafkaSettings(bootstrap=servers.kafka_bootstrap, topic_prefix=prefix)
     folder = tmp_path_factory.mktemp("stack")
-    warehouse = f"e2e_{suffix}"
-    admin = await asyncpg.connect(servers.database_url)
-    await admin.execute(f"CREATE DATABASE {warehouse}")
-    await admin.close()
-    port, console_port = free_port(), free_port()
-    schemas = {
-        "SOUS_DOMAIN_REGISTRY_SCHEMA_NAME": f"reg_{suffix}",
-        "SOUS_SCHEDULER_SCHEMA_NAME": f"sch_{suffix}",
-        "SOUS_EXECUTOR_SCHEMA_NAME": f"exe_{suffix}",
-        "SOUS_TEST_RUNNER_DB_SCHEMA": f"tst_{suffix}",
-        "SOUS_CONSOLE_DB_SCHEMA": f"con_{suffix}",
-    }
-    env = {
-        **os.environ,
-        **schemas,
-        "SOUS_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
-        "SOUS_KAFKA_TOPIC_PREFIX": prefix,
-        "SOUS_DATABASE_URL": servers.database_url,
-        "SOUS_WAREHOUSE_DSN": servers.database_url.rsplit("/", 1)[0] + f"/{warehouse}",
-        "SOUS_RUN_DIR": str(folder),
-        "SOUS_REGISTRY_URL": f"http://127.0.0.1:{port}",
-        "SOUS_DOMAIN_REGISTRY_PORT": str(port),
-        "SOUS_CONSOLE_PORT": str(console_port),
-    }
-    up = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sous.cli",
-        "up",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert up.stdout is not None
-    said: list[str] = []
     try:
-        async with asyncio.timeout(180):
-            while not any("Ctrl-C here stops" in line for line in said):
-                line = (await up.stdout.readline()).decode()
-                assert line, "sous up ended early:\n" + "".join(said)
-                said.append(line)
-        text = "".join(said)
-        found = re.search(r"ops console: (http://\S+)", text)
-        assert found, text
-        token = (folder / "stack" / "token").read_text().strip()
-        # `sous up` waits for the registry; the console may still be starting.
-        async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(60):
-            while True:
-                try:
-                    if (await client.get(found.group(1) + "/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        yield Stack(
-            found.group(1),
-            f"http://127.0.0.1:{port}",
-            token,
-            KafkaSettings(bootstrap=servers.kafka_bootstrap, topic_prefix=prefix),
-        )
+        async with (
+            warehouse_database(servers.database_url) as warehouse,
+            sous_up(servers.database_url, kafka, warehouse, folder, timeout=180) as up,
+        ):
+            # `sous up` waits for the registry; the console may still be starting.
+            async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(60):
+                while True:
+                    try:
+                        if (await client.get(up.console + "/healthz")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await asyncio.sleep(0.1)
+            yield Stack(up.console, up.registry, up.token, kafka)
     finally:
-        if up.returncode is None:
-            up.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(up.wait(), 60)
-            except TimeoutError:
-                up.kill()
-        admin = await asyncpg.connect(servers.database_url)
-        try:
-            for schema in schemas.values():
-                await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            await admin.execute(f"DROP DATABASE IF EXISTS {warehouse} WITH (FORCE)")
-        finally:
-            await admin.close()
-        await delete_topics(KafkaSettings(bootstrap=servers.kafka_bootstrap), prefix)
+        await delete_topics(kafka, prefix)
 
 
 @pytest.fixture(scope="module")

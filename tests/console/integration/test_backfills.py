@@ -20,6 +20,7 @@ from sous_contracts.backfills import (
     RetryBackfill,
 )
 from sous_contracts.runs import JoinArrival, JoinWindowExpired
+from sous_contracts.testing import sample_of
 from sous_contracts.topics import ORDER_RUN_COMMANDS
 from tests.console.integration.test_read_model import until
 from tests.console.integration.test_web import signed_in
@@ -38,11 +39,10 @@ def update(
     counts: dict[str, int],
     partitions: list[PartitionUpdate],
 ) -> BackfillUpdated:
-    """The scheduler's BackfillUpdated, `at` seconds after T0."""
-    return BackfillUpdated(
+    """The scheduler's BackfillUpdated of sales/daily in dev, `at` seconds after T0."""
+    return sample_of(
+        BackfillUpdated,
         backfill_id=backfill_id,
-        domain="sales",
-        recipe="daily",
         variation="dev",
         kitchen="dev",
         range=BackfillRange(param="day", start="2026-11-01", end="2026-11-03"),
@@ -50,7 +50,6 @@ def update(
         status=status,
         counts=BackfillCounts(total=3, **counts),
         partitions=partitions,
-        principal="alice",
         occurred_at=T0 + timedelta(seconds=at),
     )
 
@@ -191,15 +190,7 @@ async def test_a_rejected_backfill_is_listed_with_its_reason(console, kafka_sett
     bf = uuid.uuid4()
     await send(
         kafka_settings,
-        [
-            BackfillRejected(
-                backfill_id=bf,
-                command="StartBackfill",
-                reason="unknown variation 'nope'",
-                domain="sales",
-                recipe="daily",
-            )
-        ],
+        [sample_of(BackfillRejected, backfill_id=bf, reason="unknown variation 'nope'")],
         copies=2,
     )
     await until(console.pool, "SELECT true FROM backfills WHERE backfill_id = $1", bf)
@@ -213,14 +204,10 @@ async def test_an_expired_join_window_shows_in_runs_with_what_arrived(
     console, kafka_settings
 ) -> None:
     expiry, sales_run = uuid.uuid4(), uuid.uuid4()
-    expired = JoinWindowExpired(
+    expired = sample_of(
+        JoinWindowExpired,
         order_run_id=expiry,
-        trigger_id="finance/revenue#0",
-        domain="finance",
-        recipe="revenue",
         kitchen="dev",
-        key="2026-11-05",
-        needed=2,
         upstreams=[
             JoinArrival(domain="sales", recipe="daily", arrived=True, order_run_id=sales_run),
             JoinArrival(domain="payments", recipe="settle"),

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.domain_registry.mesh import mesh_files
-from tests.domain_registry.unit.test_validation import DAILY, REVENUE, edited, errors_of
+from tests.domain_registry.mesh import DAILY, REVENUE, assert_refusal, edited, mesh_files
 
 STAGING_IN = 'inputs: ["sales${params.target_schema_suffix}.raw_orders"]'
 
@@ -36,7 +35,7 @@ STAGING_IN = 'inputs: ["sales${params.target_schema_suffix}.raw_orders"]'
     ],
 )
 def test_bad_datasets_are_refused(files: dict[str, str], expected: str) -> None:
-    assert expected in errors_of(files)
+    assert_refusal(files, expected)
 
 
 def test_the_example_mesh_declares_its_chain_of_datasets() -> None:

@@ -7,11 +7,9 @@ import pytest
 
 from sous_domain_registry.domain.bundle import parse
 from sous_domain_registry.domain.compile import compile_recipe
-from tests.domain_registry.mesh import mesh_files
-from tests.domain_registry.unit.test_validation import edited, errors_of
+from tests.domain_registry.mesh import REVENUE, assert_refusal, edited, errors_of, mesh_files
 
 FINANCE = "finance/domain.yaml"
-REVENUE = "finance/recipes/revenue.yaml"
 DASHBOARD = "marketing/recipes/dashboard.yaml"
 SALES = "sales/domain.yaml"
 
@@ -97,7 +95,7 @@ CASES = [
 
 @pytest.mark.parametrize(("files", "expected"), CASES)
 def test_monitor_refusals(files: dict[str, str], expected: str | None) -> None:
-    assert errors_of(files) == ([expected] if expected else [])
+    assert_refusal(files, expected)
 
 
 def test_bad_dataset_and_missing_start_are_refused() -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sous_domain_registry.domain.secrets import LITERAL
-from tests.domain_registry.mesh import mesh_files
-from tests.domain_registry.unit.test_validation import edited, errors_of
+from tests.domain_registry.mesh import edited, errors_of, mesh_files
 
 SALES = "sales/domain.yaml"
 WAREHOUSE = 'warehouse: {kind: postgres, ref: "secret:warehouse"}'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.domain_registry.unit.test_validation import REVENUE, edited, errors_of
+from tests.domain_registry.mesh import REVENUE, assert_refusal, edited, errors_of
 
 KEY = '    key: "${event.params.day}"'
 
@@ -53,7 +53,7 @@ KEY = '    key: "${event.params.day}"'
     ],
 )
 def test_refused(files: dict[str, str], message: str) -> None:
-    assert message in errors_of(files)
+    assert_refusal(files, message)
 
 
 def test_a_join_reading_no_event_value_needs_no_key() -> None:

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sous_common.db import AnyConnection
 from sous_common.trust import Principal, Scope
 from sous_console.web.auth import Viewer, domain_filter, registry, require, token
-from sous_console.web.views import _page, _rt
+from sous_console.web.pages import render, runtime
 
 router = APIRouter()
 
@@ -53,7 +53,7 @@ async def _partitions(conn: AnyConnection, backfill_id: uuid.UUID) -> list[dict[
 async def _found(
     request: Request, who: Principal, backfill_id: uuid.UUID, scope: Scope
 ) -> dict[str, Any]:
-    async with _rt(request).pool.acquire() as conn:
+    async with runtime(request).pool.acquire() as conn:
         found = await _one(conn, backfill_id)
     if found is None:
         raise HTTPException(404, f"unknown backfill {backfill_id}")
@@ -64,18 +64,18 @@ async def _found(
 @router.get("/backfills", response_class=HTMLResponse)
 async def backfills_view(request: Request, who: Viewer) -> HTMLResponse:
     """The Backfills view: target, range, status, progress and who started each; live."""
-    async with _rt(request).pool.acquire() as conn:
+    async with runtime(request).pool.acquire() as conn:
         rows = await _list(conn, domain_filter(who))
-    return _page(request, "backfills.html", who, backfills=rows)
+    return render(request, "backfills.html", who, backfills=rows)
 
 
 @router.get("/backfills/{backfill_id}", response_class=HTMLResponse)
 async def backfill_view(request: Request, backfill_id: uuid.UUID, who: Viewer) -> HTMLResponse:
     """One backfill: its counts and partitions (key, state, attempt, linked run); live."""
     found = await _found(request, who, backfill_id, "read")
-    async with _rt(request).pool.acquire() as conn:
+    async with runtime(request).pool.acquire() as conn:
         partitions = await _partitions(conn, backfill_id)
-    return _page(
+    return render(
         request,
         "backfill.html",
         who,
@@ -89,7 +89,7 @@ async def backfill_view(request: Request, backfill_id: uuid.UUID, who: Viewer) -
 async def backfill_state(request: Request, backfill_id: uuid.UUID, who: Viewer) -> dict[str, Any]:
     """The backfill's status, counts and partitions as JSON (what its page refreshes from)."""
     found = await _found(request, who, backfill_id, "read")
-    async with _rt(request).pool.acquire() as conn:
+    async with runtime(request).pool.acquire() as conn:
         partitions = await _partitions(conn, backfill_id)
     return {
         "status": found["status"],

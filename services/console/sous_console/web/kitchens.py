@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sous_common.trust import Principal
 from sous_console.web import queries
 from sous_console.web.auth import Viewer, registry, require, token
+from sous_console.web.pages import render, runtime
 from sous_console.web.registry import RegistryError
-from sous_console.web.views import _page, _rt
 
 router = APIRouter()
 
@@ -42,7 +42,7 @@ async def _render(
     form: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    async with _rt(request).pool.acquire() as conn:
+    async with runtime(request).pool.acquire() as conn:
         kitchens = await queries.entities(conn, "kitchen")
     states = await asyncio.gather(*(_merge_state(request, k["name"]) for k in kitchens))
     rows: list[dict[str, Any]] = []
@@ -58,18 +58,17 @@ async def _render(
                 "description": spec.get("description", ""),
             }
         )
-    response = _page(
+    return render(
         request,
         "kitchens.html",
         who,
+        status_code=status_code,
         kitchens=rows,
         may_admin=who.may("admin", None),
         error=error,
         notice=notice,
         form=form or {},
     )
-    response.status_code = status_code
-    return response
 
 
 @router.get("/kitchens", response_class=HTMLResponse)

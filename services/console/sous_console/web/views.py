@@ -6,36 +6,21 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from sse_starlette.sse import EventSourceResponse
 
-from sous_common.runtime import Runtime
 from sous_common.trust import Principal
 from sous_console.web import graph, queries
 from sous_console.web.auth import COOKIE, Viewer, domain_filter, registry, require, token
 from sous_console.web.live import Filter, Hub
+from sous_console.web.pages import render, runtime
 
 router = APIRouter()
-templates = Jinja2Templates(directory=str(resources.files("sous_console.web") / "templates"))
-
 Opt = Annotated[str | None, Query(max_length=100)]
-
-
-def _rt(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-def _page(request: Request, name: str, who: Principal | None, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(
-        request, name, {"who": who, "view": name.removesuffix(".html"), **context}
-    )
 
 
 def _empty(value: str | None) -> str | None:
@@ -45,7 +30,7 @@ def _empty(value: str | None) -> str | None:
 @router.get("/sign-in", response_class=HTMLResponse)
 async def sign_in_form(request: Request, next: Opt = None) -> HTMLResponse:
     """Show the sign-in form."""
-    return _page(request, "sign_in.html", None, next=next or "/mesh", error=None)
+    return render(request, "sign_in.html", None, next=next or "/mesh", error=None)
 
 
 @router.post("/sign-in", response_model=None)
@@ -57,11 +42,13 @@ async def sign_in(
     """Check the token with the registry; keep it in an HttpOnly, SameSite cookie."""
     who = await registry(request).principal(token_text.strip())
     if who is None:
-        return templates.TemplateResponse(
+        return render(
             request,
             "sign_in.html",
-            {"who": None, "view": "sign_in", "next": next, "error": "unknown or revoked token"},
+            None,
             status_code=401,
+            next=next,
+            error="unknown or revoked token",
         )
     target = next if next.startswith("/") and not next.startswith("//") else "/mesh"
     response = RedirectResponse(target, status_code=303)
@@ -111,12 +98,12 @@ async def runs_view(
     flt = queries.RunFilter(
         _empty(domain), _empty(recipe), _empty(variation), _empty(kitchen), _empty(status), page
     )
-    async with _rt(request).pool.acquire() as conn:
+    async with runtime(request).pool.acquire() as conn:
         rows, total = await queries.runs(conn, flt, domain_filter(who))
     pages = max(1, -(-total // queries.PAGE))
     fields = ("domain", "recipe", "variation", "kitchen", "status")
     q = urlencode({k: getattr(flt, k) for k in fields if getattr(flt, k)})
-    return _page(request, "runs.html", who, runs=rows, flt=flt, total=total, pages=pages, q=q)
+    return render(request, "runs.html", who, runs=rows, flt=flt, total=total, pages=pages, q=q)
 
 
 @router.post("/runs", response_model=None)
@@ -144,11 +131,11 @@ async def start_run(
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 async def run_view(request: Request, run_id: uuid.UUID, who: Viewer) -> HTMLResponse:
     """The Run view: DAG, step attempts, tests, log tails, what started it and what followed."""
-    async with _rt(request).pool.acquire() as conn:
+    async with runtime(request).pool.acquire() as conn:
         found = await queries.run(conn, run_id)
         if found is None:
             # A run just started from the UI may not have reached the read model yet.
-            return _page(request, "run_pending.html", who, run_id=run_id)
+            return render(request, "run_pending.html", who, run_id=run_id)
         require(who, "read", found["domain"])
         steps = await queries.steps(conn, run_id)
         tests = await queries.tests_of_run(conn, run_id)
@@ -162,7 +149,7 @@ async def run_view(request: Request, run_id: uuid.UUID, who: Viewer) -> HTMLResp
     last: dict[str, dict[str, Any]] = {}
     for s in steps:
         last[s["step"]] = s
-    return _page(
+    return render(
         request,
         "run.html",
         who,
@@ -192,7 +179,7 @@ def _readable_links(who: Principal, related: dict[str, Any]) -> dict[str, Any]:
 @router.post("/runs/{run_id}/cancel")
 async def cancel_run(request: Request, run_id: uuid.UUID, who: Viewer) -> RedirectResponse:
     """Cancel a run through the registry's REST API."""
-    async with _rt(request).pool.acquire() as conn:
+    async with runtime(request).pool.acquire() as conn:
         found = await queries.run(conn, run_id)
     if found is None:
         raise HTTPException(404, f"unknown run {run_id}")
@@ -204,7 +191,7 @@ async def cancel_run(request: Request, run_id: uuid.UUID, who: Viewer) -> Redire
 @router.post("/runs/{run_id}/again")
 async def run_again(request: Request, run_id: uuid.UUID, who: Viewer) -> RedirectResponse:
     """Start the same recipe variation with the same params."""
-    async with _rt(request).pool.acquire() as conn:
+    async with runtime(request).pool.acquire() as conn:
         found = await queries.run(conn, run_id)
     if found is None or not found["domain"] or not found["recipe"]:
         raise HTTPException(404, f"unknown run {run_id}")
@@ -218,7 +205,7 @@ async def run_again(request: Request, run_id: uuid.UUID, who: Viewer) -> Redirec
 @router.get("/runs/{run_id}/state")
 async def run_state(request: Request, run_id: uuid.UUID, who: Viewer) -> dict[str, Any]:
     """The run's status and steps as JSON (what the Run view refreshes from on reconnect)."""
-    async with _rt(request).pool.acquire() as conn:
+    async with runtime(request).pool.acquire() as conn:
         found = await queries.run(conn, run_id)
         if found is None:
             raise HTTPException(404, f"unknown run {run_id}")
@@ -281,13 +268,13 @@ async def results_view(
 ) -> HTMLResponse:
     """The Tests view: the newest results, then every new one live."""
     flt = queries.TestFilter(_empty(domain), _empty(kitchen), _empty(severity), _empty(status))
-    async with _rt(request).pool.acquire() as conn:
+    async with runtime(request).pool.acquire() as conn:
         rows = await queries.recent_results(conn, flt, domain_filter(who), 100)
     live = urlencode(
         [("kind", "test")]
         + [(k, getattr(flt, k)) for k in ("domain", "kitchen", "severity") if getattr(flt, k)]
     )
-    return _page(request, "tests.html", who, results=rows, flt=flt, live=live)
+    return render(request, "tests.html", who, results=rows, flt=flt, live=live)
 
 
 @router.get("/tests/history", response_class=HTMLResponse)
@@ -302,12 +289,12 @@ async def history_view(
 ) -> HTMLResponse:
     """One test's recent results in a kitchen, as a small chart and a table."""
     require(who, "read", domain)
-    async with _rt(request).pool.acquire() as conn:
+    async with runtime(request).pool.acquire() as conn:
         rows = await queries.result_history(
             conn, domain=domain, recipe=recipe, step=step, test=test, kitchen=kitchen
         )
     series = f"{domain}/{recipe} · {step} · {test} in {kitchen}"
-    return _page(request, "test_history.html", who, rows=rows, series=series, chart=chart(rows))
+    return render(request, "test_history.html", who, rows=rows, series=series, chart=chart(rows))
 
 
 def chart(rows: list[dict[str, Any]], width: int = 320, height: int = 60) -> dict[str, Any]:
@@ -337,7 +324,7 @@ def chart(rows: list[dict[str, Any]], width: int = 320, height: int = 60) -> dic
 @router.get("/mesh", response_class=HTMLResponse)
 async def mesh_view(request: Request, who: Viewer, kitchen: Opt = None) -> HTMLResponse:
     """The Mesh view: domains, recipes, trigger edges, each recipe's last run; live."""
-    async with _rt(request).pool.acquire() as conn:
+    async with runtime(request).pool.acquire() as conn:
         recipes = await queries.entities(conn, "recipe")
         kitchens = sorted({k["name"] for k in await queries.entities(conn, "kitchen")})
         last = await queries.last_runs(conn, _empty(kitchen))
@@ -351,7 +338,7 @@ async def mesh_view(request: Request, who: Viewer, kitchen: Opt = None) -> HTMLR
     readable = [r for r in chosen.values() if who.may("read", r["domain"])]
     svg = await graph.render(graph.mesh_dot(readable, last)) if readable else ""
     live = urlencode([("kind", "run")] + ([("kitchen", kitchen)] if kitchen else []))
-    return _page(
+    return render(
         request,
         "mesh.html",
         who,

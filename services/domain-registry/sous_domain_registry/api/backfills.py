@@ -8,12 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from sous_contracts.backfills import CancelBackfill, RangeError, RetryBackfill
-from sous_contracts.registry import EntityKind
 from sous_domain_registry import backfills, runs
 from sous_domain_registry.adapters import backfills as backfill_rows
-from sous_domain_registry.adapters import store
 from sous_domain_registry.api.auth import Caller, Rt, require
 from sous_domain_registry.api.errors import errors
+from sous_domain_registry.api.lookup import allowed, not_found_as_404, readable_domains
 from sous_domain_registry.api.models import (
     NAME_PATTERN,
     BackfillAccepted,
@@ -35,22 +34,17 @@ async def start_backfill(body: StartBackfillBody, rt: Rt, who: Caller) -> Backfi
     """Queue StartBackfill on Kafka; the backfill id and its partition count are returned."""
     require(who, "run", body.domain)
     try:
-        backfill_id, count = await backfills.start_backfill(
-            rt,
-            domain=body.domain,
-            recipe=body.recipe,
-            variation=body.variation,
-            kitchen=body.kitchen,
-            params=body.params,
-            range_=body.range,
-            concurrency=body.concurrency,
-            downstream=body.downstream,
-            principal=who.name,
-        )
+        with not_found_as_404():
+            backfill_id, count = await backfills.start_backfill(
+                rt,
+                **body.target(),
+                range_=body.range,
+                concurrency=body.concurrency,
+                downstream=body.downstream,
+                principal=who.name,
+            )
     except RangeError as exc:
         raise HTTPException(400, str(exc)) from exc
-    except runs.NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from exc
     return BackfillAccepted(backfill_id=backfill_id, partitions=count)
 
 
@@ -65,18 +59,8 @@ async def list_backfills(
 ) -> list[dict[str, Any]]:
     """Return backfills from the read model (counts, no partitions), newest first."""
     async with rt.pool.acquire() as conn:
-        known = [e.name for e in (await store.current(conn, EntityKind.DOMAIN)).values()]
-        readable = who.readable([domain] if domain is not None else known)
-        if domain is not None and not readable:
-            require(who, "read", domain)
+        readable = await readable_domains(conn, who, domain)
         return await backfill_rows.list_backfills(conn, readable, limit)
-
-
-async def _backfill(rt: Rt, backfill_id: uuid.UUID) -> dict[str, Any]:
-    found = await backfills.find_backfill(rt, backfill_id)
-    if found is None:
-        raise HTTPException(404, f"unknown backfill {backfill_id}")
-    return found
 
 
 @router.get(
@@ -86,9 +70,8 @@ async def _backfill(rt: Rt, backfill_id: uuid.UUID) -> dict[str, Any]:
 )
 async def get_backfill(backfill_id: uuid.UUID, rt: Rt, who: Caller) -> dict[str, Any]:
     """Return one backfill of the read model; waiting partitions are counted, not listed."""
-    found = await _backfill(rt, backfill_id)
-    require(who, "read", found["domain"])
-    return found
+    found = await backfills.find_backfill(rt, backfill_id)
+    return allowed(found, who, "read", f"backfill {backfill_id}")
 
 
 @router.post(
@@ -102,8 +85,9 @@ async def cancel_backfill(
     backfill_id: uuid.UUID, body: CancelRun, rt: Rt, who: Caller
 ) -> BackfillAccepted:
     """Queue CancelBackfill on Kafka."""
-    found = await _backfill(rt, backfill_id)
-    require(who, "run", found["domain"])
+    found = allowed(
+        await backfills.find_backfill(rt, backfill_id), who, "run", f"backfill {backfill_id}"
+    )
     command = CancelBackfill(
         backfill_id=backfill_id, reason=body.reason, principal=who.name, producer=runs.PRODUCER
     )
@@ -120,8 +104,9 @@ async def cancel_backfill(
 )
 async def retry_failed(backfill_id: uuid.UUID, rt: Rt, who: Caller) -> BackfillAccepted:
     """Queue RetryBackfill on Kafka; the answer counts the partitions that failed so far."""
-    found = await _backfill(rt, backfill_id)
-    require(who, "run", found["domain"])
+    found = allowed(
+        await backfills.find_backfill(rt, backfill_id), who, "run", f"backfill {backfill_id}"
+    )
     command = RetryBackfill(backfill_id=backfill_id, principal=who.name, producer=runs.PRODUCER)
     await backfills.command_backfill(rt, command, principal=who.name)
     return BackfillAccepted(backfill_id=backfill_id, partitions=found["counts"].get("failed", 0))

@@ -11,16 +11,15 @@ from fastapi import APIRouter, HTTPException, Query
 from sous_domain_registry import lineage
 from sous_domain_registry.api.auth import Caller, Rt
 from sous_domain_registry.api.errors import errors
-from sous_domain_registry.runs import NotFoundError
+from sous_domain_registry.api.lookup import not_found_as_404
 
 router = APIRouter(prefix="/v1", tags=["lineage"], responses=errors(401, 403, 404))
 
 
 async def _answer(pending: Awaitable[dict[str, Any]]) -> dict[str, Any]:
     try:
-        return await pending
-    except NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        with not_found_as_404():
+            return await pending
     except lineage.HiddenError as exc:
         raise HTTPException(403, str(exc)) from exc
 

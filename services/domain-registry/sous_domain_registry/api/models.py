@@ -77,14 +77,29 @@ def entity_out(e: Entity) -> EntityOut:
     )
 
 
-class StartRun(Body):
-    """Start an order run of a recipe variation."""
+class RunTarget(Body):
+    """What a start runs: a recipe (variation) of a domain, in a kitchen, with params."""
 
     domain: SpecName
     recipe: SpecName
     variation: SpecName | None = None
     kitchen: SpecName | None = None
     params: Params = Field(default_factory=dict)
+
+    def target(self) -> dict[str, Any]:
+        """Return the target's fields as the start use cases take them."""
+        return {
+            "domain": self.domain,
+            "recipe": self.recipe,
+            "variation": self.variation,
+            "kitchen": self.kitchen,
+            "params": self.params,
+        }
+
+
+class StartRun(RunTarget):
+    """Start an order run of a recipe variation."""
+
     idempotency_key: Annotated[str, Field(max_length=200)] | None = None
 
 
@@ -227,14 +242,9 @@ RecipePath = Annotated[str, Path(pattern=NAME_PATTERN, description="Recipe name.
 KitchenPath = Annotated[str, Path(pattern=NAME_PATTERN, description="Kitchen name.")]
 
 
-class StartBackfillBody(Body):
+class StartBackfillBody(RunTarget):
     """Run one variation of a recipe once per partition of a range."""
 
-    domain: SpecName
-    recipe: SpecName
-    variation: SpecName | None = None
-    kitchen: SpecName | None = None
-    params: Params = Field(default_factory=dict)
     range: BackfillRange
     """The partitions: `{"param": "day", "start": "2026-11-01", "end": "2026-11-07"}`, with
     an optional `step` (`1d`, `7d`, `2w` for dates, an integer for integers)."""

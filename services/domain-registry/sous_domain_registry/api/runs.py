@@ -5,15 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
-from sous_contracts.registry import EntityKind
 from sous_contracts.runs import DomainRunCompleted
 from sous_domain_registry import runs
 from sous_domain_registry.adapters import runs as run_rows
-from sous_domain_registry.adapters import store
 from sous_domain_registry.api.auth import Caller, Rt, require
 from sous_domain_registry.api.errors import errors
+from sous_domain_registry.api.lookup import allowed, not_found_as_404, readable_domains
 from sous_domain_registry.api.models import (
     NAME_PATTERN,
     CancelRun,
@@ -38,19 +37,10 @@ NameQuery = Annotated[str | None, Query(pattern=NAME_PATTERN)]
 async def start_run(body: StartRun, rt: Rt, who: Caller) -> RunAccepted:
     """Queue StartOrderRun on Kafka; the run id is returned at once."""
     require(who, "run", body.domain)
-    try:
+    with not_found_as_404():
         run_id = await runs.start_run(
-            rt,
-            domain=body.domain,
-            recipe=body.recipe,
-            variation=body.variation,
-            kitchen=body.kitchen,
-            params=body.params,
-            principal=who.name,
-            idempotency_key=body.idempotency_key,
+            rt, **body.target(), principal=who.name, idempotency_key=body.idempotency_key
         )
-    except runs.NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from exc
     return RunAccepted(order_run_id=run_id)
 
 
@@ -67,21 +57,10 @@ async def list_runs(
 ) -> list[dict[str, Any]]:
     """Return runs from the read model, newest first."""
     async with rt.pool.acquire() as conn:
-        known = [e.name for e in (await store.current(conn, EntityKind.DOMAIN)).values()]
-        domains = [domain] if domain is not None else known
-        readable = who.readable(domains)
-        if domain is not None and not readable:
-            require(who, "read", domain)
+        readable = await readable_domains(conn, who, domain)
         return await run_rows.list_runs(
             conn, domains=readable, recipe=recipe, kitchen=kitchen, limit=limit
         )
-
-
-async def _run(rt: Rt, run_id: uuid.UUID) -> dict[str, Any]:
-    found = await runs.find_run(rt, run_id)
-    if found is None:
-        raise HTTPException(404, f"unknown run {run_id}")
-    return found
 
 
 @router.get(
@@ -91,9 +70,7 @@ async def _run(rt: Rt, run_id: uuid.UUID) -> dict[str, Any]:
 )
 async def get_run(run_id: uuid.UUID, rt: Rt, who: Caller) -> dict[str, Any]:
     """Return one run of the read model."""
-    found = await _run(rt, run_id)
-    require(who, "read", found["domain"])
-    return found
+    return allowed(await runs.find_run(rt, run_id), who, "read", f"run {run_id}")
 
 
 @router.post(
@@ -105,8 +82,7 @@ async def get_run(run_id: uuid.UUID, rt: Rt, who: Caller) -> dict[str, Any]:
 )
 async def cancel_run(run_id: uuid.UUID, body: CancelRun, rt: Rt, who: Caller) -> RunAccepted:
     """Queue CancelOrderRun on Kafka."""
-    found = await _run(rt, run_id)
-    require(who, "run", found["domain"])
+    allowed(await runs.find_run(rt, run_id), who, "run", f"run {run_id}")
     await runs.cancel_run(rt, run_id, reason=body.reason, principal=who.name)
     return RunAccepted(order_run_id=run_id)
 
@@ -135,8 +111,6 @@ async def publish_completion(body: Completion, rt: Rt, who: Caller) -> EventAcce
         external=True,
         producer=f"rest:{who.name}",
     )
-    try:
+    with not_found_as_404():
         await runs.publish_completion(rt, event, principal=who.name)
-    except runs.NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from exc
     return EventAccepted(message_id=event.message_id)
