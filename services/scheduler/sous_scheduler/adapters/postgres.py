@@ -165,7 +165,7 @@ async def run_for_update(
     )
     if row is None:
         return None
-    return RunState.model_validate_json(row["state"]), recipe_from(row["recipe_spec"])
+    return RunState.load(row["state"]), recipe_from(row["recipe_spec"])
 
 
 async def runs_for_update(
@@ -176,10 +176,7 @@ async def runs_for_update(
         "SELECT id, state, recipe_spec FROM runs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
         order_run_ids,
     )
-    return {
-        r["id"]: (RunState.model_validate_json(r["state"]), recipe_from(r["recipe_spec"]))
-        for r in rows
-    }
+    return {r["id"]: (RunState.load(r["state"]), recipe_from(r["recipe_spec"])) for r in rows}
 
 
 async def claim_and_lock(
@@ -203,7 +200,7 @@ async def claim_and_lock(
     if row["state"] is None:
         return bool(row["fresh"]), None
     return bool(row["fresh"]), (
-        RunState.model_validate_json(row["state"]),
+        RunState.load(row["state"]),
         recipe_from(row["recipe_spec"]),
     )
 
