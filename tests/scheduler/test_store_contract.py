@@ -203,6 +203,25 @@ async def test_timers_last_change_wins_and_leases_wait_for_the_read_marks(pair: 
         assert await s.claim_due_timer(tx, later) is None
 
 
+async def test_a_run_a_newer_replica_saved_with_new_fields_loads(pair: Pair) -> None:
+    if pair.store is not postgres:
+        pytest.skip("the fake keeps states as objects: only stored text can hold new fields")
+    state = run(phase=RunPhase.RUNNING)
+    async with pair.transaction() as tx:
+        await pair.store.insert_run(tx, state, RECIPE, None)
+        await tx.execute(
+            "UPDATE runs SET state = state || '{\"priority\": 5}' WHERE id = $1",
+            state.order_run_id,
+        )
+    async with pair.transaction() as tx:
+        loaded = await pair.store.run_for_update(tx, state.order_run_id)
+        assert loaded is not None
+        assert loaded[0] == state
+        assert (await pair.store.runs_for_update(tx, [state.order_run_id]))[state.order_run_id][
+            0
+        ] == state
+
+
 async def test_join_windows_round_trip_and_expire_once(pair: Pair) -> None:
     s, m = pair.store, uuid.uuid4()
     window = JoinWindow(uuid.uuid4(), T0, T0 + timedelta(minutes=5), {0: Arrival(m, None)})

@@ -93,6 +93,12 @@ def build(
         )
         loops.append(
             asyncio.create_task(
+                every(settings.timer_poll_s, triggers.fire_due, "trigger windows"),
+                name="trigger windows",
+            )
+        )
+        loops.append(
+            asyncio.create_task(
                 every(settings.mark_interval_s, scheduler.mark_step_events, "marks"), name="marks"
             )
         )

@@ -29,7 +29,7 @@ class Schedules:
         self.triggers = triggers
 
     async def tick(self) -> None:
-        """Start due cron runs, fire closed coalescing windows, publish expired join windows."""
+        """Start due cron runs and the monitors' cron checks."""
         async with self.scheduler.transaction() as conn:
             rows = await self.store.recipe_versions(conn)
             kitchens = await self.store.kitchens(conn)
@@ -43,8 +43,6 @@ class Schedules:
                     await self._due(conn, domain, name, entry)
         if self.triggers is not None:
             await self.triggers.monitors.tick()
-            await self.triggers.fire_coalesced()
-            await self.triggers.expire_windows()
 
     async def _due(self, conn: Tx, domain: str, recipe: str, entry: Scheduled) -> None:
         schedule_id = entry.schedule_id

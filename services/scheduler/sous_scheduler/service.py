@@ -32,7 +32,7 @@ from sous_contracts.topics import STEP_EVENTS
 from sous_scheduler import metrics
 from sous_scheduler.adapters import postgres
 from sous_scheduler.adapters.lineage import LineageOut
-from sous_scheduler.domain.admission import concurrency_of, lock_key, to_begin
+from sous_scheduler.domain.admission import Admission, admit, concurrency_of, lock_key
 from sous_scheduler.domain.decide import Event, decide
 from sous_scheduler.domain.events import (
     Begin,
@@ -110,9 +110,7 @@ class Scheduler:
             if await self.fresh(conn, cmd):
                 await self.start_in(conn, cmd)
 
-    async def start_in(
-        self, conn: Tx, cmd: StartOrderRun, cause: RunCause | None = None
-    ) -> RunState | None:
+    async def start_in(self, conn: Tx, cmd: StartOrderRun, cause: RunCause | None = None) -> None:
         """Start a run inside the caller's transaction (commands, triggers, schedules).
 
         `cause` says why when a schedule or a trigger starts it; else the command is why.
@@ -129,7 +127,7 @@ class Scheduler:
             # more after a changelog catch-up that began after the command was issued.
             if not await self.refresh(cmd.occurred_at):
                 await self._reject(conn, cmd, str(exc))
-                return None
+                return
             catalog = await self.store.catalog(
                 conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
             )
@@ -137,7 +135,7 @@ class Scheduler:
                 state = plan_run(cmd, catalog, now=ctx.now, new_id=new_message_id, cause=cause)
             except Rejected as again:
                 await self._reject(conn, cmd, str(again))
-                return None
+                return
         assert catalog.recipe is not None
         recipe = catalog.recipe
         if trace := tracing.current_headers():
@@ -149,64 +147,26 @@ class Scheduler:
                 idempotency_key=cmd.idempotency_key,
             )
             await self._deduplicated(conn, cmd, state)
-            return None
-        concurrency = concurrency_of(recipe, state.variation)
-        # One admission at a time per variation, so the limit holds across replicas.
-        await self._lock_variation(conn, state)
-        running = await self.store.open_runs(
-            conn, state.domain, state.recipe, state.variation, "running"
-        )
-        if len(running) >= concurrency.limit:
-            if concurrency.policy == "cancel-new":
-                reason = (
-                    f"concurrency limit {concurrency.limit} reached for "
-                    f"{state.domain}/{state.recipe} variation {state.variation}"
-                )
-                await self._apply(
-                    conn,
-                    state,
-                    recipe,
-                    CancelOrderRun(order_run_id=state.order_run_id, reason=reason),
-                    ctx,
-                )
-                return None
-            if concurrency.policy == "queue":
-                await self.rt.emit(
-                    conn,
-                    [
-                        OrderRunQueued(
-                            producer="scheduler",
-                            correlation_id=state.correlation_id,
-                            causation_id=cmd.message_id,
-                            order_run_id=state.order_run_id,
-                            domain=state.domain,
-                            recipe=state.recipe,
-                            variation=state.variation,
-                            kitchen=state.kitchen,
-                            position=len(
-                                await self.store.open_runs(
-                                    conn, state.domain, state.recipe, state.variation, "queued"
-                                )
-                            ),
-                        )
-                    ],
-                )
-                return state
-            for old in running[: len(running) - concurrency.limit + 1]:
-                await self.apply(
-                    conn,
-                    old,
-                    CancelOrderRun(
-                        order_run_id=old, reason=f"cancelled: newer run {state.order_run_id}"
-                    ),
-                )
-            # A cancelled run hands its slot to the oldest queued run, which may be this one.
-            reloaded = await self.store.run_for_update(conn, state.order_run_id)
-            assert reloaded is not None
-            state = reloaded[0]
-            if state.phase is not RunPhase.QUEUED:
-                return state
-        return (await self._apply(conn, state, recipe, Begin(), ctx)).state
+            return
+        admission = await self._admit(conn, state, recipe, state.order_run_id)
+        await self._carry_out(conn, admission, recipe, state, ctx)
+        if admission.queue_at is not None:
+            await self.rt.emit(
+                conn,
+                [
+                    OrderRunQueued(
+                        producer="scheduler",
+                        correlation_id=state.correlation_id,
+                        causation_id=cmd.message_id,
+                        order_run_id=state.order_run_id,
+                        domain=state.domain,
+                        recipe=state.recipe,
+                        variation=state.variation,
+                        kitchen=state.kitchen,
+                        position=admission.queue_at,
+                    )
+                ],
+            )
 
     async def _deduplicated(self, conn: Tx, cmd: StartOrderRun, state: RunState) -> None:
         """Answer a repeated idempotency key with the run it started, so clients follow it."""
@@ -431,8 +391,46 @@ class Scheduler:
             await self._after_finish(conn, d.state, recipe)
         return d
 
-    async def _lock_variation(self, conn: Tx, state: RunState) -> None:
+    async def _admit(
+        self, conn: Tx, state: RunState, recipe: RecipeSpec, new_run: uuid.UUID | None = None
+    ) -> Admission:
+        """Decide admission of the run's variation under its lock.
+
+        One admission at a time per variation, so the limit holds across replicas, and two
+        runs ending together on two partitions give their slots to two queued runs, never
+        both to the same one.
+        """
         await self.store.lock(conn, lock_key(state.domain, state.recipe, state.variation))
+        which = (state.domain, state.recipe, state.variation)
+        running = await self.store.open_runs(conn, *which, "running")
+        queued = await self.store.open_runs(conn, *which, "queued")
+        label = f"{state.domain}/{state.recipe} variation {state.variation}"
+        concurrency = concurrency_of(recipe, state.variation)
+        return admit(concurrency, running, queued, new_run, label=label)
+
+    async def _carry_out(
+        self,
+        conn: Tx,
+        admission: Admission,
+        recipe: RecipeSpec,
+        new: RunState | None = None,
+        ctx: Context | None = None,
+    ) -> None:
+        """Apply an admission in the caller's transaction; `new` is the run being admitted.
+
+        Runs begin before any is cancelled, so the slots the cancelled ones free are taken
+        already when their ends look for queued runs to hand them to.
+        """
+        events: list[tuple[uuid.UUID, Event]] = [(run_id, Begin()) for run_id in admission.begin]
+        events += [
+            (run_id, CancelOrderRun(order_run_id=run_id, reason=admission.reason))
+            for run_id in admission.cancel
+        ]
+        for run_id, event in events:
+            if new is not None and ctx is not None and run_id == new.order_run_id:
+                await self._apply(conn, new, recipe, event, ctx)  # inserted a moment ago
+            else:
+                await self.apply(conn, run_id, event)
 
     async def _after_finish(self, conn: Tx, state: RunState, recipe: RecipeSpec) -> None:
         log.info(
@@ -441,16 +439,4 @@ class Scheduler:
             phase=state.phase.value,
             reason=state.reason,
         )
-        if state.phase is not RunPhase.QUEUED:
-            # Under the variation's lock, so two runs ending together on two partitions
-            # give their slots to two queued runs, never both to the same one.
-            await self._lock_variation(conn, state)
-            running = await self.store.open_runs(
-                conn, state.domain, state.recipe, state.variation, "running"
-            )
-            queued = await self.store.open_runs(
-                conn, state.domain, state.recipe, state.variation, "queued"
-            )
-            limit = concurrency_of(recipe, state.variation).limit
-            for run_id in to_begin(limit, len(running), queued):
-                await self.apply(conn, run_id, Begin())
+        await self._carry_out(conn, await self._admit(conn, state, recipe), recipe)

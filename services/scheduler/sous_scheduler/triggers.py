@@ -233,18 +233,24 @@ class Triggers:
         )
         await self.scheduler.start_in(conn, command, trigger_cause(listener, joined or [event]))
 
+    async def fire_due(self) -> int:
+        """Fire closed coalescing windows and publish expired join windows; return how many.
+
+        Both are durable time of the triggers, looked at on the timers' cadence (not the cron
+        loop's), so a debounce or a join window ends when it is due.
+        """
+        return await self.fire_coalesced() + await self.expire_windows()
+
     async def fire_coalesced(self) -> int:
         """Fire coalescing triggers whose debounce window has passed since the last event."""
         fired = 0
         async with self.scheduler.transaction() as conn:
+            held = await self.store.held_for_debounce(conn)
+            if not held:
+                return 0
             index = await self._index(conn)
             now = self.scheduler.clock()
-            for (
-                trigger_id,
-                kitchen,
-                arrived_at,
-                event,
-            ) in await self.store.held_for_debounce(conn):
+            for trigger_id, kitchen, arrived_at, event in held:
                 listener = index.listener(trigger_id, kitchen)
                 if listener is None or not debounce_over(listener.trigger, arrived_at, now):
                     continue

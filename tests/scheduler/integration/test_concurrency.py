@@ -8,7 +8,9 @@ import pytest
 
 from sous_contracts.common import RunStatus
 from sous_contracts.runs import OrderRunQueued, OrderRunStarted
-from tests.scheduler.integration.conftest import publish_registry, recipe
+from sous_contracts.topics import STEP_EVENTS
+from tests.consumer_groups import owned_by
+from tests.scheduler.integration.conftest import publish_registry, recipe, run_scheduler
 from tests.scheduler.integration.test_runs import finished, run_events, start
 from tests.scheduler.standins import send, standins
 
@@ -67,9 +69,12 @@ async def test_cancel_running_cancels_the_first(kafka_settings, scheduler) -> No
     assert sum(isinstance(e, OrderRunStarted) and e.order_run_id == second for e in events) == 1
 
 
-async def test_every_freed_slot_goes_to_exactly_one_queued_run(kafka_settings, scheduler) -> None:
-    """200 runs at limit 10, answered in bursts so runs end together on every partition:
-    in every committed state, a run waits in the queue only while 10 run."""
+async def test_every_freed_slot_goes_to_exactly_one_queued_run(
+    kafka_settings, servers, schema, scheduler
+) -> None:
+    """200 runs at limit 10, answered in bursts so runs end together on every partition, each
+    partition's step events read by its own replica: in every committed state, a run waits in
+    the queue only while 10 run."""
     limit = {"concurrency": {"limit": 10, "policy": "queue"}}
     await publish_registry(kafka_settings, scheduler, [recipe("a", "busy", {"one": NOOP}, **limit)])
     commands = [start("a", "busy") for _ in range(200)]
@@ -84,13 +89,16 @@ async def test_every_freed_slot_goes_to_exactly_one_queued_run(kafka_settings, s
             seen.append((running, queued))
             await asyncio.sleep(0.01)
 
-    watcher = asyncio.create_task(watch())
-    try:
-        async with standins(kafka_settings, delay_s=0.3):
-            await send(kafka_settings, commands)
-            events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 200, 240)
-    finally:
-        watcher.cancel()
+    prefix = kafka_settings.topic_prefix
+    async with run_scheduler(kafka_settings, servers, schema, keep_schema=True):
+        await owned_by(kafka_settings, f"{prefix}sous-scheduler", STEP_EVENTS.full_name(prefix), 2)
+        watcher = asyncio.create_task(watch())
+        try:
+            async with standins(kafka_settings, delay_s=0.3):
+                await send(kafka_settings, commands)
+                events = await run_events(kafka_settings, lambda s: len(finished(s)) >= 200, 240)
+        finally:
+            watcher.cancel()
     done = finished(events)
     assert {e.order_run_id for e in done} == {c.order_run_id for c in commands}
     assert all(e.status is RunStatus.SUCCEEDED for e in done)

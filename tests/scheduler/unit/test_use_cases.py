@@ -148,6 +148,64 @@ async def test_a_freed_slot_goes_to_exactly_one_queued_run() -> None:
     assert started == [first.order_run_id, second.order_run_id]
 
 
+async def test_queued_runs_wait_in_order_and_runs_ending_together_free_one_slot_each() -> None:
+    world = World()
+    limited = recipe("a", "slow", {"one": NOOP}, concurrency={"limit": 2, "policy": "queue"})
+    await world.apply(limited)
+    cmds = [start("a", "slow") for _ in range(6)]
+    for cmd in cmds:
+        await world.scheduler.start(cmd)
+    assert [(q.order_run_id, q.position) for q in world.sent(OrderRunQueued)] == [
+        (c.order_run_id, i) for i, c in enumerate(cmds[2:], start=1)
+    ]
+    while len(world.sent(OrderRunFinished)) < len(cmds):
+        running = [s.order_run_id for s in world.sent(OrderRunStarted)]
+        ended = {f.order_run_id for f in world.sent(OrderRunFinished)}
+        assert len(set(running) - ended) == 2, "the limit is held while runs wait"
+        # Both running runs end in one batch, as when they end together.
+        steps = [world.sent(ExecuteStep, r)[0] for r in running if r not in ended]
+        await world.scheduler.on_run_events([a for cmd in steps for a in answers(cmd)])
+    assert [s.order_run_id for s in world.sent(OrderRunStarted)] == [c.order_run_id for c in cmds]
+
+
+async def test_cancel_new_refuses_a_run_over_the_limit_and_starts_nothing() -> None:
+    world = World()
+    limited = recipe("a", "slow", {"one": NOOP}, concurrency={"limit": 1, "policy": "cancel-new"})
+    await world.apply(limited)
+    first, second = start("a", "slow"), start("a", "slow")
+    await world.scheduler.start(first)
+    await world.scheduler.start(second)
+    [refused] = world.sent(OrderRunFinished, second.order_run_id)
+    assert refused.status is RunStatus.CANCELLED
+    assert refused.reason == "concurrency limit 1 reached for a/slow variation prod"
+    assert [s.order_run_id for s in world.sent(OrderRunStarted)] == [first.order_run_id]
+    assert world.sent(ExecuteStep, second.order_run_id) == []
+    await finish(world, world.sent(ExecuteStep, first.order_run_id)[0])
+    assert [s.order_run_id for s in world.sent(OrderRunStarted)] == [first.order_run_id]
+
+
+async def test_cancel_running_cancels_the_oldest_run_and_starts_the_new_one() -> None:
+    world = World()
+    policy = {"limit": 1, "policy": "cancel-running"}
+    await world.apply(recipe("a", "slow", {"one": NOOP}, concurrency=policy))
+    first, second = start("a", "slow"), start("a", "slow")
+    await world.scheduler.start(first)
+    await world.scheduler.start(second)
+    [pushed] = world.sent(OrderRunFinished, first.order_run_id)
+    assert pushed.status is RunStatus.CANCELLED
+    assert pushed.reason == f"cancelled: newer run {second.order_run_id}"
+    [late] = world.sent(ExecuteStep, first.order_run_id)
+    await finish(world, late)  # the cancelled run's late answer frees no second slot
+    [step] = world.sent(ExecuteStep, second.order_run_id)
+    await finish(world, step)
+    [done] = world.sent(OrderRunFinished, second.order_run_id)
+    assert done.status is RunStatus.SUCCEEDED
+    assert [s.order_run_id for s in world.sent(OrderRunStarted)] == [
+        first.order_run_id,
+        second.order_run_id,
+    ]
+
+
 async def test_cancel_ends_the_run_and_a_late_answer_changes_nothing() -> None:
     world = World()
     await world.apply(CHAIN)

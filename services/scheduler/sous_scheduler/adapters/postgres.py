@@ -1,122 +1,81 @@
-"""PostgreSQL access of the scheduler: runs, timers and the registry view.
+"""PostgreSQL access of the scheduler: runs, timers and read marks, and the one store.
 
-The module itself is the scheduler's `store.Store` in production.
+The module itself is the scheduler's `store.Store` in production: the registry view, trigger
+state and cron fires live in modules beside it and are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sous_common.db import AnyConnection
-from sous_common.inbox import claim as claim  # the inbox, re-exported as part of the store
-from sous_common.inbox import claim_many as claim_many
-from sous_contracts.registry import RegistryEntityChanged
-from sous_contracts.runs import DomainRunCompleted
-from sous_contracts.specs import DomainSpec, KitchenSpec, RecipeSpec
+from sous_common.inbox import claim, claim_many
+from sous_contracts.specs import RecipeSpec
+from sous_scheduler.adapters.registry_view import (
+    catalog,
+    entities,
+    kitchens,
+    recipe_from,
+    recipe_versions,
+    registry_generation,
+    upsert_entity,
+)
+from sous_scheduler.adapters.schedule_rows import claim_fire, last_fire, record_fires
+from sous_scheduler.adapters.trigger_rows import (
+    claim_expired_window,
+    clear_join,
+    held_for_debounce,
+    hold_for_debounce,
+    join_arrived,
+    join_window,
+    record_firing,
+    refuse_firing,
+    release_debounced,
+    save_join_window,
+)
 from sous_scheduler.domain.events import ClearTimer, SetTimer, TimerKind
-from sous_scheduler.domain.plan import Catalog
 from sous_scheduler.domain.state import RunState
-from sous_scheduler.domain.triggers import Arrival, JoinWindow
-from sous_scheduler.domain.versions import pick, run_kitchen
 
-_RECIPES: dict[str, RecipeSpec] = {}
-
-
-def recipe_from(spec: Any) -> RecipeSpec:
-    """Parse a compiled recipe, caching by content (specs are immutable per version)."""
-    text = spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True)
-    if (cached := _RECIPES.get(text)) is None:
-        cached = RecipeSpec.model_validate_json(text)
-        if len(_RECIPES) > 512:
-            _RECIPES.clear()
-        _RECIPES[text] = cached
-    return cached
-
-
-async def upsert_entity(conn: AnyConnection, change: RegistryEntityChanged) -> None:
-    """Apply one changelog record to the registry view."""
-    await conn.execute(
-        "INSERT INTO registry (entity_id, kind, domain, name, version, spec, deleted, kitchen)"
-        " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)"
-        " ON CONFLICT (entity_id) DO UPDATE SET kind = $2, domain = $3, name = $4,"
-        " version = $5, spec = $6::jsonb, deleted = $7, kitchen = $8, updated_at = now()",
-        change.entity_id,
-        change.kind.value,
-        change.domain,
-        change.name,
-        change.version,
-        json.dumps(change.spec),
-        change.deleted,
-        change.kitchen,
-    )
-
-
-async def entities(conn: AnyConnection, kind: str) -> list[Any]:
-    """Return the live base entities of one kind (versions applied into kitchens left out)."""
-    return list(
-        await conn.fetch(
-            "SELECT entity_id, domain, name, version, spec FROM registry"
-            " WHERE kind = $1 AND NOT deleted AND kitchen IS NULL ORDER BY entity_id",
-            kind,
-        )
-    )
-
-
-async def recipe_versions(conn: AnyConnection) -> list[Any]:
-    """Return every live version of every recipe: the base ones and those of kitchens."""
-    return list(
-        await conn.fetch(
-            "SELECT entity_id, domain, name, version, spec, kitchen FROM registry"
-            " WHERE kind = 'recipe' AND NOT deleted ORDER BY entity_id"
-        )
-    )
-
-
-async def kitchens(conn: AnyConnection) -> dict[str, KitchenSpec]:
-    """Return every live kitchen by name."""
-    rows = await entities(conn, "kitchen")
-    return {r["name"]: KitchenSpec.model_validate(json.loads(r["spec"])) for r in rows}
-
-
-async def catalog(
-    conn: AnyConnection,
-    domain: str,
-    recipe: str,
-    *,
-    kitchen: str | None = None,
-    variation: str | None = None,
-) -> Catalog:
-    """Load what planning a run of domain/recipe needs.
-
-    The recipe is the version of the run's kitchen (`kitchen`, else the variation's): the
-    first kitchen from there up to the root with a version of its own, else the base one.
-    """
-    rows = await conn.fetch(
-        "SELECT kind, name, domain, version, spec, kitchen FROM registry WHERE NOT deleted AND ("
-        " (kind = 'recipe' AND domain = $1 AND name = $2) OR (kitchen IS NULL AND"
-        " ((kind = 'domain' AND name = $1) OR kind = 'kitchen')))",
-        domain,
-        recipe,
-    )
-    found_domain = None
-    recipes: dict[str | None, Any] = {}
-    kitchens: dict[str, KitchenSpec] = {}
-    for r in rows:
-        spec = json.loads(r["spec"])
-        if r["kind"] == "recipe":
-            recipes[r["kitchen"]] = r
-        elif r["kind"] == "domain":
-            found_domain = DomainSpec.model_validate(spec)
-        else:
-            kitchens[r["name"]] = KitchenSpec.model_validate(spec)
-    base = recipe_from(recipes[None]["spec"]) if None in recipes else None
-    chosen = pick(recipes, kitchens, run_kitchen(kitchen, variation, base))
-    if chosen is None:
-        return Catalog(None, None, found_domain, kitchens)
-    return Catalog(recipe_from(chosen["spec"]), chosen["version"], found_domain, kitchens)
+# The calls of the store: this module's own, the inbox's and those of the modules beside it.
+__all__ = [
+    "apply_all_timers",
+    "apply_timers",
+    "catalog",
+    "claim",
+    "claim_and_lock",
+    "claim_due_timer",
+    "claim_expired_window",
+    "claim_fire",
+    "claim_many",
+    "clear_join",
+    "entities",
+    "expect_marks",
+    "held_for_debounce",
+    "hold_for_debounce",
+    "insert_run",
+    "join_arrived",
+    "join_window",
+    "kitchens",
+    "last_fire",
+    "lock",
+    "open_runs",
+    "recipe_from",
+    "recipe_versions",
+    "record_fires",
+    "record_firing",
+    "refuse_firing",
+    "registry_generation",
+    "release_debounced",
+    "run_for_update",
+    "run_of_key",
+    "runs_for_update",
+    "save_join_window",
+    "save_marks",
+    "save_run",
+    "save_runs",
+    "upsert_entity",
+]
 
 
 async def insert_run(
@@ -165,7 +124,7 @@ async def run_for_update(
     )
     if row is None:
         return None
-    return RunState.model_validate_json(row["state"]), recipe_from(row["recipe_spec"])
+    return RunState.load(row["state"]), recipe_from(row["recipe_spec"])
 
 
 async def runs_for_update(
@@ -176,10 +135,7 @@ async def runs_for_update(
         "SELECT id, state, recipe_spec FROM runs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
         order_run_ids,
     )
-    return {
-        r["id"]: (RunState.model_validate_json(r["state"]), recipe_from(r["recipe_spec"]))
-        for r in rows
-    }
+    return {r["id"]: (RunState.load(r["state"]), recipe_from(r["recipe_spec"])) for r in rows}
 
 
 async def claim_and_lock(
@@ -203,7 +159,7 @@ async def claim_and_lock(
     if row["state"] is None:
         return bool(row["fresh"]), None
     return bool(row["fresh"]), (
-        RunState.model_validate_json(row["state"]),
+        RunState.load(row["state"]),
         recipe_from(row["recipe_spec"]),
     )
 
@@ -333,261 +289,3 @@ async def save_marks(conn: AnyConnection, marks: dict[int, datetime]) -> None:
             list(marks),
             list(marks.values()),
         )
-
-
-# -- triggers ---------------------------------------------------------------------------------
-
-
-async def registry_generation(conn: AnyConnection) -> tuple[Any, Any]:
-    """A cheap fingerprint of the recipes and kitchens in the registry view."""
-    row = await conn.fetchrow(
-        "SELECT count(*), max(updated_at) FROM registry WHERE kind IN ('recipe', 'kitchen')"
-    )
-    assert row is not None
-    return row[0], row[1]
-
-
-async def hold_for_debounce(
-    conn: AnyConnection, trigger_id: str, kitchen: str, event: DomainRunCompleted, now: datetime
-) -> None:
-    """Keep the latest completion for a coalescing trigger until its debounce window ends."""
-    await conn.execute(
-        "INSERT INTO trigger_joins (trigger_id, kitchen, pattern, message_id, arrived_at, event)"
-        " VALUES ($1, $2, -1, $3, $4, $5::jsonb) ON CONFLICT (trigger_id, kitchen, pattern)"
-        " DO UPDATE SET message_id = $3, arrived_at = $4, event = $5::jsonb",
-        trigger_id,
-        kitchen,
-        event.message_id,
-        now,
-        event.model_dump_json(),
-    )
-
-
-async def join_arrived(
-    conn: AnyConnection,
-    trigger_id: str,
-    kitchen: str,
-    patterns: list[int],
-    event: DomainRunCompleted,
-    now: datetime,
-    cutoff: datetime,
-) -> int:
-    """Record a completion for a join's patterns and forget arrivals before `cutoff`.
-
-    Returns how many of the join's patterns have arrived within its window.
-    """
-    await conn.execute(
-        "INSERT INTO trigger_joins (trigger_id, kitchen, pattern, message_id, arrived_at, event)"
-        " SELECT $1, $2, unnest($3::int[]), $4, $5, $6::jsonb"
-        " ON CONFLICT (trigger_id, kitchen, pattern)"
-        " DO UPDATE SET message_id = $4, arrived_at = $5, event = $6::jsonb",
-        trigger_id,
-        kitchen,
-        patterns,
-        event.message_id,
-        now,
-        event.model_dump_json(),
-    )
-    await conn.execute(
-        "DELETE FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2 AND pattern >= 0"
-        " AND arrived_at < $3",
-        trigger_id,
-        kitchen,
-        cutoff,
-    )
-    present: int = await conn.fetchval(
-        "SELECT count(*) FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2"
-        " AND pattern >= 0",
-        trigger_id,
-        kitchen,
-    )
-    return present
-
-
-async def clear_join(
-    conn: AnyConnection, trigger_id: str, kitchen: str
-) -> list[DomainRunCompleted]:
-    """Forget a join's arrivals once it fired; return them (the upstream of the run it starts)."""
-    rows = await conn.fetch(
-        "DELETE FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2 AND pattern >= 0"
-        " RETURNING arrived_at, event",
-        trigger_id,
-        kitchen,
-    )
-    ordered = sorted(rows, key=lambda r: r["arrived_at"])
-    return [DomainRunCompleted.model_validate_json(r["event"]) for r in ordered]
-
-
-async def record_firing(
-    conn: AnyConnection,
-    trigger_id: str,
-    upstream: uuid.UUID,
-    order_run_id: uuid.UUID | None,
-    outcome: str,
-) -> bool:
-    """Record a trigger's answer to one upstream message; False when it answered before."""
-    first = await conn.fetchval(
-        "INSERT INTO trigger_firings (trigger_id, upstream_message_id, order_run_id, outcome)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
-        trigger_id,
-        upstream,
-        order_run_id,
-        outcome,
-    )
-    return bool(first)
-
-
-async def refuse_firing(
-    conn: AnyConnection, trigger_id: str, upstream: uuid.UUID, reason: str
-) -> None:
-    """Turn a recorded firing into a refusal (its run could not be made)."""
-    await conn.execute(
-        "UPDATE trigger_firings SET outcome = $3, order_run_id = NULL"
-        " WHERE trigger_id = $1 AND upstream_message_id = $2",
-        trigger_id,
-        upstream,
-        f"refused: {reason}",
-    )
-
-
-async def held_for_debounce(conn: AnyConnection) -> list[tuple[str, str, datetime, Any]]:
-    """Completions held by coalescing triggers, locked (other replicas skip them)."""
-    rows = await conn.fetch(
-        "SELECT trigger_id, kitchen, arrived_at, event FROM trigger_joins"
-        " WHERE pattern = -1 FOR UPDATE SKIP LOCKED"
-    )
-    return [
-        (
-            r["trigger_id"],
-            r["kitchen"],
-            r["arrived_at"],
-            DomainRunCompleted.model_validate_json(r["event"]),
-        )
-        for r in rows
-    ]
-
-
-async def release_debounced(conn: AnyConnection, trigger_id: str, kitchen: str) -> None:
-    """Forget a coalescing trigger's held completion once it fired."""
-    await conn.execute(
-        "DELETE FROM trigger_joins WHERE trigger_id = $1 AND kitchen = $2 AND pattern = -1",
-        trigger_id,
-        kitchen,
-    )
-
-
-def _window(row: Any) -> JoinWindow:
-    arrivals = json.loads(row["arrivals"])
-    return JoinWindow(
-        window_id=row["window_id"],
-        opened_at=row["opened_at"],
-        deadline=row["deadline"],
-        arrivals={
-            int(i): Arrival(
-                uuid.UUID(a["message_id"]),
-                uuid.UUID(a["order_run_id"]) if a["order_run_id"] else None,
-            )
-            for i, a in arrivals.items()
-        },
-        fired=row["fired"],
-    )
-
-
-async def join_window(
-    conn: AnyConnection, trigger_id: str, kitchen: str, key: str
-) -> JoinWindow | None:
-    """Lock and return one key's join window of a trigger (the caller holds the key's lock)."""
-    row = await conn.fetchrow(
-        "SELECT * FROM join_windows WHERE trigger_id = $1 AND kitchen = $2 AND key = $3 FOR UPDATE",
-        trigger_id,
-        kitchen,
-        key,
-    )
-    return _window(row) if row is not None else None
-
-
-async def save_join_window(
-    conn: AnyConnection, trigger_id: str, kitchen: str, key: str, window: JoinWindow | None
-) -> None:
-    """Store a key's join window, or forget it (None)."""
-    if window is None:
-        await conn.execute(
-            "DELETE FROM join_windows WHERE trigger_id = $1 AND kitchen = $2 AND key = $3",
-            trigger_id,
-            kitchen,
-            key,
-        )
-        return
-    arrivals = {
-        str(i): {
-            "message_id": str(a.message_id),
-            "order_run_id": str(a.order_run_id) if a.order_run_id else None,
-        }
-        for i, a in window.arrivals.items()
-    }
-    await conn.execute(
-        "INSERT INTO join_windows (trigger_id, kitchen, key, window_id, opened_at, deadline,"
-        " arrivals, fired) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)"
-        " ON CONFLICT (trigger_id, kitchen, key) DO UPDATE SET window_id = $4, opened_at = $5,"
-        " deadline = $6, arrivals = $7::jsonb, fired = $8",
-        trigger_id,
-        kitchen,
-        key,
-        window.window_id,
-        window.opened_at,
-        window.deadline,
-        json.dumps(arrivals),
-        window.fired,
-    )
-
-
-async def claim_expired_window(
-    conn: AnyConnection, now: datetime
-) -> tuple[str, str, str, JoinWindow] | None:
-    """Take one join window past its deadline (skipping ones others hold) and delete it."""
-    row = await conn.fetchrow(
-        "DELETE FROM join_windows WHERE ctid = (SELECT ctid FROM join_windows"
-        " WHERE deadline <= $1 ORDER BY deadline LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *",
-        now,
-    )
-    if row is None:
-        return None
-    return row["trigger_id"], row["kitchen"], row["key"], _window(row)
-
-
-# -- schedules --------------------------------------------------------------------------------
-
-
-async def last_fire(conn: AnyConnection, schedule_id: str) -> datetime | None:
-    """The latest fire time recorded for a schedule (None: never seen)."""
-    last: datetime | None = await conn.fetchval(
-        "SELECT max(fire_time) FROM cron_fires WHERE schedule_id = $1", schedule_id
-    )
-    return last
-
-
-async def record_fires(conn: AnyConnection, schedule_id: str, times: list[datetime]) -> bool:
-    """Record fire times that start no run; True when the last of them is new."""
-    if not times:
-        return False
-    rows = await conn.fetch(
-        "INSERT INTO cron_fires (schedule_id, fire_time) SELECT $1, unnest($2::timestamptz[])"
-        " ON CONFLICT DO NOTHING RETURNING fire_time",
-        schedule_id,
-        times,
-    )
-    return any(r["fire_time"] == times[-1] for r in rows)
-
-
-async def claim_fire(
-    conn: AnyConnection, schedule_id: str, fire_time: datetime, order_run_id: uuid.UUID
-) -> bool:
-    """Record the run a fire time starts; False when another replica recorded it first."""
-    first = await conn.fetchval(
-        "INSERT INTO cron_fires (schedule_id, fire_time, order_run_id) VALUES ($1, $2, $3)"
-        " ON CONFLICT DO NOTHING RETURNING true",
-        schedule_id,
-        fire_time,
-        order_run_id,
-    )
-    return bool(first)

@@ -1,8 +1,15 @@
-"""Admission: how many runs of a variation may run, and which queued runs take free slots."""
+"""Admission: how many runs of a variation may run, and which runs take the slots.
+
+One pure decision, `admit`, answers both questions the scheduler asks under a variation's
+lock: may a new run begin (else it waits, is refused or pushes running runs out), and, when
+a run ended, which queued runs take the slots it freed.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sous_contracts.specs import ConcurrencySpec, RecipeSpec
 
@@ -18,6 +25,54 @@ def lock_key(domain: str, recipe: str, variation: str) -> str:
     return f"{domain}/{recipe}/{variation}"
 
 
-def to_begin(limit: int, running: int, queued: list[uuid.UUID]) -> list[uuid.UUID]:
-    """Return the queued runs (oldest first) that the free slots go to, one slot each."""
-    return queued[: max(0, limit - running)]
+@dataclass(frozen=True)
+class Admission:
+    """What to do with a variation's runs; the service applies it in one transaction."""
+
+    begin: tuple[uuid.UUID, ...] = ()
+    """Runs that begin now, oldest first (the new run last, when it begins)."""
+    queue_at: int | None = None
+    """The new run waits in the queue at this place (1 = next to begin)."""
+    cancel: tuple[uuid.UUID, ...] = ()
+    """Runs cancelled: the new one (cancel-new) or the oldest running (cancel-running)."""
+    reason: str | None = None
+    """Why the runs in `cancel` are cancelled."""
+
+
+def admit(
+    concurrency: ConcurrencySpec,
+    running: Sequence[uuid.UUID],
+    queued: Sequence[uuid.UUID],
+    new_run: uuid.UUID | None = None,
+    *,
+    label: str = "",
+) -> Admission:
+    """Decide admission of one variation's runs.
+
+    `running` and `queued` are the variation's runs in those phases, oldest first. With a
+    `new_run`, decide whether it begins, waits, is refused, or cancels running runs; without
+    one (a run ended), hand the free slots to the oldest queued runs, one slot each.
+    Free slots go to runs queued earlier before the new one, so a raised limit keeps the
+    queue's order. `label` names the variation in reasons.
+    """
+    waiting = [q for q in queued if q != new_run]
+    free = max(0, concurrency.limit - len(running))
+    if new_run is None:
+        return Admission(begin=tuple(waiting[:free]))
+    if free > len(waiting):
+        return Admission(begin=(*waiting, new_run))
+    ahead = tuple(waiting[:free])
+    if concurrency.policy == "queue":
+        return Admission(begin=ahead, queue_at=len(waiting) - len(ahead) + 1)
+    if concurrency.policy == "cancel-new":
+        reason = f"concurrency limit {concurrency.limit} reached"
+        reason += f" for {label}" if label else ""
+        return Admission(begin=ahead, cancel=(new_run,), reason=reason)
+    # cancel-running: the newest run wins; the oldest running runs make room for it alone,
+    # and runs queued earlier keep any other free slot.
+    pushed = tuple(running[: max(0, len(running) - concurrency.limit + 1)])
+    return Admission(
+        begin=(*waiting[: max(0, free - 1)], new_run),
+        cancel=pushed,
+        reason=f"cancelled: newer run {new_run}" if pushed else None,
+    )

@@ -133,6 +133,16 @@ class RunState(_Frozen):
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
+    @classmethod
+    def load(cls, stored: str | bytes) -> RunState:
+        """Read a stored state, ignoring fields this version does not know.
+
+        In a rolling upgrade an older replica reads states a newer one saved with new fields;
+        building a state in code still refuses unknown fields, and contracts on Kafka keep
+        their own rules.
+        """
+        return cls.model_validate_json(stored, extra="ignore")
+
     def step(self, name: str) -> StepState:
         """Return one step's state."""
         return self.steps[name]
