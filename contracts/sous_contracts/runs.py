@@ -70,6 +70,14 @@ class StartOrderRun(Envelope):
     """Set when this run is a nested recipe step of another run."""
     parent_step: Name | None = None
     """The parent's step this run settles."""
+    parent_recipe: str | None = None
+    """`domain/recipe` of the parent run (nested runs); names the parent job in lineage."""
+    parent_step_run_id: uuid.UUID | None = None
+    """The parent's step run this run settles (nested runs); the parent run in lineage."""
+    root_order_run_id: uuid.UUID | None = None
+    """The top-level run of the nesting chain (nested runs); the root run in lineage."""
+    root_recipe: str | None = None
+    """`domain/recipe` of the top-level run of the nesting chain (nested runs)."""
     causation_depth: int = Field(default=0, ge=0)
     """How many trigger hops led here; bounded to stop loops."""
     trigger_event: Params = Field(default_factory=dict)

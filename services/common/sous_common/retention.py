@@ -60,7 +60,8 @@ class RetentionSettings(BaseSettings):
     test_history_days: float = Field(400, ge=0)
     """Test measurements the test-runner keeps for `history` tests."""
     firings_days: float = Field(35, ge=0)
-    """Trigger firings and cron fires of the scheduler. Keep longer than the retention of
+    """Trigger firings and cron fires of the scheduler, held firings whose trigger was
+    removed and the last results of removed monitors. Keep longer than the retention of
     `sous.events.domain`: a firing forgotten while its event is still on the topic could
     fire again on a replay."""
     audit_days: float = Field(0, ge=0)

@@ -153,6 +153,8 @@ async def test_scheduler_purges_old_finished_runs_and_firings_only(service_pool,
         "trigger_firings": 2,
         "cron_fires": 3,
         "backfills": 0,  # tests/common/integration/test_retention_backfills.py
+        "held_firings": 0,  # tests/common/integration/test_retention_monitors.py
+        "monitor_health": 0,
     }
     outcomes = await purger.purge()
     assert outcomes is not None
@@ -227,6 +229,8 @@ async def test_registry_purges_old_finished_runs_with_steps_and_audit(service_po
         "runs": 3,
         "audit": 3,
         "backfills": 0,  # tests/common/integration/test_retention_backfills.py
+        "dataset_uses": 0,  # tests/common/integration/test_retention_monitors.py
+        "monitor_health": 0,
     }
     async with service_pool.acquire() as conn:
         for table in ("runs", "run_steps", "run_tests"):

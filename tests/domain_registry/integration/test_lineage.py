@@ -167,3 +167,96 @@ async def test_lineage_and_impact_of_a_trigger_chain(registry, kafka_settings, s
     assert r.status_code == 403, r.text
     r = await registry.client.get(f"/v1/impact/test-results/{result_id}", headers=other)
     assert r.status_code == 403, r.text
+
+
+def _joined(name: str, after: list[str]) -> str:
+    """A recipe joining one completion of each upstream (no key: any one of each)."""
+    spec = json.loads(_recipe(name))
+    spec["triggers"] = [
+        {
+            "name": "both",
+            "all": [dict(zip(("domain", "recipe"), a.split("/"), strict=True)) for a in after],
+            "within": "1h",
+            "variation": "prod",
+        }
+    ]
+    return json.dumps(spec)
+
+
+JOIN_MESH = {
+    "kitchens/prod.yaml": "kitchen: prod\n",
+    **{
+        f"{d}/domain.yaml": f"domain: {d}\n"
+        for d in ("payments", "finance", "marketing", "sales", "ops")
+    },
+    "sales/recipes/ingest.yaml": _recipe("ingest"),
+    "sales/recipes/daily.yaml": _recipe("daily", "sales/ingest"),
+    "payments/recipes/settle.yaml": _recipe("settle"),
+    "finance/recipes/revenue.yaml": _joined("revenue", ["sales/daily", "payments/settle"]),
+    "marketing/recipes/campaign.yaml": _recipe("campaign", "finance/revenue"),
+    "ops/recipes/vacuum.yaml": _recipe("vacuum"),  # unrelated, started beside the chain
+}
+
+
+async def _ended_run(registry, domain: str, recipe: str) -> str:
+    """Poll until a run of domain/recipe succeeded; return its id."""
+    async with asyncio.timeout(30):
+        while True:
+            r = await registry.client.get("/v1/runs", params={"domain": domain})
+            done = [x for x in r.json() if x["recipe"] == recipe and x["status"] == "succeeded"]
+            if done:
+                return str(done[0]["order_run_id"])
+            await asyncio.sleep(0.05)
+
+
+async def test_lineage_of_marketing_lists_its_four_upstream_runs_through_a_join(
+    registry, kafka_settings, servers
+) -> None:
+    r = await registry.client.post("/v1/apply", json={"files": JOIN_MESH})
+    assert r.status_code == 200, r.text
+    async with (
+        run_scheduler(kafka_settings, servers, f"t_{uuid.uuid4().hex[:12]}"),
+        standins(kafka_settings),
+    ):
+        ingest = await _start(registry, "sales", "ingest")
+        settle = await _start(registry, "payments", "settle")
+        vacuum = await _start(registry, "ops", "vacuum")
+        marketing = await _ended_run(registry, "marketing", "campaign")
+        finance = await _ended_run(registry, "finance", "revenue")
+        daily = await _ended_run(registry, "sales", "daily")
+        assert await _ended_run(registry, "ops", "vacuum") == vacuum
+
+    r = await registry.client.get(f"/v1/runs/{marketing}/lineage", params={"direction": "up"})
+    assert r.status_code == 200, r.text
+    up = r.json()
+    nodes = {n["order_run_id"]: n for n in up["nodes"]}
+    assert set(nodes) - {marketing} == {finance, daily, ingest, settle}
+    assert {(e["upstream"], e["downstream"]) for e in up["edges"]} == {
+        (ingest, daily),
+        (daily, finance),
+        (settle, finance),
+        (finance, marketing),
+    }
+    assert {n["status"] for n in nodes.values()} == {"succeeded"}
+    assert {nodes[x]["depth"] for x in (ingest,)} == {3}
+    assert set(nodes[finance]["cause"]["upstream_order_run_ids"]) == {daily, settle}
+
+    # A warning in payments reaches finance and marketing; the sales runs beside it on the
+    # join and the unrelated ops run are not downstream of it.
+    payments = (await registry.client.get(f"/v1/runs/{settle}")).json()
+    result_id = await _warned(registry, kafka_settings, payments)
+    impact = (await registry.client.get(f"/v1/impact/test-results/{result_id}")).json()
+    assert [x["order_run_id"] for x in impact["runs"]] == [finance, marketing]
+    assert {(d["uri"], d["order_run_id"]) for d in impact["datasets"]} == {
+        ("mesh.settle", settle),
+        ("mesh.revenue", finance),
+        ("mesh.campaign", marketing),
+    }
+    assert {n["order_run_id"] for n in impact["nodes"]} == {settle, finance, marketing}
+    assert {(e["upstream"], e["downstream"]) for e in impact["edges"]} == {
+        (settle, finance),
+        (finance, marketing),
+    }
+    assert impact["owners"] == ["finance", "marketing"]
+    # Only finance's own cause names the sales run it joined with; the ops run, never.
+    assert vacuum not in json.dumps(impact)

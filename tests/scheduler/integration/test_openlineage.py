@@ -63,12 +63,19 @@ async def lineage_of(settings, run_id: uuid.UUID, timeout: float = 30) -> list[d
                     for r in records:
                         assert r.key == str(run_id).encode() or r.key is not None
                         event = json.loads(r.value)
-                        parent = event["run"]["facets"].get("parent", {}).get("run", {})
-                        if str(run_id) in (event["run"]["runId"], parent.get("runId")):
+                        if str(run_id) in (event["run"]["runId"], *_parents(event)):
                             mine.append(event)
     finally:
         await consumer.stop()
     return mine
+
+
+def _parents(event: dict[str, Any]) -> list[str]:
+    """The parent and root runs an event names (its steps, suites and nested runs)."""
+    parent = event["run"]["facets"].get("parent", {})
+    if not parent:
+        return []
+    return [parent["run"]["runId"], parent.get("root", {}).get("run", {}).get("runId")]
 
 
 def daily(run_id: uuid.UUID) -> StartOrderRun:
@@ -113,18 +120,25 @@ async def test_a_run_tells_its_lineage_complete_ordered_and_valid(kafka_settings
         "START sales.daily.ingest",
         "COMPLETE sales.daily.ingest",
         "START sales.daily.model",
+        "START sales.daily.model.tests",
+        "COMPLETE sales.daily.model.tests",
         "COMPLETE sales.daily.model",
         "COMPLETE sales.daily",
     ]
     assert [problems(e) for e in events] == [[]] * len(events)
-    run_end, model_end = events[-1], events[-2]
+    run_end, model_end, suite_end = events[-1], events[-2], events[-3]
     assert model_end["run"]["facets"]["parent"]["run"]["runId"] == str(run_id)
+    assert model_end["run"]["facets"]["parent"]["root"]["run"]["runId"] == str(run_id)
     assert model_end["inputs"] == [{"namespace": "sous.prod", "name": "sales_dev.raw_orders"}]
-    (written,) = model_end["outputs"]
-    assert written["name"] == "sales_dev.orders_daily"
-    assert written["facets"]["dataQualityAssertions"]["assertions"] == [
+    assert model_end["outputs"] == [{"namespace": "sous.prod", "name": "sales_dev.orders_daily"}]
+    # The tests read what the step wrote: their results are input facets of the suite's run.
+    assert suite_end["run"]["facets"]["parent"]["run"]["runId"] == model_end["run"]["runId"]
+    (checked,) = suite_end["inputs"]
+    assert checked["name"] == "sales_dev.orders_daily"
+    assert checked["inputFacets"]["dataQualityAssertions"]["assertions"] == [
         {"assertion": "rows", "success": True}
     ]
+    assert suite_end["outputs"] == []
     # The run reads what came from outside it and writes every dataset its steps wrote.
     assert [d["name"] for d in run_end["inputs"]] == ["file:orders.csv"]
     assert [d["name"] for d in run_end["outputs"]] == [
@@ -149,9 +163,14 @@ async def test_a_failed_test_fails_the_step_and_the_run_in_lineage(kafka_setting
                 ],
             )
             events = await lineage_of(kafka_settings, run_id)
-    assert story(events)[-2:] == ["FAIL sales.daily.model", "FAIL sales.daily"]
+    assert story(events)[-3:] == [
+        "FAIL sales.daily.model.tests",
+        "FAIL sales.daily.model",
+        "FAIL sales.daily",
+    ]
     assert [problems(e) for e in events] == [[]] * len(events)
-    assertions = events[-2]["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
+    assert events[-2]["outputs"] == [{"namespace": "sous.prod", "name": "sales_dev.orders_daily"}]
+    assertions = events[-3]["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"]
     assert assertions == [{"assertion": "rows", "success": False}]
 
 
@@ -179,6 +198,47 @@ async def test_a_cancelled_run_aborts_in_lineage(kafka_settings, servers, schema
         "ABORT sales.daily",
     ]
     assert [problems(e) for e in events] == [[]] * len(events)
+
+
+async def test_a_nested_run_names_the_step_that_started_it_as_parent(
+    kafka_settings, servers, schema
+):
+    child_steps = {"rates": {"run": {"kind": "noop"}, "outputs": ["fin.fx_rates"]}}
+    async with run_scheduler(kafka_settings, servers, schema) as scheduler:
+        await publish_registry(
+            kafka_settings,
+            scheduler,
+            [
+                recipe("fin", "fx", child_steps),
+                recipe("sales", "daily", {"fx": {"recipe": "fin/fx"}}),
+            ],
+        )
+        run_id = uuid.uuid4()
+        async with standins(kafka_settings):
+            await handled(scheduler, [daily(run_id)])
+            events = await lineage_of(kafka_settings, run_id)
+    assert story(events) == [
+        "START sales.daily",
+        "START sales.daily.fx",
+        "START fin.fx",
+        "START fin.fx.rates",
+        "COMPLETE fin.fx.rates",
+        "COMPLETE fin.fx",
+        "COMPLETE sales.daily.fx",
+        "COMPLETE sales.daily",
+    ]
+    assert [problems(e) for e in events] == [[]] * len(events)
+    fx_step, child, child_step = events[1], events[2], events[3]
+    assert child["run"]["facets"]["parent"]["run"] == {"runId": fx_step["run"]["runId"]}
+    assert child["run"]["facets"]["parent"]["job"] == {
+        "namespace": "sous.prod",
+        "name": "sales.daily.fx",
+    }
+    root = {"run": {"runId": str(run_id)}, "job": {"namespace": "sous.prod", "name": "sales.daily"}}
+    assert child["run"]["facets"]["parent"]["root"] == root
+    assert child_step["run"]["facets"]["parent"]["run"] == {"runId": child["run"]["runId"]}
+    assert child_step["run"]["facets"]["parent"]["root"] == root
+    assert "parent" not in events[0]["run"]["facets"]
 
 
 class Marquez(http.server.BaseHTTPRequestHandler):
@@ -254,6 +314,6 @@ async def test_a_lineage_server_that_is_down_holds_up_no_run(
         refused = await scheduler.rt.pool.fetch("SELECT topic, reason FROM outbox_refused")
     assert [m.status.value for m in ends if isinstance(m, OrderRunFinished)] == ["succeeded"]
     # Every event was moved aside with the reason (and a dead letter), none silently lost.
-    assert len(refused) == 6
+    assert len(refused) == 8  # the run, two steps and one test suite: a START and an end each
     assert {r["topic"] for r in refused} == {LINEAGE.full_name(kafka_settings.topic_prefix)}
     assert "lineage server: ConnectionError" in refused[0]["reason"]

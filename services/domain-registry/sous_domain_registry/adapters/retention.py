@@ -31,6 +31,18 @@ RULES: tuple[Rule, ...] = (
         cascade=(("backfill_partitions", "backfill_id"),),
     ),
     Rule("audit", "audit", "audit", "at < $1", key="id"),
+    # The dataset view's last use of a dataset by a step: once the run it names is as old as
+    # a purged run, the step has not touched the dataset for that long (removed, or idle).
+    Rule("dataset_uses", "runs", "dataset_uses", "at < $1"),
+    # A monitor's latest result stays while the monitor is declared in its live domain.
+    Rule(
+        "monitor_health",
+        "runs",
+        "monitor_health",
+        "at < $1 AND NOT EXISTS (SELECT 1 FROM entities e"
+        " WHERE e.kind = 'domain' AND NOT e.deleted AND e.name = monitor_health.domain"
+        " AND coalesce(e.spec->'monitors', '{}') ? monitor_health.monitor)",
+    ),
 )
 """The registry's retention rules, besides every service's inbox and refused outbox."""
 

@@ -250,6 +250,10 @@ def _start_child(
             params=substitute(spec.with_, values),
             parent_order_run_id=d.state.order_run_id,
             parent_step=step.name,
+            parent_recipe=f"{d.state.domain}/{d.state.recipe}",
+            parent_step_run_id=step.step_run_id,
+            root_order_run_id=d.state.root_order_run_id or d.state.order_run_id,
+            root_recipe=d.state.root_recipe or f"{d.state.domain}/{d.state.recipe}",
             causation_depth=d.state.causation_depth,
             fire_triggers=d.state.fire_triggers,  # a backfill's children stay quiet too
         )
@@ -350,7 +354,10 @@ def _succeeded_or_test(d: Decision, recipe: RecipeSpec, step: StepState, ctx: Co
         )
     )
     d.state = d.state.with_step(
-        step.model_copy(update={"phase": StepPhase.TESTING, "suite_id": suite_id})
+        step.model_copy(
+            # A new suite's results replace the last one's: none until they arrive.
+            update={"phase": StepPhase.TESTING, "suite_id": suite_id, "test_results": {}}
+        )
     )
     wait = sum(t.timeout_s for t in tests) + ctx.test_grace_s
     d.timers.append(

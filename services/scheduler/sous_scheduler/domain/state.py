@@ -116,6 +116,14 @@ class RunState(_Frozen):
     correlation_id: uuid.UUID | None = None
     parent_order_run_id: uuid.UUID | None = None
     parent_step: str | None = None
+    parent_recipe: str | None = None
+    """`domain/recipe` of the parent run (nested runs), for the lineage parent facet."""
+    parent_step_run_id: uuid.UUID | None = None
+    """The parent's step run this run settles (nested runs)."""
+    root_order_run_id: uuid.UUID | None = None
+    """The top-level run of the nesting chain; None for a top-level run itself."""
+    root_recipe: str | None = None
+    """`domain/recipe` of that top-level run."""
     causation_depth: int = 0
     trigger_event: dict[str, Any] = Field(default_factory=dict)
     """The completion event that triggered the run (`event` in step conditions)."""
