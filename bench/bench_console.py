@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Header
 from playwright.async_api import async_playwright
 
+from sous.infra.procs import free_ports
 from sous_common.kafka import aiokafka_options
 from sous_common.logs import configure
 from sous_common.topic_admin import delete_topics, ensure_topics
@@ -53,12 +53,6 @@ def whoami(authorization: str = Header()) -> dict:
 def p95(samples: list[float]) -> float:
     """The 95th percentile the issue's budgets name."""
     return round(statistics.quantiles(samples, n=100, method="inclusive")[94], 3)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 SEED = """
@@ -178,7 +172,7 @@ async def main() -> None:
     # The registry's one answer the console needs, served in this process.
     registry = FastAPI()
     registry.get("/v1/whoami")(whoami)
-    registry_port, port = free_port(), free_port()
+    registry_port, port = free_ports(2)
     server = uvicorn.Server(
         uvicorn.Config(registry, host="127.0.0.1", port=registry_port, log_level="warning")
     )

@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import time
 import uuid
 
@@ -35,6 +34,7 @@ from _common import (
 )
 from pydantic import SecretStr
 
+from sous.infra.procs import free_ports
 from sous_common.logs import configure
 from sous_common.topic_admin import delete_topics, ensure_topics
 from sous_domain_registry.api import create_api
@@ -47,12 +47,6 @@ TOKEN = "bench-token"
 DOMAINS = ["payments", "finance", "marketing", "sales", "risk"]
 RUN_COLUMNS = ["order_run_id", "domain", "recipe", "variation", "kitchen", "status", "tests"]
 RUN_COLUMNS += ["cause"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(run_id: uuid.UUID, depth: int, upstream: uuid.UUID | None) -> tuple:
@@ -112,7 +106,7 @@ async def main() -> None:
     database = database_settings()
     await ensure_topics(kafka)
     schema = fresh_schema()
-    port = free_port()
+    port = free_ports(1)[0]
     settings = RegistrySettings(
         port=port,
         schema_name=schema,

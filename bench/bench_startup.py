@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import httpx
 from _common import SIGNING_ENVIRONMENT, database_settings, emit, fresh_schema, kafka_settings
 
 from sous.environments import service_environment
+from sous.infra.procs import free_ports
 from sous.supervisor import SERVICES
 from sous_common.settings import KafkaSettings
 from sous_common.topic_admin import delete_topics, ensure_topics
@@ -42,26 +42,20 @@ SCHEMA_VARIABLES = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def environment(name: str, prefix: str, database_url: str) -> dict[str, str]:
     """What `sous up` would give service `name`, on a fresh schema and free ports."""
-    registry = free_port()
+    registry = free_ports(1)[0]
     merged = {
         **os.environ,
         **SIGNING_ENVIRONMENT,
         "SOUS_KAFKA_TOPIC_PREFIX": prefix,
         "SOUS_DATABASE_URL": database_url,
         "SOUS_OPS_HOST": "127.0.0.1",
-        "SOUS_OPS_PORT": str(free_port()),
+        "SOUS_OPS_PORT": str(free_ports(1)[0]),
         SCHEMA_VARIABLES[name]: fresh_schema(),
         "SOUS_DOMAIN_REGISTRY_PORT": str(registry),
         "SOUS_DOMAIN_REGISTRY_ADMIN_TOKEN": uuid.uuid4().hex,
-        "SOUS_CONSOLE_PORT": str(free_port()),
+        "SOUS_CONSOLE_PORT": str(free_ports(1)[0]),
         "SOUS_CONSOLE_REGISTRY_URL": f"http://127.0.0.1:{registry}",
     }
     return service_environment(name, merged)

@@ -107,33 +107,11 @@ def recorded_registry() -> str | None:
 
 def free_port(preferred: int, host: str = "127.0.0.1") -> int:
     """Return `preferred` when nothing listens there, else a port the system finds free."""
-    import socket
+    from sous.infra.procs import free_ports
 
     if not answers(host, preferred, timeout_s=0.2):
         return preferred
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def free_ports(count: int, avoid: set[int], host: str = "127.0.0.1") -> list[int]:
-    """Return `count` distinct ports the system finds free now, none of them in `avoid`.
-
-    The sockets stay open until all are picked, so the system hands out no port twice;
-    `avoid` holds ports chosen earlier but not listened on yet (the registry's, say).
-    """
-    import socket
-
-    held: list[socket.socket] = []
-    try:
-        while len(held) < count + len(avoid):
-            s = socket.socket()
-            s.bind((host, 0))
-            held.append(s)
-        return [p for p in (int(s.getsockname()[1]) for s in held) if p not in avoid][:count]
-    finally:
-        for s in held:
-            s.close()
+    return free_ports(1, host=host)[0]
 
 
 def use_local_stack() -> None:

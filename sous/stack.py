@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from sous import keys_cmd, run_folder
+from sous.infra.procs import free_ports
 
 if TYPE_CHECKING:
     from sous.supervisor import Supervisor
@@ -157,7 +158,7 @@ def ops_addresses(folder: Path, names: list[str], taken: set[int]) -> dict[str, 
     `taken`: ports chosen for the stack but not listened on yet (the registry's, the
     console's). Each service keeps its port across restarts (same environment).
     """
-    ports = run_folder.free_ports(len(names), taken)
+    ports = free_ports(len(names), taken)
     found = {name: f"http://127.0.0.1:{port}" for name, port in zip(names, ports, strict=True)}
     (folder / "ops").write_text("".join(f"{name}={url}\n" for name, url in found.items()))
     return found

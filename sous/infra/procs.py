@@ -7,7 +7,7 @@ import fcntl
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from pathlib import Path
 
 from sous.infra.errors import InfraError, log
@@ -69,13 +69,20 @@ def wait_gone(pid: int, timeout_s: float) -> bool:
     return True
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free TCP ports on 127.0.0.1 (all held open until all are chosen)."""
+def free_ports(count: int, avoid: Set[int] = frozenset(), host: str = "127.0.0.1") -> list[int]:
+    """Return `count` distinct ports the system finds free now, none of them in `avoid`.
+
+    The sockets stay open until all are picked, so the system hands out no port twice;
+    `avoid` holds ports chosen earlier but not listened on yet (the registry's, say).
+    """
     with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
+        ports: list[int] = []
+        while len(ports) < count:
+            s = stack.enter_context(socket.socket())
+            s.bind((host, 0))
+            if (port := int(s.getsockname()[1])) not in avoid:
+                ports.append(port)
+        return ports
 
 
 def port_is_free(port: int) -> bool:

@@ -115,7 +115,7 @@ def test_every_service_gets_an_ops_port_of_its_own_recorded_in_the_run_folder(tm
 def test_ops_ports_skip_the_ports_the_stack_reserved(monkeypatch) -> None:
     import socket
 
-    from sous import run_folder
+    from sous.infra.procs import free_ports
 
     handed = iter([8470, 41001, 8090, 41002, 41003])  # what the system would give out
 
@@ -132,8 +132,14 @@ def test_ops_ports_skip_the_ports_the_stack_reserved(monkeypatch) -> None:
         def close(self) -> None:
             pass
 
+        def __enter__(self) -> Socket:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
     monkeypatch.setattr(socket, "socket", Socket)
-    assert run_folder.free_ports(2, {8470, 8090}) == [41001, 41002]
+    assert free_ports(2, {8470, 8090}) == [41001, 41002]
 
 
 def test_every_service_gets_the_opentelemetry_settings() -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from sous.infra.procs import free_ports
 from sous_common.runtime import Runtime
 from sous_common.settings import DatabaseSettings
 
@@ -39,17 +39,11 @@ async def _flaky_relay(
     return await asyncio.start_server(gate, "127.0.0.1", port), refusals
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_a_service_waits_for_the_database_to_come_up(
     db_settings, kafka_settings, schema
 ) -> None:
     real = urlsplit(db_settings.url)
-    port = free_port()
+    port = free_ports(1)[0]
     server, refusals = await _flaky_relay(port, real.hostname, real.port)
     netloc = real.netloc.rsplit("@", 1)
     host = f"127.0.0.1:{port}"
@@ -76,7 +70,7 @@ async def test_a_service_waits_for_the_broker_to_come_up(
     db_settings, kafka_settings, schema
 ) -> None:
     host, real_port = kafka_settings.bootstrap.split(",")[0].rsplit(":", 1)
-    port = free_port()
+    port = free_ports(1)[0]
     server, refusals = await _flaky_relay(port, host, int(real_port))
     opened: list[bool] = []
     rt = Runtime(

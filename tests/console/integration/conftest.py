@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,15 +12,10 @@ import httpx
 import pytest
 import uvicorn
 
+from sous.infra.procs import free_ports
 from sous_console.settings import ConsoleSettings
 from sous_console.web.app import create_web
 from tests.domain_registry.conftest import Registry, running_registry
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -48,7 +42,7 @@ async def console(kafka_settings, db_settings) -> AsyncIterator[Console]:
         app = create_web(
             settings, registry_transport=httpx.ASGITransport(app=registry_app(registry))
         )
-        port = free_port()
+        port = free_ports(1)[0]
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
         )

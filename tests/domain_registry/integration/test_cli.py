@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import uuid
 from pathlib import Path
@@ -17,6 +16,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from sous.cli import app
+from sous.infra.procs import free_ports
 from sous_domain_registry.api import create_api
 from sous_domain_registry.settings import RegistrySettings
 from tests.domain_registry.conftest import ADMIN_TOKEN
@@ -26,15 +26,9 @@ from tests.domain_registry.run_events import produce, run_events, wait_for_run
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def served(kafka_settings, db_settings, schema):
-    port = free_port()
+    port = free_ports(1)[0]
     settings = RegistrySettings(
         port=port,
         schema_name=schema,

@@ -11,10 +11,10 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
+from sous.infra.procs import free_ports
 from sous_domain_registry.api import create_api
 from sous_domain_registry.settings import RegistrySettings
 from tests.domain_registry.conftest import ADMIN_TOKEN
-from tests.domain_registry.integration.test_cli import free_port
 from tests.domain_registry.mesh import mesh_files
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -42,7 +42,7 @@ def served_url(servers):
     asyncio.run(ensure_topics(kafka))
     database = DatabaseSettings(url=servers.database_url, pool_max=5)
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    port = free_port()
+    port = free_ports(1)[0]
     config = RegistrySettings(
         port=port,
         schema_name=schema,
