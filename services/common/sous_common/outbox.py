@@ -30,7 +30,7 @@ from aiokafka.errors import (
 from opentelemetry.trace import Span
 
 from sous_common import metrics, tracing
-from sous_common.db import AnyConnection, checked_schema
+from sous_common.db import AnyConnection, checked_schema, transaction
 from sous_common.logs import get_logger
 from sous_common.trust import Signer, signed
 from sous_contracts.deadletter import DeadLetter, kept_text
@@ -195,7 +195,7 @@ class OutboxRelay:
 
     async def drain_once(self) -> int:
         """Publish up to one batch; return how many rows were published or moved aside."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with transaction(self._pool) as conn:
             rows = await conn.fetch(
                 "SELECT id, message_id, topic, key, payload, headers, created_at, trace_context"
                 " FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",

@@ -27,7 +27,7 @@ from faststream.kafka import KafkaBroker
 from sous_common import metrics, outbox, tracing
 from sous_common.commits import GroupCommit
 from sous_common.consuming import TRANSIENT, ConsumerGuard
-from sous_common.db import AnyConnection, create_pool
+from sous_common.db import AnyConnection, create_pool, transaction
 from sous_common.kafka import aiokafka_options, make_broker
 from sous_common.logs import get_logger
 from sous_common.loops import every
@@ -128,7 +128,7 @@ class Runtime:
     async def transaction(self) -> AsyncIterator[AnyConnection]:
         """A connection in a transaction, traced as the `commit` of what is being handled."""
         with tracing.step("commit"):
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with transaction(self.pool) as conn:
                 yield conn
 
     async def emit(

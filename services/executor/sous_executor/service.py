@@ -20,7 +20,7 @@ from typing import Literal
 
 from sous_common import outbox
 from sous_common.consuming import TRANSIENT
-from sous_common.db import AnyConnection
+from sous_common.db import AnyConnection, transaction
 from sous_common.logs import get_logger
 from sous_common.runtime import Runtime
 from sous_contracts.envelope import utc_now
@@ -195,7 +195,7 @@ class Executor:
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AnyConnection]:
-        async with self.runtime.pool.acquire() as conn, conn.transaction():
+        async with transaction(self.runtime.pool) as conn:
             yield conn
 
     async def cancel(self, command: CancelStep, *, broadcast: bool = False) -> None:
