@@ -181,6 +181,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
         on_published: Callable[[int], None] | None = None,
+        on_relayed: Callable[[list[uuid.UUID]], None] | None = None,
         prefix: str = "",
     ) -> None:
         self._pool = pool
@@ -191,6 +192,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         self._on_published = on_published
+        self._on_relayed = on_relayed
         self._dead_letters = DEAD_LETTERS.full_name(prefix)
 
     async def drain_once(self) -> int:
@@ -236,6 +238,8 @@ class OutboxRelay:
             metrics.dead_lettered(f"outbox:{self._schema}", "undeliverable", len(refused))
         if self._on_published:
             self._on_published(len(rows))
+        if self._on_relayed:
+            self._on_relayed([r["message_id"] for r in rows])
         return len(rows)
 
     @staticmethod
