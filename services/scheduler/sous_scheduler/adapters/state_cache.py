@@ -42,7 +42,3 @@ class StateCache:
         """The recipe of a run, whatever its row version (a run's recipe never changes)."""
         entry = self._entries.get(order_run_id)
         return entry[2] if entry is not None else None
-
-    def clear(self) -> None:
-        """Forget everything (tests)."""
-        self._entries.clear()
