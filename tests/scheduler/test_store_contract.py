@@ -244,3 +244,34 @@ async def test_a_cron_fire_time_starts_one_run(pair: Pair) -> None:
         assert await s.claim_fire(tx, "sch", T0 + 2 * hour, uuid.uuid4())
         assert not await s.claim_fire(tx, "sch", T0 + 2 * hour, uuid.uuid4())
         assert await s.last_fire(tx, "sch") == T0 + 2 * hour
+
+
+async def test_a_run_loads_as_last_written_whoever_wrote_it(pair: Pair) -> None:
+    """What another replica saved, or a save that rolled back, is what a load sees."""
+    s, state = pair.store, run()
+    async with pair.transaction() as tx:
+        await s.insert_run(tx, state, RECIPE, None)
+    running = state.model_copy(update={"phase": RunPhase.RUNNING})
+    with pytest.raises(RuntimeError):
+        async with pair.transaction() as tx:
+            await s.save_runs(tx, [running])
+            raise RuntimeError("rolled back")
+    async with pair.transaction() as tx:
+        assert await s.run_for_update(tx, state.order_run_id) == (state, RECIPE)
+        await s.save_run(tx, running)
+    # Another replica's save, from a process whose cache this one never sees.
+    failed = running.model_copy(update={"phase": RunPhase.FAILED, "reason": "elsewhere"})
+    async with pair.transaction() as tx:
+        if s is postgres:
+            await tx.execute(
+                "UPDATE runs SET phase = $2, state = $3::jsonb WHERE id = $1",
+                state.order_run_id,
+                failed.phase.value,
+                failed.model_dump_json(),
+            )
+        else:
+            await s.save_run(tx, failed)
+    async with pair.transaction() as tx:
+        assert await s.run_for_update(tx, state.order_run_id) == (failed, RECIPE)
+        found = await s.runs_for_update(tx, [state.order_run_id])
+        assert found == {state.order_run_id: (failed, RECIPE)}

@@ -22,7 +22,7 @@ import asyncpg
 from opentelemetry.context import Context
 
 from sous_common import tracing
-from sous_common.db import AnyConnection
+from sous_common.db import AnyConnection, transaction
 
 T = TypeVar("T")
 Work = Callable[[AnyConnection], Awaitable[Any]]
@@ -59,7 +59,7 @@ class GroupCommit:
     async def _commit(self, pieces: list[Piece]) -> None:
         results: list[Any] = []
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with transaction(self.pool) as conn:
                 for work, _, context in pieces:
                     with tracing.within(context):
                         results.append(await work(conn))

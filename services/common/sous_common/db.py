@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -14,6 +17,9 @@ if TYPE_CHECKING:
 
 AnyConnection: TypeAlias = "asyncpg.Connection | PoolConnectionProxy[Any]"
 """A connection, or one borrowed from a pool (`async with pool.acquire() as conn`)."""
+
+_ONLY_TRANSACTION: ContextVar[bool] = ContextVar("sous_only_transaction", default=False)
+"""True while `transaction()` returns a connection whose session state it did not change."""
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -35,6 +41,7 @@ async def create_pool(
         max_size=settings.pool_max,
         command_timeout=settings.command_timeout_s,
         timeout=settings.connect_timeout_s,
+        reset=_reset,
         server_settings={
             "search_path": f"{checked_schema(schema)},public",
             "application_name": application,
@@ -42,3 +49,38 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    """Reset a released connection's session, unless only a transaction used it.
+
+    The full reset (unlock advisory locks, close cursors, unlisten, reset settings) is a
+    round trip per release; what a committed transaction leaves (its row and `xact` locks,
+    `SET LOCAL`, cursors) ended with it, so the busiest paths skip it.
+    """
+    if not _ONLY_TRANSACTION.get():
+        await conn.execute(conn.get_reset_query())
+
+
+@asynccontextmanager
+async def transaction(
+    pool: asyncpg.Pool, *, readonly: bool = False
+) -> AsyncIterator[AnyConnection]:
+    """A pooled connection in a transaction, committed on exit (rolled back on an error).
+
+    Work inside may use transaction-scoped state only (no session advisory locks, LISTEN,
+    plain SET): the connection goes back to the pool without the session reset.
+    """
+    conn = await pool.acquire()
+    committed = False
+    try:
+        async with conn.transaction(readonly=readonly):
+            yield conn
+        committed = True
+    finally:
+        # The release runs in a task that copies this context: it sees the flag.
+        token = _ONLY_TRANSACTION.set(committed)
+        try:
+            await pool.release(conn)
+        finally:
+            _ONLY_TRANSACTION.reset(token)

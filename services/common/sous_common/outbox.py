@@ -30,7 +30,7 @@ from aiokafka.errors import (
 from opentelemetry.trace import Span
 
 from sous_common import metrics, tracing
-from sous_common.db import AnyConnection, checked_schema
+from sous_common.db import AnyConnection, checked_schema, transaction
 from sous_common.logs import get_logger
 from sous_common.trust import Signer, signed
 from sous_contracts.deadletter import DeadLetter, kept_text
@@ -181,6 +181,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
         on_published: Callable[[int], None] | None = None,
+        on_relayed: Callable[[list[uuid.UUID]], None] | None = None,
         prefix: str = "",
     ) -> None:
         self._pool = pool
@@ -191,11 +192,12 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         self._on_published = on_published
+        self._on_relayed = on_relayed
         self._dead_letters = DEAD_LETTERS.full_name(prefix)
 
     async def drain_once(self) -> int:
         """Publish up to one batch; return how many rows were published or moved aside."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with transaction(self._pool) as conn:
             rows = await conn.fetch(
                 "SELECT id, message_id, topic, key, payload, headers, created_at, trace_context"
                 " FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
@@ -236,6 +238,8 @@ class OutboxRelay:
             metrics.dead_lettered(f"outbox:{self._schema}", "undeliverable", len(refused))
         if self._on_published:
             self._on_published(len(rows))
+        if self._on_relayed:
+            self._on_relayed([r["message_id"] for r in rows])
         return len(rows)
 
     @staticmethod

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from faststream.kafka import KafkaBroker
 from sous_common import metrics, outbox, tracing
 from sous_common.commits import GroupCommit
 from sous_common.consuming import TRANSIENT, ConsumerGuard
-from sous_common.db import AnyConnection, create_pool
+from sous_common.db import AnyConnection, create_pool, transaction
 from sous_common.kafka import aiokafka_options, make_broker
 from sous_common.logs import get_logger
 from sous_common.loops import every
@@ -79,6 +80,9 @@ class Runtime:
     _relay_producer: RelayProducer | None = field(default=None, init=False)
     _purger: Purger | None = field(default=None, init=False)
     _purge_task: asyncio.Task[None] | None = field(default=None, init=False)
+    relayed: list[Callable[[list[uuid.UUID]], None]] = field(default_factory=list, init=False)
+    """Called with the message ids of outbox rows this replica's relay has published (or
+    moved aside), once they left the outbox."""
     _opened: list[Hook] = field(default_factory=list, init=False)
     _started: list[Hook] = field(default_factory=list, init=False)
     _stopping: list[Hook] = field(default_factory=list, init=False)
@@ -128,7 +132,7 @@ class Runtime:
     async def transaction(self) -> AsyncIterator[AnyConnection]:
         """A connection in a transaction, traced as the `commit` of what is being handled."""
         with tracing.step("commit"):
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with transaction(self.pool) as conn:
                 yield conn
 
     async def emit(
@@ -342,6 +346,10 @@ class Runtime:
             finally:
                 await client.close()
 
+    def _relayed(self, message_ids: list[uuid.UUID]) -> None:
+        for hook in self.relayed:
+            hook(message_ids)
+
     async def _after_start(self) -> None:
         if self._pool is not None and self.schema is not None:
             self._relay_producer = RelayProducer(self.kafka)
@@ -351,6 +359,7 @@ class Runtime:
                 outbox.routed(self._relay_producer, self.publish_via),
                 schema=self.schema,
                 prefix=self.kafka.topic_prefix,
+                on_relayed=self._relayed,
             )
             self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
             settings = self.retention_settings or RetentionSettings()

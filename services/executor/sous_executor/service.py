@@ -20,7 +20,7 @@ from typing import Literal
 
 from sous_common import outbox
 from sous_common.consuming import TRANSIENT
-from sous_common.db import AnyConnection
+from sous_common.db import AnyConnection, transaction
 from sous_common.logs import get_logger
 from sous_common.runtime import Runtime
 from sous_contracts.envelope import utc_now
@@ -65,6 +65,8 @@ class _Running:
     """Cancelled because the replica stops, not because the step was."""
     finished: uuid.UUID | None = None
     """The message id of its StepFinished, once recorded in the outbox."""
+    relayed: bool = False
+    """Set when this replica's relay published its StepFinished: no need to look."""
 
     def cancel_error(self) -> StepError:
         if self.shutdown:
@@ -88,6 +90,9 @@ class Executor:
         self._lingering: set[asyncio.Task[None]] = set()
         """Heartbeats of finished attempts whose StepFinished is not yet on the broker."""
         self._stopping = False
+        self._finishing: dict[uuid.UUID, _Running] = {}
+        """Attempts by the message id of their StepFinished, until it is relayed."""
+        runtime.relayed.append(self._on_relayed)
 
     @property
     def running(self) -> list[Key]:
@@ -195,7 +200,7 @@ class Executor:
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AnyConnection]:
-        async with self.runtime.pool.acquire() as conn, conn.transaction():
+        async with transaction(self.runtime.pool) as conn:
             yield conn
 
     async def cancel(self, command: CancelStep, *, broadcast: bool = False) -> None:
@@ -232,6 +237,9 @@ class Executor:
                 reaper=self.reaper,
                 warm=self.warm,
             )
+            # Known before it is in the outbox: the relay may publish it at once.
+            self._finishing[finished.message_id] = running
+            heartbeat.add_done_callback(lambda _: self._finishing.pop(finished.message_id, None))
             await self._finish(finished)
             # Until its StepFinished is on the broker the attempt is alive to the scheduler:
             # it beats on while a database outage holds the finish in the outbox.
@@ -264,8 +272,15 @@ class Executor:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
+    def _on_relayed(self, message_ids: list[uuid.UUID]) -> None:
+        for message_id in message_ids:
+            if (running := self._finishing.pop(message_id, None)) is not None:
+                running.relayed = True
+
     async def _unrelayed(self, running: _Running) -> bool:
         """Whether an attempt's StepFinished still waits in the outbox (or cannot be seen)."""
+        if running.relayed:
+            return False  # this replica's relay published it; another's leaves us to look
         message_id = running.finished
         assert message_id is not None
 

@@ -22,6 +22,7 @@ from sous_scheduler.adapters.registry_view import (
     upsert_entity,
 )
 from sous_scheduler.adapters.schedule_rows import claim_fire, last_fire, record_fires
+from sous_scheduler.adapters.state_cache import StateCache
 from sous_scheduler.adapters.trigger_rows import (
     claim_expired_window,
     clear_join,
@@ -77,15 +78,18 @@ __all__ = [
     "upsert_entity",
 ]
 
+STATES = StateCache()
+"""What this process last wrote or read of each run (see `state_cache`)."""
+
 
 async def insert_run(
     conn: AnyConnection, state: RunState, recipe: RecipeSpec, idempotency_key: str | None
 ) -> bool:
     """Insert a new run; False when its id, or its key in (domain, recipe, kitchen), exists."""
-    inserted = await conn.fetchval(
+    version = await conn.fetchval(
         "INSERT INTO runs (id, domain, recipe, variation, kitchen, phase, state, recipe_spec,"
         " idempotency_key, parent_id) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9,"
-        " $10) ON CONFLICT DO NOTHING RETURNING true",
+        " $10) ON CONFLICT DO NOTHING RETURNING xmin",
         state.order_run_id,
         state.domain,
         state.recipe,
@@ -97,7 +101,10 @@ async def insert_run(
         idempotency_key,
         state.parent_order_run_id,
     )
-    return bool(inserted)
+    if version is None:
+        return False
+    STATES.put(version, state, recipe)
+    return True
 
 
 async def run_of_key(
@@ -119,23 +126,33 @@ async def run_for_update(
     conn: AnyConnection, order_run_id: uuid.UUID
 ) -> tuple[RunState, RecipeSpec] | None:
     """Lock a run's row for this transaction and return its state and recipe."""
-    row = await conn.fetchrow(
-        "SELECT state, recipe_spec FROM runs WHERE id = $1 FOR UPDATE", order_run_id
-    )
-    if row is None:
-        return None
-    return RunState.load(row["state"]), recipe_from(row["recipe_spec"])
+    return (await runs_for_update(conn, [order_run_id])).get(order_run_id)
 
 
 async def runs_for_update(
     conn: AnyConnection, order_run_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[RunState, RecipeSpec]]:
     """Lock several runs' rows in one round trip, in id order (two batches never deadlock)."""
+    # The state and recipe travel only when the row is not the version this process knows.
+    known = STATES.known(order_run_ids)
     rows = await conn.fetch(
-        "SELECT id, state, recipe_spec FROM runs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+        "SELECT r.id, r.xmin AS version, CASE WHEN r.xmin = c.version THEN NULL ELSE r.state"
+        " END AS state, CASE WHEN r.xmin = c.version THEN NULL ELSE r.recipe_spec END AS recipe"
+        " FROM runs r LEFT JOIN unnest($2::uuid[], $3::xid[]) AS c(id, version) ON c.id = r.id"
+        " WHERE r.id = ANY($1::uuid[]) ORDER BY r.id FOR UPDATE OF r",
         order_run_ids,
+        list(known),
+        [version for version, _, _ in known.values()],
     )
-    return {r["id"]: (RunState.load(r["state"]), recipe_from(r["recipe_spec"])) for r in rows}
+    found: dict[uuid.UUID, tuple[RunState, RecipeSpec]] = {}
+    for r in rows:
+        if r["state"] is None:  # the very version known here
+            _, state, recipe = known[r["id"]]
+        else:
+            state, recipe = RunState.load(r["state"]), recipe_from(r["recipe"])
+            STATES.put(r["version"], state, recipe)
+        found[r["id"]] = (state, recipe)
+    return found
 
 
 async def claim_and_lock(
@@ -166,25 +183,25 @@ async def claim_and_lock(
 
 async def save_run(conn: AnyConnection, state: RunState) -> None:
     """Store a run's new state."""
-    await conn.execute(
-        "UPDATE runs SET phase = $2, state = $3::jsonb, updated_at = now() WHERE id = $1",
-        state.order_run_id,
-        state.phase.value,
-        state.model_dump_json(),
-    )
+    await save_runs(conn, [state])
 
 
 async def save_runs(conn: AnyConnection, states: list[RunState]) -> None:
     """Store several runs' new states in one round trip."""
-    if states:
-        await conn.execute(
-            "UPDATE runs r SET phase = s.phase, state = s.state, updated_at = now()"
-            " FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) AS s(id, phase, state)"
-            " WHERE r.id = s.id",
-            [s.order_run_id for s in states],
-            [s.phase.value for s in states],
-            [s.model_dump_json() for s in states],
-        )
+    if not states:
+        return
+    rows = await conn.fetch(
+        "UPDATE runs r SET phase = s.phase, state = s.state, updated_at = now()"
+        " FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) AS s(id, phase, state)"
+        " WHERE r.id = s.id RETURNING r.id, r.xmin AS version",
+        [s.order_run_id for s in states],
+        [s.phase.value for s in states],
+        [s.model_dump_json() for s in states],
+    )
+    by_id = {s.order_run_id: s for s in states}
+    for r in rows:
+        if (recipe := STATES.recipe(r["id"])) is not None:
+            STATES.put(r["version"], by_id[r["id"]], recipe)
 
 
 async def lock(conn: AnyConnection, key: str) -> None:
