@@ -7,6 +7,7 @@ import http.server
 import json
 import threading
 import uuid
+from datetime import datetime
 from typing import Any, ClassVar
 
 import pytest
@@ -42,7 +43,13 @@ PARAMS = {"suffix": {"type": "string", "default": "_dev"}}
 
 
 async def lineage_of(settings, run_id: uuid.UUID, timeout: float = 30) -> list[dict[str, Any]]:
-    """Read the lineage topic from its start until the run's own end event arrived."""
+    """Read the lineage topic from its start until the run's own end event arrived.
+
+    The topic is keyed by run, so order holds per run only: a nested run's events sit on
+    other partitions. Once the end is seen, everything produced before it is read too (up
+    to the end offsets of that moment), and the events come back in the order of their
+    event time, which the scheduler sets as it decides.
+    """
     consumer = AIOKafkaConsumer(
         LINEAGE.full_name(settings.topic_prefix),
         **aiokafka_options(settings),
@@ -56,18 +63,25 @@ async def lineage_of(settings, run_id: uuid.UUID, timeout: float = 30) -> list[d
     def ended() -> bool:
         return any(e["run"]["runId"] == str(run_id) and e["eventType"] != "START" for e in mine)
 
+    async def read() -> None:
+        for records in (await consumer.getmany(timeout_ms=200)).values():
+            for r in records:
+                assert r.key is not None
+                event = json.loads(r.value)
+                if str(run_id) in (event["run"]["runId"], *_parents(event)):
+                    mine.append(event)
+
     try:
         async with asyncio.timeout(timeout):
             while not ended():
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    for r in records:
-                        assert r.key == str(run_id).encode() or r.key is not None
-                        event = json.loads(r.value)
-                        if str(run_id) in (event["run"]["runId"], *_parents(event)):
-                            mine.append(event)
+                await read()
+            ends = await consumer.end_offsets(list(consumer.assignment()))
+            for tp, end in ends.items():
+                while await consumer.position(tp) < end:
+                    await read()
     finally:
         await consumer.stop()
-    return mine
+    return sorted(mine, key=lambda e: datetime.fromisoformat(e["eventTime"]))
 
 
 def _parents(event: dict[str, Any]) -> list[str]:
