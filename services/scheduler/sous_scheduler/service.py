@@ -32,7 +32,14 @@ from sous_contracts.topics import STEP_EVENTS
 from sous_scheduler import metrics
 from sous_scheduler.adapters import postgres
 from sous_scheduler.adapters.lineage import LineageOut
-from sous_scheduler.domain.admission import Admission, admit, concurrency_of, lock_key
+from sous_scheduler.domain.admission import (
+    Admission,
+    Occupancy,
+    admit_counted,
+    concurrency_of,
+    heads,
+    lock_key,
+)
 from sous_scheduler.domain.decide import Event, decide
 from sous_scheduler.domain.events import (
     Begin,
@@ -402,11 +409,17 @@ class Scheduler:
         """
         await self.store.lock(conn, lock_key(state.domain, state.recipe, state.variation))
         which = (state.domain, state.recipe, state.variation)
-        running = await self.store.open_runs(conn, *which, "running")
-        queued = await self.store.open_runs(conn, *which, "queued")
-        label = f"{state.domain}/{state.recipe} variation {state.variation}"
         concurrency = concurrency_of(recipe, state.variation)
-        return admit(concurrency, running, queued, new_run, label=label)
+        running, queued = await self.store.count_open_runs(conn, *which, new_run)
+        want_running, want_queued = heads(concurrency, running, queued, new_run)
+        occupancy = Occupancy(
+            running,
+            queued,
+            tuple(await self.store.oldest_open_runs(conn, *which, "running", want_running)),
+            tuple(await self.store.oldest_open_runs(conn, *which, "queued", want_queued, new_run)),
+        )
+        label = f"{state.domain}/{state.recipe} variation {state.variation}"
+        return admit_counted(concurrency, occupancy, new_run, label=label)
 
     async def _carry_out(
         self,
