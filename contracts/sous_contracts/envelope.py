@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-
-def new_message_id(now_ms: int | None = None) -> uuid.UUID:
-    """Return a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits.
-
-    Time-ordered ids keep inbox and outbox indexes append-mostly.
-    """
-    ms = int(time.time() * 1000) if now_ms is None else now_ms
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | rand
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return uuid.UUID(int=value)
+from sous_contracts.ids import new_message_id as new_message_id  # re-exported
 
 
 def utc_now() -> datetime:

@@ -271,8 +271,8 @@ class MemoryStore:
     async def lock(self, conn: Tables, key: str) -> None:
         """Nothing to take: transactions run one at a time."""
 
-    async def open_runs(
-        self, conn: Tables, domain: str, recipe: str, variation: str, phase: str
+    def _open(
+        self, conn: Tables, which: tuple[str, str, str], phase: str, besides: uuid.UUID | None
     ) -> list[uuid.UUID]:
         rows = sorted(
             (r for r in conn.runs.values() if r.state.phase.value == phase),
@@ -281,8 +281,28 @@ class MemoryStore:
         return [
             r.state.order_run_id
             for r in rows
-            if (r.state.domain, r.state.recipe, r.state.variation) == (domain, recipe, variation)
+            if (r.state.domain, r.state.recipe, r.state.variation) == which
+            and r.state.order_run_id != besides
         ]
+
+    async def count_open_runs(
+        self, conn: Tables, domain: str, recipe: str, variation: str, besides: uuid.UUID | None
+    ) -> tuple[int, int]:
+        which = (domain, recipe, variation)
+        running = self._open(conn, which, "running", None)
+        return len(running), len(self._open(conn, which, "queued", besides))
+
+    async def oldest_open_runs(
+        self,
+        conn: Tables,
+        domain: str,
+        recipe: str,
+        variation: str,
+        phase: str,
+        limit: int,
+        besides: uuid.UUID | None = None,
+    ) -> list[uuid.UUID]:
+        return self._open(conn, (domain, recipe, variation), phase, besides)[: max(0, limit)]
 
     async def apply_timers(
         self, conn: Tables, order_run_id: uuid.UUID, ops: list[SetTimer | ClearTimer]

@@ -170,8 +170,22 @@ async def test_runs_are_saved_and_listed_oldest_first_per_variation_and_phase(pa
         assert loaded is not None
         assert loaded[0] == running
         assert loaded[1] == RECIPE
-        assert await s.open_runs(tx, "a", "r", "prod", "running") == [one.order_run_id]
-        assert await s.open_runs(tx, "a", "r", "prod", "queued") == [two.order_run_id]
+        assert await s.oldest_open_runs(tx, "a", "r", "prod", "running", 5) == [one.order_run_id]
+        assert await s.oldest_open_runs(tx, "a", "r", "prod", "queued", 5) == [two.order_run_id]
+        assert await s.count_open_runs(tx, "a", "r", "prod", None) == (1, 1)
+        assert await s.count_open_runs(tx, "a", "r", "prod", two.order_run_id) == (1, 0)
+        assert await s.count_open_runs(tx, "a", "r", "canary", None) == (0, 1)
+        assert await s.oldest_open_runs(tx, "a", "r", "prod", "queued", 5, two.order_run_id) == []
+        assert await s.oldest_open_runs(tx, "a", "r", "prod", "queued", 0) == []
+    more = [run() for _ in range(3)]
+    for state in more:  # one transaction each: created one after the other
+        async with pair.transaction() as tx:
+            await s.insert_run(tx, state, RECIPE, None)
+    async with pair.transaction() as tx:
+        assert await s.oldest_open_runs(tx, "a", "r", "prod", "queued", 2) == [
+            two.order_run_id,
+            more[0].order_run_id,
+        ]
         found = await s.runs_for_update(tx, [two.order_run_id, uuid.uuid4(), one.order_run_id])
         assert set(found) == {one.order_run_id, two.order_run_id}
 

@@ -82,6 +82,33 @@ class ConsumerGuard:
         """Set by a service that takes signed messages: they are verified against it."""
         self.verified: frozenset[str] = SIGNED_TYPES
         """The message types verified against `trust`."""
+        self._ignored: dict[str, frozenset[bytes]] = {}
+
+    def ignore(self, topic: str, *types: type[Envelope]) -> None:
+        """Let records of `types` on `topic` pass undecoded: this consumer has no use for them.
+
+        A record's `type` header names its type (every Sous producer sets it), so such a
+        record costs no decoding; it is acknowledged like a handled one, and the consumers
+        that take it judge it. A record without the header is decoded and judged as usual,
+        so a malformed message of a type this consumer takes is still dead-lettered.
+
+        Raises:
+            ValueError: a type the topic does not carry (a typo would ignore nothing).
+        """
+        names = {str(t.model_fields["type"].default) for t in types}
+        if stray := names - set(self._allowed.get(topic, ())):
+            raise ValueError(f"{topic} does not carry {sorted(stray)}")
+        encoded = frozenset(n.encode() for n in names)
+        self._ignored[topic] = self._ignored.get(topic, frozenset()) | encoded
+
+    def ignored(self, record: Any) -> bool:
+        """Return True when the record's `type` header names a type ignored on its topic."""
+        names = self._ignored.get(record.topic)
+        if names:
+            for key, value in record.headers or ():
+                if key == "type":
+                    return value in names
+        return False
 
     def close(self) -> None:
         """Hand no further message to a handler; each is left for the partition's next owner.
@@ -222,6 +249,9 @@ class _Guard(BaseMiddleware):
         result = None
         try:
             for i, record in enumerate(records):
+                if self.guard.ignored(record):
+                    done.add(i)
+                    continue
                 try:
                     accepted.append((i, await self.guard.accept(record)))
                 except Refusal as refused:

@@ -67,6 +67,16 @@ RunLife = Annotated[
     | TriggerHeld,
     Field(discriminator="type"),
 ]
+IGNORED_RUN_EVENTS = (
+    OrderRunQueued,
+    OrderRunStarted,
+    BackfillUpdated,
+    BackfillRejected,
+    OrderRunDeduplicated,
+    JoinWindowExpired,
+    TriggerHeld,
+)
+"""Run events no scheduler handler acts on (only a run's end moves a parent or backfill)."""
 TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
 
 
@@ -77,6 +87,10 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: B
     busy = {**options, "max_workers": scheduler.settings.consumers}
     # Step and test events come in batches, each applied in one transaction.
     batches = {**options, "batch": True, "max_records": scheduler.settings.batch_max}
+    # What the handlers below drop anyway passes by undecoded when its type header says so.
+    rt.guard.ignore(rt.topic(STEP_EVENTS), StepSkipped)
+    rt.guard.ignore(rt.topic(TEST_RESULTS), TestResult)
+    rt.guard.ignore(rt.topic(RUN_EVENTS), *IGNORED_RUN_EVENTS)
 
     @rt.broker.subscriber(rt.topic(ORDER_RUN_COMMANDS), **busy)
     async def on_order_run_command(command: OrderRunCommand) -> None:

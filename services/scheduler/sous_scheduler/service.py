@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -32,7 +33,14 @@ from sous_contracts.topics import STEP_EVENTS
 from sous_scheduler import metrics
 from sous_scheduler.adapters import postgres
 from sous_scheduler.adapters.lineage import LineageOut
-from sous_scheduler.domain.admission import Admission, admit, concurrency_of, lock_key
+from sous_scheduler.domain.admission import (
+    Admission,
+    Occupancy,
+    admit_counted,
+    concurrency_of,
+    heads,
+    lock_key,
+)
 from sous_scheduler.domain.decide import Event, decide
 from sous_scheduler.domain.events import (
     Begin,
@@ -140,7 +148,8 @@ class Scheduler:
         recipe = catalog.recipe
         if trace := tracing.current_headers():
             state = state.model_copy(update={"trace": trace})
-        if not await self.store.insert_run(conn, state, recipe, cmd.idempotency_key):
+        admission = await self._admit(conn, state, recipe, state.order_run_id)
+        if not await self._insert(conn, state, recipe, cmd.idempotency_key, admission, ctx):
             log.info(
                 "run exists already",
                 order_run_id=str(cmd.order_run_id),
@@ -148,8 +157,10 @@ class Scheduler:
             )
             await self._deduplicated(conn, cmd, state)
             return
-        admission = await self._admit(conn, state, recipe, state.order_run_id)
-        await self._carry_out(conn, admission, recipe, state, ctx)
+        others = tuple(r for r in admission.begin if r != state.order_run_id)
+        await self._carry_out(
+            conn, dataclasses.replace(admission, begin=others), recipe, state, ctx
+        )
         if admission.queue_at is not None:
             await self.rt.emit(
                 conn,
@@ -385,11 +396,38 @@ class Scheduler:
         if d.state == state and not d.messages and not d.timers:
             return d
         await self.store.save_run(conn, d.state)
+        await self._effects(conn, state, d, recipe, ctx)
+        return d
+
+    async def _insert(
+        self,
+        conn: Tx,
+        state: RunState,
+        recipe: RecipeSpec,
+        key: str | None,
+        admission: Admission,
+        ctx: Context,
+    ) -> bool:
+        """Insert a new run; False when it exists already (its id or idempotency key).
+
+        A run the admission lets begin is inserted begun: one write of its row, not two.
+        """
+        if state.order_run_id not in admission.begin:
+            return await self.store.insert_run(conn, state, recipe, key)
+        d = decide(state, recipe, Begin(), ctx)
+        if not await self.store.insert_run(conn, d.state, recipe, key):
+            return False
+        await self._effects(conn, state, d, recipe, ctx)
+        return True
+
+    async def _effects(
+        self, conn: Tx, before: RunState, d: Decision, recipe: RecipeSpec, ctx: Context
+    ) -> None:
+        """Write a saved decision's timers and messages; a run that ended frees its slot."""
         await self.store.apply_timers(conn, d.state.order_run_id, d.timers)
-        await self.rt.emit(conn, d.messages, self.lineage.records(state, d.state, ctx.now))
+        await self.rt.emit(conn, d.messages, self.lineage.records(before, d.state, ctx.now))
         if d.finished:
             await self._after_finish(conn, d.state, recipe)
-        return d
 
     async def _admit(
         self, conn: Tx, state: RunState, recipe: RecipeSpec, new_run: uuid.UUID | None = None
@@ -402,11 +440,17 @@ class Scheduler:
         """
         await self.store.lock(conn, lock_key(state.domain, state.recipe, state.variation))
         which = (state.domain, state.recipe, state.variation)
-        running = await self.store.open_runs(conn, *which, "running")
-        queued = await self.store.open_runs(conn, *which, "queued")
-        label = f"{state.domain}/{state.recipe} variation {state.variation}"
         concurrency = concurrency_of(recipe, state.variation)
-        return admit(concurrency, running, queued, new_run, label=label)
+        running, queued = await self.store.count_open_runs(conn, *which, new_run)
+        want_running, want_queued = heads(concurrency, running, queued, new_run)
+        occupancy = Occupancy(
+            running,
+            queued,
+            tuple(await self.store.oldest_open_runs(conn, *which, "running", want_running)),
+            tuple(await self.store.oldest_open_runs(conn, *which, "queued", want_queued, new_run)),
+        )
+        label = f"{state.domain}/{state.recipe} variation {state.variation}"
+        return admit_counted(concurrency, occupancy, new_run, label=label)
 
     async def _carry_out(
         self,

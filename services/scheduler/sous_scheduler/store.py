@@ -104,8 +104,18 @@ class Store(Protocol):
     async def save_run(self, conn: Tx, state: RunState) -> None: ...
     async def save_runs(self, conn: Tx, states: list[RunState]) -> None: ...
     async def lock(self, conn: Tx, key: str) -> None: ...
-    async def open_runs(
-        self, conn: Tx, domain: str, recipe: str, variation: str, phase: str
+    async def count_open_runs(
+        self, conn: Tx, domain: str, recipe: str, variation: str, besides: uuid.UUID | None
+    ) -> tuple[int, int]: ...
+    async def oldest_open_runs(
+        self,
+        conn: Tx,
+        domain: str,
+        recipe: str,
+        variation: str,
+        phase: str,
+        limit: int,
+        besides: uuid.UUID | None = None,
     ) -> list[uuid.UUID]: ...
     async def apply_timers(
         self, conn: Tx, order_run_id: uuid.UUID, ops: list[SetTimer | ClearTimer]

@@ -7,7 +7,14 @@ import uuid
 import pytest
 
 from sous_contracts.specs import ConcurrencySpec, RecipeSpec
-from sous_scheduler.domain.admission import Admission, admit, concurrency_of
+from sous_scheduler.domain.admission import (
+    Admission,
+    Occupancy,
+    admit,
+    admit_counted,
+    concurrency_of,
+    heads,
+)
 
 RECIPE = RecipeSpec.model_validate(
     {
@@ -113,3 +120,22 @@ def test_the_limit_never_runs_over_and_no_queued_run_is_passed_over() -> None:
                             assert after == min(limit, r + q + (new is not None)), got
                         begun_queued = [b for b in got.begin if b != new]
                         assert begun_queued == list(queued[: len(begun_queued)]), got
+
+
+QUEUED_MORE = [uuid.UUID(int=i) for i in range(201, 208)]
+
+
+@pytest.mark.parametrize("policy", ["queue", "cancel-new", "cancel-running"])
+def test_counts_and_the_oldest_heads_decide_as_the_whole_lists_do(policy: str) -> None:
+    for limit in range(1, 5):
+        spec = _limit(limit, policy)
+        for n_running in range(7):
+            for n_queued in range(7):
+                for new in (None, NEW):
+                    running, queued = RUNNING[:n_running], QUEUED_MORE[:n_queued]
+                    want = admit(spec, running, [*queued, *([new] if new else [])], new)
+                    k_running, k_queued = heads(spec, n_running, n_queued, new)
+                    seen = Occupancy(
+                        n_running, n_queued, tuple(running[:k_running]), tuple(queued[:k_queued])
+                    )
+                    assert admit_counted(spec, seen, new) == want, (limit, n_running, n_queued)

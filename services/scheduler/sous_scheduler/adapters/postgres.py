@@ -50,6 +50,7 @@ __all__ = [
     "claim_fire",
     "claim_many",
     "clear_join",
+    "count_open_runs",
     "entities",
     "expect_marks",
     "held_for_debounce",
@@ -60,7 +61,7 @@ __all__ = [
     "kitchens",
     "last_fire",
     "lock",
-    "open_runs",
+    "oldest_open_runs",
     "recipe_from",
     "recipe_versions",
     "record_fires",
@@ -209,17 +210,46 @@ async def lock(conn: AnyConnection, key: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
 
 
-async def open_runs(
-    conn: AnyConnection, domain: str, recipe: str, variation: str, phase: str
+async def count_open_runs(
+    conn: AnyConnection, domain: str, recipe: str, variation: str, besides: uuid.UUID | None
+) -> tuple[int, int]:
+    """Count a variation's running and queued runs, `besides` (the run being admitted) not."""
+    row = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE phase = 'running') AS running,"
+        " count(*) FILTER (WHERE phase = 'queued' AND id IS DISTINCT FROM $4) AS queued"
+        " FROM runs WHERE domain = $1 AND recipe = $2 AND variation = $3"
+        " AND phase IN ('queued', 'running')",
+        domain,
+        recipe,
+        variation,
+        besides,
+    )
+    assert row is not None
+    return row["running"], row["queued"]
+
+
+async def oldest_open_runs(
+    conn: AnyConnection,
+    domain: str,
+    recipe: str,
+    variation: str,
+    phase: str,
+    limit: int,
+    besides: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
-    """Runs of a variation in one phase, oldest first."""
+    """The `limit` oldest runs of a variation in one phase, `besides` not, oldest first."""
+    if limit <= 0:
+        return []
     rows = await conn.fetch(
         "SELECT id FROM runs WHERE domain = $1 AND recipe = $2 AND variation = $3"
-        " AND phase = $4 ORDER BY created_at, id",
+        " AND phase = $4 AND phase IN ('queued', 'running') AND id IS DISTINCT FROM $5"
+        " ORDER BY created_at, id LIMIT $6",
         domain,
         recipe,
         variation,
         phase,
+        besides,
+        limit,
     )
     return [r["id"] for r in rows]
 

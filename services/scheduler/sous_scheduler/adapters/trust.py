@@ -30,6 +30,7 @@ class SchedulerTrust:
         self._catch_up = catch_up
         self._clock = clock
         self._seen: dict[str, tuple[float, Principal]] = {}
+        self._domains: dict[str, float] = {}
 
     async def refresh(self, since: datetime) -> bool:
         """Re-read the changelog unless a catch-up newer than `since` finished already.
@@ -40,6 +41,7 @@ class SchedulerTrust:
         if not await self._catch_up(min(since, self._clock())):
             return False
         self._seen.clear()
+        self._domains.clear()
         return True
 
     async def principal(self, name: str) -> Principal | None:
@@ -61,12 +63,17 @@ class SchedulerTrust:
         return found
 
     async def domain_known(self, domain: str) -> bool:
-        """True when the registry published the domain."""
+        """True when the registry published the domain (a yes is reused for `CACHE_S`)."""
+        now = time.monotonic()
+        if (seen := self._domains.get(domain)) is not None and now - seen < CACHE_S:
+            return True
         found: bool = await self.rt.pool.fetchval(
             "SELECT EXISTS (SELECT 1 FROM registry WHERE kind = 'domain' AND name = $1"
             " AND kitchen IS NULL AND NOT deleted)",
             domain,
         )
+        if found:
+            self._domains[domain] = now
         return found
 
     async def run_domain(self, order_run_id: Any) -> str | None:

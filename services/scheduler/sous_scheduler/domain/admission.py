@@ -39,6 +39,33 @@ class Admission:
     """Why the runs in `cancel` are cancelled."""
 
 
+@dataclass(frozen=True)
+class Occupancy:
+    """What admission looks at of a variation's runs: counts, and the oldest few ids."""
+
+    running: int
+    """Runs running now."""
+    queued: int
+    """Runs waiting in the queue, the new run (if any) not counted."""
+    oldest_running: tuple[uuid.UUID, ...] = ()
+    """The oldest running runs, at least as many as `heads` asks for."""
+    oldest_queued: tuple[uuid.UUID, ...] = ()
+    """The oldest queued runs (not the new one), at least as many as `heads` asks for."""
+
+
+def heads(
+    concurrency: ConcurrencySpec, running: int, queued: int, new_run: uuid.UUID | None
+) -> tuple[int, int]:
+    """Return how many of the oldest running and queued runs `admit_counted` reads.
+
+    Queued runs take free slots only; running runs are read only to make room by
+    cancelling them (cancel-running, for a new run).
+    """
+    free = max(0, concurrency.limit - running)
+    pushing = new_run is not None and concurrency.policy == "cancel-running"
+    return (max(0, running - concurrency.limit + 1) if pushing else 0), min(queued, free)
+
+
 def admit(
     concurrency: ConcurrencySpec,
     running: Sequence[uuid.UUID],
@@ -47,30 +74,45 @@ def admit(
     *,
     label: str = "",
 ) -> Admission:
+    """Decide admission from every running and queued run of a variation, oldest first.
+
+    The same decision as `admit_counted`, for callers that hold the whole lists.
+    """
+    waiting = tuple(q for q in queued if q != new_run)
+    occupancy = Occupancy(len(running), len(waiting), tuple(running), waiting)
+    return admit_counted(concurrency, occupancy, new_run, label=label)
+
+
+def admit_counted(
+    concurrency: ConcurrencySpec,
+    occupancy: Occupancy,
+    new_run: uuid.UUID | None = None,
+    *,
+    label: str = "",
+) -> Admission:
     """Decide admission of one variation's runs.
 
-    `running` and `queued` are the variation's runs in those phases, oldest first. With a
-    `new_run`, decide whether it begins, waits, is refused, or cancels running runs; without
-    one (a run ended), hand the free slots to the oldest queued runs, one slot each.
+    With a `new_run`, decide whether it begins, waits, is refused, or cancels running runs;
+    without one (a run ended), hand the free slots to the oldest queued runs, one slot each.
     Free slots go to runs queued earlier before the new one, so a raised limit keeps the
     queue's order. `label` names the variation in reasons.
     """
-    waiting = [q for q in queued if q != new_run]
-    free = max(0, concurrency.limit - len(running))
+    waiting = occupancy.oldest_queued
+    free = max(0, concurrency.limit - occupancy.running)
     if new_run is None:
         return Admission(begin=tuple(waiting[:free]))
-    if free > len(waiting):
+    if free > occupancy.queued:
         return Admission(begin=(*waiting, new_run))
     ahead = tuple(waiting[:free])
     if concurrency.policy == "queue":
-        return Admission(begin=ahead, queue_at=len(waiting) - len(ahead) + 1)
+        return Admission(begin=ahead, queue_at=occupancy.queued - len(ahead) + 1)
     if concurrency.policy == "cancel-new":
         reason = f"concurrency limit {concurrency.limit} reached"
         reason += f" for {label}" if label else ""
         return Admission(begin=ahead, cancel=(new_run,), reason=reason)
     # cancel-running: the newest run wins; the oldest running runs make room for it alone,
     # and runs queued earlier keep any other free slot.
-    pushed = tuple(running[: max(0, len(running) - concurrency.limit + 1)])
+    pushed = occupancy.oldest_running[: max(0, occupancy.running - concurrency.limit + 1)]
     return Admission(
         begin=(*waiting[: max(0, free - 1)], new_run),
         cancel=pushed,
