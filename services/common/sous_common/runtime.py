@@ -128,6 +128,15 @@ class Runtime:
             self.group_id, heartbeat_interval_ms=self.kafka.heartbeat_interval_ms
         )
 
+    def batch_options(self, max_records: int) -> dict[str, Any]:
+        """`subscriber_options` for a subscriber that takes up to `max_records` at a time."""
+        return {
+            **self.subscriber_options(),
+            "batch": True,
+            "max_records": max_records,
+            "batch_timeout_ms": self.kafka.batch_wait_ms,
+        }
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AnyConnection]:
         """A connection in a transaction, traced as the `commit` of what is being handled."""

@@ -20,11 +20,7 @@ def register(runtime: Runtime, executor: Executor) -> None:
     Commands come in batches of up to the pool's size: the attempts of a batch are taken
     together (one transaction under load) and its offsets committed once all are taken.
     """
-    batches = {
-        **runtime.subscriber_options(),
-        "batch": True,
-        "max_records": executor.settings.concurrency,
-    }
+    batches = runtime.batch_options(executor.settings.concurrency)
 
     @runtime.broker.subscriber(runtime.topic(STEP_COMMANDS), **batches)
     async def on_step_commands(commands: list[StepCommand]) -> None:

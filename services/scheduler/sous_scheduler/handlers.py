@@ -86,7 +86,7 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: B
     # Commands get several consumers; a run's row lock keeps their effects serial.
     busy = {**options, "max_workers": scheduler.settings.consumers}
     # Step and test events come in batches, each applied in one transaction.
-    batches = {**options, "batch": True, "max_records": scheduler.settings.batch_max}
+    batches = rt.batch_options(scheduler.settings.batch_max)
     # What the handlers below drop anyway passes by undecoded when its type header says so.
     rt.guard.ignore(rt.topic(STEP_EVENTS), StepSkipped)
     rt.guard.ignore(rt.topic(TEST_RESULTS), TestResult)

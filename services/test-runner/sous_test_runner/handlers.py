@@ -23,11 +23,6 @@ def register(deps: Deps, *, consumers: int = 1, batch_max: int = 50) -> None:
 def _subscribe(deps: Deps, batch_max: int) -> None:
     runtime = deps.runtime
 
-    @runtime.broker.subscriber(
-        runtime.topic(TEST_COMMANDS),
-        **runtime.subscriber_options(),
-        batch=True,
-        max_records=batch_max,
-    )
+    @runtime.broker.subscriber(runtime.topic(TEST_COMMANDS), **runtime.batch_options(batch_max))
     async def on_run_tests(commands: list[RunTests]) -> None:
         await service.run_batch(commands, deps)
