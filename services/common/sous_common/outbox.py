@@ -359,7 +359,10 @@ class OutboxRelay:
                 self._wake.clear()
                 if lost:  # with it went the lock: relay again only once it is held again
                     raise ConnectionResetError("the relay's lock connection was lost")
-                await self.drain()
+                # A short batch was the last: what commits after its read wakes us again,
+                # so no empty read closes each round (three statements, under load often).
+                while await self.drain_once() == self._batch_size:
+                    pass
                 if self._stopping:  # after one last drain: what shutdown queued goes out
                     return
                 with contextlib.suppress(TimeoutError):

@@ -213,3 +213,54 @@ async def test_relay_survives_losing_its_lock_connection(kafka_settings, pool, s
     assert after != before
     assert [m.message_id for m in got] == [message.message_id]  # woken by NOTIFY again
     assert not [e for e in logs if "released back to the pool" in str(e)]
+
+
+async def test_a_row_committed_while_the_relay_publishes_is_not_left_behind(
+    kafka_settings, pool, schema
+):
+    """The relay ends a round at a short batch, so a commit during it must start another."""
+    broker = make_broker(kafka_settings, client_id="relay")
+    base = sample_messages()[0]
+    first, late = (base.model_copy(update={"message_id": uuid.uuid4()}) for _ in range(2))
+    topic = ORDER_RUN_COMMANDS.full_name(kafka_settings.topic_prefix)
+    consumer = AIOKafkaConsumer(
+        topic, **aiokafka_options(kafka_settings), group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    relay: OutboxRelay | None = None
+    async with broker:
+        await broker.start()
+        publish = broker_publisher(broker)
+        committed_late = False
+
+        async def publish_and_commit_another(topic, key, value, headers):
+            # While the relay sends `first`, `late` commits and its NOTIFY reaches the relay.
+            nonlocal committed_late
+            if not committed_late:
+                committed_late = True
+                async with pool.acquire() as conn, conn.transaction():
+                    await add(conn, [late], schema=schema, prefix=kafka_settings.topic_prefix)
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 10
+                assert relay is not None
+                while not relay._wake.is_set() and loop.time() < deadline:
+                    await asyncio.sleep(0.01)
+            return await publish(topic, key, value, headers)
+
+        # No polling to speak of: only the wake-up can move `late`.
+        relay = OutboxRelay(pool, publish_and_commit_another, schema=schema, poll_interval_s=600)
+        task = asyncio.create_task(relay.run())
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await add(conn, [first], schema=schema, prefix=kafka_settings.topic_prefix)
+            seen: set[uuid.UUID] = set()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 15
+            while late.message_id not in seen and loop.time() < deadline:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    seen.update(decode_message(r.value).message_id for r in records)
+        finally:
+            await consumer.stop()
+            relay.stop()
+            await asyncio.wait_for(task, 10)
+    assert {first.message_id, late.message_id} <= seen
