@@ -160,6 +160,13 @@ class MemoryStore:
     ) -> set[uuid.UUID]:
         return {m for m in message_ids if await self.claim(conn, consumer, m)}
 
+    async def claim_and_lock(
+        self, conn: Tables, consumer: str, messages: list[tuple[uuid.UUID, uuid.UUID | None]]
+    ) -> tuple[set[uuid.UUID], dict[uuid.UUID, tuple[RunState, RecipeSpec]]]:
+        fresh = await self.claim_many(conn, consumer, [m for m, _ in messages])
+        runs = [r for m, r in messages if m in fresh and r is not None]
+        return fresh, await self.runs_for_update(conn, runs)
+
     # -- registry view --------------------------------------------------------------------------
     async def upsert_entity(self, conn: Tables, change: RegistryEntityChanged) -> None:
         conn.registry[change.entity_id] = {

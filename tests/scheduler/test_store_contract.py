@@ -109,6 +109,33 @@ async def test_the_inbox_takes_each_message_once_per_consumer(pair: Pair) -> Non
         assert await s.claim_many(tx, "c", [m, other, other]) == {other}
 
 
+async def test_claim_and_lock_takes_new_messages_and_returns_only_their_runs(pair: Pair) -> None:
+    s, one, two = pair.store, run(), run()
+    seen, new, mark, ghost = (uuid.uuid4() for _ in range(4))
+    async with pair.transaction() as tx:
+        await s.insert_run(tx, one, RECIPE, None)
+        await s.insert_run(tx, two, RECIPE, None)
+        assert await s.claim(tx, "c", seen)
+    async with pair.transaction() as tx:
+        fresh, runs = await s.claim_and_lock(
+            tx,
+            "c",
+            [
+                (seen, one.order_run_id),  # handled before: its run is not taken
+                (new, two.order_run_id),
+                (new, two.order_run_id),  # a repeat within the batch
+                (mark, None),  # a message of no run
+                (ghost, uuid.uuid4()),  # a run this store does not know
+            ],
+        )
+        assert fresh == {new, mark, ghost}
+        assert set(runs) == {two.order_run_id}
+        assert runs[two.order_run_id][0] == two
+    async with pair.transaction() as tx:
+        fresh, runs = await s.claim_and_lock(tx, "c", [(new, two.order_run_id)])
+        assert (fresh, runs) == (set(), {})
+
+
 async def test_a_failed_transaction_leaves_nothing(pair: Pair) -> None:
     s, m, state = pair.store, uuid.uuid4(), run()
     with pytest.raises(RuntimeError):

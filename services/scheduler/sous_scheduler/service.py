@@ -270,8 +270,11 @@ class Scheduler:
         if not events:
             return
         async with self.transaction() as conn:
-            fresh = await self.store.claim_many(
-                conn, self.rt.group_id, [e.message_id for e in events]
+            # The inbox claim and the lock of the fresh events' runs: one round trip.
+            fresh, runs = await self.store.claim_and_lock(
+                conn,
+                self.rt.group_id,
+                [(e.message_id, None if isinstance(e, StepEventsMark) else e.order_run_id) for e in events],
             )
             marks: dict[int, datetime] = {}
             todo: list[Progress] = []
@@ -283,7 +286,6 @@ class Scheduler:
                     marks[e.partition] = max(marks.get(e.partition, e.occurred_at), e.occurred_at)
                 else:
                     todo.append(e)
-            runs = await self.store.runs_for_update(conn, sorted({e.order_run_id for e in todo}))
             changed: dict[uuid.UUID, RunState] = {}
             timers: dict[uuid.UUID, list[SetTimer | ClearTimer]] = {}
             messages: list[Envelope] = []

@@ -74,6 +74,9 @@ class Store(Protocol):
     async def claim_many(
         self, conn: Tx, consumer: str, message_ids: list[uuid.UUID]
     ) -> set[uuid.UUID]: ...
+    async def claim_and_lock(
+        self, conn: Tx, consumer: str, messages: list[tuple[uuid.UUID, uuid.UUID | None]]
+    ) -> tuple[set[uuid.UUID], dict[uuid.UUID, Loaded]]: ...
 
     # -- registry view --------------------------------------------------------------------------
     async def upsert_entity(self, conn: Tx, change: RegistryEntityChanged) -> None: ...

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
+from sous_common import metrics
 from sous_common.db import AnyConnection
 from sous_common.inbox import claim, claim_many
 from sous_contracts.specs import RecipeSpec
@@ -22,7 +24,7 @@ from sous_scheduler.adapters.registry_view import (
     upsert_entity,
 )
 from sous_scheduler.adapters.schedule_rows import claim_fire, last_fire, record_fires
-from sous_scheduler.adapters.state_cache import StateCache
+from sous_scheduler.adapters.state_cache import Entry, StateCache
 from sous_scheduler.adapters.trigger_rows import (
     claim_expired_window,
     clear_join,
@@ -145,6 +147,47 @@ async def runs_for_update(
         list(known),
         [version for version, _, _ in known.values()],
     )
+    return _loaded(rows, known)
+
+
+async def claim_and_lock(
+    conn: AnyConnection, consumer: str, messages: list[tuple[uuid.UUID, uuid.UUID | None]]
+) -> tuple[set[uuid.UUID], dict[uuid.UUID, tuple[RunState, RecipeSpec]]]:
+    """Claim messages in the inbox and lock the runs of the fresh ones, in one round trip.
+
+    `messages` are (message id, run id or None). Returns the fresh message ids and the
+    fresh messages' runs that exist, locked in id order like `runs_for_update`.
+    """
+    ids = [m for m, _ in messages]
+    known = STATES.known(sorted({r for _, r in messages if r is not None}))
+    rows = await conn.fetch(
+        "WITH claimed AS (INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::uuid[])"
+        " ON CONFLICT DO NOTHING RETURNING message_id),"
+        " locked AS (SELECT r.id, r.xmin AS version,"
+        " CASE WHEN r.xmin = c.version THEN NULL ELSE r.state END AS state,"
+        " CASE WHEN r.xmin = c.version THEN NULL ELSE r.recipe_spec END AS recipe"
+        " FROM runs r LEFT JOIN unnest($4::uuid[], $5::xid[]) AS c(id, version) ON c.id = r.id"
+        " WHERE r.id IN (SELECT u.run FROM unnest($2::uuid[], $3::uuid[]) AS u(message, run)"
+        " WHERE u.message IN (SELECT message_id FROM claimed))"
+        " ORDER BY r.id FOR UPDATE OF r)"
+        " SELECT NULL::uuid AS id, NULL::xid AS version, NULL::jsonb AS state,"
+        " NULL::jsonb AS recipe, (SELECT array_agg(message_id) FROM claimed) AS fresh"
+        " UNION ALL SELECT id, version, state, recipe, NULL FROM locked",
+        consumer,
+        ids,
+        [r for _, r in messages],
+        list(known),
+        [version for version, _, _ in known.values()],
+    )
+    fresh = set(rows[0]["fresh"] or ())
+    metrics.duplicates(consumer, len(set(ids)) - len(fresh))
+    return fresh, _loaded(rows[1:], known)
+
+
+def _loaded(
+    rows: list[Any], known: dict[uuid.UUID, Entry]
+) -> dict[uuid.UUID, tuple[RunState, RecipeSpec]]:
+    """The runs of locked rows: parsed when their version is not the one known here."""
     found: dict[uuid.UUID, tuple[RunState, RecipeSpec]] = {}
     for r in rows:
         if r["state"] is None:  # the very version known here
@@ -154,32 +197,6 @@ async def runs_for_update(
             STATES.put(r["version"], state, recipe)
         found[r["id"]] = (state, recipe)
     return found
-
-
-async def claim_and_lock(
-    conn: AnyConnection, consumer: str, message_id: uuid.UUID, order_run_id: uuid.UUID
-) -> tuple[bool, tuple[RunState, RecipeSpec] | None]:
-    """Record the message in the inbox and lock its run, in one round trip.
-
-    Returns whether the message is new, and the run (None when unknown).
-    """
-    row = await conn.fetchrow(
-        "WITH claim AS (INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)"
-        " ON CONFLICT DO NOTHING RETURNING 1)"
-        " SELECT EXISTS (SELECT 1 FROM claim) AS fresh, r.state, r.recipe_spec"
-        " FROM (SELECT 1) AS one LEFT JOIN LATERAL"
-        " (SELECT state, recipe_spec FROM runs WHERE id = $3 FOR UPDATE) AS r ON true",
-        consumer,
-        message_id,
-        order_run_id,
-    )
-    assert row is not None
-    if row["state"] is None:
-        return bool(row["fresh"]), None
-    return bool(row["fresh"]), (
-        RunState.load(row["state"]),
-        recipe_from(row["recipe_spec"]),
-    )
 
 
 async def save_run(conn: AnyConnection, state: RunState) -> None:
