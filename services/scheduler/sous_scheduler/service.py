@@ -272,9 +272,7 @@ class Scheduler:
         async with self.transaction() as conn:
             # The inbox claim and the lock of the fresh events' runs: one round trip.
             fresh, runs = await self.store.claim_and_lock(
-                conn,
-                self.rt.group_id,
-                [(e.message_id, None if isinstance(e, StepEventsMark) else e.order_run_id) for e in events],
+                conn, self.rt.group_id, [(e.message_id, _run_of(e)) for e in events]
             )
             marks: dict[int, datetime] = {}
             todo: list[Progress] = []
@@ -486,3 +484,8 @@ class Scheduler:
             reason=state.reason,
         )
         await self._carry_out(conn, await self._admit(conn, state, recipe), recipe)
+
+
+def _run_of(event: Progress | StepEventsMark) -> uuid.UUID | None:
+    """The run an event moves on; None for a read mark."""
+    return None if isinstance(event, StepEventsMark) else event.order_run_id
