@@ -9,7 +9,7 @@ at once and a busy one commits many per transaction.
 
 A piece of work only touches the database through the connection it is given, so it can be
 run again: when a shared transaction fails, each of its pieces is run again alone, and only
-the one that fails gets the error.
+the one that fails gets the error. The outbox rows of all pieces go in one statement.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import asyncpg
 from opentelemetry.context import Context
 
 from sous_common import tracing
-from sous_common.db import AnyConnection, transaction
+from sous_common.db import AnyConnection
+from sous_common.outbox import outbox_transaction
 
 T = TypeVar("T")
 Work = Callable[[AnyConnection], Awaitable[Any]]
@@ -59,7 +60,7 @@ class GroupCommit:
     async def _commit(self, pieces: list[Piece]) -> None:
         results: list[Any] = []
         try:
-            async with transaction(self.pool) as conn:
+            async with outbox_transaction(self.pool) as conn:
                 for work, _, context in pieces:
                     with tracing.within(context):
                         results.append(await work(conn))
