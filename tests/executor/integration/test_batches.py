@@ -85,10 +85,10 @@ async def test_a_poison_command_in_a_batch_is_dead_lettered_and_the_rest_run(
     del invalid["step_run_id"]
     take = store.take
 
-    async def poisoned(conn: Any, command: ExecuteStep, worker_id: str) -> bool:
-        if command.step_run_id == failing.step_run_id:
+    async def poisoned(conn: Any, commands: list[ExecuteStep], worker_id: str) -> set[Any]:
+        if any(c.step_run_id == failing.step_run_id for c in commands):
             raise ValueError("this attempt cannot be taken")
-        return await take(conn, command, worker_id)
+        return await take(conn, commands, worker_id)
 
     monkeypatch.setattr(store, "take", poisoned)
     records = [
