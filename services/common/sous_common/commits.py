@@ -9,24 +9,40 @@ at once and a busy one commits many per transaction.
 
 A piece of work only touches the database through the connection it is given, so it can be
 run again: when a shared transaction fails, each of its pieces is run again alone, and only
-the one that fails gets the error.
+the one that fails gets the error. The outbox rows of all pieces go in one statement.
+
+`GroupCommit.run_each(work, item)` is for work done alike for many items (a row each): the
+items of one transaction go to one call `work(conn, items)`, which writes them in one statement.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from opentelemetry.context import Context
 
 from sous_common import tracing
-from sous_common.db import AnyConnection, transaction
+from sous_common.db import AnyConnection
+from sous_common.outbox import outbox_transaction
 
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
 Work = Callable[[AnyConnection], Awaitable[Any]]
-Piece = tuple[Work, asyncio.Future[Any], Context | None]
+EachWork = Callable[[AnyConnection, list[ItemT]], Awaitable[Sequence[T]]]
+"""Work for many items at once: returns one result per item, in their order."""
+
+
+@dataclass(frozen=True)
+class _Item(Generic[ItemT, T]):
+    work: EachWork[ItemT, T]
+    item: ItemT
+
+
+Piece = tuple[Work | _Item[Any, Any], asyncio.Future[Any], Context | None]
 
 
 class GroupCommit:
@@ -43,7 +59,20 @@ class GroupCommit:
 
         Raises what `work` raised (its transaction rolled back), or the database's error.
         """
-        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        result: T = await self._queued(work)
+        return result
+
+    async def run_each(self, work: EachWork[ItemT, T], item: ItemT) -> T:
+        """Run `work(conn, items)` once for the items queued with it for one transaction.
+
+        Returns this item's result once the transaction committed. When that transaction
+        fails, the item is run again alone (`work(conn, [item])`), as `run` does.
+        """
+        result: T = await self._queued(_Item(work, item))
+        return result
+
+    async def _queued(self, work: Work | _Item[Any, Any]) -> Any:
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         # The work runs in the writer's task, in the trace of the message it is done for.
         self._queue.append((work, done, tracing.current()))
         if self._writer is None or self._writer.done():
@@ -57,12 +86,9 @@ class GroupCommit:
             await self._commit(pieces)
 
     async def _commit(self, pieces: list[Piece]) -> None:
-        results: list[Any] = []
         try:
-            async with transaction(self.pool) as conn:
-                for work, _, context in pieces:
-                    with tracing.within(context):
-                        results.append(await work(conn))
+            async with outbox_transaction(self.pool) as conn:
+                results = await _run(conn, pieces)
         except Exception as exc:
             if len(pieces) == 1:
                 _settle(pieces[0][1], error=exc)
@@ -76,6 +102,31 @@ class GroupCommit:
             raise
         for (_, done, _), result in zip(pieces, results, strict=True):
             _settle(done, result=result)
+
+
+async def _run(conn: AnyConnection, pieces: list[Piece]) -> list[Any]:
+    """Run the pieces in order; the items of one `EachWork` go together, at the first's turn."""
+    together: dict[EachWork[Any, Any], list[int]] = {}
+    for i, (work, _, _) in enumerate(pieces):
+        if isinstance(work, _Item):
+            together.setdefault(work.work, []).append(i)
+    results: list[Any] = [None] * len(pieces)
+    for i, (work, _, context) in enumerate(pieces):
+        with tracing.within(context):
+            if not isinstance(work, _Item):
+                results[i] = await work(conn)
+            elif (group := together[work.work])[0] == i:
+                items = [_item_of(pieces[j]) for j in group]
+                outcomes = await work.work(conn, items)
+                for j, outcome in zip(group, outcomes, strict=True):
+                    results[j] = outcome
+    return results
+
+
+def _item_of(piece: Piece) -> Any:
+    work = piece[0]
+    assert isinstance(work, _Item)
+    return work.item
 
 
 def _settle(

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -114,12 +115,24 @@ async def add(
 
 
 async def add_records(conn: AnyConnection, records: Iterable[Record], *, schema: str) -> int:
-    """Queue records for publishing, in the caller's transaction; return how many."""
+    """Queue records for publishing, in the caller's transaction; return how many.
+
+    Inside an `outbox_transaction` they wait there to go with its other rows before COMMIT.
+    """
     records = list(records)
+    queue = _queued.get(id(conn))
+    if queue is None:
+        await _insert(conn, records, schema)
+    else:
+        queue.extend((schema, r) for r in records)
+    return len(records)
+
+
+async def _insert(conn: AnyConnection, records: list[Record], schema: str) -> None:
     rows = [(r.message_id, r.topic, r.key, r.value, json.dumps(r.headers)) for r in records]
     traces = [r.trace for r in records]
     if not rows:
-        return 0
+        return
     columns = [list(column) for column in zip(*rows, strict=True)]
     # One round trip: the rows and the wake-up. NOTIFY is delivered at commit, so the relay
     # wakes exactly when the rows are visible. Without traces, the statement of old.
@@ -127,11 +140,48 @@ async def add_records(conn: AnyConnection, records: Iterable[Record], *, schema:
         await conn.execute(_ADD_TRACED, *columns, traces, channel(schema))
     else:
         await conn.execute(_ADD, *columns, channel(schema))
-    return len(rows)
+
+
+_queued: dict[int, list[tuple[str, Record]]] = {}
+"""The rows each open `outbox_transaction` queued (with their schema), by connection id."""
+
+
+@contextlib.asynccontextmanager
+async def outbox_transaction(pool: asyncpg.Pool) -> AsyncIterator[AnyConnection]:
+    """`db.transaction` whose outbox rows are written in one statement just before COMMIT.
+
+    Each insert into the outbox is a round trip, and a batch transaction adds many. Here
+    they wait and go together, in the order they were added (so their ids keep it); a
+    transaction that fails writes none. A savepoint inside it is taken with `savepoint`.
+    """
+    async with transaction(pool) as conn:
+        queue = _queued[id(conn)] = []
+        try:
+            yield conn
+            for schema, rows in itertools.groupby(queue, key=lambda q: q[0]):
+                await _insert(conn, [r for _, r in rows], schema)
+        finally:
+            del _queued[id(conn)]
+
+
+@contextlib.asynccontextmanager
+async def savepoint(conn: AnyConnection) -> AsyncIterator[None]:
+    """`conn.transaction()` nested in a transaction; rolled back, it drops what it queued."""
+    queue = _queued.get(id(conn))
+    mark = len(queue) if queue is not None else 0
+    try:
+        async with conn.transaction():
+            yield
+    except BaseException:
+        if queue is not None:
+            del queue[mark:]
+        raise
 
 
 async def pending(conn: AnyConnection, message_id: uuid.UUID) -> bool:
     """Return whether a message is still in the outbox, not yet acknowledged by the broker."""
+    if any(r.message_id == message_id for _, r in _queued.get(id(conn), ())):
+        return True  # queued in the transaction of `conn`, written at its COMMIT
     return bool(await conn.fetchval("SELECT 1 FROM outbox WHERE message_id = $1", message_id))
 
 

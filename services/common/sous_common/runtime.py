@@ -28,7 +28,7 @@ from faststream.kafka import KafkaBroker
 from sous_common import metrics, outbox, tracing
 from sous_common.commits import GroupCommit
 from sous_common.consuming import TRANSIENT, ConsumerGuard
-from sous_common.db import AnyConnection, create_pool, transaction
+from sous_common.db import AnyConnection, create_pool
 from sous_common.kafka import aiokafka_options, make_broker
 from sous_common.logs import get_logger
 from sous_common.loops import every
@@ -139,9 +139,12 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AnyConnection]:
-        """A connection in a transaction, traced as the `commit` of what is being handled."""
+        """A connection in a transaction, traced as the `commit` of what is being handled.
+
+        What `emit` queues in it is written in one statement just before COMMIT.
+        """
         with tracing.step("commit"):
-            async with transaction(self.pool) as conn:
+            async with outbox.outbox_transaction(self.pool) as conn:
                 yield conn
 
     async def emit(
@@ -150,9 +153,11 @@ class Runtime:
         messages: Iterable[Envelope],
         records: Iterable[outbox.Record] = (),
     ) -> int:
-        """Queue messages in the outbox inside the caller's transaction.
+        """Queue messages in the outbox inside the caller's transaction; return how many.
 
-        `records` are not envelopes (OpenLineage events); they follow in the same statement.
+        `records` are not envelopes (OpenLineage events); they follow them. In a
+        `transaction()` (or `commits`) the rows wait for its COMMIT and go in one statement
+        with its other emits; on any other connection they are written at once.
         """
         assert self.schema is not None, "emit needs a schema"
         messages = list(messages)

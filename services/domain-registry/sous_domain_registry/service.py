@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from sous_common import inbox
+from sous_common import inbox, outbox
 from sous_common.logs import get_logger
 from sous_common.runtime import Runtime
 from sous_common.trust import Principal
@@ -103,7 +103,7 @@ async def apply_command(rt: Runtime, command: ApplySpecs, consumer: str) -> None
         if not await inbox.claim(conn, consumer, command.message_id):
             return
         try:
-            async with conn.transaction():
+            async with outbox.savepoint(conn):  # a refusal drops its emits too
                 if command.kitchen is not None:
                     await sandbox.apply_into(
                         rt, conn, command.files, command.kitchen, principal=principal

@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Literal
 
 from sous_common import outbox
@@ -184,19 +183,30 @@ class Executor:
             worker_id=self.worker_id,
         )
 
-        async def take(conn: AnyConnection) -> Literal["started", "duplicate", "cancelled"]:
-            if not await store.take(conn, command, self.worker_id):
-                return "duplicate"
-            if running.cancel.is_set():
-                await store.finish(conn, command.step_run_id, command.attempt, "cancelled")
+        # Committed with the takes and finishes of other attempts (sous_common.commits).
+        return await self.runtime.commits.run_each(self._take_each, (running, started))
+
+    async def _take_each(
+        self, conn: AnyConnection, takes: list[tuple[_Running, StepStarted]]
+    ) -> list[Literal["started", "duplicate", "cancelled"]]:
+        """Take the attempts of one transaction: one insert, one update for the cancelled."""
+        taken = await store.take(conn, [r.command for r, _ in takes], self.worker_id)
+        outcomes: list[Literal["started", "duplicate", "cancelled"]] = []
+        ends: list[tuple[uuid.UUID, int, str]] = []
+        for running, started in takes:
+            command = running.command
+            if (command.step_run_id, command.attempt) not in taken:
+                outcomes.append("duplicate")
+            elif running.cancel.is_set():
+                ends.append((command.step_run_id, command.attempt, "cancelled"))
                 finished = cancelled(command, self.worker_id, running.reason)
                 await self.runtime.emit(conn, [started, finished])
-                return "cancelled"
-            await self.runtime.emit(conn, [started])
-            return "started"
-
-        # Committed with the takes and finishes of other attempts (sous_common.commits).
-        return await self.runtime.commits.run(take)
+                outcomes.append("cancelled")
+            else:
+                await self.runtime.emit(conn, [started])
+                outcomes.append("started")
+        await store.finish(conn, ends)
+        return outcomes
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AnyConnection]:
@@ -265,7 +275,7 @@ class Executor:
         backoff = 0.1
         while True:  # the finish must reach the outbox; the database may be away for a while
             try:
-                await self.runtime.commits.run(partial(self._record_finish, finished))
+                await self.runtime.commits.run_each(self._record_finishes, finished)
                 return
             except TRANSIENT as exc:
                 log.warning("cannot record StepFinished; retrying", error=repr(exc))
@@ -293,9 +303,14 @@ class Executor:
         except TRANSIENT:  # the database is away or slow, so the finish may be held there
             return True
 
-    async def _record_finish(self, finished: StepFinished, conn: AnyConnection) -> None:
-        await store.finish(conn, finished.step_run_id, finished.attempt, finished.status.value)
-        await self.runtime.emit(conn, [finished])
+    async def _record_finishes(
+        self, conn: AnyConnection, finishes: list[StepFinished]
+    ) -> list[None]:
+        """Record the attempts that finished together: one update, their StepFinished."""
+        ends = [(f.step_run_id, f.attempt, f.status.value) for f in finishes]
+        await store.finish(conn, ends)
+        await self.runtime.emit(conn, finishes)
+        return [None] * len(finishes)
 
     async def _heartbeat(self, running: _Running) -> None:
         # Heartbeats carry no state, so they skip the outbox: a lost one is covered by the

@@ -112,8 +112,9 @@ async def run_batch(
     """Run a batch of suites side by side; return the commands not handled before.
 
     Tests only read, so they run outside the transaction; one inbox claim for the batch, the
-    history rows and the outgoing messages then commit together. A command twice in one
-    batch runs once. A delivery whose first try never committed simply runs again.
+    history rows and the outgoing messages (a statement each) then commit together. A
+    command twice in one batch runs once. A delivery whose first try never committed simply
+    runs again.
     """
     runtime = deps.runtime
     unique = list({c.message_id: c for c in commands}.values())
@@ -131,15 +132,12 @@ async def run_batch(
 
     async def record(conn: AnyConnection) -> set[uuid.UUID]:
         fresh = await inbox.claim_many(conn, runtime.group_id, [c.message_id for c in todo])
-        for command, runs in zip(todo, suites, strict=True):
-            if command.message_id in fresh:
-                await history.record(
-                    conn,
-                    measurements(runs),
-                    order_run_id=command.order_run_id,
-                    suite_id=command.suite_id,
-                    measured_at=now or utc_now(),
-                )
+        results = [
+            history.SuiteResults(command.order_run_id, command.suite_id, measurements(runs))
+            for command, runs in zip(todo, suites, strict=True)
+            if command.message_id in fresh
+        ]
+        await history.record(conn, results, measured_at=now or utc_now())
         await runtime.emit(
             conn,
             [

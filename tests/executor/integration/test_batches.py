@@ -58,6 +58,13 @@ async def _attempts(executor: Executor) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM attempts"))
 
 
+async def _statuses(executor: Executor) -> dict[str, int]:
+    """How many attempts ended each way (their finishes are recorded together)."""
+    async with executor.runtime.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT status, count(*) AS n FROM attempts GROUP BY status")
+        return {r["status"]: r["n"] for r in rows}
+
+
 async def test_a_batch_takes_each_attempt_once_and_a_repeat_in_it_not_again(
     harness, queued
 ) -> None:
@@ -66,8 +73,10 @@ async def test_a_batch_takes_each_attempt_once_and_a_repeat_in_it_not_again(
     async with queued(records) as (executor, batches):
         finished = [await harness.finished(c) for c in good]
         taken = await _attempts(executor)
+        statuses = await _statuses(executor)
 
     assert max(batches) > 1  # they came as batches
+    assert statuses == {"succeeded": len(good)}  # every finish recorded, not just one
     assert all(f.status is StepStatus.SUCCEEDED for f in finished)
     for c in good:  # each attempt once, the one sent twice too
         assert len(harness.of(c.step_run_id, StepStarted)) == 1
@@ -85,10 +94,10 @@ async def test_a_poison_command_in_a_batch_is_dead_lettered_and_the_rest_run(
     del invalid["step_run_id"]
     take = store.take
 
-    async def poisoned(conn: Any, command: ExecuteStep, worker_id: str) -> bool:
-        if command.step_run_id == failing.step_run_id:
+    async def poisoned(conn: Any, commands: list[ExecuteStep], worker_id: str) -> set[Any]:
+        if any(c.step_run_id == failing.step_run_id for c in commands):
             raise ValueError("this attempt cannot be taken")
-        return await take(conn, command, worker_id)
+        return await take(conn, commands, worker_id)
 
     monkeypatch.setattr(store, "take", poisoned)
     records = [

@@ -3,34 +3,45 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sous_common.db import AnyConnection
 from sous_contracts.steps import ExecuteStep
 
 
-async def take(conn: AnyConnection, command: ExecuteStep, worker_id: str) -> bool:
-    """Record (step_run_id, attempt) as taken by this worker; False when taken before."""
-    inserted = await conn.fetchval(
+async def take(
+    conn: AnyConnection, commands: Sequence[ExecuteStep], worker_id: str
+) -> set[tuple[uuid.UUID, int]]:
+    """Record each (step_run_id, attempt) as taken by this worker, in one statement.
+
+    Returns the attempts taken now; the others were taken before (by any replica).
+    """
+    rows = await conn.fetch(
         "INSERT INTO attempts (step_run_id, attempt, order_run_id, step, worker_id, message_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true",
-        command.step_run_id,
-        command.attempt,
-        command.order_run_id,
-        command.step,
+        " SELECT s, a, o, st, $5, m FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[],"
+        " $6::uuid[]) AS t(s, a, o, st, m)"
+        " ON CONFLICT DO NOTHING RETURNING step_run_id, attempt",
+        [c.step_run_id for c in commands],
+        [c.attempt for c in commands],
+        [c.order_run_id for c in commands],
+        [c.step for c in commands],
         worker_id,
-        command.message_id,
+        [c.message_id for c in commands],
     )
-    return bool(inserted)
+    return {(r["step_run_id"], r["attempt"]) for r in rows}
 
 
-async def finish(conn: AnyConnection, step_run_id: uuid.UUID, attempt: int, status: str) -> None:
-    """Record how an attempt ended."""
+async def finish(conn: AnyConnection, ends: Sequence[tuple[uuid.UUID, int, str]]) -> None:
+    """Record how attempts ended, each a (step_run_id, attempt, status), in one statement."""
+    if not ends:
+        return
     await conn.execute(
-        "UPDATE attempts SET status = $3, finished_at = now()"
-        " WHERE step_run_id = $1 AND attempt = $2",
-        step_run_id,
-        attempt,
-        status,
+        "UPDATE attempts SET status = e.status, finished_at = now()"
+        " FROM unnest($1::uuid[], $2::int[], $3::text[]) AS e(step_run_id, attempt, status)"
+        " WHERE attempts.step_run_id = e.step_run_id AND attempts.attempt = e.attempt",
+        [e[0] for e in ends],
+        [e[1] for e in ends],
+        [e[2] for e in ends],
     )
 
 

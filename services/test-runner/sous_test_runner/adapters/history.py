@@ -86,15 +86,19 @@ async def recent_values(
     return [float(r["value_num"]) for r in rows]
 
 
+@dataclass(frozen=True)
+class SuiteResults:
+    """The measurements of one suite run, to record."""
+
+    order_run_id: uuid.UUID
+    suite_id: uuid.UUID
+    measurements: Sequence[Measurement]
+
+
 async def record(
-    conn: AnyConnection,
-    measurements: Sequence[Measurement],
-    *,
-    order_run_id: uuid.UUID,
-    suite_id: uuid.UUID,
-    measured_at: datetime,
+    conn: AnyConnection, suites: Sequence[SuiteResults], *, measured_at: datetime
 ) -> None:
-    """Record a suite's results; a (suite, test) recorded before is left as it was."""
+    """Record suites' results in one statement; a (suite, test) recorded before is left."""
     rows = [
         (
             *m.key.args(),
@@ -106,18 +110,24 @@ async def record(
             json.dumps(m.threshold),
             m.message,
             m.duration_s,
-            order_run_id,
-            suite_id,
-            measured_at,
+            suite.order_run_id,
+            suite.suite_id,
         )
-        for m in measurements
+        for suite in suites
+        for m in suite.measurements
     ]
-    await conn.executemany(
+    if not rows:
+        return
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    await conn.execute(
         "INSERT INTO test_history (domain, recipe, step, test, kitchen, variation, kind,"
         " severity, status, value_num, value, threshold, message, duration_s, order_run_id,"
-        " suite_id, measured_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb,"
-        " $12::jsonb, $13, $14, $15, $16, $17) ON CONFLICT (suite_id, test) DO NOTHING",
-        rows,
+        " suite_id, measured_at) SELECT *, $17::timestamptz FROM unnest($1::text[], $2::text[],"
+        " $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],"
+        " $10::float8[], $11::jsonb[], $12::jsonb[], $13::text[], $14::float8[], $15::uuid[],"
+        " $16::uuid[]) ON CONFLICT (suite_id, test) DO NOTHING",
+        *columns,
+        measured_at,
     )
 
 
