@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -37,7 +37,7 @@ from sous_contracts.topics import (
     TEST_RESULTS,
 )
 
-RunEvent = Annotated[
+RunFlow = Annotated[
     OrderRunQueued
     | OrderRunStarted
     | OrderRunFinished
@@ -46,52 +46,60 @@ RunEvent = Annotated[
     | BackfillRejected
     | OrderRunDeduplicated
     | JoinWindowExpired
-    | TriggerHeld,
+    | TriggerHeld
+    | StepStarted
+    | StepHeartbeat
+    | StepFinished
+    | StepEventsMark
+    | StepSkipped
+    | TestResult
+    | TestSuiteFinished,
     Field(discriminator="type"),
 ]
-StepEvent = Annotated[
-    StepStarted | StepHeartbeat | StepFinished | StepEventsMark | StepSkipped,
-    Field(discriminator="type"),
-]
-TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
+"""What the run events, step events and test results topics carry (one consumer reads all)."""
+Outside = Annotated[DomainRunCompleted | RegistryEntityChanged, Field(discriminator="type")]
+"""What the domain events and the registry changelog carry (one consumer reads both)."""
 
 
 def register(rt: Runtime, *, consumers: int = 1) -> None:
     """Subscribe the console's consumer group to the five topics it shows.
 
-    The busy topics get `consumers` consumers each, so runs on different partitions are
-    applied side by side; a partition keeps its order.
+    The three busy topics share `consumers` consumers (members of the group), so runs on
+    different partitions are applied side by side; a partition keeps its order.
     """
     options = rt.subscriber_options()
-    busy = {**options, "max_workers": consumers}
+    # Each consumer reads several topics: one fetch loop and one group member, whose
+    # heartbeats cost the broker too, for what were a consumer per topic. FastStream takes
+    # several topics only in a subscriber of one consumer, hence one subscriber per consumer.
+    for _ in range(consumers):
+        _subscribe_run_flow(rt, options)
 
-    @rt.broker.subscriber(rt.topic(RUN_EVENTS), **busy)
-    async def on_run_event(event: RunEvent) -> None:
+    @rt.broker.subscriber(rt.topic(DOMAIN_EVENTS), rt.topic(REGISTRY_CHANGELOG), **options)
+    async def on_outside(message: Outside) -> None:
+        if isinstance(message, DomainRunCompleted):
+            await apply(rt, message, projection.completion)
+        else:
+            await apply(rt, message, projection.entity)
+
+
+def _subscribe_run_flow(rt: Runtime, options: dict[str, Any]) -> None:
+    @rt.broker.subscriber(
+        rt.topic(RUN_EVENTS), rt.topic(STEP_EVENTS), rt.topic(TEST_RESULTS), **options
+    )
+    async def on_run_flow(event: RunFlow) -> None:
         if isinstance(event, BackfillUpdated):
             await apply(rt, event, backfills.backfill_updated)
         elif isinstance(event, BackfillRejected):
             await apply(rt, event, backfills.backfill_rejected)
         elif isinstance(event, JoinWindowExpired):
             await apply(rt, event, backfills.join_expired)
-        elif not isinstance(event, OrderRunDeduplicated | TriggerHeld):  # no run to show yet
-            await apply(rt, event, projection.run_event)
-
-    @rt.broker.subscriber(rt.topic(STEP_EVENTS), **busy)
-    async def on_step_event(event: StepEvent) -> None:
-        if isinstance(event, StepStarted | StepFinished):  # heartbeats and marks show nothing
+        elif isinstance(event, StepStarted | StepFinished):
             await apply(rt, event, projection.step_event)
         elif isinstance(event, StepSkipped):
             await apply(rt, event, projection.step_skipped)
-
-    @rt.broker.subscriber(rt.topic(TEST_RESULTS), **busy)
-    async def on_test_event(event: TestEvent) -> None:
-        if isinstance(event, TestResult):  # suite summaries are counted from their results
+        elif isinstance(event, TestResult):  # suite summaries are counted from their results
             await apply(rt, event, projection.test_result)
-
-    @rt.broker.subscriber(rt.topic(DOMAIN_EVENTS), **options)
-    async def on_completion(event: DomainRunCompleted) -> None:
-        await apply(rt, event, projection.completion)
-
-    @rt.broker.subscriber(rt.topic(REGISTRY_CHANGELOG), **options)
-    async def on_registry_change(change: RegistryEntityChanged) -> None:
-        await apply(rt, change, projection.entity)
+        elif isinstance(event, projection.RunEvent):
+            await apply(rt, event, projection.run_event)
+        # Repeated keys and held triggers have no run to show yet; heartbeats, read marks
+        # and suite summaries show nothing.

@@ -22,7 +22,7 @@ class ConsoleSettings(BaseSettings):
     group_id: str = ""
     """Consumer group (default: `<topic prefix>sous-console`)."""
     consumers: int = Field(default=3, ge=1)
-    """Kafka consumers per busy topic in this process (same group); each keeps its order."""
+    """Kafka consumers of the busy topics in this process (same group); each keeps its order."""
     registry_url: str = "http://127.0.0.1:8000"
     """The registry's REST API: sign-in checks and actions go there, as any client's would."""
     host: str = "127.0.0.1"

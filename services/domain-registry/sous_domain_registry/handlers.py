@@ -29,7 +29,7 @@ from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import REGISTRY_COMMANDS, RUN_EVENTS, STEP_EVENTS, TEST_RESULTS
 from sous_domain_registry import backfills, runs, service
 
-RunEvent = Annotated[
+RunFlow = Annotated[
     OrderRunRejected
     | OrderRunQueued
     | OrderRunStarted
@@ -38,14 +38,17 @@ RunEvent = Annotated[
     | BackfillRejected
     | OrderRunDeduplicated
     | JoinWindowExpired
-    | TriggerHeld,
+    | TriggerHeld
+    | StepStarted
+    | StepHeartbeat
+    | StepFinished
+    | StepEventsMark
+    | StepSkipped
+    | TestResult
+    | TestSuiteFinished,
     Field(discriminator="type"),
 ]
-StepEvent = Annotated[
-    StepStarted | StepHeartbeat | StepFinished | StepEventsMark | StepSkipped,
-    Field(discriminator="type"),
-]
-TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
+"""What the run events, step events and test results topics carry (one consumer reads all)."""
 
 
 def register(rt: Runtime) -> None:
@@ -53,21 +56,22 @@ def register(rt: Runtime) -> None:
     options = rt.subscriber_options()
     consumer = rt.group_id
 
-    @rt.broker.subscriber(rt.topic(RUN_EVENTS), **options)
-    async def on_run_event(event: RunEvent) -> None:
+    # One consumer for the three event topics: each consumer is a fetch loop and a group
+    # member heartbeating on its own, which costs the broker too. Spec bundles keep theirs,
+    # so applying one never waits behind a flood of events.
+    @rt.broker.subscriber(
+        rt.topic(RUN_EVENTS), rt.topic(STEP_EVENTS), rt.topic(TEST_RESULTS), **options
+    )
+    async def on_run_flow(event: RunFlow) -> None:
         if isinstance(event, BackfillUpdated | BackfillRejected):
             await backfills.on_backfill_event(rt, event, consumer)
+        elif isinstance(event, runs.StepEvent):
+            await runs.on_step_event(rt, event, consumer)
+        elif isinstance(event, runs.TestEvent):
+            await runs.on_test_event(rt, event, consumer)
         else:
             await runs.on_run_event(rt, event, consumer)
-
-    @rt.broker.subscriber(rt.topic(STEP_EVENTS), **options)
-    async def on_step_event(event: StepEvent) -> None:
-        await runs.on_step_event(rt, event, consumer)
 
     @rt.broker.subscriber(rt.topic(REGISTRY_COMMANDS), **options)
     async def on_apply_specs(command: ApplySpecs) -> None:
         await service.apply_command(rt, command, consumer)
-
-    @rt.broker.subscriber(rt.topic(TEST_RESULTS), **options)
-    async def on_test_event(event: TestEvent) -> None:
-        await runs.on_test_event(rt, event, consumer)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeGuard
 
 from pydantic import Field
 
@@ -44,19 +44,22 @@ from sous_contracts.topics import (
     TEST_RESULTS,
 )
 from sous_scheduler.backfills import Backfills
-from sous_scheduler.service import Scheduler
+from sous_scheduler.service import Progress, Scheduler
 from sous_scheduler.triggers import Triggers
 
 OrderRunCommand = Annotated[
     StartOrderRun | CancelOrderRun | StartBackfill | CancelBackfill | RetryBackfill,
     Field(discriminator="type"),
 ]
-StepEvent = Annotated[
-    StepStarted | StepHeartbeat | StepFinished | StepEventsMark | StepSkipped,
-    Field(discriminator="type"),
-]
-RunLife = Annotated[
-    OrderRunRejected
+RunFlow = Annotated[
+    StepStarted
+    | StepHeartbeat
+    | StepFinished
+    | StepEventsMark
+    | StepSkipped
+    | TestResult
+    | TestSuiteFinished
+    | OrderRunRejected
     | OrderRunQueued
     | OrderRunStarted
     | OrderRunFinished
@@ -67,6 +70,7 @@ RunLife = Annotated[
     | TriggerHeld,
     Field(discriminator="type"),
 ]
+"""What the step events, test results and run events topics carry (one consumer reads all three)."""
 IGNORED_RUN_EVENTS = (
     OrderRunQueued,
     OrderRunStarted,
@@ -77,7 +81,8 @@ IGNORED_RUN_EVENTS = (
     TriggerHeld,
 )
 """Run events no scheduler handler acts on (only a run's end moves a parent or backfill)."""
-TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type")]
+Outside = Annotated[DomainRunCompleted | RegistryEntityChanged, Field(discriminator="type")]
+"""What the domain events and the registry changelog carry (one consumer reads both)."""
 
 
 def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: Backfills) -> None:
@@ -85,7 +90,7 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: B
     options = rt.subscriber_options()
     # Commands get several consumers; a run's row lock keeps their effects serial.
     busy = {**options, "max_workers": scheduler.settings.consumers}
-    # Step and test events come in batches, each applied in one transaction.
+    # Step, test and run events come in batches, each kind applied in one transaction.
     batches = rt.batch_options(scheduler.settings.batch_max)
     # What the handlers below drop anyway passes by undecoded when its type header says so.
     rt.guard.ignore(rt.topic(STEP_EVENTS), StepSkipped)
@@ -101,31 +106,31 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: B
         else:
             await backfills.handle(command)
 
-    @rt.broker.subscriber(rt.topic(STEP_EVENTS), **batches)
-    async def on_step_events(events: list[StepEvent]) -> None:
-        # Skips are the scheduler's own report, already in its state.
-        await scheduler.on_run_events([e for e in events if not isinstance(e, StepSkipped)])
-
-    @rt.broker.subscriber(rt.topic(TEST_RESULTS), **batches)
-    async def on_test_events(events: list[TestEvent]) -> None:
-        # Single results are for consoles; the suite's summary moves the run on, or keeps
-        # a monitor's latest result.
-        suites = [e for e in events if isinstance(e, TestSuiteFinished)]
-        await scheduler.on_run_events([e for e in suites if e.monitor is None])
-        await triggers.monitors.on_results([e for e in suites if e.monitor is not None])
-
-    @rt.broker.subscriber(rt.topic(RUN_EVENTS), **batches)
-    async def on_run_events(events: list[RunLife]) -> None:
-        # A nested child's end moves its parent on, a partition's end its backfill; the
-        # other run events are for others.
+    # One consumer for the three event topics, one for the two slow ones: each consumer is
+    # a fetch loop and a group member heartbeating on its own, which costs the broker too.
+    @rt.broker.subscriber(
+        rt.topic(STEP_EVENTS), rt.topic(TEST_RESULTS), rt.topic(RUN_EVENTS), **batches
+    )
+    async def on_run_flow(events: list[RunFlow]) -> None:
+        # Step events and the suites' summaries move runs on, in one transaction (skips are
+        # the scheduler's own report, single results are for consoles); a monitor's suite
+        # keeps its latest result; a nested child's end moves its parent on, a partition's
+        # end its backfill. The other run events are for others.
+        progress = [e for e in events if isinstance(e, Progress | StepEventsMark)]
+        await scheduler.on_run_events([e for e in progress if not _monitor(e)])
+        await triggers.monitors.on_results([e for e in progress if _monitor(e)])
         ends = [e for e in events if isinstance(e, OrderRunFinished | OrderRunRejected)]
         await scheduler.on_run_ends(ends)
         await backfills.on_run_ends(ends)
 
-    @rt.broker.subscriber(rt.topic(DOMAIN_EVENTS), **options)
-    async def on_domain_event(event: DomainRunCompleted) -> None:
-        await triggers.on_completed(event)
+    @rt.broker.subscriber(rt.topic(DOMAIN_EVENTS), rt.topic(REGISTRY_CHANGELOG), **options)
+    async def on_outside(message: Outside) -> None:
+        if isinstance(message, DomainRunCompleted):
+            await triggers.on_completed(message)
+        else:
+            await scheduler.on_registry_change(message)
 
-    @rt.broker.subscriber(rt.topic(REGISTRY_CHANGELOG), **options)
-    async def on_registry_change(change: RegistryEntityChanged) -> None:
-        await scheduler.on_registry_change(change)
+
+def _monitor(event: Progress | StepEventsMark) -> TypeGuard[TestSuiteFinished]:
+    """True for a monitor's suite: it belongs to no run."""
+    return isinstance(event, TestSuiteFinished) and event.monitor is not None
