@@ -83,23 +83,17 @@ TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type"
 def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: Backfills) -> None:
     """Subscribe the scheduler to its topics."""
     options = rt.subscriber_options()
-    # Commands get several consumers; a run's row lock keeps their effects serial.
-    busy = {**options, "max_workers": scheduler.settings.consumers}
-    # Step and test events come in batches, each applied in one transaction.
+    # Commands, step and test events come in batches, each applied in one transaction (a
+    # batch subscriber has one consumer: the batch, not more consumers, carries the load).
     batches = rt.batch_options(scheduler.settings.batch_max)
     # What the handlers below drop anyway passes by undecoded when its type header says so.
     rt.guard.ignore(rt.topic(STEP_EVENTS), StepSkipped)
     rt.guard.ignore(rt.topic(TEST_RESULTS), TestResult)
     rt.guard.ignore(rt.topic(RUN_EVENTS), *IGNORED_RUN_EVENTS)
 
-    @rt.broker.subscriber(rt.topic(ORDER_RUN_COMMANDS), **busy)
-    async def on_order_run_command(command: OrderRunCommand) -> None:
-        if isinstance(command, StartOrderRun):
-            await scheduler.start(command)
-        elif isinstance(command, CancelOrderRun):
-            await scheduler.cancel(command)
-        else:
-            await backfills.handle(command)
+    @rt.broker.subscriber(rt.topic(ORDER_RUN_COMMANDS), **batches)
+    async def on_order_run_commands(commands: list[OrderRunCommand]) -> None:
+        await scheduler.on_commands(commands, backfills.handle)
 
     @rt.broker.subscriber(rt.topic(STEP_EVENTS), **batches)
     async def on_step_events(events: list[StepEvent]) -> None:
@@ -122,9 +116,9 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: B
         await scheduler.on_run_ends(ends)
         await backfills.on_run_ends(ends)
 
-    @rt.broker.subscriber(rt.topic(DOMAIN_EVENTS), **options)
-    async def on_domain_event(event: DomainRunCompleted) -> None:
-        await triggers.on_completed(event)
+    @rt.broker.subscriber(rt.topic(DOMAIN_EVENTS), **batches)
+    async def on_domain_events(events: list[DomainRunCompleted]) -> None:
+        await triggers.on_completed_many(events)
 
     @rt.broker.subscriber(rt.topic(REGISTRY_CHANGELOG), **options)
     async def on_registry_change(change: RegistryEntityChanged) -> None:
