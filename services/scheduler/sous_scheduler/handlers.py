@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -83,17 +83,17 @@ TestEvent = Annotated[TestResult | TestSuiteFinished, Field(discriminator="type"
 def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: Backfills) -> None:
     """Subscribe the scheduler to its topics."""
     options = rt.subscriber_options()
-    # Commands, step and test events come in batches, each applied in one transaction (a
-    # batch subscriber has one consumer: the batch, not more consumers, carries the load).
+    # Commands, step and test events come in batches, each applied in one transaction.
     batches = rt.batch_options(scheduler.settings.batch_max)
     # What the handlers below drop anyway passes by undecoded when its type header says so.
     rt.guard.ignore(rt.topic(STEP_EVENTS), StepSkipped)
     rt.guard.ignore(rt.topic(TEST_RESULTS), TestResult)
     rt.guard.ignore(rt.topic(RUN_EVENTS), *IGNORED_RUN_EVENTS)
 
-    @rt.broker.subscriber(rt.topic(ORDER_RUN_COMMANDS), **batches)
-    async def on_order_run_commands(commands: list[OrderRunCommand]) -> None:
-        await scheduler.on_commands(commands, backfills.handle)
+    # Commands get several members of the group, each with its own partitions and batches;
+    # a batch takes its variations' locks in name order, so two never wait on each other.
+    for _ in range(scheduler.settings.consumers):
+        _commands(rt, scheduler, backfills, batches)
 
     @rt.broker.subscriber(rt.topic(STEP_EVENTS), **batches)
     async def on_step_events(events: list[StepEvent]) -> None:
@@ -123,3 +123,11 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: B
     @rt.broker.subscriber(rt.topic(REGISTRY_CHANGELOG), **options)
     async def on_registry_change(change: RegistryEntityChanged) -> None:
         await scheduler.on_registry_change(change)
+
+
+def _commands(
+    rt: Runtime, scheduler: Scheduler, backfills: Backfills, batches: dict[str, Any]
+) -> None:
+    @rt.broker.subscriber(rt.topic(ORDER_RUN_COMMANDS), **batches)
+    async def on_order_run_commands(commands: list[OrderRunCommand]) -> None:
+        await scheduler.on_commands(commands, backfills.handle)
