@@ -69,7 +69,7 @@ async def test_a_command_that_fails_does_not_hold_up_the_others_of_its_batch(
     # Sent while no scheduler runs, so the next one finds them all at once: one batch.
     await send(kafka_settings, [good[0], bad, good[1], good[2]])
     async with run_scheduler(kafka_settings, servers, schema) as service:
-        await taken_in(service.rt.pool, [c.message_id for c in good])
+        await taken_in(service.rt.pool, [c.message_id for c in good], timeout=90)
         letters = await read_topics(
             kafka_settings, [DEAD_LETTERS], lambda s: any(isinstance(m, DeadLetter) for m in s)
         )
