@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypeGuard
+from typing import Annotated, Any, TypeGuard
 
 from pydantic import Field
 
@@ -87,24 +87,17 @@ Outside = Annotated[DomainRunCompleted | RegistryEntityChanged, Field(discrimina
 
 def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: Backfills) -> None:
     """Subscribe the scheduler to its topics."""
-    options = rt.subscriber_options()
-    # Commands get several consumers; a run's row lock keeps their effects serial.
-    busy = {**options, "max_workers": scheduler.settings.consumers}
-    # Step, test and run events come in batches, each kind applied in one transaction.
+    # Commands and events come in batches, each kind applied in one transaction.
     batches = rt.batch_options(scheduler.settings.batch_max)
     # What the handlers below drop anyway passes by undecoded when its type header says so.
     rt.guard.ignore(rt.topic(STEP_EVENTS), StepSkipped)
     rt.guard.ignore(rt.topic(TEST_RESULTS), TestResult)
     rt.guard.ignore(rt.topic(RUN_EVENTS), *IGNORED_RUN_EVENTS)
 
-    @rt.broker.subscriber(rt.topic(ORDER_RUN_COMMANDS), **busy)
-    async def on_order_run_command(command: OrderRunCommand) -> None:
-        if isinstance(command, StartOrderRun):
-            await scheduler.start(command)
-        elif isinstance(command, CancelOrderRun):
-            await scheduler.cancel(command)
-        else:
-            await backfills.handle(command)
+    # Commands get several members of the group, each with its own partitions and batches;
+    # a batch takes its variations' locks in name order, so two never wait on each other.
+    for _ in range(scheduler.settings.consumers):
+        _commands(rt, scheduler, backfills, batches)
 
     # One consumer for the three event topics, one for the two slow ones: each consumer is
     # a fetch loop and a group member heartbeating on its own, which costs the broker too.
@@ -123,14 +116,23 @@ def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: B
         await scheduler.on_run_ends(ends)
         await backfills.on_run_ends(ends)
 
-    @rt.broker.subscriber(rt.topic(DOMAIN_EVENTS), rt.topic(REGISTRY_CHANGELOG), **options)
-    async def on_outside(message: Outside) -> None:
-        if isinstance(message, DomainRunCompleted):
-            await triggers.on_completed(message)
-        else:
-            await scheduler.on_registry_change(message)
+    @rt.broker.subscriber(rt.topic(DOMAIN_EVENTS), rt.topic(REGISTRY_CHANGELOG), **batches)
+    async def on_outside(messages: list[Outside]) -> None:
+        # Registry changes first: a completion in the same batch may need a trigger they add.
+        for change in messages:
+            if isinstance(change, RegistryEntityChanged):
+                await scheduler.on_registry_change(change)
+        await triggers.on_completed_many([m for m in messages if isinstance(m, DomainRunCompleted)])
 
 
 def _monitor(event: Progress | StepEventsMark) -> TypeGuard[TestSuiteFinished]:
     """True for a monitor's suite: it belongs to no run."""
     return isinstance(event, TestSuiteFinished) and event.monitor is not None
+
+
+def _commands(
+    rt: Runtime, scheduler: Scheduler, backfills: Backfills, batches: dict[str, Any]
+) -> None:
+    @rt.broker.subscriber(rt.topic(ORDER_RUN_COMMANDS), **batches)
+    async def on_order_run_commands(commands: list[OrderRunCommand]) -> None:
+        await scheduler.on_commands(commands, backfills.handle)

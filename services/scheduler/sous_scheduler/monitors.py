@@ -86,9 +86,16 @@ class Monitors:
             log.info("monitor due", monitor=monitor.monitor_id, fire_time=what.fire.isoformat())
             await self._check(conn, monitor, check_id)
 
-    async def on_completed(self, conn: AnyConnection, event: DomainRunCompleted) -> None:
-        """Start the checks of monitors that run after this upstream run (its transaction)."""
-        for monitor in listening(await self._monitors(conn), event):
+    async def on_completed(
+        self, conn: AnyConnection, event: DomainRunCompleted, *, look: bool = True
+    ) -> None:
+        """Start the checks of monitors that run after this upstream run (its transaction).
+
+        `look=False`: the registry's monitors were looked up already in this transaction.
+        """
+        if look:
+            await self._load(conn)
+        for monitor in listening(self._all, event):
             await self._check(conn, monitor, new_message_id(), event)
 
     async def _check(

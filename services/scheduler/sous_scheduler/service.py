@@ -9,6 +9,7 @@ import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sous_common import tracing
 from sous_common.logs import get_logger
@@ -51,8 +52,9 @@ from sous_scheduler.domain.events import (
     SetTimer,
     TimerFired,
 )
-from sous_scheduler.domain.plan import Rejected, plan_run
+from sous_scheduler.domain.plan import Catalog, Rejected, plan_run
 from sous_scheduler.domain.state import RunPhase, RunState
+from sous_scheduler.pending import PENDING, Pending
 from sous_scheduler.settings import SchedulerSettings
 from sous_scheduler.store import Host, Store, Tx
 
@@ -95,6 +97,30 @@ class Scheduler:
                 yield conn
         metrics.committed(messages)  # reached only when the transaction committed
 
+    @contextlib.asynccontextmanager
+    async def batched(self) -> AsyncIterator[Tx]:
+        """A transaction whose timers are written once, just before it commits.
+
+        Its outbox rows are too, as in any `Runtime.transaction`.
+        """
+        async with self.transaction() as conn:
+            pending = Pending()
+            token = PENDING.set(pending)
+            try:
+                yield conn
+            finally:
+                PENDING.reset(token)
+            await self.store.apply_all_timers(conn, pending.timers)
+
+    async def set_timers(
+        self, conn: Tx, order_run_id: uuid.UUID, ops: Sequence[SetTimer | ClearTimer]
+    ) -> None:
+        """Set and clear a run's timers; in a batch transaction, at its end."""
+        if (pending := PENDING.get()) is None:
+            await self.store.apply_timers(conn, order_run_id, list(ops))
+        else:
+            pending.timers.setdefault(order_run_id, []).extend(ops)
+
     def context(self, cause: Envelope | None = None) -> Context:
         """The outside world decide() sees for one input."""
         return Context(
@@ -114,41 +140,140 @@ class Scheduler:
 
     async def start(self, cmd: StartOrderRun) -> None:
         """Validate and start (or queue, or refuse) an order run."""
-        async with self.transaction() as conn:
-            if await self.fresh(conn, cmd):
-                await self.start_in(conn, cmd)
+        await self.start_many([cmd])
+
+    async def on_commands(
+        self,
+        commands: Sequence[Envelope],
+        other: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        """Handle a batch of order-run commands in their order.
+
+        Each stretch of StartOrderRuns is started in one transaction; any other command
+        (a cancel here, a backfill's via `other`) in its own, between them, so the commands
+        of one run keep their order.
+        """
+        starts: list[StartOrderRun] = []
+        last: list[Envelope | None] = [None]  # the end: the last stretch of starts goes too
+        for command in [*commands, *last]:
+            if isinstance(command, StartOrderRun):
+                starts.append(command)
+                continue
+            await self.start_many(starts)
+            starts = []
+            if isinstance(command, CancelOrderRun):
+                await self.cancel(command)
+            elif command is not None:
+                await other(command)
+
+    async def start_many(self, commands: Sequence[StartOrderRun]) -> None:
+        """Start a batch of runs in one transaction: one inbox claim, one write of effects."""
+        if not commands:
+            return
+        async with self.batched() as conn:
+            fresh = await self.store.claim_many(
+                conn, self.rt.group_id, [c.message_id for c in commands]
+            )
+            todo: list[StartOrderRun] = []
+            for cmd in commands:
+                if cmd.message_id in fresh:
+                    fresh.discard(cmd.message_id)  # a repeat within the batch counts once
+                    todo.append(cmd)
+            await self.start_all_in(conn, todo)
 
     async def start_in(self, conn: Tx, cmd: StartOrderRun, cause: RunCause | None = None) -> None:
         """Start a run inside the caller's transaction (commands, triggers, schedules).
 
         `cause` says why when a schedule or a trigger starts it; else the command is why.
         """
-        ctx = self.context(cmd)
-        catalog = await self.store.catalog(
-            conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
-        )
+        await self.start_all_in(conn, [cmd], cause)
+
+    async def start_all_in(
+        self, conn: Tx, commands: Sequence[StartOrderRun], cause: RunCause | None = None
+    ) -> None:
+        """Start runs in the caller's transaction, in their order.
+
+        The registry is read once per recipe named; the variations' admission locks are taken
+        together in name order (two batches never deadlock), and each variation's runs are
+        counted once, then admitted one after the other on those counts.
+        """
+        catalogs: dict[tuple[str, str, str | None, str | None], Catalog] = {}
+        planned: list[tuple[StartOrderRun, RunState, RecipeSpec]] = []
+        for cmd in commands:
+            if (found := await self._plan(conn, cmd, cause, catalogs)) is not None:
+                planned.append((cmd, *found))
+        for key in sorted({lock_key(s.domain, s.recipe, s.variation) for _, s, _ in planned}):
+            await self.store.lock(conn, key)
+        counts: dict[tuple[str, str, str], tuple[int, int]] = {}
+        for cmd, state, recipe in planned:
+            await self._begin_new(conn, cmd, state, recipe, counts)
+
+    async def _plan(
+        self,
+        conn: Tx,
+        cmd: StartOrderRun,
+        cause: RunCause | None,
+        catalogs: dict[tuple[str, str, str | None, str | None], Catalog],
+    ) -> tuple[RunState, RecipeSpec] | None:
+        """Plan a command's run; None when it is refused (and answered)."""
+        which = (cmd.domain, cmd.recipe, cmd.kitchen, cmd.variation)
+        if (catalog := catalogs.get(which)) is None:
+            catalog = catalogs[which] = await self._catalog(conn, cmd)
+        now = self.clock()
         try:
-            state = plan_run(cmd, catalog, now=ctx.now, new_id=new_message_id, cause=cause)
+            state = plan_run(cmd, catalog, now=now, new_id=new_message_id, cause=cause)
         except Rejected as exc:
             # What the command names (a recipe, variation, kitchen or a kitchen's parent) may
             # have been applied a moment before it and still be on its way to us: look once
             # more after a changelog catch-up that began after the command was issued.
             if not await self.refresh(cmd.occurred_at):
                 await self._reject(conn, cmd, str(exc))
-                return
-            catalog = await self.store.catalog(
-                conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
-            )
+                return None
+            catalog = catalogs[which] = await self._catalog(conn, cmd)
             try:
-                state = plan_run(cmd, catalog, now=ctx.now, new_id=new_message_id, cause=cause)
+                state = plan_run(cmd, catalog, now=now, new_id=new_message_id, cause=cause)
             except Rejected as again:
                 await self._reject(conn, cmd, str(again))
-                return
+                return None
         assert catalog.recipe is not None
-        recipe = catalog.recipe
         if trace := tracing.current_headers():
             state = state.model_copy(update={"trace": trace})
-        admission = await self._admit(conn, state, recipe, state.order_run_id)
+        return state, catalog.recipe
+
+    async def _catalog(self, conn: Tx, cmd: StartOrderRun) -> Catalog:
+        return await self.store.catalog(
+            conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
+        )
+
+    async def _begin_new(
+        self,
+        conn: Tx,
+        cmd: StartOrderRun,
+        state: RunState,
+        recipe: RecipeSpec,
+        counts: dict[tuple[str, str, str], tuple[int, int]],
+    ) -> None:
+        """Admit and insert a planned run; its variation's lock is held already.
+
+        `counts` are the running and queued runs of each variation seen so far in this
+        transaction: a run whose admission concerns only itself moves them on in memory;
+        one that moves other runs (queued ones begin, running ones make room) is admitted
+        on what the table says, which is then counted again for the next run.
+        """
+        ctx = self.context(cmd)
+        which = (state.domain, state.recipe, state.variation)
+        concurrency = concurrency_of(recipe, state.variation)
+        if which not in counts:
+            counts[which] = await self.store.count_open_runs(conn, *which, state.order_run_id)
+        running, queued = counts[which]
+        if heads(concurrency, running, queued, state.order_run_id) == (0, 0):
+            label = f"{state.domain}/{state.recipe} variation {state.variation}"
+            admission = admit_counted(
+                concurrency, Occupancy(running, queued), state.order_run_id, label=label
+            )
+        else:
+            del counts[which]
+            admission = await self._admission(conn, state, recipe, state.order_run_id)
         if not await self._insert(conn, state, recipe, cmd.idempotency_key, admission, ctx):
             log.info(
                 "run exists already",
@@ -157,6 +282,10 @@ class Scheduler:
             )
             await self._deduplicated(conn, cmd, state)
             return
+        if which in counts:
+            began = state.order_run_id in admission.begin
+            waits = admission.queue_at is not None
+            counts[which] = (running + began, queued + waits)
         others = tuple(r for r in admission.begin if r != state.order_run_id)
         await self._carry_out(
             conn, dataclasses.replace(admission, begin=others), recipe, state, ctx
@@ -269,7 +398,7 @@ class Scheduler:
         """
         if not events:
             return
-        async with self.transaction() as conn:
+        async with self.batched() as conn:
             # The inbox claim and the lock of the fresh events' runs: one round trip.
             fresh, runs = await self.store.claim_and_lock(
                 conn, self.rt.group_id, [(e.message_id, _run_of(e)) for e in events]
@@ -424,7 +553,7 @@ class Scheduler:
         self, conn: Tx, before: RunState, d: Decision, recipe: RecipeSpec, ctx: Context
     ) -> None:
         """Write a saved decision's timers and messages; a run that ended frees its slot."""
-        await self.store.apply_timers(conn, d.state.order_run_id, d.timers)
+        await self.set_timers(conn, d.state.order_run_id, d.timers)
         await self.rt.emit(conn, d.messages, self.lineage.records(before, d.state, ctx.now))
         if d.finished:
             await self._after_finish(conn, d.state, recipe)
@@ -439,6 +568,12 @@ class Scheduler:
         both to the same one.
         """
         await self.store.lock(conn, lock_key(state.domain, state.recipe, state.variation))
+        return await self._admission(conn, state, recipe, new_run)
+
+    async def _admission(
+        self, conn: Tx, state: RunState, recipe: RecipeSpec, new_run: uuid.UUID | None
+    ) -> Admission:
+        """Decide admission of the run's variation; the caller holds its lock."""
         which = (state.domain, state.recipe, state.variation)
         concurrency = concurrency_of(recipe, state.variation)
         running, queued = await self.store.count_open_runs(conn, *which, new_run)

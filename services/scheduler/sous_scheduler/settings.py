@@ -45,10 +45,11 @@ class SchedulerSettings(BaseSettings):
     cron_poll_s: float = 1.0
     """How often schedules are looked at."""
     consumers: int = 3
-    """Consumers of the order-run commands in this process; each takes its own partitions,
-    so runs on different partitions are started side by side while each keeps its order."""
+    """Consumers of the order-run commands in this process; each takes its own partitions in
+    batches, so runs on different partitions are started side by side while each keeps its
+    order."""
     batch_max: int = 500
-    """Most step or test events applied in one transaction."""
+    """Most order-run commands, completion, step or test events applied in one transaction."""
     mark_interval_s: float = 1.0
     """How often every partition of the step events gets a read mark; a lease expires at
     most about this much after its deadline."""

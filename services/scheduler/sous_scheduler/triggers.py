@@ -72,16 +72,33 @@ class Triggers:
 
     async def on_completed(self, event: DomainRunCompleted) -> None:
         """Start every downstream run this event triggers, with the versions its kitchen runs."""
-        async with self.scheduler.transaction() as conn:
-            if not await self.store.claim(conn, self.scheduler.rt.group_id, event.message_id):
-                return
-            if not event.fire_triggers:  # a backfill's run, without `downstream`
-                log.info("triggers suppressed", order_run_id=str(event.order_run_id))
-                return
-            await self.monitors.on_completed(conn, event)
-            for listener in (await self._index(conn)).listening(event.domain, event.kitchen):
-                if patterns := matching_patterns(listener, event):
-                    await self._consider(conn, listener, patterns, event)
+        await self.on_completed_many([event])
+
+    async def on_completed_many(self, events: Sequence[DomainRunCompleted]) -> None:
+        """Take a batch of completion events in one transaction, in their order.
+
+        The registry's triggers and monitors are looked up once for the batch; each event's
+        firings are recorded per (trigger, event) as one at a time would.
+        """
+        if not events:
+            return
+        async with self.scheduler.batched() as conn:
+            fresh = await self.store.claim_many(
+                conn, self.scheduler.rt.group_id, [e.message_id for e in events]
+            )
+            index: TriggerIndex | None = None
+            for event in events:
+                if event.message_id not in fresh:
+                    continue
+                fresh.discard(event.message_id)  # a repeat within the batch counts once
+                if not event.fire_triggers:  # a backfill's run, without `downstream`
+                    log.info("triggers suppressed", order_run_id=str(event.order_run_id))
+                    continue
+                await self.monitors.on_completed(conn, event, look=index is None)
+                index = index or await self._index(conn)
+                for listener in index.listening(event.domain, event.kitchen):
+                    if patterns := matching_patterns(listener, event):
+                        await self._consider(conn, listener, patterns, event)
 
     async def _consider(
         self,

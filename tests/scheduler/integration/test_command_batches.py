@@ -1,0 +1,80 @@
+"""Order-run commands in batches on real Kafka and PostgreSQL: repeats, refusals, failures."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from sous_contracts.deadletter import DeadLetter
+from sous_contracts.runs import CancelOrderRun, OrderRunRejected, OrderRunStarted
+from sous_contracts.topics import DEAD_LETTERS, RUN_EVENTS
+from tests.scheduler.integration.conftest import (
+    publish_registry,
+    recipe,
+    run_scheduler,
+    taken_in,
+)
+from tests.scheduler.integration.test_runs import read_topics, start
+from tests.scheduler.standins import send
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+MAKE = recipe(
+    "a", "make", {"one": {"run": {"kind": "noop"}}}, params={"day": {}}, concurrency={"limit": 9}
+)
+
+
+async def test_a_batch_with_a_repeat_and_a_refusal_starts_each_run_once(
+    kafka_settings, scheduler
+) -> None:
+    await publish_registry(kafka_settings, scheduler, [MAKE])
+    good = [start("a", "make", params={"day": str(i)}) for i in range(3)]
+    refused = start("a", "nope")
+    batch = [good[0], good[0], refused, good[1], refused, good[2]]
+    await scheduler.start_many(batch)
+    await scheduler.start_many(batch)  # the whole batch again, as after a crash
+    # A barrier on the refused run's partition: every answer to it comes before this one.
+    barrier = CancelOrderRun(order_run_id=refused.order_run_id, reason="barrier")
+    await scheduler.cancel(barrier)
+    events = await read_topics(
+        kafka_settings,
+        [RUN_EVENTS],
+        lambda s: (
+            any(getattr(e, "causation_id", None) == barrier.message_id for e in s)
+            and sum(isinstance(e, OrderRunStarted) for e in s) >= 3
+        ),
+    )
+    events = [e for e in events if getattr(e, "causation_id", None) != barrier.message_id]
+    started = sorted(e.order_run_id for e in events if isinstance(e, OrderRunStarted))
+    assert started == sorted(c.order_run_id for c in good)
+    [rejected] = [e for e in events if isinstance(e, OrderRunRejected)]
+    assert (rejected.order_run_id, rejected.reason) == (
+        refused.order_run_id,
+        "unknown recipe a/nope",
+    )
+    rows = await scheduler.rt.pool.fetchval("SELECT count(*) FROM runs")
+    assert rows == 3
+
+
+async def test_a_command_that_fails_does_not_hold_up_the_others_of_its_batch(
+    kafka_settings, servers, schema
+) -> None:
+    async with run_scheduler(kafka_settings, servers, schema, keep_schema=True) as service:
+        await publish_registry(kafka_settings, service, [MAKE])
+    # An idempotency key too long for its index (the contract sets no limit): storing the
+    # run raises, as any unforeseen failure of one command would.
+    bad = start("a", "make", params={"day": "0"}, idempotency_key=secrets.token_urlsafe(15_000))
+    good = [start("a", "make", params={"day": str(i)}) for i in range(3)]
+    # Sent while no scheduler runs, so the next one finds them all at once: one batch.
+    await send(kafka_settings, [good[0], bad, good[1], good[2]])
+    async with run_scheduler(kafka_settings, servers, schema) as service:
+        await taken_in(service.rt.pool, [c.message_id for c in good], timeout=90)
+        letters = await read_topics(
+            kafka_settings, [DEAD_LETTERS], lambda s: any(isinstance(m, DeadLetter) for m in s)
+        )
+        runs = await service.rt.pool.fetch("SELECT id FROM runs")
+    assert sorted(r["id"] for r in runs) == sorted(c.order_run_id for c in good)
+    [letter] = letters
+    assert letter.error_kind == "handler_error"
+    assert str(bad.order_run_id) in letter.payload
