@@ -26,8 +26,16 @@ SLOW_DOMAIN = {
         "recipe: wait\nsteps:\n  nap: {run: {kind: shell, argv: [sleep, '120']}, timeout: 5m}\n"
         "variations:\n  dev: {kitchen: dev}\n"
     ),
+    "ops/recipes/gated.yaml": (
+        "recipe: gated\n"
+        "params:\n  day: {type: date, required: true}\n  gate: {type: string, required: true}\n"
+        "steps:\n  hold:\n    run: {kind: shell, argv: [sh, -c, "
+        "'while [ ! -e \"$0\" ]; do sleep 0.05; done', '${params.gate}']}\n    timeout: 5m\n"
+        "variations:\n  dev: {kitchen: dev}\n"
+    ),
 }
-"""A recipe that runs long enough to be cancelled from the UI."""
+"""Recipes that run long enough to be cancelled from the UI (`wait`), or until the test lets
+them end by creating the file their `gate` names (`gated`)."""
 
 
 @dataclass

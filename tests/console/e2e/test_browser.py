@@ -227,13 +227,19 @@ async def test_create_a_sandbox_from_the_ui_and_see_why_it_may_not_merge(browser
         assert (await admin.get(f"/v1/kitchens/{name}")).status_code == 200
 
 
-async def test_a_backfill_shows_progress_live_and_only_operators_act(browser, stack) -> None:
+async def test_a_backfill_shows_progress_live_and_only_operators_act(
+    browser, stack, tmp_path
+) -> None:
+    gate = tmp_path / "gate"  # its partitions end only once the page watches them
     async with stack.admin() as admin:
+        r = await admin.post("/v1/apply", json={"files": SLOW_DOMAIN})
+        assert r.status_code == 200, r.text
         body = {
-            "domain": "sales",
-            "recipe": "daily",
+            "domain": "ops",
+            "recipe": "gated",
             "variation": "dev",
-            "range": {"param": "day", "start": "2026-11-24", "end": "2026-11-25"},  # has orders
+            "params": {"gate": str(gate)},
+            "range": {"param": "day", "start": "2026-11-24", "end": "2026-11-25"},
             "concurrency": 1,
         }
         r = await admin.post("/v1/backfills", json=body)
@@ -251,13 +257,14 @@ async def test_a_backfill_shows_progress_live_and_only_operators_act(browser, st
     first = await page.locator("#backfill-progress .done").inner_text()
     await expect(page.locator("#backfill-cancel-form")).to_have_count(1)
     await page.evaluate("window.__sameDocument = true")
+    gate.touch()
     await expect(page.locator("#backfill-status")).not_to_have_text("running", timeout=120_000)
     state = await (await page.request.get(f"{url}/state")).json()
     assert state["status"] == "succeeded", state
     await expect(page.locator("#backfill-progress .done")).to_have_text("2")
     await expect(page.locator("#backfill-status")).to_have_text("succeeded", timeout=30_000)
     assert await page.evaluate("window.__sameDocument === true"), "the page was reloaded"
-    assert first.strip() != "2", "the backfill was over before the page could watch it"
+    assert first.strip() == "0", "the backfill moved on before the page could watch it"
     rows = page.locator("#partitions tr[data-key]")
     await expect(rows).to_have_count(2)
     states = await rows.evaluate_all("rows => rows.map(r => r.dataset.state)")
