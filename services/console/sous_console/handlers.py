@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from pydantic import Field
+from typing import Any
 
 from sous_common.runtime import Runtime
 from sous_console import backfills, projection
 from sous_console.service import apply
 from sous_contracts.backfills import BackfillRejected, BackfillUpdated
-from sous_contracts.registry import RegistryEntityChanged
+from sous_contracts.flows import Outside, RunFlow
 from sous_contracts.runs import (
     DomainRunCompleted,
     JoinWindowExpired,
-    OrderRunDeduplicated,
-    OrderRunFinished,
-    OrderRunQueued,
-    OrderRunRejected,
-    OrderRunStarted,
-    TriggerHeld,
 )
 from sous_contracts.steps import (
-    StepEventsMark,
     StepFinished,
-    StepHeartbeat,
     StepSkipped,
     StepStarted,
 )
-from sous_contracts.tests import TestResult, TestSuiteFinished
+from sous_contracts.tests import TestResult
 from sous_contracts.topics import (
     DOMAIN_EVENTS,
     REGISTRY_CHANGELOG,
@@ -36,29 +26,6 @@ from sous_contracts.topics import (
     STEP_EVENTS,
     TEST_RESULTS,
 )
-
-RunFlow = Annotated[
-    OrderRunQueued
-    | OrderRunStarted
-    | OrderRunFinished
-    | OrderRunRejected
-    | BackfillUpdated
-    | BackfillRejected
-    | OrderRunDeduplicated
-    | JoinWindowExpired
-    | TriggerHeld
-    | StepStarted
-    | StepHeartbeat
-    | StepFinished
-    | StepEventsMark
-    | StepSkipped
-    | TestResult
-    | TestSuiteFinished,
-    Field(discriminator="type"),
-]
-"""What the run events, step events and test results topics carry (one consumer reads all)."""
-Outside = Annotated[DomainRunCompleted | RegistryEntityChanged, Field(discriminator="type")]
-"""What the domain events and the registry changelog carry (one consumer reads both)."""
 
 
 def register(rt: Runtime, *, consumers: int = 1) -> None:

@@ -2,53 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
 from sous_common.runtime import Runtime
 from sous_contracts.backfills import BackfillRejected, BackfillUpdated
+from sous_contracts.flows import RunFlow
 from sous_contracts.registry import ApplySpecs
-from sous_contracts.runs import (
-    JoinWindowExpired,
-    OrderRunDeduplicated,
-    OrderRunFinished,
-    OrderRunQueued,
-    OrderRunRejected,
-    OrderRunStarted,
-    TriggerHeld,
-)
-from sous_contracts.steps import (
-    StepEventsMark,
-    StepFinished,
-    StepHeartbeat,
-    StepSkipped,
-    StepStarted,
-)
-from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import REGISTRY_COMMANDS, RUN_EVENTS, STEP_EVENTS, TEST_RESULTS
 from sous_domain_registry import backfills, runs, service
-
-RunFlow = Annotated[
-    OrderRunRejected
-    | OrderRunQueued
-    | OrderRunStarted
-    | OrderRunFinished
-    | BackfillUpdated
-    | BackfillRejected
-    | OrderRunDeduplicated
-    | JoinWindowExpired
-    | TriggerHeld
-    | StepStarted
-    | StepHeartbeat
-    | StepFinished
-    | StepEventsMark
-    | StepSkipped
-    | TestResult
-    | TestSuiteFinished,
-    Field(discriminator="type"),
-]
-"""What the run events, step events and test results topics carry (one consumer reads all)."""
 
 
 def register(rt: Runtime) -> None:

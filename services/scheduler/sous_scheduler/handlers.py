@@ -14,6 +14,7 @@ from sous_contracts.backfills import (
     RetryBackfill,
     StartBackfill,
 )
+from sous_contracts.flows import Outside, RunFlow
 from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.runs import (
     CancelOrderRun,
@@ -29,10 +30,7 @@ from sous_contracts.runs import (
 )
 from sous_contracts.steps import (
     StepEventsMark,
-    StepFinished,
-    StepHeartbeat,
     StepSkipped,
-    StepStarted,
 )
 from sous_contracts.tests import TestResult, TestSuiteFinished
 from sous_contracts.topics import (
@@ -51,26 +49,6 @@ OrderRunCommand = Annotated[
     StartOrderRun | CancelOrderRun | StartBackfill | CancelBackfill | RetryBackfill,
     Field(discriminator="type"),
 ]
-RunFlow = Annotated[
-    StepStarted
-    | StepHeartbeat
-    | StepFinished
-    | StepEventsMark
-    | StepSkipped
-    | TestResult
-    | TestSuiteFinished
-    | OrderRunRejected
-    | OrderRunQueued
-    | OrderRunStarted
-    | OrderRunFinished
-    | BackfillUpdated
-    | BackfillRejected
-    | OrderRunDeduplicated
-    | JoinWindowExpired
-    | TriggerHeld,
-    Field(discriminator="type"),
-]
-"""What the step events, test results and run events topics carry (one consumer reads all three)."""
 IGNORED_RUN_EVENTS = (
     OrderRunQueued,
     OrderRunStarted,
@@ -81,8 +59,6 @@ IGNORED_RUN_EVENTS = (
     TriggerHeld,
 )
 """Run events no scheduler handler acts on (only a run's end moves a parent or backfill)."""
-Outside = Annotated[DomainRunCompleted | RegistryEntityChanged, Field(discriminator="type")]
-"""What the domain events and the registry changelog carry (one consumer reads both)."""
 
 
 def register(rt: Runtime, scheduler: Scheduler, triggers: Triggers, backfills: Backfills) -> None:
