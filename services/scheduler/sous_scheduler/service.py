@@ -154,8 +154,7 @@ class Scheduler:
         of one run keep their order.
         """
         starts: list[StartOrderRun] = []
-        last: list[Envelope | None] = [None]  # the end: the last stretch of starts goes too
-        for command in [*commands, *last]:
+        for command in commands:
             if isinstance(command, StartOrderRun):
                 starts.append(command)
                 continue
@@ -163,8 +162,9 @@ class Scheduler:
             starts = []
             if isinstance(command, CancelOrderRun):
                 await self.cancel(command)
-            elif command is not None:
+            else:
                 await other(command)
+        await self.start_many(starts)
 
     async def start_many(self, commands: Sequence[StartOrderRun]) -> None:
         """Start a batch of runs in one transaction: one inbox claim, one write of effects."""
