@@ -271,9 +271,15 @@ class MemoryStore:
         if (row := conn.runs.get(state.order_run_id)) is not None:
             conn.runs[state.order_run_id] = RunRow(state, row.recipe, row.idempotency_key, row.seq)
 
-    async def save_runs(self, conn: Tables, states: list[RunState]) -> None:
+    async def save_runs(
+        self,
+        conn: Tables,
+        states: list[RunState],
+        timers: dict[uuid.UUID, list[SetTimer | ClearTimer]] | None = None,
+    ) -> None:
         for state in states:
             await self.save_run(conn, state)
+        await self.apply_all_timers(conn, timers or {})
 
     async def lock(self, conn: Tables, key: str) -> None:
         """Nothing to take: transactions run one at a time."""
@@ -465,9 +471,6 @@ class MemoryMonitorRows:
             if r["kind"] == "domain" and not r["deleted"] and r["kitchen"] is None
         ]
         return sorted((r["name"], DomainSpec.model_validate(json.loads(r["spec"]))) for r in rows)
-
-    async def domains_generation(self, conn: Tables) -> tuple[Any, Any]:
-        return len(conn.registry), conn.generation
 
     async def record(self, conn: Tables, monitor_id: str, suite: TestSuiteFinished) -> bool:
         key = (monitor_id, suite.kitchen or "")

@@ -217,6 +217,39 @@ async def test_runs_are_saved_and_listed_oldest_first_per_variation_and_phase(pa
         assert set(found) == {one.order_run_id, two.order_run_id}
 
 
+async def test_saving_runs_sets_and_clears_their_timers_at_once(pair: Pair) -> None:
+    s, one, two = pair.store, run(), run()
+    async with pair.transaction() as tx:
+        for state in (one, two):
+            await s.insert_run(tx, state, RECIPE, None)
+        await s.apply_timers(tx, one.order_run_id, [SetTimer("retry", "x", 1, T0)])
+    async with pair.transaction() as tx:
+        running = one.model_copy(update={"phase": RunPhase.RUNNING})
+        await s.save_runs(
+            tx,
+            [running],
+            {
+                one.order_run_id: [
+                    ClearTimer("retry", "x"),
+                    SetTimer("step_timeout", "x", 1, T0),
+                    SetTimer("step_timeout", "x", 2, T0 + timedelta(seconds=1)),
+                ],
+                two.order_run_id: [SetTimer("retry", "y", 3, T0), ClearTimer("retry", "y")],
+            },
+        )
+        loaded = await s.run_for_update(tx, one.order_run_id)
+        assert loaded is not None
+        assert loaded[0] == running
+    async with pair.transaction() as tx:
+        later = T0 + timedelta(hours=1)
+        assert await s.claim_due_timer(tx, later) == (one.order_run_id, "step_timeout", "x", 2)
+        assert await s.claim_due_timer(tx, later) is None, "the retry was cleared, y never set"
+    async with pair.transaction() as tx:  # timers alone
+        await s.save_runs(tx, [], {two.order_run_id: [SetTimer("retry", "z", 1, T0)]})
+    async with pair.transaction() as tx:
+        assert await s.claim_due_timer(tx, later) == (two.order_run_id, "retry", "z", 1)
+
+
 async def test_timers_last_change_wins_and_leases_wait_for_the_read_marks(pair: Pair) -> None:
     s, state = pair.store, run()
     async with pair.transaction() as tx:

@@ -434,8 +434,7 @@ class Scheduler:
                 messages.extend(d.messages)
                 if d.finished:
                     finished.append(e.order_run_id)
-            await self.store.save_runs(conn, list(changed.values()))
-            await self.store.apply_all_timers(conn, timers)
+            await self.store.save_runs(conn, list(changed.values()), timers)
             await self.rt.emit(conn, messages, lineage)
             await self.store.save_marks(conn, marks)
             for run_id in finished:

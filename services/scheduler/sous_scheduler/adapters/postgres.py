@@ -204,17 +204,30 @@ async def save_run(conn: AnyConnection, state: RunState) -> None:
     await save_runs(conn, [state])
 
 
-async def save_runs(conn: AnyConnection, states: list[RunState]) -> None:
-    """Store several runs' new states in one round trip."""
-    if not states:
+async def save_runs(
+    conn: AnyConnection,
+    states: list[RunState],
+    timers: dict[uuid.UUID, list[SetTimer | ClearTimer]] | None = None,
+) -> None:
+    """Store several runs' new states and set or clear their timers, in one round trip.
+
+    Per run, the last change to each timer wins.
+    """
+    sets, clears = _final_timers(timers or {})
+    if not states and not sets and not clears:
         return
     rows = await conn.fetch(
-        "UPDATE runs r SET phase = s.phase, state = s.state, updated_at = now()"
+        "WITH saved AS (UPDATE runs r SET phase = s.phase, state = s.state, updated_at = now()"
         " FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) AS s(id, phase, state)"
-        " WHERE r.id = s.id RETURNING r.id, r.xmin AS version",
+        " WHERE r.id = s.id RETURNING r.id, r.xmin AS version),"
+        f" cleared AS ({_CLEAR_TIMERS.format(4, 5, 6)}),"
+        f" timed AS ({_SET_TIMERS.format(7, 8, 9, 10, 11)})"
+        " SELECT id, version FROM saved",
         [s.order_run_id for s in states],
         [s.phase.value for s in states],
         [s.model_dump_json() for s in states],
+        *_clear_columns(clears),
+        *_set_columns(sets),
     )
     by_id = {s.order_run_id: s for s in states}
     for r in rows:
@@ -285,31 +298,58 @@ async def apply_all_timers(
 
     Per run, the last change to each timer wins.
     """
-    final: dict[tuple[uuid.UUID, str, str], SetTimer | ClearTimer] = {}
+    sets, clears = _final_timers(ops)
+    if clears:
+        await conn.execute(_CLEAR_TIMERS.format(1, 2, 3), *_clear_columns(clears))
+    if sets:
+        await conn.execute(_SET_TIMERS.format(1, 2, 3, 4, 5), *_set_columns(sets))
+
+
+TimerKey = tuple[uuid.UUID, str, str]
+"""(run, kind, step or "") of a timer: its row's key."""
+
+_CLEAR_TIMERS = (
+    "DELETE FROM timers t USING unnest(${}::uuid[], ${}::text[], ${}::text[])"
+    " AS c(order_run_id, kind, step)"
+    " WHERE t.order_run_id = c.order_run_id AND t.kind = c.kind AND t.step = c.step"
+)
+_SET_TIMERS = (
+    "INSERT INTO timers (order_run_id, kind, step, attempt, due_at) SELECT * FROM"
+    " unnest(${}::uuid[], ${}::text[], ${}::text[], ${}::int[], ${}::timestamptz[])"
+    " ON CONFLICT (order_run_id, kind, step)"
+    " DO UPDATE SET attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at"
+)
+"""The timer statements, with their parameters' numbers to fill in (`str.format`)."""
+
+
+def _final_timers(
+    ops: dict[uuid.UUID, list[SetTimer | ClearTimer]],
+) -> tuple[list[tuple[TimerKey, SetTimer]], list[TimerKey]]:
+    """The timers to set and to clear: per run, the last change to each timer wins.
+
+    A key is in one list or the other, never both, so one statement may do both.
+    """
+    final: dict[TimerKey, SetTimer | ClearTimer] = {}
     for run_id, changes in ops.items():
         for op in changes:
             final[(run_id, op.kind, op.step or "")] = op
     sets = [(key, op) for key, op in final.items() if isinstance(op, SetTimer)]
     clears = [key for key, op in final.items() if isinstance(op, ClearTimer)]
-    if clears:
-        await conn.execute(
-            "DELETE FROM timers t USING unnest($1::uuid[], $2::text[], $3::text[])"
-            " AS c(order_run_id, kind, step)"
-            " WHERE t.order_run_id = c.order_run_id AND t.kind = c.kind AND t.step = c.step",
-            *[list(column) for column in zip(*clears, strict=True)],
-        )
-    if sets:
-        await conn.execute(
-            "INSERT INTO timers (order_run_id, kind, step, attempt, due_at) SELECT * FROM"
-            " unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])"
-            " ON CONFLICT (order_run_id, kind, step)"
-            " DO UPDATE SET attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at",
-            [key[0] for key, _ in sets],
-            [key[1] for key, _ in sets],
-            [key[2] for key, _ in sets],
-            [op.attempt for _, op in sets],
-            [op.due for _, op in sets],
-        )
+    return sets, clears
+
+
+def _clear_columns(clears: list[TimerKey]) -> list[list[Any]]:
+    return [[key[i] for key in clears] for i in range(3)]
+
+
+def _set_columns(sets: list[tuple[TimerKey, SetTimer]]) -> list[list[Any]]:
+    return [
+        [key[0] for key, _ in sets],
+        [key[1] for key, _ in sets],
+        [key[2] for key, _ in sets],
+        [op.attempt for _, op in sets],
+        [op.due for _, op in sets],
+    ]
 
 
 async def claim_due_timer(
