@@ -54,9 +54,14 @@ class Monitors:
         self._domains: dict[str, DomainSpec] = {}
         self._all: list[Monitor] = []
 
-    async def _load(self, conn: AnyConnection) -> None:
-        # Every completion looks for monitors: a cheap fingerprint first, specs when changed.
-        generation = await self.rows.domains_generation(conn)
+    async def _load(self, conn: AnyConnection, generation: object = None) -> None:
+        """Read the domains' monitors when the registry view changed.
+
+        Every completion looks for monitors: a cheap fingerprint first (or the one the
+        caller read in this transaction), specs when it changed.
+        """
+        if generation is None:
+            generation = await self.scheduler.store.registry_generation(conn)
         if generation != self._generation:
             self._domains = dict(await self.rows.domains(conn))
             self._all = monitors_of(self._domains.items())
@@ -87,14 +92,13 @@ class Monitors:
             await self._check(conn, monitor, check_id)
 
     async def on_completed(
-        self, conn: AnyConnection, event: DomainRunCompleted, *, look: bool = True
+        self, conn: AnyConnection, event: DomainRunCompleted, generation: object
     ) -> None:
         """Start the checks of monitors that run after this upstream run (its transaction).
 
-        `look=False`: the registry's monitors were looked up already in this transaction.
+        `generation` is the registry view's fingerprint read in this transaction.
         """
-        if look:
-            await self._load(conn)
+        await self._load(conn, generation)
         for monitor in listening(self._all, event):
             await self._check(conn, monitor, new_message_id(), event)
 

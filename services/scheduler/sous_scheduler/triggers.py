@@ -58,9 +58,11 @@ class Triggers:
         """The triggers of the registry view (rebuilt when it changed)."""
         return await self._index(conn)
 
-    async def _index(self, conn: Tx) -> TriggerIndex:
-        # Cheap generation check; the registry view is shared by every replica.
-        generation = await self.store.registry_generation(conn)
+    async def _index(self, conn: Tx, generation: object = None) -> TriggerIndex:
+        # Cheap generation check (or the caller's, read in this transaction); the registry
+        # view is shared by every replica.
+        if generation is None:
+            generation = await self.store.registry_generation(conn)
         if generation != self._generation:
             versions: dict[tuple[str, str], dict[str | None, list[Listener]]] = {}
             for row in await self.store.recipe_versions(conn):
@@ -86,7 +88,7 @@ class Triggers:
             fresh = await self.store.claim_many(
                 conn, self.scheduler.rt.group_id, [e.message_id for e in events]
             )
-            index: TriggerIndex | None = None
+            generation: object = None
             for event in events:
                 if event.message_id not in fresh:
                     continue
@@ -94,8 +96,11 @@ class Triggers:
                 if not event.fire_triggers:  # a backfill's run, without `downstream`
                     log.info("triggers suppressed", order_run_id=str(event.order_run_id))
                     continue
-                await self.monitors.on_completed(conn, event, look=index is None)
-                index = index or await self._index(conn)
+                # One look at the registry view serves the batch's monitors and triggers.
+                if generation is None:
+                    generation = await self.store.registry_generation(conn)
+                await self.monitors.on_completed(conn, event, generation)
+                index = await self._index(conn, generation)
                 for listener in index.listening(event.domain, event.kitchen):
                     if patterns := matching_patterns(listener, event):
                         await self._consider(conn, listener, patterns, event)

@@ -22,15 +22,6 @@ async def domains(conn: AnyConnection) -> list[tuple[str, DomainSpec]]:
     return [(r["name"], DomainSpec.model_validate(json.loads(r["spec"]))) for r in rows]
 
 
-async def domains_generation(conn: AnyConnection) -> tuple[Any, Any]:
-    """A cheap fingerprint of the domain specs in the registry view."""
-    row = await conn.fetchrow(
-        "SELECT count(*), max(updated_at) FROM registry WHERE kind = 'domain'"
-    )
-    assert row is not None
-    return row[0], row[1]
-
-
 async def record(conn: AnyConnection, monitor_id: str, suite: TestSuiteFinished) -> bool:
     """Keep a monitor's result when it is its latest; True when it was kept."""
     kept = await conn.fetchval(
