@@ -16,8 +16,9 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -120,30 +121,77 @@ async def add_records(conn: AnyConnection, records: Iterable[Record], *, schema:
     Inside an `outbox_transaction` they wait there to go with its other rows before COMMIT.
     """
     records = list(records)
-    queue = _queued.get(id(conn))
-    if queue is None:
+    tail = _tails.get(id(conn))
+    if tail is None:
         await _insert(conn, records, schema)
     else:
-        queue.extend((schema, r) for r in records)
+        tail.rows.extend((schema, r) for r in records)
     return len(records)
 
 
-async def _insert(conn: AnyConnection, records: list[Record], schema: str) -> None:
-    rows = [(r.message_id, r.topic, r.key, r.value, json.dumps(r.headers)) for r in records]
-    traces = [r.trace for r in records]
-    if not rows:
-        return
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    # One round trip: the rows and the wake-up. NOTIFY is delivered at commit, so the relay
-    # wakes exactly when the rows are visible. Without traces, the statement of old.
-    if any(traces):
-        await conn.execute(_ADD_TRACED, *columns, traces, channel(schema))
+async def at_commit(conn: AnyConnection, sql: str, *args: object) -> None:
+    """Run a write just before COMMIT, in one statement with the transaction's outbox rows.
+
+    For writes nothing later in the transaction reads (they are not visible before COMMIT):
+    one INSERT, UPDATE or DELETE without RETURNING, its parameters numbered from $1. Outside
+    an `outbox_transaction` it runs at once.
+    """
+    tail = _tails.get(id(conn))
+    if tail is None:
+        await conn.execute(sql, *args)
     else:
-        await conn.execute(_ADD, *columns, channel(schema))
+        tail.writes.append((sql, args))
 
 
-_queued: dict[int, list[tuple[str, Record]]] = {}
-"""The rows each open `outbox_transaction` queued (with their schema), by connection id."""
+@dataclass
+class _Tail:
+    """What an open `outbox_transaction` writes just before its COMMIT."""
+
+    rows: list[tuple[str, Record]]
+    """Outbox rows, with their schema, in the order they were added."""
+    writes: list[tuple[str, tuple[object, ...]]]
+    """`at_commit` writes, in order."""
+
+
+_tails: dict[int, _Tail] = {}
+"""The tail of each open `outbox_transaction`, by connection id."""
+
+
+async def _insert(
+    conn: AnyConnection,
+    records: list[Record],
+    schema: str,
+    writes: Sequence[tuple[str, tuple[object, ...]]] = (),
+) -> None:
+    """Write outbox rows and wake the relay, with `writes` before them: one statement."""
+    parts: list[str] = []
+    args: list[object] = []
+    for sql, values in writes:
+        parts.append(f"w{len(parts)} AS ({_numbered_from(sql, len(args))})")
+        args.extend(values)
+    if records:
+        rows = [(r.message_id, r.topic, r.key, r.value, json.dumps(r.headers)) for r in records]
+        columns: list[object] = [list(column) for column in zip(*rows, strict=True)]
+        traces = [r.trace for r in records]
+        template = _ADD
+        if any(traces):  # without traces, the statement of old
+            template = _ADD_TRACED
+            columns.append(traces)
+        first = len(args) + 1
+        parts.append(template.format(*range(first, first + len(columns))))
+        args.extend([*columns, channel(schema)])
+        # NOTIFY is delivered at commit, so the relay wakes exactly when the rows are visible.
+        wake = f"SELECT pg_notify(${len(args)}, '') FROM (SELECT 1 FROM added LIMIT 1) x"
+    elif parts:
+        wake = "SELECT 1"
+    else:
+        return
+    await conn.execute(f"WITH {', '.join(parts)} {wake}", *args)
+
+
+def _numbered_from(sql: str, offset: int) -> str:
+    """`sql` with its parameters $1, $2 … renumbered to follow `offset` others."""
+    return re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + offset}", sql)
 
 
 @contextlib.asynccontextmanager
@@ -151,50 +199,58 @@ async def outbox_transaction(pool: asyncpg.Pool) -> AsyncIterator[AnyConnection]
     """`db.transaction` whose outbox rows are written in one statement just before COMMIT.
 
     Each insert into the outbox is a round trip, and a batch transaction adds many. Here
-    they wait and go together, in the order they were added (so their ids keep it); a
-    transaction that fails writes none. A savepoint inside it is taken with `savepoint`.
+    they wait and go together, in the order they were added (so their ids keep it), with
+    the `at_commit` writes; a transaction that fails writes none. A savepoint inside it is
+    taken with `savepoint`.
     """
     async with transaction(pool) as conn:
-        queue = _queued[id(conn)] = []
+        tail = _tails[id(conn)] = _Tail([], [])
         try:
             yield conn
-            for schema, rows in itertools.groupby(queue, key=lambda q: q[0]):
-                await _insert(conn, [r for _, r in rows], schema)
+            writes = tail.writes
+            for schema, rows in itertools.groupby(tail.rows, key=lambda q: q[0]):
+                await _insert(conn, [r for _, r in rows], schema, writes)
+                writes = []
+            if writes:
+                await _insert(conn, [], "", writes)
         finally:
-            del _queued[id(conn)]
+            del _tails[id(conn)]
 
 
 @contextlib.asynccontextmanager
 async def savepoint(conn: AnyConnection) -> AsyncIterator[None]:
     """`conn.transaction()` nested in a transaction; rolled back, it drops what it queued."""
-    queue = _queued.get(id(conn))
-    mark = len(queue) if queue is not None else 0
+    tail = _tails.get(id(conn))
+    rows, writes = (len(tail.rows), len(tail.writes)) if tail is not None else (0, 0)
     try:
         async with conn.transaction():
             yield
     except BaseException:
-        if queue is not None:
-            del queue[mark:]
+        if tail is not None:
+            del tail.rows[rows:]
+            del tail.writes[writes:]
         raise
 
 
 async def pending(conn: AnyConnection, message_id: uuid.UUID) -> bool:
     """Return whether a message is still in the outbox, not yet acknowledged by the broker."""
-    if any(r.message_id == message_id for _, r in _queued.get(id(conn), ())):
+    tail = _tails.get(id(conn))
+    if tail is not None and any(r.message_id == message_id for _, r in tail.rows):
         return True  # queued in the transaction of `conn`, written at its COMMIT
     return bool(await conn.fetchval("SELECT 1 FROM outbox WHERE message_id = $1", message_id))
 
 
 _ADD = (
-    "WITH added AS (INSERT INTO outbox (message_id, topic, key, payload, headers)"
-    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[])"
-    " RETURNING 1) SELECT pg_notify($6, '') FROM (SELECT 1 FROM added LIMIT 1) x"
+    "added AS (INSERT INTO outbox (message_id, topic, key, payload, headers)"
+    " SELECT * FROM unnest(${}::uuid[], ${}::text[], ${}::bytea[], ${}::bytea[], ${}::jsonb[])"
+    " RETURNING 1)"
 )
 _ADD_TRACED = (
-    "WITH added AS (INSERT INTO outbox (message_id, topic, key, payload, headers, trace_context)"
-    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[],"
-    " $6::jsonb[]) RETURNING 1) SELECT pg_notify($7, '') FROM (SELECT 1 FROM added LIMIT 1) x"
+    "added AS (INSERT INTO outbox (message_id, topic, key, payload, headers, trace_context)"
+    " SELECT * FROM unnest(${}::uuid[], ${}::text[], ${}::bytea[], ${}::bytea[], ${}::jsonb[],"
+    " ${}::jsonb[]) RETURNING 1)"
 )
+"""The outbox rows' part of the statement, with their parameters' numbers to fill in."""
 
 
 class Publisher(Protocol):

@@ -156,3 +156,58 @@ async def test_group_commit_pieces_share_one_statement_in_order(logged_pool, sch
     emitted = [m.message_id for piece in pieces for m in piece]
     rows = await _stored(pool, emitted)
     assert [r["message_id"] for r in rows] == emitted
+
+
+@pytest.fixture
+async def notes(pool: asyncpg.Pool) -> AsyncIterator[str]:
+    """A table of the test's schema that `at_commit` writes go to."""
+    await pool.execute("CREATE TABLE notes (n int PRIMARY KEY, said text NOT NULL)")
+    await pool.execute("INSERT INTO notes VALUES (0, 'old'), (9, 'gone')")
+    return "notes"
+
+
+async def _notes(pool: asyncpg.Pool) -> list[tuple[int, str]]:
+    return [(r["n"], r["said"]) for r in await pool.fetch("SELECT n, said FROM notes ORDER BY n")]
+
+
+async def test_writes_at_commit_go_in_the_outbox_statement(logged_pool, schema, notes) -> None:
+    pool, sent = logged_pool
+    messages = _messages(2)
+    async with outbox.outbox_transaction(pool) as conn:
+        await outbox.add(conn, messages[:1], schema=schema)
+        await outbox.at_commit(conn, "INSERT INTO notes VALUES ($1, $2)", 1, "one")
+        await outbox.at_commit(conn, "UPDATE notes SET said = $2 WHERE n = $1", 0, "new")
+        await outbox.at_commit(conn, "DELETE FROM notes WHERE n = ANY($1::int[])", [9])
+        seen = await conn.fetch("SELECT n, said FROM notes ORDER BY n")
+        assert [tuple(r) for r in seen] == [(0, "old"), (9, "gone")], "not written yet"
+        await outbox.add(conn, messages[1:], schema=schema)
+    assert len(sent) == 1
+    assert "INSERT INTO notes" in sent[0], "the writes and the rows: one statement"
+    assert await _notes(pool) == [(0, "new"), (1, "one")]
+    rows = await _stored(pool, [m.message_id for m in messages])
+    assert [r["message_id"] for r in rows] == [m.message_id for m in messages]
+
+
+async def test_writes_at_commit_alone_or_outside_such_a_transaction(pool, schema, notes) -> None:
+    async with outbox.outbox_transaction(pool) as conn:
+        await outbox.at_commit(conn, "INSERT INTO notes VALUES ($1, $2)", 1, "alone")
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.at_commit(conn, "INSERT INTO notes VALUES ($1, $2)", 2, "at once")
+        assert await conn.fetchval("SELECT said FROM notes WHERE n = 2") == "at once"
+    assert await _notes(pool) == [(0, "old"), (1, "alone"), (2, "at once"), (9, "gone")]
+
+
+async def test_writes_at_commit_are_dropped_with_their_savepoint_or_transaction(
+    pool, schema, notes
+) -> None:
+    async with outbox.outbox_transaction(pool) as conn:
+        await outbox.at_commit(conn, "INSERT INTO notes VALUES ($1, $2)", 1, "kept")
+        with pytest.raises(ValueError, match="refusal"):
+            async with outbox.savepoint(conn):
+                await outbox.at_commit(conn, "INSERT INTO notes VALUES ($1, $2)", 2, "dropped")
+                raise ValueError("refusal")
+    with pytest.raises(RuntimeError, match="refused"):
+        async with outbox.outbox_transaction(pool) as conn:
+            await outbox.at_commit(conn, "INSERT INTO notes VALUES ($1, $2)", 3, "failed")
+            raise RuntimeError("refused")
+    assert await _notes(pool) == [(0, "old"), (1, "kept"), (9, "gone")]
