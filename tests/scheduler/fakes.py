@@ -333,6 +333,11 @@ class MemoryStore:
                 else:
                     conn.timers.pop(key, None)
 
+    async def apply_timers_at_commit(
+        self, conn: Tables, ops: dict[uuid.UUID, list[SetTimer | ClearTimer]]
+    ) -> None:
+        await self.apply_all_timers(conn, ops)
+
     async def claim_due_timer(
         self, conn: Tables, now: datetime
     ) -> tuple[uuid.UUID, TimerKind, str | None, int] | None:

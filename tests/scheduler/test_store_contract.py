@@ -244,10 +244,22 @@ async def test_saving_runs_sets_and_clears_their_timers_at_once(pair: Pair) -> N
         later = T0 + timedelta(hours=1)
         assert await s.claim_due_timer(tx, later) == (one.order_run_id, "step_timeout", "x", 2)
         assert await s.claim_due_timer(tx, later) is None, "the retry was cleared, y never set"
-    async with pair.transaction() as tx:  # timers alone
+    async with pair.transaction() as tx:  # timers alone, and timers written at COMMIT
         await s.save_runs(tx, [], {two.order_run_id: [SetTimer("retry", "z", 1, T0)]})
+        await s.apply_timers(tx, one.order_run_id, [SetTimer("retry", "q", 4, T0)])
+        await s.apply_timers_at_commit(
+            tx,
+            {
+                one.order_run_id: [ClearTimer("retry", "q")],
+                two.order_run_id: [SetTimer("lease", "z", 5, later)],
+            },
+        )
     async with pair.transaction() as tx:
         assert await s.claim_due_timer(tx, later) == (two.order_run_id, "retry", "z", 1)
+        assert await s.claim_due_timer(tx, later + (later - T0)) is None, "the lease waits"
+        await s.expect_marks(tx, {0})
+        await s.save_marks(tx, {0: later})
+        assert await s.claim_due_timer(tx, later) == (two.order_run_id, "lease", "z", 5)
 
 
 async def test_timers_last_change_wins_and_leases_wait_for_the_read_marks(pair: Pair) -> None:

@@ -101,7 +101,7 @@ class Scheduler:
     async def batched(self) -> AsyncIterator[Tx]:
         """A transaction whose timers are written once, just before it commits.
 
-        Its outbox rows are too, as in any `Runtime.transaction`.
+        They go in one statement with its outbox rows (`Runtime.transaction` writes those then).
         """
         async with self.transaction() as conn:
             pending = Pending()
@@ -110,7 +110,7 @@ class Scheduler:
                 yield conn
             finally:
                 PENDING.reset(token)
-            await self.store.apply_all_timers(conn, pending.timers)
+            await self.store.apply_timers_at_commit(conn, pending.timers)
 
     async def set_timers(
         self, conn: Tx, order_run_id: uuid.UUID, ops: Sequence[SetTimer | ClearTimer]

@@ -133,6 +133,11 @@ class Store(Protocol):
     async def apply_all_timers(
         self, conn: Tx, ops: dict[uuid.UUID, list[SetTimer | ClearTimer]]
     ) -> None: ...
+    async def apply_timers_at_commit(
+        self, conn: Tx, ops: dict[uuid.UUID, list[SetTimer | ClearTimer]]
+    ) -> None:
+        """`apply_all_timers` for the transaction's last change: written with its COMMIT."""
+
     async def claim_due_timer(
         self, conn: Tx, now: datetime
     ) -> tuple[uuid.UUID, TimerKind, str | None, int] | None: ...

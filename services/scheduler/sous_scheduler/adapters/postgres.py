@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sous_common import metrics
+from sous_common import metrics, outbox
 from sous_common.db import AnyConnection
 from sous_common.inbox import claim, claim_many
 from sous_contracts.specs import RecipeSpec
@@ -44,6 +44,7 @@ from sous_scheduler.domain.state import RunState
 __all__ = [
     "apply_all_timers",
     "apply_timers",
+    "apply_timers_at_commit",
     "catalog",
     "claim",
     "claim_and_lock",
@@ -303,6 +304,20 @@ async def apply_all_timers(
         await conn.execute(_CLEAR_TIMERS.format(1, 2, 3), *_clear_columns(clears))
     if sets:
         await conn.execute(_SET_TIMERS.format(1, 2, 3, 4, 5), *_set_columns(sets))
+
+
+async def apply_timers_at_commit(
+    conn: AnyConnection, ops: dict[uuid.UUID, list[SetTimer | ClearTimer]]
+) -> None:
+    """`apply_all_timers` just before COMMIT, with the outbox rows (`outbox.at_commit`).
+
+    For the timers a transaction changes last: nothing in it reads them afterwards.
+    """
+    sets, clears = _final_timers(ops)
+    if clears:
+        await outbox.at_commit(conn, _CLEAR_TIMERS.format(1, 2, 3), *_clear_columns(clears))
+    if sets:
+        await outbox.at_commit(conn, _SET_TIMERS.format(1, 2, 3, 4, 5), *_set_columns(sets))
 
 
 TimerKey = tuple[uuid.UUID, str, str]
