@@ -194,8 +194,13 @@ class MemoryStore:
             if r["kind"] == "kitchen" and r["kitchen"] is None
         }
 
-    async def registry_generation(self, conn: Tables) -> tuple[Any, Any]:
-        return len(conn.registry), conn.generation
+    async def registry_generation(self, conn: Tables) -> int:
+        return conn.generation
+
+    async def claim_and_look(
+        self, conn: Tables, consumer: str, message_ids: list[uuid.UUID]
+    ) -> tuple[set[uuid.UUID], int]:
+        return await self.claim_many(conn, consumer, message_ids), conn.generation
 
     async def catalog(
         self,

@@ -21,6 +21,7 @@ from sous_common import outbox
 from sous_common.db import create_pool
 from sous_common.migrate import common_migrations, load, migrate
 from sous_contracts.envelope import Envelope
+from sous_contracts.registry import EntityKind, RegistryEntityChanged
 from sous_contracts.runs import CancelOrderRun
 from sous_contracts.specs import RecipeSpec
 from sous_scheduler.adapters import postgres
@@ -215,6 +216,27 @@ async def test_runs_are_saved_and_listed_oldest_first_per_variation_and_phase(pa
         ]
         found = await s.runs_for_update(tx, [two.order_run_id, uuid.uuid4(), one.order_run_id])
         assert set(found) == {one.order_run_id, two.order_run_id}
+
+
+async def test_the_registry_view_moves_a_generation_on_with_every_change(pair: Pair) -> None:
+    s = pair.store
+    change = RegistryEntityChanged(
+        entity_id="kitchen:prod",
+        kind=EntityKind.KITCHEN,
+        name="prod",
+        version="v1",
+        spec={"kitchen": "prod"},
+    )
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    async with pair.transaction() as tx:
+        before = await s.registry_generation(tx)
+        fresh, seen = await s.claim_and_look(tx, "c", [ids[0], ids[0]])
+        assert (fresh, seen) == ({ids[0]}, before)
+        await s.upsert_entity(tx, change)
+        await s.upsert_entity(tx, change.model_copy(update={"version": "v2"}))
+        fresh, seen = await s.claim_and_look(tx, "c", ids)
+        assert fresh == {ids[1]}, "claimed once"
+        assert seen == await s.registry_generation(tx) == before + 2
 
 
 async def test_saving_runs_sets_and_clears_their_timers_at_once(pair: Pair) -> None:

@@ -21,6 +21,9 @@ class Pending:
     """The timer changes of one transaction, by run, in order."""
 
     timers: dict[uuid.UUID, list[SetTimer | ClearTimer]] = field(default_factory=dict)
+    registry_generation: int | None = None
+    """The registry view's generation, when the batch read it with its inbox claim: the
+    catalogs its starts need may then come from those read before at that generation."""
 
 
 PENDING: ContextVar[Pending | None] = ContextVar("sous_scheduler_pending", default=None)

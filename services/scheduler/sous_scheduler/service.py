@@ -83,6 +83,9 @@ class Scheduler:
         self._refreshed_at: datetime | None = None
         self._refresh_lock = asyncio.Lock()
         self._expected_marks: set[int] = set()
+        self._catalogs: dict[tuple[str, str, str | None, str | None], Catalog] = {}
+        self._catalogs_at: int | None = None
+        """The registry view's generation `_catalogs` were read at (or after)."""
 
     @functools.cached_property
     def lineage(self) -> LineageOut:
@@ -111,6 +114,19 @@ class Scheduler:
             finally:
                 PENDING.reset(token)
             await self.store.apply_timers_at_commit(conn, pending.timers)
+
+    async def claim_and_look(
+        self, conn: Tx, message_ids: list[uuid.UUID]
+    ) -> tuple[set[uuid.UUID], int]:
+        """Claim a batch's messages: the fresh ones, and the registry view's generation.
+
+        In a `batched()` transaction, its starts then take the catalogs read before at that
+        generation rather than read them again.
+        """
+        fresh, generation = await self.store.claim_and_look(conn, self.rt.group_id, message_ids)
+        if (pending := PENDING.get()) is not None:
+            pending.registry_generation = generation
+        return fresh, generation
 
     async def set_timers(
         self, conn: Tx, order_run_id: uuid.UUID, ops: Sequence[SetTimer | ClearTimer]
@@ -171,9 +187,7 @@ class Scheduler:
         if not commands:
             return
         async with self.batched() as conn:
-            fresh = await self.store.claim_many(
-                conn, self.rt.group_id, [c.message_id for c in commands]
-            )
+            fresh, _ = await self.claim_and_look(conn, [c.message_id for c in commands])
             todo: list[StartOrderRun] = []
             for cmd in commands:
                 if cmd.message_id in fresh:
@@ -229,7 +243,7 @@ class Scheduler:
             if not await self.refresh(cmd.occurred_at):
                 await self._reject(conn, cmd, str(exc))
                 return None
-            catalog = catalogs[which] = await self._catalog(conn, cmd)
+            catalog = catalogs[which] = await self._catalog(conn, cmd, cached=False)
             try:
                 state = plan_run(cmd, catalog, now=now, new_id=new_message_id, cause=cause)
             except Rejected as again:
@@ -240,10 +254,27 @@ class Scheduler:
             state = state.model_copy(update={"trace": trace})
         return state, catalog.recipe
 
-    async def _catalog(self, conn: Tx, cmd: StartOrderRun) -> Catalog:
-        return await self.store.catalog(
-            conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
-        )
+    async def _catalog(self, conn: Tx, cmd: StartOrderRun, *, cached: bool = True) -> Catalog:
+        """What the registry view says of the recipe a command names.
+
+        In a batch that read the view's generation (`claim_and_look`), one read at that
+        generation or later is as good: nothing has changed since.
+        """
+        pending = PENDING.get()
+        generation = pending.registry_generation if pending is not None and cached else None
+        if generation is None:
+            return await self.store.catalog(
+                conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
+            )
+        if generation != self._catalogs_at or len(self._catalogs) > 1024:
+            self._catalogs, self._catalogs_at = {}, generation
+        catalogs = self._catalogs  # what is read goes where it was looked for
+        which = (cmd.domain, cmd.recipe, cmd.kitchen, cmd.variation)
+        if (found := catalogs.get(which)) is None:
+            found = catalogs[which] = await self.store.catalog(
+                conn, cmd.domain, cmd.recipe, kitchen=cmd.kitchen, variation=cmd.variation
+            )
+        return found
 
     async def _begin_new(
         self,

@@ -82,7 +82,14 @@ class Store(Protocol):
     async def upsert_entity(self, conn: Tx, change: RegistryEntityChanged) -> None: ...
     async def recipe_versions(self, conn: Tx) -> list[Any]: ...
     async def kitchens(self, conn: Tx) -> dict[str, KitchenSpec]: ...
-    async def registry_generation(self, conn: Tx) -> tuple[Any, Any]: ...
+    async def registry_generation(self, conn: Tx) -> int:
+        """The registry view's generation: it moves on with every change written to it."""
+
+    async def claim_and_look(
+        self, conn: Tx, consumer: str, message_ids: list[uuid.UUID]
+    ) -> tuple[set[uuid.UUID], int]:
+        """`claim_many` and `registry_generation` in one round trip."""
+
     async def catalog(
         self,
         conn: Tx,

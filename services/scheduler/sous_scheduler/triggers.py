@@ -85,10 +85,8 @@ class Triggers:
         if not events:
             return
         async with self.scheduler.batched() as conn:
-            fresh = await self.store.claim_many(
-                conn, self.scheduler.rt.group_id, [e.message_id for e in events]
-            )
-            generation: object = None
+            ids = [e.message_id for e in events]
+            fresh, generation = await self.scheduler.claim_and_look(conn, ids)
             for event in events:
                 if event.message_id not in fresh:
                     continue
@@ -97,8 +95,6 @@ class Triggers:
                     log.info("triggers suppressed", order_run_id=str(event.order_run_id))
                     continue
                 # One look at the registry view serves the batch's monitors and triggers.
-                if generation is None:
-                    generation = await self.store.registry_generation(conn)
                 await self.monitors.on_completed(conn, event, generation)
                 index = await self._index(conn, generation)
                 for listener in index.listening(event.domain, event.kitchen):

@@ -294,3 +294,16 @@ async def test_a_keyed_window_that_ends_half_joined_is_published_once() -> None:
     [expired] = world.sent(JoinWindowExpired)
     assert expired.key == "d1"
     assert world.sent(OrderRunStarted) == []
+
+
+async def test_a_batch_after_a_registry_change_starts_the_new_version_of_a_recipe() -> None:
+    world = World()
+    await world.apply(CHAIN)
+    first = start("a", "chain")
+    await world.scheduler.start_many([first])
+    assert [c.step for c in world.sent(ExecuteStep, first.order_run_id)] == ["one"]
+    await world.scheduler.cancel(CancelOrderRun(order_run_id=first.order_run_id))  # room
+    await world.apply(recipe("a", "chain", {"first": NOOP}))
+    second = start("a", "chain")
+    await world.scheduler.start_many([second])
+    assert [c.step for c in world.sent(ExecuteStep, second.order_run_id)] == ["first"]

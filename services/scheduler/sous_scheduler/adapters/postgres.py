@@ -16,6 +16,7 @@ from sous_common.inbox import claim, claim_many
 from sous_contracts.specs import RecipeSpec
 from sous_scheduler.adapters.registry_view import (
     catalog,
+    claim_and_look,
     entities,
     kitchens,
     recipe_from,
@@ -48,6 +49,7 @@ __all__ = [
     "catalog",
     "claim",
     "claim_and_lock",
+    "claim_and_look",
     "claim_due_timer",
     "claim_expired_window",
     "claim_fire",

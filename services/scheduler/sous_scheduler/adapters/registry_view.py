@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
+from sous_common import metrics
 from sous_common.db import AnyConnection
 from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.specs import DomainSpec, KitchenSpec, RecipeSpec
@@ -26,9 +28,10 @@ def recipe_from(spec: Any) -> RecipeSpec:
 
 
 async def upsert_entity(conn: AnyConnection, change: RegistryEntityChanged) -> None:
-    """Apply one changelog record to the registry view."""
+    """Apply one changelog record to the registry view, a generation further."""
     await conn.execute(
-        "INSERT INTO registry (entity_id, kind, domain, name, version, spec, deleted, kitchen)"
+        "WITH bumped AS (UPDATE registry_generation SET n = n + 1)"
+        " INSERT INTO registry (entity_id, kind, domain, name, version, spec, deleted, kitchen)"
         " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)"
         " ON CONFLICT (entity_id) DO UPDATE SET kind = $2, domain = $3, name = $4,"
         " version = $5, spec = $6::jsonb, deleted = $7, kitchen = $8, updated_at = now()",
@@ -108,8 +111,28 @@ async def catalog(
     return Catalog(recipe_from(chosen["spec"]), chosen["version"], found_domain, kitchens)
 
 
-async def registry_generation(conn: AnyConnection) -> tuple[Any, Any]:
-    """A cheap fingerprint of the registry view: it changes whenever any entity does."""
-    row = await conn.fetchrow("SELECT count(*), max(updated_at) FROM registry")
+async def registry_generation(conn: AnyConnection) -> int:
+    """The registry view's generation: it moves on with every change written to it."""
+    n: int = await conn.fetchval("SELECT n FROM registry_generation")
+    return n
+
+
+async def claim_and_look(
+    conn: AnyConnection, consumer: str, message_ids: list[uuid.UUID]
+) -> tuple[set[uuid.UUID], int]:
+    """Claim messages in the inbox and read the registry view's generation: one round trip.
+
+    Returns the fresh message ids (as `claim_many`) and the generation.
+    """
+    row = await conn.fetchrow(
+        "WITH claimed AS (INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::uuid[])"
+        " ON CONFLICT DO NOTHING RETURNING message_id)"
+        " SELECT (SELECT array_agg(message_id) FROM claimed) AS fresh,"
+        " (SELECT n FROM registry_generation) AS generation",
+        consumer,
+        message_ids,
+    )
     assert row is not None
-    return row[0], row[1]
+    fresh = set(row["fresh"] or ())
+    metrics.duplicates(consumer, len(set(message_ids)) - len(fresh))
+    return fresh, row["generation"]
