@@ -52,7 +52,7 @@ from sous_scheduler.domain.events import (
     SetTimer,
     TimerFired,
 )
-from sous_scheduler.domain.plan import Catalog, Rejected, plan_run
+from sous_scheduler.domain.plan import Catalog, Rejected, check_command, plan_run
 from sous_scheduler.domain.state import RunPhase, RunState
 from sous_scheduler.pending import PENDING, Pending
 from sous_scheduler.settings import SchedulerSettings
@@ -216,6 +216,11 @@ class Scheduler:
         catalogs: dict[tuple[str, str, str | None, str | None], Catalog],
     ) -> tuple[RunState, RecipeSpec] | None:
         """Plan a command's run; None when it is refused (and answered)."""
+        try:
+            check_command(cmd)
+        except Rejected as exc:  # no registry update can cure it: refused without a catch-up
+            await self._reject(conn, cmd, str(exc))
+            return None
         which = (cmd.domain, cmd.recipe, cmd.kitchen, cmd.variation)
         if (catalog := catalogs.get(which)) is None:
             catalog = catalogs[which] = await self._catalog(conn, cmd)

@@ -8,12 +8,14 @@ from datetime import timedelta
 from sous_contracts.backfills import BackfillRange, BackfillUpdated, StartBackfill
 from sous_contracts.common import RunStatus, StepStatus
 from sous_contracts.runs import (
+    IDEMPOTENCY_KEY_MAX,
     CancelOrderRun,
     DomainRunCompleted,
     JoinWindowExpired,
     OrderRunDeduplicated,
     OrderRunFinished,
     OrderRunQueued,
+    OrderRunRejected,
     OrderRunStarted,
 )
 from sous_contracts.steps import ExecuteStep, StepEventsMark
@@ -294,3 +296,19 @@ async def test_a_keyed_window_that_ends_half_joined_is_published_once() -> None:
     [expired] = world.sent(JoinWindowExpired)
     assert expired.key == "d1"
     assert world.sent(OrderRunStarted) == []
+
+
+async def test_an_idempotency_key_over_the_limit_is_refused_naming_the_field() -> None:
+    world = World()
+    await world.apply(CHAIN)
+    longest = start("a", "chain", idempotency_key="k" * IDEMPOTENCY_KEY_MAX)
+    too_long = start("a", "chain", idempotency_key="k" * (IDEMPOTENCY_KEY_MAX + 1))
+    await world.scheduler.start(too_long)
+    await world.scheduler.start(longest)
+    [refused] = world.sent(OrderRunRejected, too_long.order_run_id)
+    assert refused.reason == (
+        f"idempotency_key: {IDEMPOTENCY_KEY_MAX + 1} characters, longer than the limit of"
+        f" {IDEMPOTENCY_KEY_MAX}"
+    )
+    assert world.sent(OrderRunStarted, too_long.order_run_id) == []
+    assert len(world.sent(OrderRunStarted, longest.order_run_id)) == 1
