@@ -89,8 +89,13 @@ def cancel(
 ) -> None:
     """Cancel a run, its running steps and its child runs."""
     from sous.kafka_io import publish
-    from sous_contracts.runs import CancelOrderRun
+    from sous_contracts.runs import CANCEL_REASON_MAX, CancelOrderRun
 
+    if len(reason) > CANCEL_REASON_MAX:
+        err.print(
+            f"[red]--reason is {len(reason)} characters long; the limit is {CANCEL_REASON_MAX}[/]"
+        )
+        raise typer.Exit(2)
     publish(CancelOrderRun(producer="sous-cli", order_run_id=order_run_id, reason=reason))
     console.print(f"cancel sent for {order_run_id}")
 

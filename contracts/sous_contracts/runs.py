@@ -22,6 +22,11 @@ The schema cannot say so within major version 2 (a tightened bound is a breaking
 every edge that takes the command enforces it: the REST API (422), the CLI, and the
 scheduler, which answers a longer key with OrderRunRejected naming the field."""
 
+CANCEL_REASON_MAX = 500
+"""Longest `CancelOrderRun.reason`, in characters: it is copied into the run's end event and
+its children's, which must stay far below the broker's message size. Enforced like
+`IDEMPOTENCY_KEY_MAX` (REST 422, CLI, scheduler OrderRunRejected)."""
+
 
 class RunCause(Contract):
     """Why a run started, as the scheduler knew it when it started the run."""
@@ -106,7 +111,8 @@ class CancelOrderRun(Envelope):
     order_run_id: uuid.UUID
     """Run to cancel."""
     reason: str = "cancelled by request"
-    """Why, shown to people."""
+    """Why, shown to people. At most 500 characters (`CANCEL_REASON_MAX`): a longer reason
+    is refused with OrderRunRejected."""
     principal: str | None = None
     """Who asks."""
 

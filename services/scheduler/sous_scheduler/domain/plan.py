@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sous_contracts.runs import IDEMPOTENCY_KEY_MAX, RunCause, StartOrderRun
+from sous_contracts.runs import RunCause, StartOrderRun
 from sous_contracts.specs import DomainSpec, KitchenSpec, RecipeSpec, VariationSpec
 from sous_scheduler.domain.params import ParamError, resolve_params
 from sous_scheduler.domain.state import RunState, StepState
@@ -104,20 +104,6 @@ def command_cause(cmd: StartOrderRun) -> RunCause:
     if cmd.backfill_id is not None:  # a partition's run: `backfill_id` on its events names it
         return RunCause(kind="backfill", principal=cmd.principal)
     return RunCause(kind="command", principal=cmd.principal)
-
-
-def check_command(cmd: StartOrderRun) -> None:
-    """Refuse a command carrying what no run can store, before anything is read for it.
-
-    Raises:
-        Rejected: the field, its size and the limit.
-    """
-    key = cmd.idempotency_key
-    if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
-        raise Rejected(
-            f"idempotency_key: {len(key)} characters, longer than the limit of"
-            f" {IDEMPOTENCY_KEY_MAX}"
-        )
 
 
 def plan_run(
