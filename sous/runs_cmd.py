@@ -60,8 +60,15 @@ def run(
 ) -> None:
     """Start an order run; with --wait, watch its steps and tests and exit with its outcome."""
     from sous.kafka_io import publish, start_command
+    from sous_contracts.runs import IDEMPOTENCY_KEY_MAX
 
     domain, recipe = _target(ref)
+    if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
+        err.print(
+            f"[red]--idempotency-key is {len(idempotency_key)} characters long;"
+            f" the limit is {IDEMPOTENCY_KEY_MAX}[/]"
+        )
+        raise typer.Exit(2)
     command = start_command(domain, recipe, variation, kitchen, _params(param), idempotency_key)
     if not wait:
         publish(command)
@@ -82,8 +89,13 @@ def cancel(
 ) -> None:
     """Cancel a run, its running steps and its child runs."""
     from sous.kafka_io import publish
-    from sous_contracts.runs import CancelOrderRun
+    from sous_contracts.runs import CANCEL_REASON_MAX, CancelOrderRun
 
+    if len(reason) > CANCEL_REASON_MAX:
+        err.print(
+            f"[red]--reason is {len(reason)} characters long; the limit is {CANCEL_REASON_MAX}[/]"
+        )
+        raise typer.Exit(2)
     publish(CancelOrderRun(producer="sous-cli", order_run_id=order_run_id, reason=reason))
     console.print(f"cancel sent for {order_run_id}")
 

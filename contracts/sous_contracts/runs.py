@@ -14,6 +14,19 @@ CauseKind = Literal["command", "schedule", "trigger", "nested", "backfill"]
 """Why a run started: a command (CLI, REST, a client on Kafka), a cron schedule, a trigger
 on upstream completions, a parent run's nested step, or a backfill."""
 
+IDEMPOTENCY_KEY_MAX = 256
+"""Longest `idempotency_key` a run may carry, in characters. The key is indexed with the
+run's domain, recipe and kitchen (names of at most 63 characters), and a PostgreSQL b-tree
+entry holds at most about 2,700 bytes: 256 characters of up to 4 bytes each stay well inside.
+The schema cannot say so within major version 2 (a tightened bound is a breaking change), so
+every edge that takes the command enforces it: the REST API (422), the CLI, and the
+scheduler, which answers a longer key with OrderRunRejected naming the field."""
+
+CANCEL_REASON_MAX = 500
+"""Longest `CancelOrderRun.reason`, in characters: it is copied into the run's end event and
+its children's, which must stay far below the broker's message size. Enforced like
+`IDEMPOTENCY_KEY_MAX` (REST 422, CLI, scheduler OrderRunRejected)."""
+
 
 class RunCause(Contract):
     """Why a run started, as the scheduler knew it when it started the run."""
@@ -63,7 +76,8 @@ class StartOrderRun(Envelope):
     """Parameter overrides (they win over recipe, kitchen and variation values)."""
     idempotency_key: str | None = None
     """At most one run per key in (domain, recipe, kitchen); a repeat is answered with
-    OrderRunDeduplicated naming the existing run."""
+    OrderRunDeduplicated naming the existing run. At most 256 characters
+    (`IDEMPOTENCY_KEY_MAX`): a longer key is refused with OrderRunRejected."""
     principal: str | None = None
     """Who asks; checked against the grants of the domain."""
     parent_order_run_id: uuid.UUID | None = None
@@ -97,7 +111,8 @@ class CancelOrderRun(Envelope):
     order_run_id: uuid.UUID
     """Run to cancel."""
     reason: str = "cancelled by request"
-    """Why, shown to people."""
+    """Why, shown to people. At most 500 characters (`CANCEL_REASON_MAX`): a longer reason
+    is refused with OrderRunRejected."""
     principal: str | None = None
     """Who asks."""
 

@@ -52,6 +52,7 @@ from sous_scheduler.domain.events import (
     SetTimer,
     TimerFired,
 )
+from sous_scheduler.domain.limits import check_cancel, check_start
 from sous_scheduler.domain.plan import Catalog, Rejected, plan_run
 from sous_scheduler.domain.state import RunPhase, RunState
 from sous_scheduler.pending import PENDING, Pending
@@ -230,6 +231,11 @@ class Scheduler:
         catalogs: dict[tuple[str, str, str | None, str | None], Catalog],
     ) -> tuple[RunState, RecipeSpec] | None:
         """Plan a command's run; None when it is refused (and answered)."""
+        try:
+            check_start(cmd)
+        except Rejected as exc:  # no registry update can cure it: refused without a catch-up
+            await self._reject(conn, cmd, str(exc))
+            return None
         which = (cmd.domain, cmd.recipe, cmd.kitchen, cmd.variation)
         if (catalog := catalogs.get(which)) is None:
             catalog = catalogs[which] = await self._catalog(conn, cmd)
@@ -406,18 +412,31 @@ class Scheduler:
     async def cancel(self, cmd: CancelOrderRun) -> None:
         """Cancel a run, its steps and its children."""
         async with self.transaction() as conn:
-            if await self.fresh(conn, cmd) and not await self.apply(conn, cmd.order_run_id, cmd):
-                await self.rt.emit(
-                    conn,
-                    [
-                        OrderRunRejected(
-                            producer="scheduler",
-                            causation_id=cmd.message_id,
-                            order_run_id=cmd.order_run_id,
-                            reason=f"cannot cancel: no order run {cmd.order_run_id}",
-                        )
-                    ],
+            if not await self.fresh(conn, cmd):
+                return
+            try:
+                check_cancel(cmd)
+            except Rejected as exc:
+                await self._refuse_cancel(conn, cmd, str(exc))
+                return
+            if not await self.apply(conn, cmd.order_run_id, cmd):
+                await self._refuse_cancel(
+                    conn, cmd, f"cannot cancel: no order run {cmd.order_run_id}"
                 )
+
+    async def _refuse_cancel(self, conn: Tx, cmd: CancelOrderRun, reason: str) -> None:
+        log.info("cancel refused", order_run_id=str(cmd.order_run_id), reason=reason)
+        await self.rt.emit(
+            conn,
+            [
+                OrderRunRejected(
+                    producer="scheduler",
+                    causation_id=cmd.message_id,
+                    order_run_id=cmd.order_run_id,
+                    reason=reason,
+                )
+            ],
+        )
 
     # -- events -----------------------------------------------------------------------------
 

@@ -8,7 +8,12 @@ import uuid
 import pytest
 
 from sous_contracts.common import RunStatus
-from sous_contracts.runs import DomainRunCompleted, StartOrderRun
+from sous_contracts.runs import (
+    CANCEL_REASON_MAX,
+    IDEMPOTENCY_KEY_MAX,
+    DomainRunCompleted,
+    StartOrderRun,
+)
 from tests.domain_registry.mesh import mesh_files
 from tests.scheduler.integration.conftest import run_scheduler
 from tests.scheduler.standins import send
@@ -112,6 +117,29 @@ async def test_rest_repeats_return_the_same_run_and_send_one_command(registry) -
         one.json()["order_run_id"],
         other.json()["order_run_id"],
     ]
+
+
+async def test_rest_refuses_text_over_the_limits_naming_the_field(registry) -> None:
+    r = await registry.client.post("/v1/apply", json={"files": mesh_files()})
+    assert r.status_code == 200, r.text
+    too_long = await registry.client.post(
+        "/v1/runs", json=start_body("k" * (IDEMPOTENCY_KEY_MAX + 1))
+    )
+    assert too_long.status_code == 422, too_long.text
+    [problem] = too_long.json()["detail"]
+    assert problem["loc"] == ["body", "idempotency_key"]
+    assert f"at most {IDEMPOTENCY_KEY_MAX} characters" in problem["msg"]
+    assert await commands_sent(registry, "sales/daily") == [], "nothing was queued"
+    longest = await registry.client.post("/v1/runs", json=start_body("k" * IDEMPOTENCY_KEY_MAX))
+    assert longest.status_code == 202, longest.text
+    run_id = longest.json()["order_run_id"]
+    cancel = await registry.client.post(
+        f"/v1/runs/{run_id}/cancel", json={"reason": "r" * (CANCEL_REASON_MAX + 1)}
+    )
+    assert cancel.status_code == 422, cancel.text
+    [problem] = cancel.json()["detail"]
+    assert problem["loc"] == ["body", "reason"]
+    assert f"at most {CANCEL_REASON_MAX} characters" in problem["msg"]
 
 
 async def test_an_expired_join_shows_in_the_runs(registry, mesh) -> None:

@@ -5,18 +5,24 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
+
 from sous_contracts.backfills import BackfillRange, BackfillUpdated, StartBackfill
 from sous_contracts.common import RunStatus, StepStatus
 from sous_contracts.runs import (
+    CANCEL_REASON_MAX,
+    IDEMPOTENCY_KEY_MAX,
     CancelOrderRun,
     DomainRunCompleted,
     JoinWindowExpired,
     OrderRunDeduplicated,
     OrderRunFinished,
     OrderRunQueued,
+    OrderRunRejected,
     OrderRunStarted,
 )
 from sous_contracts.steps import ExecuteStep, StepEventsMark
+from sous_scheduler.domain.limits import RECIPE_REF_MAX
 from sous_scheduler.schedules import Schedules
 from tests.scheduler.integration.conftest import recipe
 from tests.scheduler.world import NOOP, T0, World, answers, start
@@ -307,3 +313,44 @@ async def test_a_batch_after_a_registry_change_starts_the_new_version_of_a_recip
     second = start("a", "chain")
     await world.scheduler.start_many([second])
     assert [c.step for c in world.sent(ExecuteStep, second.order_run_id)] == ["first"]
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"),
+    [
+        ("idempotency_key", IDEMPOTENCY_KEY_MAX),
+        ("parent_recipe", RECIPE_REF_MAX),
+        ("root_recipe", RECIPE_REF_MAX),
+    ],
+)
+async def test_start_text_over_its_limit_is_refused_naming_the_field(
+    field: str, limit: int
+) -> None:
+    world = World()
+    await world.apply(CHAIN)
+    longest = start("a", "chain", **{field: "k" * limit})
+    too_long = start("a", "chain", **{field: "k" * (limit + 1)})
+    await world.scheduler.start(too_long)
+    await world.scheduler.start(longest)
+    [refused] = world.sent(OrderRunRejected, too_long.order_run_id)
+    assert refused.reason == f"{field}: {limit + 1} characters, longer than the limit of {limit}"
+    assert world.sent(OrderRunStarted, too_long.order_run_id) == []
+    assert len(world.sent(OrderRunStarted, longest.order_run_id)) == 1
+
+
+async def test_a_cancel_reason_over_the_limit_is_refused_and_the_run_goes_on() -> None:
+    world = World()
+    await world.apply(CHAIN)
+    cmd = start("a", "chain")
+    await world.scheduler.start(cmd)
+    too_long = CancelOrderRun(order_run_id=cmd.order_run_id, reason="r" * (CANCEL_REASON_MAX + 1))
+    await world.scheduler.cancel(too_long)
+    [refused] = world.sent(OrderRunRejected, cmd.order_run_id)
+    assert refused.reason == (
+        f"reason: {CANCEL_REASON_MAX + 1} characters, longer than the limit of {CANCEL_REASON_MAX}"
+    )
+    assert world.sent(OrderRunFinished, cmd.order_run_id) == []
+    longest = CancelOrderRun(order_run_id=cmd.order_run_id, reason="r" * CANCEL_REASON_MAX)
+    await world.scheduler.cancel(longest)
+    [done] = world.sent(OrderRunFinished, cmd.order_run_id)
+    assert done.status is RunStatus.CANCELLED

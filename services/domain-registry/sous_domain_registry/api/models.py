@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sous_common.trust import public_key_problem
 from sous_contracts.backfills import MAX_CONCURRENCY, BackfillRange
 from sous_contracts.common import Outputs, Params, RunStatus, TestSummary
+from sous_contracts.runs import CANCEL_REASON_MAX, IDEMPOTENCY_KEY_MAX
 from sous_contracts.specs.common import ConnectionSpec, Duration, RecipeRef, SpecName
 from sous_domain_registry.domain.entities import Entity
 
@@ -100,7 +101,8 @@ class RunTarget(Body):
 class StartRun(RunTarget):
     """Start an order run of a recipe variation."""
 
-    idempotency_key: Annotated[str, Field(max_length=200)] | None = None
+    idempotency_key: Annotated[str, Field(max_length=IDEMPOTENCY_KEY_MAX)] | None = None
+    """At most one run per key in (domain, recipe, kitchen); see `IDEMPOTENCY_KEY_MAX`."""
 
 
 class RunAccepted(BaseModel):
@@ -112,7 +114,7 @@ class RunAccepted(BaseModel):
 class CancelRun(Body):
     """Cancel an order run."""
 
-    reason: Annotated[str, Field(max_length=500)] = "cancelled by request"
+    reason: Annotated[str, Field(max_length=CANCEL_REASON_MAX)] = "cancelled by request"
 
 
 class Completion(Body):
