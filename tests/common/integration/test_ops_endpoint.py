@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import uuid
 from typing import Annotated
 
@@ -147,3 +148,13 @@ async def test_readyz_follows_start_up_and_metrics_move(kafka_settings, db_setti
     # Stopped: nothing listens on the ops port any more.
     with pytest.raises(Exception):  # noqa: B017, PT011  # connection refused, any client error
         await status(url, "/healthz")
+
+
+async def test_what_start_up_built_is_out_of_the_collectors_way_while_serving(
+    kafka_settings, db_settings, schema
+):
+    gc.unfreeze()
+    rt = Runtime("probe", kafka_settings, db_settings, schema=schema)
+    async with rt.running():
+        assert gc.get_freeze_count() > 0, "start-up frozen once ready"
+    assert gc.get_freeze_count() == 0, "collected again once stopped"
