@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import os
 import statistics
@@ -11,7 +13,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from sous_common.settings import DatabaseSettings, KafkaSettings
+from sous_common.topic_admin import delete_topics
 from sous_common.trust import Signer
 
 # Services a benchmark starts (in this process or as children) serve their ops endpoint on a
@@ -41,7 +46,11 @@ def kafka_settings() -> KafkaSettings:
     """Settings for the broker in SOUS_KAFKA_BOOTSTRAP with a fresh topic prefix."""
     if not os.environ.get("SOUS_KAFKA_BOOTSTRAP"):
         sys.exit("set SOUS_KAFKA_BOOTSTRAP (make bench does it)")
-    return KafkaSettings(topic_prefix=f"bench{uuid.uuid4().hex[:8]}.")
+    settings = KafkaSettings(topic_prefix=f"bench{uuid.uuid4().hex[:8]}.")
+    # Its topics go when the benchmark ends: a broker that piles up a run's partitions
+    # after another's grows slower, and the figures of the next run with it.
+    atexit.register(lambda: asyncio.run(delete_topics(settings, settings.topic_prefix)))
+    return settings
 
 
 def database_settings() -> DatabaseSettings:
@@ -52,8 +61,18 @@ def database_settings() -> DatabaseSettings:
 
 
 def fresh_schema() -> str:
-    """A schema name of its own."""
-    return f"bench_{uuid.uuid4().hex[:8]}"
+    """A schema name of its own, dropped when the benchmark ends."""
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    atexit.register(lambda: asyncio.run(_drop(schema)))
+    return schema
+
+
+async def _drop(schema: str) -> None:
+    conn = await asyncpg.connect(database_settings().url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

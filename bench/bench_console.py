@@ -33,7 +33,7 @@ from playwright.async_api import async_playwright
 from sous.infra.procs import free_ports
 from sous_common.kafka import aiokafka_options
 from sous_common.logs import configure
-from sous_common.topic_admin import delete_topics, ensure_topics
+from sous_common.topic_admin import ensure_topics
 from sous_contracts.common import Severity, TestStatus
 from sous_contracts.tests import TestResult
 from sous_contracts.topics import TEST_RESULTS
@@ -219,10 +219,6 @@ async def main() -> None:
         await console.wait()
         server.should_exit = True
         await task
-        conn = await asyncpg.connect(database.url)
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()
-        await delete_topics(kafka, kafka.topic_prefix)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-import asyncpg
-from _common import database_settings, emit, fresh_schema, kafka_settings
+from _common import emit, fresh_schema, kafka_settings
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sous_common.kafka import aiokafka_options
@@ -145,11 +144,6 @@ async def measure(replicas: int) -> None:
         reader.cancel()
         await consumer.stop()
         await producer.stop()
-        conn = await asyncpg.connect(database_settings().url)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
 
 
 async def main() -> None:

@@ -85,7 +85,6 @@ async def postgres_transaction() -> None:
         emit("postgres_state_plus_outbox_tx", transactions=len(latencies), **percentiles(latencies))
     finally:
         await pool.close()
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await conn.close()
 
 

@@ -36,7 +36,7 @@ from pydantic import SecretStr
 
 from sous.infra.procs import free_ports
 from sous_common.logs import configure
-from sous_common.topic_admin import delete_topics, ensure_topics
+from sous_common.topic_admin import ensure_topics
 from sous_domain_registry.api import create_api
 from sous_domain_registry.settings import RegistrySettings
 
@@ -172,10 +172,6 @@ async def main() -> None:
     finally:
         server.should_exit = True
         await task
-        conn = await asyncpg.connect(database.url)
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()
-        await delete_topics(kafka, kafka.topic_prefix)
 
 
 if __name__ == "__main__":

@@ -205,8 +205,6 @@ async def main() -> None:
                 await client.consumer.stop()
                 await client.producer.stop()
     finally:
-        for name in (schema, data):
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         await conn.close()
 
 
