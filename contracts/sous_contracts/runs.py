@@ -22,6 +22,16 @@ The schema cannot say so within major version 2 (a tightened bound is a breaking
 every edge that takes the command enforces it: the REST API (422), the CLI, and the
 scheduler, which answers a longer key with OrderRunRejected naming the field."""
 
+TRIGGER_KEY_MAX = IDEMPOTENCY_KEY_MAX
+"""Longest partition key a keyed trigger may resolve from an upstream event (`key:
+"${event.params.day}"`), in characters. The key is a completion's own text, from any domain
+system, and the scheduler indexes it with the trigger id and kitchen (its join windows), so the
+same 256 as `IDEMPOTENCY_KEY_MAX` applies for the same reason: with a trigger id of three names
+and a kitchen name it stays well inside a b-tree entry. It is also copied into the run's trigger
+context and params and into JoinWindowExpired. The scheduler refuses a longer key for that
+trigger alone (recorded as the firing's outcome, a warning logged); the event is not a dead
+letter and the other triggers it matches fire as usual."""
+
 CANCEL_REASON_MAX = 500
 """Longest `CancelOrderRun.reason`, in characters: it is copied into the run's end event and
 its children's, which must stay far below the broker's message size. Enforced like

@@ -100,7 +100,9 @@ class TriggerSpec(Spec):
     """Join window (of each key, when the trigger has a `key`)."""
     key: str | None = None
     """Partition key read from each upstream event (`${event.params.day}`): only events of
-    equal keys join, each key with its own window; params may read it as `${key}`."""
+    equal keys join, each key with its own window; params may read it as `${key}`. An event
+    whose key resolves to more than 256 characters (`runs.TRIGGER_KEY_MAX`) does not fire the
+    trigger."""
     mode: Literal["per_event", "coalesce"] = "per_event"
     """One run per event, or one run per debounce window."""
     debounce: Duration = 0.0

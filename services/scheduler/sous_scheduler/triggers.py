@@ -143,8 +143,16 @@ class Triggers:
         try:
             key = partition_key(listener.trigger, event)
         except ParamError as exc:
+            # Only this trigger refuses the event: nothing is stored for the key, the batch
+            # and the event's other triggers go on.
             reason = f"refused: key {listener.trigger.key!r}: {exc}"
-            log.warning("trigger key does not resolve", trigger=listener.trigger_id, reason=reason)
+            log.warning(
+                "trigger key refused",
+                trigger=listener.trigger_id,
+                upstream_message_id=str(event.message_id),
+                upstream=str(event.order_run_id),
+                reason=reason,
+            )
             await self.store.record_firing(
                 conn, listener.trigger_id, event.message_id, None, reason
             )

@@ -26,7 +26,7 @@ from sous_contracts.runs import (
     OrderRunRejected,
     OrderRunStarted,
 )
-from sous_contracts.topics import DEAD_LETTERS, ORDER_RUN_COMMANDS, RUN_EVENTS
+from sous_contracts.topics import DEAD_LETTERS, ORDER_RUN_COMMANDS, RUN_EVENTS, Topic
 from tests.scheduler.integration.conftest import publish_registry, recipe
 from tests.scheduler.integration.test_runs import read_topics
 from tests.scheduler.integration.test_signed_commands import ALICE, grant, start_json
@@ -46,8 +46,10 @@ def cancel_json(order_run_id: str, reason: str) -> dict:
     }
 
 
-async def send_signed(kafka_settings, bodies: list[dict], key: str) -> None:
-    """Send the commands signed by alice, all on the partition of `key`, in their order."""
+async def send_signed(
+    kafka_settings, bodies: list[dict], key: str, topic: Topic = ORDER_RUN_COMMANDS
+) -> None:
+    """Send the messages signed by alice, all on the partition of `key`, in their order."""
     producer = AIOKafkaProducer(**aiokafka_options(kafka_settings), acks="all")
     await producer.start()
     try:
@@ -56,7 +58,7 @@ async def send_signed(kafka_settings, bodies: list[dict], key: str) -> None:
             headers = [("type", body["type"].encode())]
             headers += [(k, v.encode()) for k, v in ALICE.headers(value).items()]
             await producer.send_and_wait(
-                ORDER_RUN_COMMANDS.full_name(kafka_settings.topic_prefix),
+                topic.full_name(kafka_settings.topic_prefix),
                 value,
                 key=key.encode(),
                 headers=headers,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sous_contracts.common import RunStatus
-from sous_contracts.runs import DomainRunCompleted
+from sous_contracts.runs import TRIGGER_KEY_MAX, DomainRunCompleted
 from sous_contracts.specs import TriggerSpec
 from sous_scheduler.domain.params import ParamError
 from sous_scheduler.domain.triggers import (
@@ -63,6 +63,22 @@ def test_the_key_is_read_from_the_event() -> None:
     assert partition_key(trigger(key=None, params={}), done("sales", "2026-11-01")) is None
     with pytest.raises(ParamError, match=r"\$\{event.params.region\} does not resolve"):
         partition_key(trigger(key="${event.params.region}"), done("sales", "2026-11-01"))
+
+
+def test_a_key_longer_than_the_limit_is_refused() -> None:
+    longest = "d" * TRIGGER_KEY_MAX
+    assert partition_key(trigger(), done("sales", longest)) == longest
+    with pytest.raises(
+        ParamError, match=r"^resolves to 257 characters, longer than the limit of 256$"
+    ):
+        partition_key(trigger(), done("sales", longest + "d"))
+    # A key made of several params is measured once resolved.
+    joined = trigger(key="${event.params.day}/${event.params.region}")
+    wide = done("sales", longest[:200]).model_copy(
+        update={"params": {"day": longest[:200], "region": longest[:100]}}
+    )
+    with pytest.raises(ParamError, match="301 characters"):
+        partition_key(joined, wide)
 
 
 def test_a_number_key_becomes_text() -> None:

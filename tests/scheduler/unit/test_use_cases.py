@@ -12,6 +12,7 @@ from sous_contracts.common import RunStatus, StepStatus
 from sous_contracts.runs import (
     CANCEL_REASON_MAX,
     IDEMPOTENCY_KEY_MAX,
+    TRIGGER_KEY_MAX,
     CancelOrderRun,
     DomainRunCompleted,
     JoinWindowExpired,
@@ -136,6 +137,28 @@ async def test_a_keyed_join_fires_once_per_key_when_both_sides_arrived() -> None
     await world.triggers.on_completed(closing)
     [run] = world.sent(OrderRunStarted)
     assert run.params["day"] == "d1"
+
+
+async def test_a_key_over_the_limit_is_refused_by_its_trigger_alone() -> None:
+    world = World()
+    audit = recipe(
+        "ops", "audit", {"load": NOOP}, triggers=[{"on": {"domain": "sales"}, "variation": "prod"}]
+    )
+    await world.apply(REVENUE, audit)
+    hostile = _done("sales", "x" * (TRIGGER_KEY_MAX + 1))
+    batch = [_done("payments", "d1"), hostile, _done("sales", "d1")]
+    await world.triggers.on_completed_many(batch)
+    assert world.tables.firings[("finance/revenue#by-day", hostile.message_id)] == (
+        None,
+        "refused: key '${event.params.day}': resolves to 257 characters, longer than the"
+        " limit of 256",
+    )
+    assert [k for _, _, k in world.tables.windows] == []
+    runs = world.sent(OrderRunStarted)
+    assert [r.params for r in runs if r.domain == "finance"] == [{"day": "d1"}]
+    # The event's other trigger fires on it as on any other (the second run waits its turn).
+    made = [*runs, *world.sent(OrderRunQueued)]
+    assert len([r for r in made if r.domain == "ops"]) == 2
 
 
 async def test_a_freed_slot_goes_to_exactly_one_queued_run() -> None:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sous_contracts.runs import (
+    TRIGGER_KEY_MAX,
     DomainRunCompleted,
     JoinArrival,
     JoinWindowExpired,
@@ -17,7 +18,7 @@ from sous_contracts.runs import (
     TriggerHeld,
 )
 from sous_contracts.specs import EventMatch, KitchenSpec, RecipeSpec, TriggerSpec
-from sous_contracts.specs.placeholders import substitute
+from sous_contracts.specs.placeholders import ParamError, substitute
 from sous_scheduler.domain.versions import pick
 
 
@@ -129,13 +130,22 @@ def depth_limit(listener: Listener, default: int) -> int:
 def partition_key(trigger: TriggerSpec, event: DomainRunCompleted) -> str | None:
     """The partition key an event carries for a keyed trigger (None: the trigger has none).
 
+    The key is the event's text, indexed with the trigger's join windows: one longer than
+    `TRIGGER_KEY_MAX` is refused here, before anything is stored or locked for it.
+
     Raises:
-        ParamError: the key's placeholders do not resolve on this event.
+        ParamError: the key's placeholders do not resolve on this event, or it resolves to
+            more than `TRIGGER_KEY_MAX` characters.
     """
     if trigger.key is None:
         return None
     value = substitute(trigger.key, event_values(event))
-    return value if isinstance(value, str) else str(value)
+    key = value if isinstance(value, str) else str(value)
+    if len(key) > TRIGGER_KEY_MAX:
+        raise ParamError(
+            f"resolves to {len(key)} characters, longer than the limit of {TRIGGER_KEY_MAX}"
+        )
+    return key
 
 
 def start_command(
