@@ -126,7 +126,9 @@ class Runtime:
     def subscriber_options(self) -> dict[str, Any]:
         """Safe options for `broker.subscriber` in this service's consumer group."""
         return consumer_options(
-            self.group_id, heartbeat_interval_ms=self.kafka.heartbeat_interval_ms
+            self.group_id,
+            heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
+            fetch_max_wait_ms=self.kafka.fetch_max_wait_ms,
         )
 
     def batch_options(self, max_records: int) -> dict[str, Any]:

@@ -43,6 +43,12 @@ class KafkaSettings(BaseSettings):
     """How long a quiet batch consumer waits for a record before it looks again. A record that
     arrives is taken at once, whatever this is (see `subscribing.read_batch`): it bounds only
     how often an idle consumer wakes up."""
+    fetch_max_wait_ms: int = 100
+    """How long the broker holds a consumer's fetch when none of its partitions has data.
+    While a fetch is out, a partition whose records were just taken is not in it (aiokafka,
+    like Kafka's Java client, fetches only partitions with nothing waiting), so a record
+    arriving there next waits up to this for the fetch to come back: a bound on a hop's
+    latency at the tail. Lower costs an idle consumer more fetches a second."""
     heartbeat_interval_ms: int = 200
     """How often a consumer tells its group it is alive. A member learns that its group
     rebalances (a replica or a consumer of the same process joins or leaves) only from a

@@ -26,7 +26,9 @@ def guard_broker(broker: KafkaBroker, settings: KafkaSettings, *, consumer: str)
     return guard
 
 
-def consumer_options(group_id: str, *, heartbeat_interval_ms: int = 200) -> dict[str, Any]:
+def consumer_options(
+    group_id: str, *, heartbeat_interval_ms: int = 200, fetch_max_wait_ms: int = 100
+) -> dict[str, Any]:
     """Options for `broker.subscriber`: earliest offset, commits left to the guard.
 
     The guard commits the offsets of handled messages only; FastStream's own per-message
@@ -39,7 +41,7 @@ def consumer_options(group_id: str, *, heartbeat_interval_ms: int = 200) -> dict
         "session_timeout_ms": 10_000,
         "heartbeat_interval_ms": heartbeat_interval_ms,
         "max_poll_interval_ms": 300_000,
-        "fetch_max_wait_ms": 100,
+        "fetch_max_wait_ms": fetch_max_wait_ms,
     }
 
 
