@@ -190,7 +190,16 @@ async def test_a_rejected_backfill_is_listed_with_its_reason(console, kafka_sett
     bf = uuid.uuid4()
     await send(
         kafka_settings,
-        [sample_of(BackfillRejected, backfill_id=bf, reason="unknown variation 'nope'")],
+        [
+            # Now, not the sample's date: a rejected backfill older than its retention is
+            # purged by the console's first retention round, which may come after the insert.
+            sample_of(
+                BackfillRejected,
+                backfill_id=bf,
+                reason="unknown variation 'nope'",
+                occurred_at=datetime.now(UTC),
+            )
+        ],
         copies=2,
     )
     await until(console.pool, "SELECT true FROM backfills WHERE backfill_id = $1", bf)
