@@ -223,6 +223,7 @@ async def test_an_expired_join_window_shows_in_runs_with_what_arrived(
         ],
         opened_at=T0,
         deadline=T0 + timedelta(hours=6),
+        occurred_at=datetime.now(UTC),  # its end, as of now: older, retention may purge it
     )
     await send(kafka_settings, [expired], copies=2)
     await until(console.pool, "SELECT true FROM runs WHERE order_run_id = $1", expiry)
