@@ -63,24 +63,34 @@ async def _reset(conn: asyncpg.Connection) -> None:
 
 
 @asynccontextmanager
+async def statements(pool: asyncpg.Pool) -> AsyncIterator[AnyConnection]:
+    """A pooled connection for statements that leave nothing in its session.
+
+    Work inside may use transaction-scoped state only (no session advisory locks, LISTEN,
+    plain SET): when it ends without an error, the connection goes back to the pool
+    without the session reset, a round trip saved.
+    """
+    conn = await pool.acquire()
+    clean = False
+    try:
+        yield conn
+        clean = True
+    finally:
+        # The release runs in a task that copies this context: it sees the flag.
+        token = _ONLY_TRANSACTION.set(clean)
+        try:
+            await pool.release(conn)
+        finally:
+            _ONLY_TRANSACTION.reset(token)
+
+
+@asynccontextmanager
 async def transaction(
     pool: asyncpg.Pool, *, readonly: bool = False
 ) -> AsyncIterator[AnyConnection]:
     """A pooled connection in a transaction, committed on exit (rolled back on an error).
 
-    Work inside may use transaction-scoped state only (no session advisory locks, LISTEN,
-    plain SET): the connection goes back to the pool without the session reset.
+    As in `statements`, work inside may use transaction-scoped state only.
     """
-    conn = await pool.acquire()
-    committed = False
-    try:
-        async with conn.transaction(readonly=readonly):
-            yield conn
-        committed = True
-    finally:
-        # The release runs in a task that copies this context: it sees the flag.
-        token = _ONLY_TRANSACTION.set(committed)
-        try:
-            await pool.release(conn)
-        finally:
-            _ONLY_TRANSACTION.reset(token)
+    async with statements(pool) as conn, conn.transaction(readonly=readonly):
+        yield conn

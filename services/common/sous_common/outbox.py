@@ -32,7 +32,7 @@ from aiokafka.errors import (
 from opentelemetry.trace import Span
 
 from sous_common import metrics, tracing
-from sous_common.db import AnyConnection, checked_schema, transaction
+from sous_common.db import AnyConnection, checked_schema, statements, transaction
 from sous_common.logs import get_logger
 from sous_common.trust import Signer, signed
 from sous_contracts.deadletter import DeadLetter, kept_text
@@ -134,23 +134,57 @@ async def at_commit(conn: AnyConnection, sql: str, *args: object) -> None:
 
     For writes nothing later in the transaction reads (they are not visible before COMMIT):
     one INSERT, UPDATE or DELETE without RETURNING, its parameters numbered from $1. Outside
-    an `outbox_transaction` it runs at once.
+    an `outbox_transaction` (or `at_once`) it runs at once.
     """
     tail = _tails.get(id(conn))
     if tail is None:
         await conn.execute(sql, *args)
     else:
-        tail.writes.append((sql, args))
+        tail.writes.append(_Write(sql, args))
+
+
+async def expecting(
+    conn: AnyConnection,
+    sql: str,
+    *args: object,
+    rows: int,
+    then: Callable[[list[dict[str, object]]], None] | None = None,
+) -> None:
+    """In an `at_once` block: a write that must return exactly `rows` rows, or none is made.
+
+    `sql` is one INSERT, UPDATE or DELETE with a RETURNING list, its parameters numbered
+    from $1. When it returns another number of rows (a row changed, a key was taken), the
+    whole statement is undone and the block raises `Conflict`. Once the statement ran,
+    `then` gets the returned rows (their values as JSON gives them).
+    """
+    tail = _tails.get(id(conn))
+    assert tail is not None, "expecting() belongs in an at_once() block"
+    assert tail.at_once, "expecting() belongs in an at_once() block"
+    tail.writes.append(_Write(sql, args, rows, then))
+
+
+class Conflict(Exception):
+    """What an `at_once` statement expected was not so; nothing of it was written."""
+
+
+@dataclass(frozen=True)
+class _Write:
+    sql: str
+    args: tuple[object, ...]
+    rows: int | None = None
+    """How many rows it must return (`expecting`); None: any."""
+    then: Callable[[list[dict[str, object]]], None] | None = None
 
 
 @dataclass
 class _Tail:
-    """What an open `outbox_transaction` writes just before its COMMIT."""
+    """What an open `outbox_transaction` (or `at_once` block) writes at its end."""
 
     rows: list[tuple[str, Record]]
     """Outbox rows, with their schema, in the order they were added."""
-    writes: list[tuple[str, tuple[object, ...]]]
-    """`at_commit` writes, in order."""
+    writes: list[_Write]
+    """`at_commit` and `expecting` writes, in order."""
+    at_once: bool = False
 
 
 _tails: dict[int, _Tail] = {}
@@ -161,32 +195,53 @@ async def _insert(
     conn: AnyConnection,
     records: list[Record],
     schema: str,
-    writes: Sequence[tuple[str, tuple[object, ...]]] = (),
+    writes: Sequence[_Write] = (),
 ) -> None:
-    """Write outbox rows and wake the relay, with `writes` before them: one statement."""
+    """Write outbox rows and wake the relay, with `writes` before them: one statement.
+
+    With `expecting` writes among them, the statement checks their row counts and fails
+    as a whole (`Conflict`) when one differs, then hands each its returned rows.
+    """
     parts: list[str] = []
     args: list[object] = []
-    for sql, values in writes:
-        parts.append(f"w{len(parts)} AS ({_numbered_from(sql, len(args))})")
-        args.extend(values)
+    for w in writes:
+        parts.append(f"w{len(parts)} AS ({_numbered_from(w.sql, len(args))})")
+        args.extend(w.args)
+    expected = [(i, w) for i, w in enumerate(writes) if w.rows is not None]
+    columns: list[str] = []
+    if expected:
+        counts = ", ".join(f"(SELECT count(*) FROM w{i}) = {w.rows}" for i, w in expected)
+        columns.append(f"statement_expected(ARRAY[{counts}]) AS ok")
+        columns += [f"(SELECT json_agg(w{i}) FROM w{i})::text AS w{i}" for i, _ in expected]
     if records:
         rows = [(r.message_id, r.topic, r.key, r.value, json.dumps(r.headers)) for r in records]
-        columns: list[object] = [list(column) for column in zip(*rows, strict=True)]
+        values: list[object] = [list(column) for column in zip(*rows, strict=True)]
         traces = [r.trace for r in records]
         template = _ADD
         if any(traces):  # without traces, the statement of old
             template = _ADD_TRACED
-            columns.append(traces)
+            values.append(traces)
         first = len(args) + 1
-        parts.append(template.format(*range(first, first + len(columns))))
-        args.extend([*columns, channel(schema)])
+        parts.append(template.format(*range(first, first + len(values))))
+        args.extend([*values, channel(schema)])
         # NOTIFY is delivered at commit, so the relay wakes exactly when the rows are visible.
         wake = f"SELECT pg_notify(${len(args)}, '') FROM (SELECT 1 FROM added LIMIT 1) x"
     elif parts:
         wake = "SELECT 1"
     else:
         return
-    await conn.execute(f"WITH {', '.join(parts)} {wake}", *args)
+    if not expected:
+        await conn.execute(f"WITH {', '.join(parts)} {wake}", *args)
+        return
+    columns.append(f"({wake}) IS NOT NULL AS woken" if records else "true AS woken")
+    try:
+        row = await conn.fetchrow(f"WITH {', '.join(parts)} SELECT {', '.join(columns)}", *args)
+    except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError) as exc:
+        raise Conflict(str(exc)) from exc
+    assert row is not None
+    for i, w in expected:
+        if w.then is not None:
+            w.then(json.loads(row[f"w{i}"] or "[]"))
 
 
 def _numbered_from(sql: str, offset: int) -> str:
@@ -207,12 +262,32 @@ async def outbox_transaction(pool: asyncpg.Pool) -> AsyncIterator[AnyConnection]
         tail = _tails[id(conn)] = _Tail([], [])
         try:
             yield conn
-            writes = tail.writes
+            writes: list[_Write] = tail.writes
             for schema, rows in itertools.groupby(tail.rows, key=lambda q: q[0]):
                 await _insert(conn, [r for _, r in rows], schema, writes)
                 writes = []
             if writes:
                 await _insert(conn, [], "", writes)
+        finally:
+            del _tails[id(conn)]
+
+
+@contextlib.asynccontextmanager
+async def at_once(pool: asyncpg.Pool, schema: str) -> AsyncIterator[AnyConnection]:
+    """A connection whose writes all go in one statement, with no transaction around it.
+
+    `add`, `at_commit` and `expecting` in the block only queue; when it ends they are sent
+    as one statement, which PostgreSQL runs as a transaction of its own: one round trip
+    where BEGIN, the writes and COMMIT take one each. Nothing read in the block sees them.
+    Its outbox rows must all be of `schema`. An `expecting` write that finds other rows
+    than it expects undoes the whole statement and raises `Conflict`.
+    """
+    async with statements(pool) as conn:
+        tail = _tails[id(conn)] = _Tail([], [], at_once=True)
+        try:
+            yield conn
+            assert all(s == schema for s, _ in tail.rows), "at_once() writes one schema"
+            await _insert(conn, [r for _, r in tail.rows], schema, tail.writes)
         finally:
             del _tails[id(conn)]
 

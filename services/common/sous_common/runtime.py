@@ -150,6 +150,19 @@ class Runtime:
             async with outbox.outbox_transaction(self.pool) as conn:
                 yield conn
 
+    @contextlib.asynccontextmanager
+    async def at_once(self) -> AsyncIterator[AnyConnection]:
+        """A connection whose writes and emits go in one statement when the block ends.
+
+        No transaction is around it: the statement is one (`outbox.at_once`), traced as the
+        `commit` of what is being handled. It raises `outbox.Conflict` when what it expected
+        had changed; then nothing was written.
+        """
+        assert self.schema is not None, "at_once needs a schema"
+        with tracing.step("commit"):
+            async with outbox.at_once(self.pool, self.schema) as conn:
+                yield conn
+
     async def emit(
         self,
         conn: AnyConnection,

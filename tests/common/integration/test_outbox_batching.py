@@ -211,3 +211,65 @@ async def test_writes_at_commit_are_dropped_with_their_savepoint_or_transaction(
             await outbox.at_commit(conn, "INSERT INTO notes VALUES ($1, $2)", 3, "failed")
             raise RuntimeError("refused")
     assert await _notes(pool) == [(0, "old"), (1, "kept"), (9, "gone")]
+
+
+async def test_writes_at_once_are_one_statement_outside_any_transaction(
+    logged_pool, schema, notes
+) -> None:
+    pool, sent = logged_pool
+    messages = _messages(2)
+    returned: list[list[dict[str, object]]] = []
+    woken = asyncio.Event()
+
+    def notified(*_: object) -> None:
+        woken.set()
+
+    listener = await pool.acquire()
+    await listener.add_listener(outbox.channel(schema), notified)
+    try:
+        async with outbox.at_once(pool, schema) as conn:
+            await outbox.add(conn, messages[:1], schema=schema)
+            await outbox.expecting(
+                conn,
+                "UPDATE notes SET said = $2 WHERE n = $1 RETURNING n, said",
+                0,
+                "new",
+                rows=1,
+                then=returned.append,
+            )
+            await outbox.at_commit(conn, "DELETE FROM notes WHERE n = $1", 9)
+            await outbox.add(conn, messages[1:], schema=schema)
+            assert not conn.is_in_transaction()
+            seen = await conn.fetch("SELECT n, said FROM notes ORDER BY n")
+            assert [tuple(r) for r in seen] == [(0, "old"), (9, "gone")], "not written yet"
+        await asyncio.wait_for(woken.wait(), 10)  # the relay is woken as after a COMMIT
+    finally:
+        await listener.remove_listener(outbox.channel(schema), notified)
+        await pool.release(listener)
+    assert len(sent) == 1
+    assert "UPDATE notes" in sent[0], "the writes and the rows: one statement"
+    assert returned == [[{"n": 0, "said": "new"}]]
+    assert await _notes(pool) == [(0, "new")]
+    rows = await _stored(pool, [m.message_id for m in messages])
+    assert [r["message_id"] for r in rows] == [m.message_id for m in messages]
+
+
+async def test_writes_at_once_that_find_other_rows_than_expected_write_nothing(
+    pool, schema, notes
+) -> None:
+    messages = _messages(1)
+    returned: list[list[dict[str, object]]] = []
+    with pytest.raises(outbox.Conflict):
+        async with outbox.at_once(pool, schema) as conn:
+            await outbox.add(conn, messages, schema=schema)
+            await outbox.at_commit(conn, "INSERT INTO notes VALUES ($1, $2)", 1, "one")
+            await outbox.expecting(
+                conn,
+                "UPDATE notes SET said = 'x' WHERE n = ANY($1::int[]) RETURNING n",
+                [0, 5],
+                rows=2,
+                then=returned.append,
+            )
+    assert returned == []
+    assert await _notes(pool) == [(0, "old"), (9, "gone")]
+    assert await _stored(pool, [m.message_id for m in messages]) == []
