@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sous_common.outbox import Record
+from sous_common.outbox import Conflict, Record
 from sous_common.settings import KafkaSettings
 from sous_contracts.backfills import (
     BackfillCounts,
@@ -110,8 +110,15 @@ class MemoryHost:
         self.published: list[Envelope] = []
         self._busy = False
 
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Tables]:
+        return self._atomic()
+
+    def at_once(self) -> contextlib.AbstractAsyncContextManager[Tables]:
+        """One statement is one transaction; the store raises `Conflict` where SQL would."""
+        return self._atomic()
+
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tables]:
+    async def _atomic(self) -> AsyncIterator[Tables]:
         # Use cases never nest transactions; a nested one would deadlock on PostgreSQL's locks.
         assert not self._busy, "a transaction inside a transaction"
         self._busy = True
@@ -146,7 +153,48 @@ def _window(w: JoinWindow) -> JoinWindow:
 
 
 class MemoryStore:
-    """The scheduler's tables in memory (`sous_scheduler.store.Store`)."""
+    """The scheduler's tables in memory (`sous_scheduler.store.Store`).
+
+    Like the PostgreSQL adapter's state cache, it remembers the runs it last wrote or read;
+    a row's version is the very state object it holds.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[uuid.UUID, tuple[RunState, RecipeSpec]] = {}
+
+    def _note(self, state: RunState, recipe: RecipeSpec) -> None:
+        if state.phase.final:
+            self._known.pop(state.order_run_id, None)
+        else:
+            self._known[state.order_run_id] = (state, recipe)
+
+    # -- runs written at once ------------------------------------------------------------------
+    def cached_runs(
+        self, order_run_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[Any, RunState, RecipeSpec]]:
+        return {
+            i: (state, state, recipe)
+            for i in order_run_ids
+            if (known := self._known.get(i)) is not None
+            for state, recipe in [known]
+        }
+
+    async def claim_all(self, conn: Tables, consumer: str, message_ids: list[uuid.UUID]) -> None:
+        if any((consumer, m) in conn.inbox for m in message_ids):
+            raise Conflict("a message was handled before")
+        conn.inbox.update((consumer, m) for m in message_ids)
+
+    async def save_runs_as_of(
+        self,
+        conn: Tables,
+        states: list[tuple[Any, RunState]],
+        timers: dict[uuid.UUID, list[SetTimer | ClearTimer]],
+    ) -> None:
+        for version, state in states:
+            row = conn.runs.get(state.order_run_id)
+            if row is None or row.state is not version:
+                raise Conflict(f"run {state.order_run_id} changed")
+        await self.save_runs(conn, [state for _, state in states], timers)
 
     # -- inbox ---------------------------------------------------------------------------------
     async def claim(self, conn: Tables, consumer: str, message_id: uuid.UUID) -> bool:
@@ -244,6 +292,7 @@ class MemoryStore:
         conn.seq += 1
         text = recipe.model_dump_json(by_alias=True)
         conn.runs[state.order_run_id] = RunRow(state, text, idempotency_key, conn.seq)
+        self._note(state, recipe)
         return True
 
     async def run_of_key(
@@ -264,7 +313,11 @@ class MemoryStore:
         self, conn: Tables, order_run_id: uuid.UUID
     ) -> tuple[RunState, RecipeSpec] | None:
         row = conn.runs.get(order_run_id)
-        return (row.state, recipe_from(row.recipe)) if row is not None else None
+        if row is None:
+            return None
+        recipe = recipe_from(row.recipe)
+        self._note(row.state, recipe)
+        return row.state, recipe
 
     async def runs_for_update(
         self, conn: Tables, order_run_ids: list[uuid.UUID]
@@ -275,6 +328,8 @@ class MemoryStore:
     async def save_run(self, conn: Tables, state: RunState) -> None:
         if (row := conn.runs.get(state.order_run_id)) is not None:
             conn.runs[state.order_run_id] = RunRow(state, row.recipe, row.idempotency_key, row.seq)
+            if (known := self._known.get(state.order_run_id)) is not None:
+                self._note(state, known[1])
 
     async def save_runs(
         self,

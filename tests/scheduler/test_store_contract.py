@@ -7,6 +7,7 @@ schema of the real server, with the scheduler's migrations.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -42,6 +43,7 @@ class Pair:
     transaction: Callable[[], AbstractAsyncContextManager[Any]]
     emit: Callable[[Any, list[Envelope]], Awaitable[int]]
     queued: Callable[[], Awaitable[list[uuid.UUID]]]
+    at_once: Callable[[], AbstractAsyncContextManager[Any]]
 
 
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -52,7 +54,7 @@ async def pair(request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
         async def in_memory_outbox() -> list[uuid.UUID]:
             return [m.message_id for m in host.tables.outbox]
 
-        yield Pair(MemoryStore(), host.transaction, host.emit, in_memory_outbox)
+        yield Pair(MemoryStore(), host.transaction, host.emit, in_memory_outbox, host.at_once)
         return
     db_settings, schema = request.getfixturevalue("db_settings"), request.getfixturevalue("schema")
     conn = await asyncpg.connect(db_settings.url)
@@ -78,7 +80,9 @@ async def pair(request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
         ]
 
     try:
-        yield Pair(postgres, in_postgres, emit, postgres_outbox)
+        yield Pair(
+            postgres, in_postgres, emit, postgres_outbox, lambda: outbox.at_once(pool, schema)
+        )
     finally:
         await pool.close()
         conn = await asyncpg.connect(db_settings.url)
@@ -383,3 +387,65 @@ async def test_a_run_loads_as_last_written_whoever_wrote_it(pair: Pair) -> None:
         assert await s.run_for_update(tx, state.order_run_id) == (failed, RECIPE)
         found = await s.runs_for_update(tx, [state.order_run_id])
         assert found == {state.order_run_id: (failed, RECIPE)}
+
+
+async def test_runs_written_at_once_land_only_as_they_were_known(pair: Pair) -> None:
+    """One statement claims, saves and sets timers, or, when a run changed since it was
+    known here or a message was seen before, writes none of it."""
+    s, one, two = pair.store, run(), run()
+    ids = [one.order_run_id, two.order_run_id]
+    async with pair.transaction() as tx:
+        for state in (one, two):
+            await s.insert_run(tx, state, RECIPE, None)
+    async with pair.transaction() as tx:
+        assert await s.runs_for_update(tx, ids) == {
+            one.order_run_id: (one, RECIPE),
+            two.order_run_id: (two, RECIPE),
+        }
+    known = s.cached_runs(ids)
+    assert {i: (st, r) for i, (_, st, r) in known.items()} == {
+        one.order_run_id: (one, RECIPE),
+        two.order_run_id: (two, RECIPE),
+    }
+    first, second = uuid.uuid4(), uuid.uuid4()
+    running = [st.model_copy(update={"phase": RunPhase.RUNNING}) for st in (one, two)]
+    async with pair.at_once() as tx:
+        await s.claim_all(tx, "c", [first])
+        await s.save_runs_as_of(
+            tx,
+            [(known[st.order_run_id][0], st) for st in running],
+            {one.order_run_id: [SetTimer("retry", "x", 1, T0)]},
+        )
+    now_known = s.cached_runs(ids)
+    assert [now_known[i][1] for i in ids] == running, "what was written is known at its version"
+    # Another replica moves `two` on, from a process whose cache this one never sees.
+    failed = running[1].model_copy(update={"phase": RunPhase.FAILED, "reason": "elsewhere"})
+    async with pair.transaction() as tx:
+        if s is postgres:
+            await tx.execute(
+                "UPDATE runs SET phase = $2, state = $3::jsonb WHERE id = $1",
+                two.order_run_id,
+                failed.phase.value,
+                failed.model_dump_json(),
+            )
+        else:
+            tx.runs[two.order_run_id] = dataclasses.replace(tx.runs[two.order_run_id], state=failed)
+    succeeded = [st.model_copy(update={"phase": RunPhase.SUCCEEDED}) for st in running]
+    with pytest.raises(outbox.Conflict):
+        async with pair.at_once() as tx:
+            await s.claim_all(tx, "c", [second])
+            await s.save_runs_as_of(
+                tx,
+                [(now_known[st.order_run_id][0], st) for st in succeeded],
+                {one.order_run_id: [ClearTimer("retry", "x")]},
+            )
+    with pytest.raises(outbox.Conflict):  # the runs as known, but a message seen before
+        async with pair.at_once() as tx:
+            await s.claim_all(tx, "c", [second, first])
+            await s.save_runs_as_of(tx, [(now_known[one.order_run_id][0], succeeded[0])], {})
+    async with pair.transaction() as tx:
+        assert await s.run_for_update(tx, one.order_run_id) == (running[0], RECIPE)
+        assert await s.run_for_update(tx, two.order_run_id) == (failed, RECIPE)
+        assert await s.claim_due_timer(tx, T0) == (one.order_run_id, "retry", "x", 1)
+        assert await s.claim(tx, "c", second), "the undone statements claimed nothing"
+        assert not await s.claim(tx, "c", first)

@@ -1,4 +1,4 @@
-"""The scheduler's own instruments: runs started and finished, timers due."""
+"""The scheduler's own instruments: runs started and finished, timers due, batches redone."""
 
 from __future__ import annotations
 
@@ -18,6 +18,17 @@ TIMERS_DUE = Gauge(
     "sous_timers_due",
     "Durable timers past their due time not fired yet (read at scrape time).",
 )
+
+BATCHES_REDONE = Counter(
+    "sous_scheduler_batches_redone_total",
+    "Batches of step events written at once on the states known in memory that found a run"
+    " changed or an event seen before, and were handled again under locks.",
+)
+
+
+def at_once_conflict() -> None:
+    """Count a batch whose statement written at once was undone (see `Scheduler`)."""
+    BATCHES_REDONE.inc()
 
 
 def committed(messages: Iterable[Envelope]) -> None:

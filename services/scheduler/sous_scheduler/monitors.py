@@ -67,6 +67,15 @@ class Monitors:
             self._all = monitors_of(self._domains.items())
             self._generation = generation
 
+    def listen(self, event: DomainRunCompleted, generation: object) -> bool | None:
+        """Whether a monitor runs after `event` at the registry view's `generation`.
+
+        None when the monitors known here are of another generation.
+        """
+        if generation != self._generation:
+            return None
+        return bool(listening(self._all, event))
+
     async def _monitors(self, conn: AnyConnection) -> list[Monitor]:
         await self._load(conn)
         return self._all

@@ -12,7 +12,7 @@ connection for PostgreSQL): the use cases only hand it back to the store and the
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol, TypeAlias
@@ -44,6 +44,9 @@ Tx: TypeAlias = Any
 
 Loaded: TypeAlias = tuple[RunState, RecipeSpec]
 
+Cached: TypeAlias = tuple[Any, RunState, RecipeSpec]
+"""A run known without a read: the version of its row that holds it, its state and recipe."""
+
 
 class Host(Protocol):
     """Transactions and the outbox (the runtime in production)."""
@@ -65,6 +68,9 @@ class Host(Protocol):
     async def publish_now(self, message: Envelope, *, partition: int | None = None) -> None:
         """Publish at once, outside any transaction (marks)."""
 
+    def at_once(self) -> AbstractAsyncContextManager[Tx]:
+        """Writes and emits that all go in one statement at the end, or none (`Conflict`)."""
+
 
 class Store(Protocol):
     """The scheduler's tables, each call inside a host transaction (see the PostgreSQL adapter)."""
@@ -77,6 +83,21 @@ class Store(Protocol):
     async def claim_and_lock(
         self, conn: Tx, consumer: str, messages: list[tuple[uuid.UUID, uuid.UUID | None]]
     ) -> tuple[set[uuid.UUID], dict[uuid.UUID, Loaded]]: ...
+
+    # -- runs written at once (`Host.at_once`) -------------------------------------------------
+    def cached_runs(self, order_run_ids: list[uuid.UUID]) -> Mapping[uuid.UUID, Cached]:
+        """The runs among `order_run_ids` known here at a row version, read from nothing."""
+
+    async def claim_all(self, conn: Tx, consumer: str, message_ids: list[uuid.UUID]) -> None:
+        """Claim messages that must all be fresh; any seen before makes the block conflict."""
+
+    async def save_runs_as_of(
+        self,
+        conn: Tx,
+        states: list[tuple[Any, RunState]],
+        timers: dict[uuid.UUID, list[SetTimer | ClearTimer]],
+    ) -> None:
+        """Save runs still at the versions given and their timers, or conflict."""
 
     # -- registry view --------------------------------------------------------------------------
     async def upsert_entity(self, conn: Tx, change: RegistryEntityChanged) -> None: ...

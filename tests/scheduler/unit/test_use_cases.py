@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from sous_contracts.backfills import BackfillRange, BackfillUpdated, StartBackfill
 from sous_contracts.common import RunStatus, StepStatus
@@ -377,3 +379,69 @@ async def test_a_cancel_reason_over_the_limit_is_refused_and_the_run_goes_on() -
     await world.scheduler.cancel(longest)
     [done] = world.sent(OrderRunFinished, cmd.order_run_id)
     assert done.status is RunStatus.CANCELLED
+
+
+async def test_step_events_of_runs_known_here_go_at_once_and_a_run_changed_elsewhere_is_reread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch on runs this replica knows is written in one statement, without locks; when
+    another replica moved a run on since, that statement is undone and the batch is decided
+    again on what is stored."""
+    here = World()
+    elsewhere = World(tables=here.tables)  # a second replica on the same tables
+    steps = {"one": NOOP, "two": {**NOOP, "needs": ["one"]}, "three": {**NOOP, "needs": ["two"]}}
+    await here.apply(recipe("a", "three", steps))
+    locked: list[object] = []
+    claim_and_lock = here.scheduler.store.claim_and_lock
+
+    async def counted(*args: object) -> object:
+        locked.append(args)
+        return await claim_and_lock(*args)
+
+    monkeypatch.setattr(here.scheduler.store, "claim_and_lock", counted)
+    redone = REGISTRY.get_sample_value("sous_scheduler_batches_redone_total") or 0.0
+    cmd = start("a", "three")
+    await here.scheduler.start(cmd)
+    [one] = here.sent(ExecuteStep, cmd.order_run_id)
+    await finish(here, one)
+    [_, two] = here.sent(ExecuteStep, cmd.order_run_id)
+    assert two.step == "two"
+    assert locked == [], "a run known here moves on without a lock"
+    await elsewhere.scheduler.cancel(CancelOrderRun(order_run_id=cmd.order_run_id, reason="x"))
+    await finish(here, two)
+    assert len(locked) == 1, "the batch went again the locking way"
+    assert REGISTRY.get_sample_value("sous_scheduler_batches_redone_total") == redone + 1
+    assert [m.step for m in here.sent(ExecuteStep, cmd.order_run_id)] == ["one", "two"]
+    [ended] = here.sent(OrderRunFinished, cmd.order_run_id)
+    assert ended.status is RunStatus.CANCELLED
+
+
+async def test_a_completion_nobody_listens_to_needs_no_transaction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing to do is only noted as seen; a trigger added since is heard."""
+    world = World()
+    follow_a = recipe(
+        "b", "follow", {"x": NOOP}, triggers=[{"on": {"domain": "a"}, "variation": "prod"}]
+    )
+    await world.apply(follow_a)
+    await world.triggers.on_completed(_done("a", "d1"))  # heard: the registry view is known
+    transactions: list[None] = []
+    transaction = world.host.transaction
+
+    def counted() -> Any:
+        transactions.append(None)
+        return transaction()
+
+    monkeypatch.setattr(world.host, "transaction", counted)
+    nobody = _done("c", "d1")
+    await world.triggers.on_completed(nobody)
+    assert transactions == [], "no trigger or monitor listens to domain c"
+    assert ("sous-scheduler", nobody.message_id) in world.tables.inbox, "noted as seen"
+    follow_c = recipe(
+        "b", "after-c", {"x": NOOP}, triggers=[{"on": {"domain": "c"}, "variation": "prod"}]
+    )
+    await world.apply(follow_c)
+    await world.triggers.on_completed(_done("c", "d2"))
+    started = [*world.sent(OrderRunStarted), *world.sent(OrderRunQueued)]
+    assert sorted(m.recipe for m in started) == ["after-c", "follow"]

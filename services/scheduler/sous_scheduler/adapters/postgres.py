@@ -7,6 +7,7 @@ state and cron fires live in modules beside it and are re-exported here.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -46,8 +47,10 @@ __all__ = [
     "apply_all_timers",
     "apply_timers",
     "apply_timers_at_commit",
+    "cached_runs",
     "catalog",
     "claim",
+    "claim_all",
     "claim_and_lock",
     "claim_and_look",
     "claim_due_timer",
@@ -81,6 +84,7 @@ __all__ = [
     "save_marks",
     "save_run",
     "save_runs",
+    "save_runs_as_of",
     "upsert_entity",
 ]
 
@@ -236,6 +240,57 @@ async def save_runs(
     for r in rows:
         if (recipe := STATES.recipe(r["id"])) is not None:
             STATES.put(r["version"], by_id[r["id"]], recipe)
+
+
+def cached_runs(order_run_ids: list[uuid.UUID]) -> Mapping[uuid.UUID, Entry]:
+    """The runs among `order_run_ids` this process knows at a row version, without a read."""
+    return STATES.known(order_run_ids)
+
+
+async def claim_all(conn: AnyConnection, consumer: str, message_ids: list[uuid.UUID]) -> None:
+    """In an `at_once` block: claim messages that must all be fresh, or write nothing."""
+    await outbox.expecting(
+        conn,
+        "INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::uuid[])"
+        " ON CONFLICT DO NOTHING RETURNING message_id",
+        consumer,
+        message_ids,
+        rows=len(message_ids),
+    )
+
+
+async def save_runs_as_of(
+    conn: AnyConnection,
+    states: list[tuple[Any, RunState]],
+    timers: dict[uuid.UUID, list[SetTimer | ClearTimer]],
+) -> None:
+    """In an `at_once` block: `save_runs`, if each run is still at its row version.
+
+    `states` are (the version the new state was decided on, the new state). A run written
+    since (by another replica, or a rolled-back save) undoes the whole statement.
+    """
+    by_id = {s.order_run_id: s for _, s in states}
+
+    def saved(rows: list[dict[str, object]]) -> None:
+        for r in rows:
+            run_id = uuid.UUID(str(r["id"]))
+            if (recipe := STATES.recipe(run_id)) is not None:
+                STATES.put(int(str(r["version"])), by_id[run_id], recipe)
+
+    await outbox.expecting(
+        conn,
+        "UPDATE runs r SET phase = s.phase, state = s.state, updated_at = now()"
+        " FROM unnest($1::uuid[], $2::xid[], $3::text[], $4::jsonb[])"
+        " AS s(id, version, phase, state)"
+        " WHERE r.id = s.id AND r.xmin = s.version RETURNING r.id, r.xmin AS version",
+        [s.order_run_id for _, s in states],
+        [version for version, _ in states],
+        [s.phase.value for _, s in states],
+        [s.model_dump_json() for _, s in states],
+        rows=len(states),
+        then=saved,
+    )
+    await apply_timers_at_commit(conn, timers)
 
 
 async def lock(conn: AnyConnection, key: str) -> None:
