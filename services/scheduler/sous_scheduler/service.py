@@ -446,7 +446,8 @@ class Scheduler:
         Each run is locked once and its events are decided in their order; the new states,
         timers, outgoing messages and marks are written in one statement each.
         """
-        if not events or await self._run_events_at_once(events):
+        events = await self._run_events_at_once(events) if events else []
+        if not events:
             return
         async with self.batched() as conn:
             # The inbox claim and the lock of the fresh events' runs: one round trip.
@@ -490,53 +491,66 @@ class Scheduler:
             for run_id in finished:
                 await self._after_finish(conn, *runs[run_id])
 
-    async def _run_events_at_once(self, events: Sequence[Progress | StepEventsMark]) -> bool:
-        """The usual batch in one statement, on states known here; False: nothing was done.
+    async def _run_events_at_once(
+        self, events: Sequence[Progress | StepEventsMark]
+    ) -> list[Progress | StepEventsMark]:
+        """Handle the usual runs of a batch in one statement; return the events left over.
 
-        When every event is new, every run is known here at a row version, and each event
-        moves its run on without ending it, the batch is decided on those states and its
-        claims, states, timers and messages go in one statement with no transaction around
-        it (`Host.at_once`): one round trip where the locking path takes five. A run written
-        since, or an event seen before, undoes that statement; the batch then goes the
-        locking way, which decides it again on what is stored.
+        A run whose events are all new, that is known here at a row version, and that each
+        event moves on without ending it, is decided on that state. The claims, states,
+        timers and messages of all such runs go in one statement with no transaction around
+        it (`Host.at_once`): one round trip where the locking path takes five. Every other
+        event (read marks, runs not known here, ends, which admit others) is left for the
+        locking path. A run written since, or an event seen before, undoes the statement;
+        then the whole batch is left over and decided again on what is stored.
         """
-        progress = [e for e in events if not isinstance(e, StepEventsMark)]
-        if len(progress) < len(events) or len({e.message_id for e in progress}) < len(events):
-            return False
-        cached = self.store.cached_runs(list({e.order_run_id for e in progress}))
-        if len(cached) < len({e.order_run_id for e in progress}):
-            return False
-        runs = {run_id: (state, recipe) for run_id, (_, state, recipe) in cached.items()}
+        by_run: dict[uuid.UUID, list[Progress]] = {}
+        for e in events:
+            if not isinstance(e, StepEventsMark):
+                by_run.setdefault(e.order_run_id, []).append(e)
+        cached = self.store.cached_runs(list(by_run))
+        seen: set[uuid.UUID] = set()
+        decided: dict[uuid.UUID, tuple[Any, RunState]] = {}
         timers: dict[uuid.UUID, list[SetTimer | ClearTimer]] = {}
         messages: list[Envelope] = []
         lineage: list[Record] = []
-        for e in progress:
-            state, recipe = runs[e.order_run_id]
-            ctx = self.context(e)
-            d = decide(state, recipe, e, ctx)
-            if d.finished or (d.state == state and not d.messages and not d.timers):
-                return False  # a run's end admits others: that needs the locks
-            lineage += self.lineage.records(state, d.state, ctx.now)
-            runs[e.order_run_id] = (d.state, recipe)
-            timers.setdefault(e.order_run_id, []).extend(d.timers)
-            messages.extend(d.messages)
+        for run_id, run_events in by_run.items():
+            ids = {e.message_id for e in run_events}
+            if run_id not in cached or len(ids) < len(run_events) or ids & seen:
+                continue
+            version, state, recipe = cached[run_id]
+            out: list[Envelope] = []
+            records: list[Record] = []
+            ops: list[SetTimer | ClearTimer] = []
+            for e in run_events:
+                ctx = self.context(e)
+                d = decide(state, recipe, e, ctx)
+                if d.finished or (d.state == state and not d.messages and not d.timers):
+                    break  # an end admits others, a no-op may be a repeat: both need locks
+                records += self.lineage.records(state, d.state, ctx.now)
+                state = d.state
+                ops += d.timers
+                out += d.messages
+            else:
+                seen |= ids
+                decided[run_id] = (version, state)
+                timers[run_id] = ops
+                messages += out
+                lineage += records
+        if not decided:
+            return list(events)
         try:
             with emitted() as queued:
                 async with self.rt.at_once() as conn:
-                    await self.store.claim_all(
-                        conn, self.rt.group_id, [e.message_id for e in progress]
-                    )
-                    await self.store.save_runs_as_of(
-                        conn,
-                        [(cached[run_id][0], state) for run_id, (state, _) in runs.items()],
-                        timers,
-                    )
+                    claims = [e.message_id for r in decided for e in by_run[r]]
+                    await self.store.claim_all(conn, self.rt.group_id, claims)
+                    await self.store.save_runs_as_of(conn, list(decided.values()), timers)
                     await self.rt.emit(conn, messages, lineage)
         except Conflict:
             metrics.at_once_conflict()
-            return False
+            return list(events)
         metrics.committed(queued)
-        return True
+        return [e for e in events if isinstance(e, StepEventsMark) or e.order_run_id not in decided]
 
     async def on_run_ends(self, ends: Sequence[OrderRunFinished | OrderRunRejected]) -> None:
         """Tell parent runs that their nested children ended (or were refused).

@@ -445,3 +445,34 @@ async def test_a_completion_nobody_listens_to_needs_no_transaction(
     await world.triggers.on_completed(_done("c", "d2"))
     started = [*world.sent(OrderRunStarted), *world.sent(OrderRunQueued)]
     assert sorted(m.recipe for m in started) == ["after-c", "follow"]
+
+
+async def test_a_batch_moves_runs_on_at_once_and_leaves_their_ends_to_the_locking_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World()
+    steps = {"one": NOOP, "two": {**NOOP, "needs": ["one"]}, "three": {**NOOP, "needs": ["two"]}}
+    await world.apply(CHAIN, recipe("a", "three", steps))
+    ending, going = start("a", "chain"), start("a", "three")
+    for cmd in (ending, going):
+        await world.scheduler.start(cmd)
+    await finish(world, world.sent(ExecuteStep, ending.order_run_id)[-1])
+    locked: list[list[tuple[uuid.UUID, uuid.UUID | None]]] = []
+    claim_and_lock = world.scheduler.store.claim_and_lock
+
+    async def counted(tx: Any, consumer: str, messages: Any) -> Any:
+        locked.append(messages)
+        return await claim_and_lock(tx, consumer, messages)
+
+    monkeypatch.setattr(world.scheduler.store, "claim_and_lock", counted)
+    batch = [
+        *answers(world.sent(ExecuteStep, ending.order_run_id)[-1]),  # its last step
+        *answers(world.sent(ExecuteStep, going.order_run_id)[-1]),
+    ]
+    await world.scheduler.on_run_events(batch)
+    assert [{run for _, run in messages} for messages in locked] == [{ending.order_run_id}]
+    [done] = world.sent(OrderRunFinished, ending.order_run_id)
+    assert done.status is RunStatus.SUCCEEDED
+    assert [m.step for m in world.sent(ExecuteStep, going.order_run_id)] == ["one", "two"]
+    claimed = {m for _, m in world.tables.inbox}
+    assert {e.message_id for e in batch} <= claimed
