@@ -103,6 +103,19 @@ def run(kitchen: str = "prod", variation: str = "prod", **kw: Any) -> RunState:
     )
 
 
+async def _saved_elsewhere(store: Any, tx: Any, state: RunState) -> None:
+    """Save a run as another replica would: past this process's cache."""
+    if store is postgres:
+        await tx.execute(
+            "UPDATE runs SET phase = $2, state = $3::jsonb WHERE id = $1",
+            state.order_run_id,
+            state.phase.value,
+            state.model_dump_json(),
+        )
+    else:
+        tx.runs[state.order_run_id] = dataclasses.replace(tx.runs[state.order_run_id], state=state)
+
+
 async def test_the_inbox_takes_each_message_once_per_consumer(pair: Pair) -> None:
     s, m, other = pair.store, uuid.uuid4(), uuid.uuid4()
     async with pair.transaction() as tx:
@@ -374,15 +387,7 @@ async def test_a_run_loads_as_last_written_whoever_wrote_it(pair: Pair) -> None:
     # Another replica's save, from a process whose cache this one never sees.
     failed = running.model_copy(update={"phase": RunPhase.FAILED, "reason": "elsewhere"})
     async with pair.transaction() as tx:
-        if s is postgres:
-            await tx.execute(
-                "UPDATE runs SET phase = $2, state = $3::jsonb WHERE id = $1",
-                state.order_run_id,
-                failed.phase.value,
-                failed.model_dump_json(),
-            )
-        else:
-            await s.save_run(tx, failed)
+        await _saved_elsewhere(s, tx, failed)
     async with pair.transaction() as tx:
         assert await s.run_for_update(tx, state.order_run_id) == (failed, RECIPE)
         found = await s.runs_for_update(tx, [state.order_run_id])
@@ -421,15 +426,7 @@ async def test_runs_written_at_once_land_only_as_they_were_known(pair: Pair) -> 
     # Another replica moves `two` on, from a process whose cache this one never sees.
     failed = running[1].model_copy(update={"phase": RunPhase.FAILED, "reason": "elsewhere"})
     async with pair.transaction() as tx:
-        if s is postgres:
-            await tx.execute(
-                "UPDATE runs SET phase = $2, state = $3::jsonb WHERE id = $1",
-                two.order_run_id,
-                failed.phase.value,
-                failed.model_dump_json(),
-            )
-        else:
-            tx.runs[two.order_run_id] = dataclasses.replace(tx.runs[two.order_run_id], state=failed)
+        await _saved_elsewhere(s, tx, failed)
     succeeded = [st.model_copy(update={"phase": RunPhase.SUCCEEDED}) for st in running]
     with pytest.raises(outbox.Conflict):
         async with pair.at_once() as tx:
