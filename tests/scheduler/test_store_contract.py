@@ -446,3 +446,11 @@ async def test_runs_written_at_once_land_only_as_they_were_known(pair: Pair) -> 
         assert await s.claim_due_timer(tx, T0) == (one.order_run_id, "retry", "x", 1)
         assert await s.claim(tx, "c", second), "the undone statements claimed nothing"
         assert not await s.claim(tx, "c", first)
+    # The version the first statement wrote is the one known here: the next one lands.
+    [(version, known_state, _)] = s.cached_runs([one.order_run_id]).values()
+    assert known_state == running[0]
+    async with pair.at_once() as tx:
+        await s.claim_all(tx, "c", [uuid.uuid4()])
+        await s.save_runs_as_of(tx, [(version, succeeded[0])], {})
+    async with pair.transaction() as tx:
+        assert await s.run_for_update(tx, one.order_run_id) == (succeeded[0], RECIPE)
