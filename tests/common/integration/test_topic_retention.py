@@ -47,7 +47,9 @@ async def alter(settings, topic, values: dict[str, str]) -> None:
 
 async def test_created_topics_carry_the_catalog_retention(kafka_settings) -> None:
     for topic in CATALOG:
-        found = await configs(kafka_settings, topic)
+        # A topic created a moment ago reaches the broker that answers through its metadata
+        # log; until then it is described without its settings.
+        found = await settled(kafka_settings, topic, topic.config())
         assert {k: found[k] for k in topic.config()} == topic.config(), topic.name
     assert (await configs(kafka_settings, DOMAIN_EVENTS))["retention.ms"] == str(28 * 86_400_000)
     assert (await configs(kafka_settings, REGISTRY_CHANGELOG))["cleanup.policy"] == "compact"
