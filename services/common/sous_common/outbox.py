@@ -233,7 +233,8 @@ async def _insert(
     if not expected:
         await conn.execute(f"WITH {', '.join(parts)} {wake}", *args)
         return
-    columns.append(f"({wake}) IS NOT NULL AS woken" if records else "true AS woken")
+    if records:
+        columns.append(f"({wake}) IS NOT NULL AS woken")
     try:
         row = await conn.fetchrow(f"WITH {', '.join(parts)} SELECT {', '.join(columns)}", *args)
     except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError) as exc:

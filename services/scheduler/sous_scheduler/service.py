@@ -509,15 +509,13 @@ class Scheduler:
             if not isinstance(e, StepEventsMark):
                 by_run.setdefault(e.order_run_id, []).append(e)
         cached = self.store.cached_runs(list(by_run))
-        seen: set[uuid.UUID] = set()
         decided: dict[uuid.UUID, tuple[Any, RunState]] = {}
         timers: dict[uuid.UUID, list[SetTimer | ClearTimer]] = {}
         messages: list[Envelope] = []
         lineage: list[Record] = []
         for run_id, run_events in by_run.items():
-            ids = {e.message_id for e in run_events}
-            if run_id not in cached or len(ids) < len(run_events) or ids & seen:
-                continue
+            if run_id not in cached or len({e.message_id for e in run_events}) < len(run_events):
+                continue  # a repeat within the batch: the locking path counts it once
             version, state, recipe = cached[run_id]
             out: list[Envelope] = []
             records: list[Record] = []
@@ -532,7 +530,6 @@ class Scheduler:
                 ops += d.timers
                 out += d.messages
             else:
-                seen |= ids
                 decided[run_id] = (version, state)
                 timers[run_id] = ops
                 messages += out
