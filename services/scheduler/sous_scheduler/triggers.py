@@ -105,24 +105,31 @@ class Triggers:
         """Note `events` as seen and return True when no trigger or monitor listens to them.
 
         Most completions start nothing (the end of a run without downstream). Their batch
-        needs no transaction: one read of the registry view's generation, a look at what is
-        known here at it, and the inbox claim on its own (two round trips, not four).
+        needs no transaction: one read of the registry view's generation, to know that what
+        is known here is current, and the inbox claim on its own (two round trips, not
+        four). A batch that what is known here hears takes the transaction at once: it
+        reads the generation there.
         """
+        if self._heard(events, self._generation):
+            return False
         async with self.scheduler.rt.at_once() as conn:
-            generation = await self.store.registry_generation(conn)
-            if generation != self._generation:
+            if await self.store.registry_generation(conn) != self._generation:
                 return False
-            index = self._index_now
-            for event in events:
-                if not event.fire_triggers or self.monitors.listen(event, generation) is not False:
-                    return False  # a backfill's run is logged as such; monitors need a look
-                listening = index.listening(event.domain, event.kitchen)
-                if any(matching_patterns(listener, event) for listener in listening):
-                    return False
             await self.store.claim_many(
                 conn, self.scheduler.rt.group_id, [e.message_id for e in events]
             )
         return True
+
+    def _heard(self, events: Sequence[DomainRunCompleted], generation: object) -> bool:
+        """True when, at the registry view's `generation`, something may listen to `events`."""
+        index = self._index_now
+        for event in events:
+            if not event.fire_triggers or self.monitors.listen(event, generation) is not False:
+                return True  # a backfill's run is logged as such; monitors need a look
+            listening = index.listening(event.domain, event.kitchen)
+            if any(matching_patterns(listener, event) for listener in listening):
+                return True
+        return False
 
     async def _consider(
         self,

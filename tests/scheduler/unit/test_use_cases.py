@@ -447,6 +447,30 @@ async def test_a_completion_nobody_listens_to_needs_no_transaction(
     assert sorted(m.recipe for m in started) == ["after-c", "follow"]
 
 
+async def test_a_completion_heard_here_goes_to_its_transaction_without_a_look_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry view's generation is read once, in the transaction, not before it too."""
+    world = World()
+    follow_a = recipe(
+        "b", "follow", {"x": NOOP}, triggers=[{"on": {"domain": "a"}, "variation": "prod"}]
+    )
+    await world.apply(follow_a)
+    await world.triggers.on_completed(_done("a", "d1"))  # the registry view is known here
+    looks: list[None] = []
+    registry_generation = world.scheduler.store.registry_generation
+
+    async def counted(conn: Any) -> Any:
+        looks.append(None)
+        return await registry_generation(conn)
+
+    monkeypatch.setattr(world.scheduler.store, "registry_generation", counted)
+    await world.triggers.on_completed(_done("a", "d2"))
+    assert looks == []
+    started = [*world.sent(OrderRunStarted), *world.sent(OrderRunQueued)]
+    assert [m.recipe for m in started] == ["follow", "follow"]
+
+
 async def test_a_batch_moves_runs_on_at_once_and_leaves_their_ends_to_the_locking_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
