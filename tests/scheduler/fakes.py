@@ -358,6 +358,18 @@ class MemoryStore:
             and r.state.order_run_id != besides
         ]
 
+    async def lock_and_count(
+        self,
+        conn: Tables,
+        keys: list[str],
+        variations: list[tuple[str, str, str]],
+        besides: list[uuid.UUID | None],
+    ) -> list[tuple[int, int]]:
+        return [
+            await self.count_open_runs(conn, *which, run)
+            for which, run in zip(variations, besides, strict=True)
+        ]
+
     async def count_open_runs(
         self, conn: Tables, domain: str, recipe: str, variation: str, besides: uuid.UUID | None
     ) -> tuple[int, int]:

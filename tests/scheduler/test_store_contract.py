@@ -6,6 +6,7 @@ schema of the real server, with the scheduler's migrations.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import uuid
@@ -233,6 +234,63 @@ async def test_runs_are_saved_and_listed_oldest_first_per_variation_and_phase(pa
         ]
         found = await s.runs_for_update(tx, [two.order_run_id, uuid.uuid4(), one.order_run_id])
         assert set(found) == {one.order_run_id, two.order_run_id}
+
+
+async def test_admission_locks_are_taken_and_their_variations_counted_at_once(pair: Pair) -> None:
+    s = pair.store
+    running = run().model_copy(update={"phase": RunPhase.RUNNING})
+    queued, canary = run(), run(variation="canary")
+    async with pair.transaction() as tx:
+        for state in (running, queued, canary):
+            await s.insert_run(tx, state, RECIPE, None)
+    both = [("a", "r", "canary"), ("a", "r", "prod")]
+    async with pair.transaction() as tx:
+        assert await s.lock_and_count(tx, ["canary", "prod"], both, [None, None]) == [
+            (0, 1),
+            (1, 1),
+        ]
+        assert await s.lock_and_count(tx, ["prod"], both[1:], [queued.order_run_id]) == [(1, 0)]
+        assert await s.lock_and_count(tx, [], [], []) == []
+
+
+@pytest.mark.postgres
+async def test_an_admission_counts_what_the_one_before_it_wrote_under_the_lock(
+    db_settings: Any, schema: str
+) -> None:
+    """The count is made once the lock is held, on what the lock's last holder committed."""
+    conn = await asyncpg.connect(db_settings.url)
+    try:
+        await migrate(
+            conn, schema, common_migrations() + load("scheduler", "sous_scheduler.migrations")
+        )
+    finally:
+        await conn.close()
+    pool = await create_pool(db_settings, schema=schema)
+    prod = [("a", "r", "prod")]
+    try:
+
+        async def second() -> list[tuple[int, int]]:
+            async with pool.acquire() as c, c.transaction():
+                return await postgres.lock_and_count(c, ["prod"], prod, [None])
+
+        async with pool.acquire() as first, first.transaction():
+            assert await postgres.lock_and_count(first, ["prod"], prod, [None]) == [(0, 0)]
+            waiting = asyncio.create_task(second())
+            while not await pool.fetchval(  # the second admission waits for the lock
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ):
+                assert not waiting.done(), await waiting
+                await asyncio.sleep(0.01)
+            admitted = run().model_copy(update={"phase": RunPhase.RUNNING})
+            await postgres.insert_run(first, admitted, RECIPE, None)
+        assert await asyncio.wait_for(waiting, 10) == [(1, 0)]
+    finally:
+        await pool.close()
+        conn = await asyncpg.connect(db_settings.url)
+        try:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()
 
 
 async def test_the_registry_view_moves_a_generation_on_with_every_change(pair: Pair) -> None:

@@ -209,17 +209,24 @@ class Scheduler:
         """Start runs in the caller's transaction, in their order.
 
         The registry is read once per recipe named; the variations' admission locks are taken
-        together in name order (two batches never deadlock), and each variation's runs are
-        counted once, then admitted one after the other on those counts.
+        together in name order (two batches never deadlock) and each variation's runs counted
+        under them, in one round trip; the runs are admitted one after the other on those
+        counts.
         """
         catalogs: dict[tuple[str, str, str | None, str | None], Catalog] = {}
         planned: list[tuple[StartOrderRun, RunState, RecipeSpec]] = []
         for cmd in commands:
             if (found := await self._plan(conn, cmd, cause, catalogs)) is not None:
                 planned.append((cmd, *found))
-        for key in sorted({lock_key(s.domain, s.recipe, s.variation) for _, s, _ in planned}):
-            await self.store.lock(conn, key)
-        counts: dict[tuple[str, str, str], tuple[int, int]] = {}
+        firsts: dict[str, RunState] = {}  # by admission lock, its variation's first run
+        for _, state, _ in planned:
+            firsts.setdefault(lock_key(state.domain, state.recipe, state.variation), state)
+        keys = sorted(firsts)
+        which = [(firsts[k].domain, firsts[k].recipe, firsts[k].variation) for k in keys]
+        counted = await self.store.lock_and_count(
+            conn, keys, which, [firsts[k].order_run_id for k in keys]
+        )
+        counts = dict(zip(which, counted, strict=True))
         for cmd, state, recipe in planned:
             await self._begin_new(conn, cmd, state, recipe, counts)
 
@@ -675,16 +682,28 @@ class Scheduler:
         runs ending together on two partitions give their slots to two queued runs, never
         both to the same one.
         """
-        await self.store.lock(conn, lock_key(state.domain, state.recipe, state.variation))
-        return await self._admission(conn, state, recipe, new_run)
+        which = (state.domain, state.recipe, state.variation)
+        key = lock_key(*which)
+        [counted] = await self.store.lock_and_count(conn, [key], [which], [new_run])
+        return await self._admission(conn, state, recipe, new_run, counted)
 
     async def _admission(
-        self, conn: Tx, state: RunState, recipe: RecipeSpec, new_run: uuid.UUID | None
+        self,
+        conn: Tx,
+        state: RunState,
+        recipe: RecipeSpec,
+        new_run: uuid.UUID | None,
+        counted: tuple[int, int] | None = None,
     ) -> Admission:
-        """Decide admission of the run's variation; the caller holds its lock."""
+        """Decide admission of the run's variation; the caller holds its lock.
+
+        `counted` are its running and queued runs when the caller counted them under it.
+        """
         which = (state.domain, state.recipe, state.variation)
         concurrency = concurrency_of(recipe, state.variation)
-        running, queued = await self.store.count_open_runs(conn, *which, new_run)
+        if counted is None:
+            counted = await self.store.count_open_runs(conn, *which, new_run)
+        running, queued = counted
         want_running, want_queued = heads(concurrency, running, queued, new_run)
         occupancy = Occupancy(
             running,

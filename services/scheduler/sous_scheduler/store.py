@@ -142,6 +142,15 @@ class Store(Protocol):
         """Store runs' new states and set or clear their timers (one round trip)."""
 
     async def lock(self, conn: Tx, key: str) -> None: ...
+    async def lock_and_count(
+        self,
+        conn: Tx,
+        keys: list[str],
+        variations: list[tuple[str, str, str]],
+        besides: list[uuid.UUID | None],
+    ) -> list[tuple[int, int]]:
+        """Take admission locks in their order, then count each variation's open runs."""
+
     async def count_open_runs(
         self, conn: Tx, domain: str, recipe: str, variation: str, besides: uuid.UUID | None
     ) -> tuple[int, int]: ...

@@ -69,6 +69,7 @@ __all__ = [
     "kitchens",
     "last_fire",
     "lock",
+    "lock_and_count",
     "oldest_open_runs",
     "recipe_from",
     "recipe_versions",
@@ -296,6 +297,33 @@ async def save_runs_as_of(
 async def lock(conn: AnyConnection, key: str) -> None:
     """Take a transaction-scoped lock on a name (one admission per variation at a time)."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
+
+
+async def lock_and_count(
+    conn: AnyConnection,
+    keys: list[str],
+    variations: list[tuple[str, str, str]],
+    besides: list[uuid.UUID | None],
+) -> list[tuple[int, int]]:
+    """Take the admission locks `keys` in their order, then count each variation's runs.
+
+    One round trip: the i-th row holds the running and queued runs of `variations[i]`
+    (`besides[i]`, the run being admitted, not counted). The counts see every admission
+    made under one of the locks before it was taken here (`locked_open_runs` counts on a
+    snapshot taken after the locks are held).
+    """
+    if not keys:
+        return []
+    rows = await conn.fetch(
+        "SELECT running, queued FROM locked_open_runs($1::text[], $2::text[], $3::text[],"
+        " $4::text[], $5::uuid[])",
+        keys,
+        [d for d, _, _ in variations],
+        [r for _, r, _ in variations],
+        [v for _, _, v in variations],
+        besides,
+    )
+    return [(row["running"], row["queued"]) for row in rows]
 
 
 async def count_open_runs(
