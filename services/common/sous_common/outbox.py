@@ -376,6 +376,8 @@ class OutboxRelay:
         self._on_published = on_published
         self._on_relayed = on_relayed
         self._dead_letters = DEAD_LETTERS.full_name(prefix)
+        self._acked: list[int] = []
+        """Ids of rows the broker acknowledged, read on the lock holder, not deleted yet."""
 
     async def drain_once(self, holder: AnyConnection | None = None) -> int:
         """Publish up to one batch; return how many rows were published or moved aside.
@@ -383,19 +385,36 @@ class OutboxRelay:
         `holder` is the connection that holds this schema's relay lock (`run()` passes its
         own): no other relay reads the rows then, so they are read and deleted in statements
         of their own, without a transaction around the publish (two round trips fewer per
-        batch). Without it, the rows are locked in a transaction of a pooled connection.
+        batch). The rows the broker acknowledged are deleted by the next read, in its
+        statement, or by `forget_acked`. Without `holder`, the rows are locked in a
+        transaction of a pooled connection and deleted in it.
         """
         if holder is not None:
             return await self._relay(holder, "")
         async with transaction(self._pool) as conn:
             return await self._relay(conn, " FOR UPDATE SKIP LOCKED")
 
+    async def forget_acked(self, holder: AnyConnection) -> None:
+        """Delete the rows the broker acknowledged that no read has deleted yet."""
+        if self._acked:
+            await holder.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", self._acked)
+            self._acked = []
+
     async def _relay(self, conn: AnyConnection, locking: str) -> int:
-        rows = await conn.fetch(
-            "SELECT id, message_id, topic, key, payload, headers, created_at, trace_context"
-            f" FROM outbox ORDER BY id LIMIT $1{locking}",
-            self._batch_size,
-        )
+        columns = "id, message_id, topic, key, payload, headers, created_at, trace_context"
+        if self._acked and not locking:  # the last batch's delete and this read: one trip
+            rows = await conn.fetch(
+                "WITH acked AS (DELETE FROM outbox WHERE id = ANY($2::bigint[]))"
+                f" SELECT {columns} FROM outbox WHERE id <> ALL($2::bigint[])"
+                " ORDER BY id LIMIT $1",
+                self._batch_size,
+                self._acked,
+            )
+            self._acked = []
+        else:
+            rows = await conn.fetch(
+                f"SELECT {columns} FROM outbox ORDER BY id LIMIT $1{locking}", self._batch_size
+            )
         if not rows:
             return 0
         sent: list[tuple[asyncpg.Record, Awaitable[object]]] = []
@@ -426,8 +445,10 @@ class OutboxRelay:
             async with conn.transaction():
                 await self._move_aside(conn, refused)
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
-        else:
+        elif locking:
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+        else:
+            self._acked = ids  # deleted with the next read, or when the relay goes idle
         metrics.relayed(self._schema, (r["created_at"] for r in rows))
         if refused:
             metrics.dead_lettered(f"outbox:{self._schema}", "undeliverable", len(refused))
@@ -558,6 +579,8 @@ class OutboxRelay:
                 # so no empty read closes each round (three statements, under load often).
                 while await self.drain_once(conn) == self._batch_size:
                     pass
+                if self._stopping or not self._wake.is_set():
+                    await self.forget_acked(conn)  # else the next read deletes them
                 if self._stopping:  # after one last drain: what shutdown queued goes out
                     return
                 with contextlib.suppress(TimeoutError):

@@ -9,6 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 from structlog.testing import capture_logs
@@ -266,3 +267,51 @@ async def test_a_row_committed_while_the_relay_publishes_is_not_left_behind(
             relay.stop()
             await asyncio.wait_for(task, 10)
     assert {first.message_id, late.message_id} <= seen
+
+
+async def test_the_lock_holder_deletes_what_was_sent_with_its_next_read(
+    kafka_settings, pool, db_settings, schema
+):
+    """Rows sent in a round go with the next batch's read, and the rest when the relay idles."""
+    base = sample_messages()[0]
+    messages = [base.model_copy(update={"message_id": uuid.uuid4()}) for _ in range(25)]
+    async with pool.acquire() as conn, conn.transaction():  # before the relay listens: 1 round
+        await add(conn, messages, schema=schema, prefix=kafka_settings.topic_prefix)
+    statements: list[str] = []
+
+    async def init(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(lambda query: statements.append(query.query))
+
+    logged = await asyncpg.create_pool(
+        db_settings.url,
+        min_size=1,
+        max_size=2,
+        init=init,
+        server_settings={"search_path": f"{schema},public"},
+    )
+    broker = make_broker(kafka_settings, client_id="relay")
+    try:
+        async with broker:
+            await broker.start()
+            relay = OutboxRelay(
+                logged, broker_publisher(broker), schema=schema, batch_size=10, poll_interval_s=60
+            )
+            task = asyncio.create_task(relay.run())
+            try:
+                topic = ORDER_RUN_COMMANDS.full_name(kafka_settings.topic_prefix)
+                got = await _collect_until(kafka_settings, topic, lambda out: len(out) >= 25)
+                async with asyncio.timeout(10):  # idle now: it deletes the last batch's rows
+                    while await pool.fetchval("SELECT count(*) FROM outbox"):
+                        await asyncio.sleep(0.02)
+                sent_before_stop = list(statements)  # stop() starts one more round
+            finally:
+                relay.stop()
+                await asyncio.wait_for(task, 10)
+    finally:
+        await logged.close()
+    assert [m.message_id for m in got] == [m.message_id for m in messages]
+    reads = [s for s in sent_before_stop if "SELECT id, message_id, topic" in s]
+    deletes = [s for s in sent_before_stop if s.startswith("DELETE FROM outbox")]
+    assert len(reads) == 3  # batches of 10, 10 and 5
+    assert [("WITH acked AS (DELETE" in s) for s in reads] == [False, True, True]
+    assert len(deletes) == 1  # the last batch's, going idle
