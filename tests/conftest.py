@@ -17,6 +17,7 @@ from sous_common.db import create_pool
 from sous_common.migrate import common_migrations, migrate
 from sous_common.settings import DatabaseSettings, KafkaSettings
 from sous_common.topic_admin import delete_topics, ensure_topics
+from tests.hang_watch import watch
 from tests.signing import ENVIRONMENT as SIGNING_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +29,17 @@ os.environ.update(SIGNING_ENVIRONMENT)
 # many share this process and this machine, where 9400 is every service's default.
 os.environ.setdefault("SOUS_OPS_PORT", "0")
 os.environ.setdefault("SOUS_OPS_HOST", "127.0.0.1")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A test that hangs ends the run with every thread's and task's stack (tests/hang_watch)."""
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    timer = watch(item.nodeid, lambda: capture and capture.suspend_global_capture(in_=False))
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 @dataclass(frozen=True)

@@ -293,6 +293,43 @@ async def test_an_admission_counts_what_the_one_before_it_wrote_under_the_lock(
             await conn.close()
 
 
+@pytest.mark.postgres
+async def test_a_scheduler_on_another_schema_never_waits_for_these_locks(
+    db_settings: Any, schema: str
+) -> None:
+    """Advisory locks are the whole database's; a lock name is one schema's own."""
+    schemas = [schema, f"{schema}_other"]
+    pools = []
+    try:
+        for name in schemas:
+            conn = await asyncpg.connect(db_settings.url)
+            try:
+                await migrate(
+                    conn, name, common_migrations() + load("scheduler", "sous_scheduler.migrations")
+                )
+            finally:
+                await conn.close()
+            pools.append(await create_pool(db_settings, schema=name))
+        here, other = pools
+        prod = [("a", "r", "prod")]
+        async with here.acquire() as holder, holder.transaction():
+            await postgres.lock_and_count(holder, ["a/r/prod"], prod, [None])
+            await postgres.lock(holder, "join:t:prod:k")
+            async with other.acquire() as c, c.transaction():
+                async with asyncio.timeout(5):  # a wait here is a lock shared across schemas
+                    assert await postgres.lock_and_count(c, ["a/r/prod"], prod, [None]) == [(0, 0)]
+                    await postgres.lock(c, "join:t:prod:k")
+    finally:
+        for made in pools:
+            await made.close()
+        conn = await asyncpg.connect(db_settings.url)
+        try:
+            for name in schemas:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        finally:
+            await conn.close()
+
+
 async def test_the_registry_view_moves_a_generation_on_with_every_change(pair: Pair) -> None:
     s = pair.store
     change = RegistryEntityChanged(

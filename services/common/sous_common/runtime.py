@@ -72,6 +72,9 @@ class Runtime:
     """The ops endpoint (`/healthz`, `/readyz`, `/metrics`); read from `SOUS_OPS_*` when None."""
     publish_via: dict[str, outbox.Publisher] = field(default_factory=dict)
     """Full topic name → how the outbox relay publishes its rows, when not to Kafka."""
+    pool_close_s: float = 10.0
+    """How long stopping waits for the database connections to be given back before it
+    closes them anyway."""
     broker: KafkaBroker = field(init=False)
     guard: ConsumerGuard = field(init=False)
     _pool: asyncpg.Pool | None = field(default=None, init=False)
@@ -446,7 +449,15 @@ class Runtime:
     async def _close(self) -> None:
         try:
             if self._pool is not None:
-                await asyncio.wait_for(self._pool.close(), 10)
+                try:
+                    await asyncio.wait_for(self._pool.close(), self.pool_close_s)
+                except TimeoutError:
+                    # A connection still held (a task that never let go) would keep its
+                    # session, and any lock or transaction in it, after the service stopped.
+                    log.warning(
+                        "connections still held at stop; closing them", after_s=self.pool_close_s
+                    )
+                    self._pool.terminate()
                 self._pool = None
         finally:
             await self._stop_ops()

@@ -94,3 +94,23 @@ async def test_a_service_waits_for_the_broker_to_come_up(
         conn = await asyncpg.connect(db_settings.url)
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+async def test_stopping_closes_connections_a_task_never_gave_back(
+    db_settings, kafka_settings, schema
+) -> None:
+    """A connection still held at stop is closed anyway: its locks do not outlive the service."""
+    rt = Runtime("holder", kafka_settings, DatabaseSettings(url=db_settings.url), schema=schema)
+    rt.pool_close_s = 0.5
+    await rt._open()
+    held = await rt.pool.acquire()  # never released, as by a task that hung
+    await held.execute("BEGIN; LOCK TABLE inbox")
+    try:
+        await asyncio.wait_for(rt._close(), 10)
+    finally:
+        conn = await asyncpg.connect(db_settings.url)
+        try:
+            await conn.execute("SET lock_timeout = '5s'")
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # the lock is gone
+        finally:
+            await conn.close()

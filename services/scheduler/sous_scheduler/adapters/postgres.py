@@ -295,8 +295,11 @@ async def save_runs_as_of(
 
 
 async def lock(conn: AnyConnection, key: str) -> None:
-    """Take a transaction-scoped lock on a name (one admission per variation at a time)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
+    """Take a transaction-scoped lock on a name within this schema.
+
+    Advisory locks are the whole database's: another schema's scheduler has names of its own.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/' || $1))", key)
 
 
 async def lock_and_count(
