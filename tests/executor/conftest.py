@@ -22,6 +22,7 @@ from sous_contracts.topics import STEP_COMMANDS, STEP_EVENTS
 from sous_executor.app import build
 from sous_executor.service import Executor
 from sous_executor.settings import ExecutorSettings
+from tests.tasks import cancel
 
 
 def execute(kind: str, spec: dict[str, Any] | None = None, **fields: Any) -> ExecuteStep:
@@ -117,9 +118,7 @@ async def harness(kafka_settings: KafkaSettings) -> AsyncIterator[Harness]:
     try:
         yield h
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel(task)
         await consumer.stop()
         await producer.stop()
 

@@ -21,6 +21,7 @@ from sous_contracts.steps import ExecuteStep, StepFinished, StepStarted
 from sous_contracts.tests import RunTests, TestSuiteFinished
 from sous_contracts.topics import STEP_COMMANDS, TEST_COMMANDS, topic_for
 from tests.signing import signed_headers
+from tests.tasks import cancel
 
 Answer = Callable[[ExecuteStep], StepStatus]
 
@@ -96,9 +97,7 @@ async def standins(
     try:
         yield seen
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel(task)
         await consumer.stop()
 
 

@@ -47,6 +47,28 @@ class Pair:
     at_once: Callable[[], AbstractAsyncContextManager[Any]]
 
 
+@contextlib.asynccontextmanager
+async def scheduler_pool(db_settings: Any, schema: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh schema with the scheduler's migrations; the schema goes after."""
+    conn = await asyncpg.connect(db_settings.url)
+    try:
+        await migrate(
+            conn, schema, common_migrations() + load("scheduler", "sous_scheduler.migrations")
+        )
+    finally:
+        await conn.close()
+    pool = await create_pool(db_settings, schema=schema)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+        conn = await asyncpg.connect(db_settings.url)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def pair(request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
     if request.param == "memory":
@@ -58,39 +80,25 @@ async def pair(request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
         yield Pair(MemoryStore(), host.transaction, host.emit, in_memory_outbox, host.at_once)
         return
     db_settings, schema = request.getfixturevalue("db_settings"), request.getfixturevalue("schema")
-    conn = await asyncpg.connect(db_settings.url)
-    try:
-        await migrate(
-            conn, schema, common_migrations() + load("scheduler", "sous_scheduler.migrations")
-        )
-    finally:
-        await conn.close()
-    pool = await create_pool(db_settings, schema=schema)
+    async with scheduler_pool(db_settings, schema) as pool:
 
-    @contextlib.asynccontextmanager
-    async def in_postgres() -> AsyncIterator[Any]:
-        async with pool.acquire() as c, c.transaction():
-            yield c
+        @contextlib.asynccontextmanager
+        async def in_postgres() -> AsyncIterator[Any]:
+            async with pool.acquire() as c, c.transaction():
+                yield c
 
-    async def emit(tx: Any, messages: list[Envelope]) -> int:
-        return await outbox.add(tx, messages, schema=schema)
+        async def emit(tx: Any, messages: list[Envelope]) -> int:
+            return await outbox.add(tx, messages, schema=schema)
 
-    async def postgres_outbox() -> list[uuid.UUID]:
-        return [
-            r["message_id"] for r in await pool.fetch("SELECT message_id FROM outbox ORDER BY id")
-        ]
+        async def postgres_outbox() -> list[uuid.UUID]:
+            return [
+                r["message_id"]
+                for r in await pool.fetch("SELECT message_id FROM outbox ORDER BY id")
+            ]
 
-    try:
         yield Pair(
             postgres, in_postgres, emit, postgres_outbox, lambda: outbox.at_once(pool, schema)
         )
-    finally:
-        await pool.close()
-        conn = await asyncpg.connect(db_settings.url)
-        try:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await conn.close()
 
 
 def run(kitchen: str = "prod", variation: str = "prod", **kw: Any) -> RunState:
@@ -258,16 +266,8 @@ async def test_an_admission_counts_what_the_one_before_it_wrote_under_the_lock(
     db_settings: Any, schema: str
 ) -> None:
     """The count is made once the lock is held, on what the lock's last holder committed."""
-    conn = await asyncpg.connect(db_settings.url)
-    try:
-        await migrate(
-            conn, schema, common_migrations() + load("scheduler", "sous_scheduler.migrations")
-        )
-    finally:
-        await conn.close()
-    pool = await create_pool(db_settings, schema=schema)
     prod = [("a", "r", "prod")]
-    try:
+    async with scheduler_pool(db_settings, schema) as pool:
 
         async def second() -> list[tuple[int, int]]:
             async with pool.acquire() as c, c.transaction():
@@ -284,13 +284,6 @@ async def test_an_admission_counts_what_the_one_before_it_wrote_under_the_lock(
             admitted = run().model_copy(update={"phase": RunPhase.RUNNING})
             await postgres.insert_run(first, admitted, RECIPE, None)
         assert await asyncio.wait_for(waiting, 10) == [(1, 0)]
-    finally:
-        await pool.close()
-        conn = await asyncpg.connect(db_settings.url)
-        try:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await conn.close()
 
 
 @pytest.mark.postgres
@@ -298,36 +291,19 @@ async def test_a_scheduler_on_another_schema_never_waits_for_these_locks(
     db_settings: Any, schema: str
 ) -> None:
     """Advisory locks are the whole database's; a lock name is one schema's own."""
-    schemas = [schema, f"{schema}_other"]
-    pools = []
-    try:
-        for name in schemas:
-            conn = await asyncpg.connect(db_settings.url)
-            try:
-                await migrate(
-                    conn, name, common_migrations() + load("scheduler", "sous_scheduler.migrations")
-                )
-            finally:
-                await conn.close()
-            pools.append(await create_pool(db_settings, schema=name))
-        here, other = pools
-        prod = [("a", "r", "prod")]
-        async with here.acquire() as holder, holder.transaction():
-            await postgres.lock_and_count(holder, ["a/r/prod"], prod, [None])
-            await postgres.lock(holder, "join:t:prod:k")
-            async with other.acquire() as c, c.transaction():
-                async with asyncio.timeout(5):  # a wait here is a lock shared across schemas
-                    assert await postgres.lock_and_count(c, ["a/r/prod"], prod, [None]) == [(0, 0)]
-                    await postgres.lock(c, "join:t:prod:k")
-    finally:
-        for made in pools:
-            await made.close()
-        conn = await asyncpg.connect(db_settings.url)
-        try:
-            for name in schemas:
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        finally:
-            await conn.close()
+    prod = [("a", "r", "prod")]
+    async with (
+        scheduler_pool(db_settings, schema) as here,
+        scheduler_pool(db_settings, f"{schema}_other") as other,
+        here.acquire() as holder,
+        holder.transaction(),
+    ):
+        await postgres.lock_and_count(holder, ["a/r/prod"], prod, [None])
+        await postgres.lock(holder, "join:t:prod:k")
+        async with other.acquire() as c, c.transaction(), asyncio.timeout(5):
+            # a wait here is a lock shared across schemas
+            assert await postgres.lock_and_count(c, ["a/r/prod"], prod, [None]) == [(0, 0)]
+            await postgres.lock(c, "join:t:prod:k")
 
 
 async def test_the_registry_view_moves_a_generation_on_with_every_change(pair: Pair) -> None:

@@ -53,9 +53,14 @@ async def read_topics(settings, topics: list, until, timeout: float = 30) -> lis
     )
     await consumer.start()
     seen: list = []
+    # The deadline is also checked by hand: a cancel that lands in aiokafka's wait may be
+    # swallowed there, and the timeout's one cancel with it.
+    deadline = asyncio.get_running_loop().time() + timeout
     try:
         async with asyncio.timeout(timeout):
             while not until(seen):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"not seen within {timeout} s; seen {len(seen)} messages")
                 for records in (await consumer.getmany(timeout_ms=200)).values():
                     seen.extend(decode_message(r.value) for r in records)
     finally:
