@@ -3,6 +3,7 @@ testcontainers when a Docker engine answers, or deploy/local."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -14,7 +15,7 @@ import asyncpg
 import pytest
 
 from sous_common.db import create_pool
-from sous_common.migrate import common_migrations, migrate
+from sous_common.migrate import Migration, common_migrations, migrate
 from sous_common.settings import DatabaseSettings, KafkaSettings
 from sous_common.topic_admin import delete_topics, ensure_topics
 from tests.hang_watch import watch
@@ -115,22 +116,33 @@ def schema() -> str:
     return f"t_{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture
-async def pool(db_settings: DatabaseSettings, schema: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on a fresh schema with the shared tables (inbox, outbox) migrated."""
+@contextlib.asynccontextmanager
+async def migrated_pool(
+    db_settings: DatabaseSettings, schema: str, migrations: list[Migration]
+) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh schema with `migrations` applied; the schema is dropped after."""
     conn = await asyncpg.connect(db_settings.url)
     try:
-        await migrate(conn, schema, common_migrations())
+        await migrate(conn, schema, migrations)
     finally:
         await conn.close()
     pool = await create_pool(db_settings, schema=schema)
-    yield pool
-    await pool.close()
-    conn = await asyncpg.connect(db_settings.url)
     try:
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        yield pool
     finally:
-        await conn.close()
+        await pool.close()
+        conn = await asyncpg.connect(db_settings.url)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def pool(db_settings: DatabaseSettings, schema: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh schema with the shared tables (inbox, outbox) migrated."""
+    async with migrated_pool(db_settings, schema, common_migrations()) as made:
+        yield made
 
 
 # A private Kafka and PostgreSQL for the tests that stop them (tests/private_infra.py); imported

@@ -20,8 +20,7 @@ import asyncpg
 import pytest
 
 from sous_common import outbox
-from sous_common.db import create_pool
-from sous_common.migrate import common_migrations, load, migrate
+from sous_common.migrate import common_migrations, load
 from sous_contracts.envelope import Envelope
 from sous_contracts.registry import EntityKind, RegistryEntityChanged
 from sous_contracts.runs import CancelOrderRun
@@ -30,6 +29,7 @@ from sous_scheduler.adapters import postgres
 from sous_scheduler.domain.events import ClearTimer, SetTimer
 from sous_scheduler.domain.state import RunPhase, RunState
 from sous_scheduler.domain.triggers import Arrival, JoinWindow
+from tests.conftest import migrated_pool
 from tests.scheduler.fakes import MemoryHost, MemoryStore, Tables
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -47,26 +47,11 @@ class Pair:
     at_once: Callable[[], AbstractAsyncContextManager[Any]]
 
 
-@contextlib.asynccontextmanager
-async def scheduler_pool(db_settings: Any, schema: str) -> AsyncIterator[asyncpg.Pool]:
+def scheduler_pool(db_settings: Any, schema: str) -> AbstractAsyncContextManager[asyncpg.Pool]:
     """A pool on a fresh schema with the scheduler's migrations; the schema goes after."""
-    conn = await asyncpg.connect(db_settings.url)
-    try:
-        await migrate(
-            conn, schema, common_migrations() + load("scheduler", "sous_scheduler.migrations")
-        )
-    finally:
-        await conn.close()
-    pool = await create_pool(db_settings, schema=schema)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-        conn = await asyncpg.connect(db_settings.url)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+    return migrated_pool(
+        db_settings, schema, common_migrations() + load("scheduler", "sous_scheduler.migrations")
+    )
 
 
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
