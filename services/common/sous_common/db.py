@@ -94,3 +94,14 @@ async def transaction(
     """
     async with statements(pool) as conn, conn.transaction(readonly=readonly):
         yield conn
+
+
+async def lock(conn: AnyConnection, name: str) -> None:
+    """Take a transaction-scoped lock on `name` within this connection's schema.
+
+    Advisory locks are the whole database's; hashing the schema in keeps two meshes (or a
+    test beside another) on one database from waiting on each other's names.
+    """
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/' || $1))", name
+    )

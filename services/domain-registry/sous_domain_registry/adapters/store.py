@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from sous_common import db
 from sous_common.db import AnyConnection
 from sous_common.trust import Principal
 from sous_contracts.registry import EntityKind, RegistryEntityChanged
@@ -28,7 +29,7 @@ def _entity(row: asyncpg.Record) -> Entity:
 
 async def lock_catalog(conn: AnyConnection) -> None:
     """Serialise changes to the catalog until the transaction ends."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sous-registry-catalog'))")
+    await db.lock(conn, "sous-registry-catalog")
 
 
 async def current(conn: AnyConnection, kind: EntityKind | None = None) -> dict[str, Entity]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sous_common import metrics, outbox
+from sous_common import db, metrics, outbox
 from sous_common.db import AnyConnection
 from sous_common.inbox import claim, claim_many
 from sous_contracts.specs import RecipeSpec
@@ -299,7 +299,7 @@ async def lock(conn: AnyConnection, key: str) -> None:
 
     Advisory locks are the whole database's: another schema's scheduler has names of its own.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/' || $1))", key)
+    await db.lock(conn, key)
 
 
 async def lock_and_count(
