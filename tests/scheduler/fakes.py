@@ -549,6 +549,17 @@ class MemoryMonitorRows:
         ]
         return sorted((r["name"], DomainSpec.model_validate(json.loads(r["spec"]))) for r in rows)
 
+    async def recipe(self, conn: Tables, domain: str, name: str, kitchen: str) -> RecipeSpec | None:
+        found = [
+            r
+            for r in conn.registry.values()
+            if (r["kind"], r["domain"], r["name"]) == ("recipe", domain, name)
+            and not r["deleted"]
+            and r["kitchen"] in (kitchen, None)
+        ]
+        found.sort(key=lambda r: r["kitchen"] is None)  # the kitchen's own first
+        return RecipeSpec.model_validate(json.loads(found[0]["spec"])) if found else None
+
     async def record(self, conn: Tables, monitor_id: str, suite: TestSuiteFinished) -> bool:
         key = (monitor_id, suite.kitchen or "")
         if (kept := conn.monitor_health.get(key)) is not None and kept[0] > suite.occurred_at:

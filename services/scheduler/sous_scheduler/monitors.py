@@ -8,7 +8,6 @@ passing one releases the `require: monitors_pass` firings it held, in the same t
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import TYPE_CHECKING
 
@@ -16,7 +15,7 @@ from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
 from sous_contracts.envelope import new_message_id
 from sous_contracts.runs import DomainRunCompleted
-from sous_contracts.specs import DomainSpec, RecipeSpec
+from sous_contracts.specs import DomainSpec
 from sous_contracts.tests import TestSuiteFinished
 from sous_scheduler.adapters import monitors as rows
 from sous_scheduler.domain.monitors import (
@@ -163,15 +162,7 @@ class Monitors:
         self, conn: AnyConnection, event: DomainRunCompleted
     ) -> tuple[str | None, list[str]]:
         """Why a `monitors_pass` trigger may not fire on this event, and the datasets."""
-        found = await conn.fetchval(
-            "SELECT spec FROM registry WHERE kind = 'recipe' AND domain = $1 AND name = $2"
-            " AND NOT deleted AND (kitchen = $3 OR kitchen IS NULL)"
-            " ORDER BY kitchen NULLS LAST LIMIT 1",
-            event.domain,
-            event.recipe,
-            event.kitchen,
-        )
-        recipe = RecipeSpec.model_validate(json.loads(found)) if found else None
+        recipe = await self.rows.recipe(conn, event.domain, event.recipe, event.kitchen)
         datasets = written(recipe, event) if recipe else [d.uri for d in event.outputs.datasets]
         watching = await self._watching(conn, event.kitchen)
         reason = hold_reason(datasets, watching, await self.rows.health(conn, event.kitchen))

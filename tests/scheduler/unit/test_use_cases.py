@@ -10,7 +10,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from sous_contracts.backfills import BackfillRange, BackfillUpdated, StartBackfill
-from sous_contracts.common import RunStatus, StepStatus
+from sous_contracts.common import RunStatus, StepStatus, TestSummary
+from sous_contracts.registry import EntityKind
 from sous_contracts.runs import (
     CANCEL_REASON_MAX,
     IDEMPOTENCY_KEY_MAX,
@@ -23,11 +24,14 @@ from sous_contracts.runs import (
     OrderRunQueued,
     OrderRunRejected,
     OrderRunStarted,
+    TriggerHeld,
 )
 from sous_contracts.steps import ExecuteStep, StepEventsMark
+from sous_contracts.tests import TestSuiteFinished
 from sous_scheduler.domain.limits import RECIPE_REF_MAX
 from sous_scheduler.schedules import Schedules
 from tests.scheduler.integration.conftest import recipe
+from tests.scheduler.standins import entity
 from tests.scheduler.world import NOOP, T0, World, answers, start
 
 CHAIN = recipe("a", "chain", {"one": NOOP, "two": {**NOOP, "needs": ["one"]}})
@@ -500,3 +504,71 @@ async def test_a_batch_moves_runs_on_at_once_and_leaves_their_ends_to_the_lockin
     assert [m.step for m in world.sent(ExecuteStep, going.order_run_id)] == ["one", "two"]
     claimed = {m for _, m in world.tables.inbox}
     assert {e.message_id for e in batch} <= claimed
+
+
+def _monitored() -> list[Any]:
+    """finance/revenue writes `wh.revenue`, watched by a monitor; marketing waits on it."""
+    finance = {
+        "domain": "finance",
+        "monitors": {
+            "fresh": {
+                "dataset": "wh.revenue",
+                "kitchen": "prod",
+                "schedule": "0 * * * *",
+                "tests": [{"name": "rows", "check": {"kind": "row_count", "table": "t"}}],
+            }
+        },
+    }
+    revenue = recipe("finance", "revenue", {"load": {**NOOP, "outputs": ["wh.other"]}})
+    # The prod kitchen's own version of the recipe is the one its runs ran: it writes wh.revenue.
+    in_prod = recipe("finance", "revenue", {"load": {**NOOP, "outputs": ["wh.revenue"]}})
+    in_prod = in_prod.model_copy(
+        update={"entity_id": "recipe:finance/revenue@prod", "kitchen": "prod"}
+    )
+    after = recipe(
+        "marketing",
+        "campaign",
+        {"send": NOOP},
+        triggers=[{"on": {"domain": "finance"}, "variation": "prod", "require": "monitors_pass"}],
+    )
+    return [entity(EntityKind.DOMAIN, "finance", finance), revenue, in_prod, after]
+
+
+def _check(passed: bool) -> TestSuiteFinished:
+    check = uuid.uuid4()
+    return TestSuiteFinished(
+        order_run_id=check,
+        step_run_id=check,
+        suite_id=check,
+        step="fresh",
+        summary=TestSummary(passed=int(passed), failed=int(not passed)),
+        blocking=not passed,
+        failed_tests=[] if passed else ["rows"],
+        domain="finance",
+        kitchen="prod",
+        monitor="fresh",
+        dataset="wh.revenue",
+    )
+
+
+async def test_a_failing_monitor_holds_its_trigger_until_a_pass_releases_it_once() -> None:
+    world = World()
+    await world.apply(*_monitored())
+    await world.triggers.monitors.on_results([_check(passed=False)])
+    upstream = DomainRunCompleted(
+        domain="finance",
+        recipe="revenue",
+        variation="prod",
+        kitchen="prod",
+        status=RunStatus.SUCCEEDED,
+        order_run_id=uuid.uuid4(),
+    )
+    await world.triggers.on_completed(upstream)
+    [held] = world.sent(TriggerHeld)
+    assert "fresh" in held.reason
+    assert not [m for m in world.sent(OrderRunStarted) if m.domain == "marketing"]
+
+    await world.triggers.monitors.on_results([_check(passed=True)])
+    await world.triggers.monitors.on_results([_check(passed=True)])
+    [started] = [m for m in world.sent(OrderRunStarted) if m.domain == "marketing"]
+    assert started.order_run_id == held.order_run_id

@@ -8,7 +8,7 @@ from typing import Any
 
 from sous_common.db import AnyConnection
 from sous_contracts.runs import DomainRunCompleted
-from sous_contracts.specs import DomainSpec
+from sous_contracts.specs import DomainSpec, RecipeSpec
 from sous_contracts.tests import TestSuiteFinished
 from sous_scheduler.domain.monitors import Health
 
@@ -20,6 +20,19 @@ async def domains(conn: AnyConnection) -> list[tuple[str, DomainSpec]]:
         " AND kitchen IS NULL ORDER BY name"
     )
     return [(r["name"], DomainSpec.model_validate(json.loads(r["spec"]))) for r in rows]
+
+
+async def recipe(conn: AnyConnection, domain: str, name: str, kitchen: str) -> RecipeSpec | None:
+    """The recipe a run in `kitchen` ran: the kitchen's own version, else the base."""
+    found = await conn.fetchval(
+        "SELECT spec FROM registry WHERE kind = 'recipe' AND domain = $1 AND name = $2"
+        " AND NOT deleted AND (kitchen = $3 OR kitchen IS NULL)"
+        " ORDER BY kitchen NULLS LAST LIMIT 1",
+        domain,
+        name,
+        kitchen,
+    )
+    return RecipeSpec.model_validate(json.loads(found)) if found else None
 
 
 async def record(conn: AnyConnection, monitor_id: str, suite: TestSuiteFinished) -> bool:
