@@ -143,6 +143,8 @@ class Triggers:
             await self._keyed(conn, listener, patterns, event)
             return
         if trigger.all is not None or trigger.at_least is not None:
+            # One arrival at a time: two sides counted at once would each miss the other.
+            await self.store.lock(conn, f"join:{listener.trigger_id}:{event.kitchen}")
             present = await self.store.join_arrived(
                 conn,
                 listener.trigger_id,

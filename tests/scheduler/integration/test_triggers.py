@@ -212,3 +212,20 @@ async def test_a_join_forgets_what_arrived_before_its_window(
         await handled(service, [done("a")])  # b is still inside the window
         [run] = await runs(service, "j")
         assert run["kitchen"] == "prod"
+
+
+async def test_a_join_whose_sides_arrive_at_once_fires_once(kafka_settings, scheduler) -> None:
+    """Two consumers (or replicas) taking in the two sides of a join at the same moment."""
+    pairs = 8
+    window = {"within": "10m", "variation": "prod"}
+    joins = [
+        follower(f"j{i}", {"all": [{"domain": f"a{i}"}, {"domain": f"b{i}"}], **window})
+        for i in range(pairs)
+    ]
+    await publish_registry(kafka_settings, scheduler, joins)
+    triggers = Triggers(scheduler)
+    await asyncio.gather(
+        *(triggers.on_completed(done(f"{side}{i}")) for i in range(pairs) for side in "ab")
+    )
+    for i in range(pairs):
+        assert len(await runs(scheduler, f"j{i}")) == 1, f"join j{i} did not fire once"
