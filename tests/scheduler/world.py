@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from sous_contracts.envelope import Envelope, new_message_id
 from sous_contracts.runs import StartOrderRun
 from sous_contracts.steps import ExecuteStep, StepFinished, StepStarted
 from sous_scheduler.backfills import Backfills
+from sous_scheduler.domain.events import Context
 from sous_scheduler.service import Scheduler
 from sous_scheduler.settings import SchedulerSettings
 from sous_scheduler.triggers import Triggers
@@ -60,6 +62,12 @@ class World:
     def later(self, seconds: float) -> None:
         """Move the clock on."""
         self.now += timedelta(seconds=seconds)
+
+
+def context_at(now: datetime) -> Context:
+    """A decision's outside world at `now`, with ids counted from 100: equal on every call."""
+    counter = itertools.count(100)
+    return Context(now=now, new_id=lambda: uuid.UUID(int=next(counter)))
 
 
 def start(domain: str, recipe: str, **kw: Any) -> StartOrderRun:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
-from sous_contracts.envelope import new_message_id
 from sous_contracts.runs import DomainRunCompleted
 from sous_contracts.specs import DomainSpec
 from sous_contracts.tests import TestSuiteFinished
@@ -94,7 +93,7 @@ class Monitors:
         await self.scheduler.store.record_fires(conn, monitor.schedule_id, what.skipped)
         if what.fire is None:
             return
-        check_id = new_message_id()
+        check_id = self.scheduler.context().new_id()
         if await self.scheduler.store.claim_fire(conn, monitor.schedule_id, what.fire, check_id):
             log.info("monitor due", monitor=monitor.monitor_id, fire_time=what.fire.isoformat())
             await self._check(conn, monitor, check_id)
@@ -108,7 +107,7 @@ class Monitors:
         """
         await self._load(conn, generation)
         for monitor in listening(self._all, event):
-            await self._check(conn, monitor, new_message_id(), event)
+            await self._check(conn, monitor, self.scheduler.context(event).new_id(), event)
 
     async def _check(
         self,
@@ -128,6 +127,7 @@ class Monitors:
                 params=params,
                 connections=connections,
                 check_id=check_id,
+                ctx=self.scheduler.context(causation),
                 causation=causation,
             )
         except (Rejected, ParamError) as exc:

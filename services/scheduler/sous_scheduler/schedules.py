@@ -7,7 +7,6 @@ policy); this module records it and starts the run, in one transaction per sched
 from __future__ import annotations
 
 from sous_common.logs import get_logger
-from sous_contracts.envelope import new_message_id
 from sous_contracts.runs import RunCause, StartOrderRun
 from sous_contracts.specs import RecipeSpec
 from sous_scheduler.adapters.postgres import recipe_from
@@ -57,7 +56,7 @@ class Schedules:
             )
         if what.fire is None:
             return
-        run_id = new_message_id()
+        run_id = self.scheduler.context().new_id()
         if not await self.store.claim_fire(conn, schedule_id, what.fire, run_id):
             return
         log.info(

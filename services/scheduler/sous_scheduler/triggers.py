@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 from sous_common.db import AnyConnection
 from sous_common.logs import get_logger
-from sous_contracts.envelope import new_message_id
 from sous_contracts.runs import DomainRunCompleted
 from sous_scheduler.adapters import monitors as postgres_monitors
 from sous_scheduler.adapters.postgres import recipe_from
@@ -190,11 +189,11 @@ class Triggers:
             )
             return
         assert key is not None
-        trigger_id, kitchen, now = listener.trigger_id, event.kitchen, self.scheduler.clock()
+        trigger_id, kitchen, ctx = listener.trigger_id, event.kitchen, self.scheduler.context(event)
         # One arrival of a key at a time, across consumers and replicas.
         await self.store.lock(conn, f"join:{trigger_id}:{kitchen}:{key}")
         window = await self.store.join_window(conn, trigger_id, kitchen, key)
-        step = join_arrive(listener.trigger, window, patterns, event, now, new_message_id)
+        step = join_arrive(listener.trigger, window, patterns, event, ctx.now, ctx.new_id)
         if step.expired is not None:
             await self._expired(conn, listener, kitchen, key, step.expired)
         await self.store.save_join_window(conn, trigger_id, kitchen, key, step.window)
@@ -204,7 +203,8 @@ class Triggers:
     async def _expired(
         self, conn: Tx, listener: Listener, kitchen: str, key: str, window: JoinWindow
     ) -> None:
-        if expired := window_expired(listener, kitchen, key, window, self.scheduler.clock()):
+        ctx = self.scheduler.context()
+        if expired := window_expired(listener, kitchen, key, window, ctx):
             log.info("join window expired", trigger=listener.trigger_id, key=key)
             await self.scheduler.rt.emit(conn, [expired])
 
@@ -240,8 +240,9 @@ class Triggers:
         trigger whose upstream datasets' monitors do not pass is held instead (TriggerHeld
         names the run it will start); `released` is that run's id, when they passed.
         """
+        ctx = self.scheduler.context(event)
         limit = depth_limit(listener, self.scheduler.settings.max_causation_depth)
-        outcome, run_id = "started", released if released is not None else new_message_id()
+        outcome, run_id = "started", released if released is not None else ctx.new_id()
         if event.causation_depth + 1 > limit:
             outcome = f"refused: causation depth {event.causation_depth + 1} > limit {limit}"
         datasets: list[str] = []
@@ -270,13 +271,13 @@ class Triggers:
                     conn, listener.trigger_id, event, datasets, key, run_id
                 )
                 await self.scheduler.rt.emit(
-                    conn, [held_event(listener, event, run_id, datasets, outcome)]
+                    conn, [held_event(listener, event, run_id, datasets, outcome, ctx)]
                 )
             if first and outcome != "started":
                 log.warning("trigger not fired", trigger=listener.trigger_id, reason=outcome)
             return
         try:
-            command = start_command(listener, event, run_id, key)
+            command = start_command(listener, event, run_id, ctx, key)
         except ParamError as exc:
             log.warning(
                 "trigger params do not resolve", trigger=listener.trigger_id, error=str(exc)

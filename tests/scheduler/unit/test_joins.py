@@ -22,6 +22,7 @@ from sous_scheduler.domain.triggers import (
     start_command,
     window_expired,
 )
+from tests.scheduler.world import context_at
 
 T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 SALES = {"domain": "sales", "recipe": "daily"}
@@ -148,7 +149,7 @@ def test_an_expired_window_names_what_arrived_and_what_did_not() -> None:
         T0 + timedelta(hours=6),
         {0: Arrival(sales.message_id, sales.order_run_id)},
     )
-    event = window_expired(listener, "prod", "A", window, T0 + timedelta(hours=6))
+    event = window_expired(listener, "prod", "A", window, context_at(T0 + timedelta(hours=6)))
     assert event is not None
     assert event.trigger_id == "finance/revenue#by-day"
     assert (event.domain, event.recipe, event.kitchen, event.key) == (
@@ -164,7 +165,9 @@ def test_an_expired_window_names_what_arrived_and_what_did_not() -> None:
     ]
     assert event.needed == 2
     assert (
-        window_expired(listener, "prod", "A", JoinWindow(window.window_id, T0, T0, fired=True), T0)
+        window_expired(
+            listener, "prod", "A", JoinWindow(window.window_id, T0, T0, fired=True), context_at(T0)
+        )
         is None
     )
 
@@ -173,6 +176,18 @@ def test_the_run_gets_the_key_and_the_mapped_params() -> None:
     listener = Listener(
         "finance", "revenue", 0, trigger(params={"day": "${key}", "from": "${event.domain}"})
     )
-    command = start_command(listener, done("payments", "A"), uuid.UUID(int=3), key="A")
+    command = start_command(
+        listener, done("payments", "A"), uuid.UUID(int=3), context_at(T0), key="A"
+    )
     assert command.params == {"day": "A", "from": "payments"}
     assert command.trigger_event["key"] == "A"
+
+
+def test_an_expired_window_depends_on_its_context_alone() -> None:
+    listener = Listener("finance", "revenue", 1, trigger(name="by-day"))
+    window = JoinWindow(uuid.UUID(int=9), T0, T0 + timedelta(hours=6))
+    at = T0 + timedelta(hours=6)
+    made = [window_expired(listener, "prod", "A", window, context_at(at)) for _ in range(2)]
+    assert made[0] == made[1]
+    assert made[0] is not None
+    assert made[0].occurred_at == at

@@ -20,6 +20,9 @@ from sous_scheduler.domain.monitors import (
     written,
 )
 from sous_scheduler.domain.params import ParamError
+from tests.scheduler.world import T0, context_at
+
+CTX = context_at(T0)
 
 FRESH = {
     "name": "fresh",
@@ -79,6 +82,7 @@ def test_check_command_resolves_params_and_marks_the_monitor() -> None:
         params={"schema": "fin"},
         connections={"warehouse": "secret:wh"},
         check_id=check_id,
+        ctx=CTX,
     )
     assert (cmd.monitor, cmd.dataset, cmd.recipe, cmd.step) == (
         "rev",
@@ -90,7 +94,7 @@ def test_check_command_resolves_params_and_marks_the_monitor() -> None:
     assert cmd.tests[0].check["table"] == "fin.revenue"
     assert cmd.connections["default"] == "secret:wh"
     with pytest.raises(ParamError):
-        check_command(monitor(), params={}, connections={}, check_id=check_id)
+        check_command(monitor(), params={}, connections={}, check_id=check_id, ctx=CTX)
 
 
 def test_written_datasets_of_an_upstream_run() -> None:
@@ -134,3 +138,18 @@ def test_hold_reason_names_every_failing_monitor() -> None:
         "monitor finance/a on finance.revenue failed (x, y); "
         "monitor sales/b on sales.orders has no result yet"
     )
+
+
+def test_a_check_depends_on_its_context_alone() -> None:
+    made = [
+        check_command(
+            monitor(),
+            params={"schema": "fin"},
+            connections={},
+            check_id=uuid.UUID(int=1),
+            ctx=context_at(T0),
+        )
+        for _ in range(2)
+    ]
+    assert made[0] == made[1]
+    assert made[0].occurred_at == T0

@@ -17,14 +17,17 @@ from sous_scheduler.domain.triggers import (
     TriggerIndex,
     debounce_over,
     depth_limit,
+    held_event,
     join_cutoff,
     join_needed,
     matches,
     matching_patterns,
     start_command,
 )
+from tests.scheduler.world import T0, context_at
 
 RUN = uuid.UUID(int=7)
+CTX = context_at(T0)
 
 
 def done(**kw: Any) -> DomainRunCompleted:
@@ -146,7 +149,7 @@ def test_a_firing_starts_the_variation_in_the_upstream_kitchen_one_hop_deeper() 
     trigger = listener(
         on={"domain": "sales"}, params={"day": "${event.params.day}", "n": "${event.outputs.rows}"}
     )
-    command = start_command(trigger, event, uuid.UUID(int=9))
+    command = start_command(trigger, event, uuid.UUID(int=9), CTX)
     assert (command.domain, command.recipe, command.variation) == ("finance", "revenue", "prod")
     assert command.order_run_id == uuid.UUID(int=9)
     assert command.kitchen == "dev"
@@ -164,6 +167,7 @@ def test_a_firing_crosses_kitchens_only_when_the_trigger_says_so() -> None:
         listener(on={"domain": "sales", "kitchen": "dev"}, kitchen="prod"),
         done(kitchen="dev"),
         uuid.UUID(int=9),
+        CTX,
     )
     assert command.kitchen == "prod"
 
@@ -171,7 +175,7 @@ def test_a_firing_crosses_kitchens_only_when_the_trigger_says_so() -> None:
 def test_a_firing_keeps_the_upstream_correlation() -> None:
     upstream = uuid.UUID(int=5)
     command = start_command(
-        listener(on={"domain": "sales"}), done(correlation_id=upstream), uuid.UUID(int=9)
+        listener(on={"domain": "sales"}), done(correlation_id=upstream), uuid.UUID(int=9), CTX
     )
     assert command.correlation_id == upstream
 
@@ -179,7 +183,7 @@ def test_a_firing_keeps_the_upstream_correlation() -> None:
 def test_a_placeholder_the_event_cannot_fill_is_an_error() -> None:
     trigger = listener(on={"domain": "sales"}, params={"day": "${event.params.day}"})
     with pytest.raises(ParamError):
-        start_command(trigger, done(), uuid.UUID(int=9))
+        start_command(trigger, done(), uuid.UUID(int=9), CTX)
 
 
 def versioned(domain: str, recipe: str, version: str) -> list[Listener]:
@@ -262,3 +266,15 @@ def test_join_windows_and_debounce() -> None:
     )
     assert not debounce_over(quiet, now - timedelta(seconds=29), now)
     assert debounce_over(quiet, now - timedelta(seconds=30), now)
+
+
+def test_what_a_firing_sends_depends_on_its_context_alone() -> None:
+    """Ids and times come from the context: the same input and context give equal messages."""
+    trigger, event = listener(on={"domain": "sales"}), done()
+    a, b = context_at(T0), context_at(T0)
+    assert start_command(trigger, event, RUN, a) == start_command(trigger, event, RUN, b)
+    held = [held_event(trigger, event, RUN, ["wh.t"], "held: fresh", c) for c in (a, b)]
+    assert held[0] == held[1]
+    assert held[0].occurred_at == T0
+    later = start_command(trigger, event, RUN, context_at(T0 + timedelta(seconds=1)))
+    assert later.occurred_at == T0 + timedelta(seconds=1)

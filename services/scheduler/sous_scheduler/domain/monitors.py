@@ -14,6 +14,7 @@ from sous_contracts.runs import DomainRunCompleted
 from sous_contracts.specs import DomainSpec, MonitorSpec, RecipeSpec
 from sous_contracts.specs.placeholders import substitute
 from sous_contracts.tests import RunTests, TestDefinition
+from sous_scheduler.domain.events import Context
 from sous_scheduler.domain.params import ParamError
 from sous_scheduler.domain.triggers import matches
 
@@ -65,6 +66,7 @@ def check_command(
     params: Mapping[str, Any],
     connections: Mapping[str, str],
     check_id: uuid.UUID,
+    ctx: Context,
     causation: DomainRunCompleted | None = None,
 ) -> RunTests:
     """The RunTests of one check of a monitor (raises ParamError when a value is missing).
@@ -93,6 +95,8 @@ def check_command(
         caused = causation.caused(producer="scheduler")
     return RunTests(
         **caused,
+        message_id=ctx.new_id(),
+        occurred_at=ctx.now,
         order_run_id=check_id,
         step_run_id=check_id,
         step=monitor.name,

@@ -19,6 +19,7 @@ from sous_contracts.runs import (
 )
 from sous_contracts.specs import EventMatch, KitchenSpec, RecipeSpec, TriggerSpec
 from sous_contracts.specs.placeholders import ParamError, substitute
+from sous_scheduler.domain.events import Context
 from sous_scheduler.domain.versions import pick
 
 
@@ -149,7 +150,11 @@ def partition_key(trigger: TriggerSpec, event: DomainRunCompleted) -> str | None
 
 
 def start_command(
-    listener: Listener, event: DomainRunCompleted, order_run_id: uuid.UUID, key: str | None = None
+    listener: Listener,
+    event: DomainRunCompleted,
+    order_run_id: uuid.UUID,
+    ctx: Context,
+    key: str | None = None,
 ) -> StartOrderRun:
     """The StartOrderRun a firing makes; kitchens stay isolated unless the trigger says so.
 
@@ -159,6 +164,8 @@ def start_command(
     if key is not None:
         values = {**values, "key": key, "event": {**values["event"], "key": key}}
     return StartOrderRun(
+        message_id=ctx.new_id(),
+        occurred_at=ctx.now,
         producer="scheduler",
         correlation_id=event.correlation_id or event.order_run_id,
         causation_id=event.message_id,
@@ -284,7 +291,7 @@ def join_arrive(
 
 
 def window_expired(
-    listener: Listener, kitchen: str, key: str, window: JoinWindow, now: datetime
+    listener: Listener, kitchen: str, key: str, window: JoinWindow, ctx: Context
 ) -> JoinWindowExpired | None:
     """The event a window that ended half-joined publishes (None: it fired, nothing to say)."""
     if window.fired:
@@ -301,8 +308,9 @@ def window_expired(
     ]
     last = max(window.arrivals.values(), key=lambda a: a.message_id, default=None)
     return JoinWindowExpired(
+        message_id=ctx.new_id(),
+        occurred_at=ctx.now,
         producer="scheduler",
-        occurred_at=now,
         correlation_id=window.window_id,
         causation_id=last.message_id if last else None,
         order_run_id=window.window_id,
@@ -324,10 +332,13 @@ def held_event(
     run_id: uuid.UUID,
     datasets: list[str],
     outcome: str,
+    ctx: Context,
 ) -> TriggerHeld:
     """The event that says a trigger waits for monitors, and the run it will start."""
     return TriggerHeld(
         **event.caused(producer="scheduler"),
+        message_id=ctx.new_id(),
+        occurred_at=ctx.now,
         order_run_id=run_id,
         trigger_id=listener.trigger_id,
         domain=listener.domain,
