@@ -96,6 +96,11 @@ up: sync ## The whole mesh: local Kafka and PostgreSQL, every service, the examp
 down: sync ## Stop what `make up` started.
 	$(UV) run --frozen sous down
 
+# Each bench at its defaults, then the scheduler's figures under load: trigger latency beside
+# 30 runs/s, python steps, and two replicas of each service.
 bench: sync ## Benchmarks; each prints JSON lines.
 	@set -a; [ -n "$$SOUS_KAFKA_BOOTSTRAP" ] || eval "$$($(INFRA) up)"; set +a; \
-	for b in bench/bench_*.py; do $(UV) run --frozen python $$b; done
+	for b in bench/bench_*.py; do $(UV) run --frozen python $$b; done; \
+	BENCH_BESIDE_RATE=30 $(UV) run --frozen python bench/bench_scheduler.py; \
+	BENCH_STEP=python BENCH_RATE=30 $(UV) run --frozen python bench/bench_throughput.py; \
+	BENCH_REPLICAS=2 $(UV) run --frozen python bench/bench_throughput.py

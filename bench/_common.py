@@ -86,10 +86,60 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
     }
 
 
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (Linux): [0] is the state."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """CPU time (user + system) a process and its descendants have used so far.
+
+    A live descendant counts its own time; one that ended counts in its parent's children
+    time once waited for. So an executor's step processes, forked by its warm servers,
+    count as the executor's.
+    """
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                children.setdefault(int(_stat(proc.name)[1]), []).append(int(proc.name))
+            except OSError:  # ended while being read
+                continue
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = _stat(current)
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        todo.extend(children.get(current, []))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds(pid: int | str) -> float:
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds() -> dict[str, float]:
+    """CPU time so far of the machine's PostgreSQL processes (every backend) and Kafka's JVM.
+
+    Backends that ended meanwhile are not counted; the services' pools keep theirs open.
+    """
+    spent = {"postgres": 0.0, "kafka": 0.0}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            comm = (proc / "comm").read_text().strip()
+            if comm == "postgres":
+                spent["postgres"] += _own_cpu_seconds(proc.name)
+            elif comm == "java" and b"kafka" in (proc / "cmdline").read_bytes():
+                spent["kafka"] += _own_cpu_seconds(proc.name)
+        except OSError:  # ended while being read
+            continue
+    return spent
 
 
 def emit(bench: str, **figures: Any) -> None:

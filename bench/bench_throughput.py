@@ -38,6 +38,7 @@ from _common import (
     fresh_schema,
     kafka_settings,
     percentiles,
+    server_cpu_seconds,
     signed,
 )
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -52,8 +53,8 @@ from sous_contracts.runs import OrderRunFinished, StartOrderRun
 from sous_contracts.steps import ExecuteStep, StepStarted
 from sous_contracts.topics import RUN_EVENTS, STEP_COMMANDS, STEP_EVENTS, topic_for
 
-RATE_PER_S = float(os.environ.get("BENCH_RATE", "20"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
+RATE_PER_S = float(os.environ.get("BENCH_RATE", "40"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "25"))
 STEP_KIND = os.environ.get("BENCH_STEP", "noop")
 COLD = os.environ.get("BENCH_COLD", "") not in ("", "0")
 SCRAPE_S = float(os.environ.get("BENCH_SCRAPE_S", "5"))
@@ -204,6 +205,7 @@ async def main() -> None:
         task = asyncio.create_task(reader())
         scraper = asyncio.create_task(scrape(ops))
         cpu_before = [cpu_seconds(p.pid) for p in procs]
+        servers_before = server_cpu_seconds()
         t0 = time.perf_counter()
         for i in range(total):
             await asyncio.sleep(max(0.0, t0 + i / RATE_PER_S - time.perf_counter()))
@@ -220,6 +222,11 @@ async def main() -> None:
         spent: Counter[str] = Counter()
         for name, p, before in zip(names, procs, cpu_before, strict=True):
             spent[name] += cpu_seconds(p.pid) - before
+        for name, seconds in server_cpu_seconds().items():
+            spent[name] += seconds - servers_before[name]
+        # Cores each part kept busy on average (a service's replicas together): the busiest
+        # is where more runs per second would have to come from.
+        cores = {f"cores_{n.replace('-', '_')}": round(s / elapsed, 2) for n, s in spent.items()}
         cpu_ms = {
             f"cpu_ms_per_run_{name.replace('-', '_')}": round(
                 spent[name] * 1000 / max(1, len(latencies)), 1
@@ -244,6 +251,8 @@ async def main() -> None:
             duplicate_effects=sum(1 for n in effects.values() if n > 1),
             audited_attempts=sum(1 for kind, _ in effects if kind == ExecuteStep.__name__),
             **cpu_ms,
+            **cores,
+            busiest=max(spent, key=lambda n: spent[n]),
             **{f"run_{k}": v for k, v in percentiles(latencies).items()},
         )
     finally:
