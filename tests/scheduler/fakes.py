@@ -410,6 +410,9 @@ class MemoryStore:
     ) -> None:
         await self.apply_all_timers(conn, ops)
 
+    async def timers_due(self, conn: Tables, now: datetime) -> int:
+        return sum(1 for _, due in conn.timers.values() if due <= now)
+
     async def claim_due_timer(
         self, conn: Tables, now: datetime
     ) -> tuple[uuid.UUID, TimerKind, str | None, int] | None:

@@ -337,6 +337,8 @@ async def test_saving_runs_sets_and_clears_their_timers_at_once(pair: Pair) -> N
         assert loaded[0] == running
     async with pair.transaction() as tx:
         later = T0 + timedelta(hours=1)
+        assert await s.timers_due(tx, T0) == 0, "the step timeout is due a second later"
+        assert await s.timers_due(tx, later) == 1
         assert await s.claim_due_timer(tx, later) == (one.order_run_id, "step_timeout", "x", 2)
         assert await s.claim_due_timer(tx, later) is None, "the retry was cleared, y never set"
     async with pair.transaction() as tx:  # timers alone, and timers written at COMMIT

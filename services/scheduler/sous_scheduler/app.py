@@ -76,8 +76,8 @@ def build(
 
     @rt.on_scrape
     async def read_timers() -> None:
-        async with rt.pool.acquire() as conn:
-            await metrics.read_timers(conn)
+        async with scheduler.transaction() as conn:
+            metrics.timers_due(await scheduler.store.timers_due(conn, scheduler.clock()))
 
     @rt.on_started
     async def start_loops() -> None:

@@ -86,6 +86,7 @@ __all__ = [
     "save_run",
     "save_runs",
     "save_runs_as_of",
+    "timers_due",
     "upsert_entity",
 ]
 
@@ -453,6 +454,12 @@ def _set_columns(sets: list[tuple[TimerKey, SetTimer]]) -> list[list[Any]]:
         [op.attempt for _, op in sets],
         [op.due for _, op in sets],
     ]
+
+
+async def timers_due(conn: AnyConnection, now: datetime) -> int:
+    """How many timers are due at `now` (an index range scan on `timers_due`)."""
+    due: int = await conn.fetchval("SELECT count(*) FROM timers WHERE due_at <= $1", now)
+    return due
 
 
 async def claim_due_timer(
