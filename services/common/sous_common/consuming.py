@@ -336,9 +336,13 @@ class _Guard(BaseMiddleware):
         await asyncio.sleep(delay)
 
     async def _failed(self, record: Any, exc: Exception, i: int, done: set[int]) -> bool:
-        """Retry a failing message a few times, then dead-letter it; True once it is done."""
+        """Retry a failing message a few times, then dead-letter it; True once it is done.
+
+        A handler that raised `Refusal` judged the message itself: no retry can cure it.
+        """
         tries = self._count(record)
-        if tries < self.guard.max_attempts:
+        refused = exc if isinstance(exc, Refusal) else None
+        if refused is None and tries < self.guard.max_attempts:
             log.error(
                 "handler failed; retrying",
                 attempt=tries,
@@ -348,12 +352,11 @@ class _Guard(BaseMiddleware):
             )
             await asyncio.sleep(min(0.1 * 2**tries, 5.0))
             return False
+        if refused is None:
+            reason = f"handler failed {tries} times: {type(exc).__name__}: {exc}"
+            refused = Refusal(reason, "handler_error")
         try:
-            await self.guard.dead_letter(
-                record,
-                f"handler failed {tries} times: {type(exc).__name__}: {exc}",
-                "handler_error",
-            )
+            await self.guard.refuse(record, refused)
         except TRANSIENT:
             await asyncio.sleep(1.0)
             return False  # the dead letter could not be written: not skipped either

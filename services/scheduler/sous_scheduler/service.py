@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sous_common import tracing
+from sous_common.decoding import Refusal
 from sous_common.logs import get_logger
 from sous_common.metrics import emitted
 from sous_common.outbox import Conflict, Record
@@ -54,6 +55,7 @@ from sous_scheduler.domain.events import (
 )
 from sous_scheduler.domain.limits import check_cancel, check_start
 from sous_scheduler.domain.plan import Catalog, Rejected, plan_run
+from sous_scheduler.domain.registry import spec_problem
 from sous_scheduler.domain.state import RunPhase, RunState
 from sous_scheduler.pending import PENDING, Pending
 from sous_scheduler.settings import SchedulerSettings
@@ -599,7 +601,13 @@ class Scheduler:
             await self.rt.publish_now(mark, partition=partition)
 
     async def on_registry_change(self, change: RegistryEntityChanged) -> None:
-        """Keep the registry view current."""
+        """Keep the registry view current.
+
+        Raises:
+            Refusal: the spec cannot be read as its kind's; the record is dead-lettered.
+        """
+        if (problem := spec_problem(change)) is not None:
+            raise Refusal(problem, "invalid")
         async with self.transaction() as conn:
             await self.store.upsert_entity(conn, change)
 

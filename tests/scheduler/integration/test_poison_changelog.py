@@ -52,8 +52,15 @@ def _unstorable() -> tuple[bytes, bytes]:
     return kitchen.kafka_key(), kitchen.to_json()
 
 
+def _unreadable_spec() -> tuple[bytes, bytes]:
+    """A well-formed record whose recipe spec no scheduler can plan a run from."""
+    invalid = recipe("a", "invalid", {"one": {}})  # a step with nothing to run
+    return invalid.kafka_key(), invalid.to_json()
+
+
 # (key, value, the dead letter's error_kind, a fragment of its reason)
 POISON = [
+    (*_unreadable_spec(), "invalid", "recipe:a/invalid: invalid RecipeSpec: steps.one"),
     (b"recipe:a/poison", _with_nan(), "undecodable", "NaN is not JSON"),
     (b"recipe:a/garbage", b"this is not JSON {", "undecodable", "not JSON"),
     (*_unstorable(), "handler_error", "ProgramLimitExceededError"),

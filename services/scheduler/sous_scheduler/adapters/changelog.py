@@ -19,6 +19,7 @@ from sous_common.runtime import Runtime
 from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.topics import REGISTRY_CHANGELOG
 from sous_scheduler.adapters import postgres as db
+from sous_scheduler.domain.registry import spec_problem
 
 log = get_logger(__name__)
 
@@ -80,6 +81,15 @@ def _decoded(record: Any, allowed: tuple[str, ...], max_bytes: int) -> RegistryE
         )
         return None
     assert isinstance(change, RegistryEntityChanged)
+    if (problem := spec_problem(change)) is not None:
+        # The live consumer refuses it as well, and dead-letters it.
+        log.warning(
+            "changelog record refused",
+            offset=record.offset,
+            partition=record.partition,
+            reason=problem,
+        )
+        return None
     return change
 
 
