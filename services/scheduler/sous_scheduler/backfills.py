@@ -58,6 +58,9 @@ class Backfills:
 
     async def handle(self, cmd: BackfillCommand) -> None:
         """Start, cancel or retry a backfill."""
+        await self.scheduler.refreshing(lambda: self._handle(cmd))
+
+    async def _handle(self, cmd: BackfillCommand) -> None:
         async with self.scheduler.transaction() as conn:
             if not await self.scheduler.store.claim(
                 conn, self.scheduler.rt.group_id, cmd.message_id
@@ -100,7 +103,7 @@ class Backfills:
                 state = plan_run(cmd, catalog, now=self.scheduler.clock(), new_id=new_message_id)
             except Rejected:
                 # What it names may have been applied a moment ago: look once more.
-                if again or not await self.scheduler.refresh(cmd.occurred_at):
+                if again or not self.scheduler.look_again(cmd.occurred_at):
                     raise
                 continue
             return state.variation, state.kitchen

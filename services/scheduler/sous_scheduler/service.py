@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +66,17 @@ log = get_logger(__name__)
 
 Progress = StepStarted | StepHeartbeat | StepFinished | TestSuiteFinished
 """What happens to a run's steps and tests, applied to the run in order."""
+
+_CATCH_UP: ContextVar[bool | None] = ContextVar("sous_scheduler_catch_up", default=None)
+"""Inside `Scheduler.refreshing`: whether the registry catch-up for its input has run."""
+
+
+class NeedsRefresh(Exception):
+    """A command names what the registry view lacks: undo, catch up, then handle it again."""
+
+    def __init__(self, since: datetime) -> None:
+        super().__init__(f"a registry catch-up begun after {since.isoformat()} is needed")
+        self.since = since
 
 
 class Scheduler:
@@ -189,14 +201,53 @@ class Scheduler:
         """Start a batch of runs in one transaction: one inbox claim, one write of effects."""
         if not commands:
             return
-        async with self.batched() as conn:
-            fresh, _ = await self.claim_and_look(conn, [c.message_id for c in commands])
-            todo: list[StartOrderRun] = []
-            for cmd in commands:
-                if cmd.message_id in fresh:
-                    fresh.discard(cmd.message_id)  # a repeat within the batch counts once
-                    todo.append(cmd)
-            await self.start_all_in(conn, todo)
+
+        async def attempt() -> None:
+            async with self.batched() as conn:
+                fresh, _ = await self.claim_and_look(conn, [c.message_id for c in commands])
+                todo: list[StartOrderRun] = []
+                for cmd in commands:
+                    if cmd.message_id in fresh:
+                        fresh.discard(cmd.message_id)  # a repeat within the batch counts once
+                        todo.append(cmd)
+                await self.start_all_in(conn, todo)
+
+        await self.refreshing(attempt)
+
+    async def refreshing(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        """Handle an input in `attempt` (one transaction); after a catch-up if it asks for one.
+
+        `look_again` asks for it. The catch-up reads Kafka, for as long as that takes: it runs
+        between the two tries, never inside a transaction holding the input's inbox claim or
+        any lock.
+        """
+        token = _CATCH_UP.set(False)
+        try:
+            try:
+                await attempt()
+            except NeedsRefresh as needed:
+                await self.refresh(needed.since)
+                _CATCH_UP.set(True)
+                await attempt()
+        finally:
+            _CATCH_UP.reset(token)
+
+    def look_again(self, since: datetime) -> bool:
+        """Whether to look once more for what a command issued at `since` names, not found.
+
+        True once a catch-up begun after the command has finished; False refuses it.
+
+        Raises:
+            NeedsRefresh: a catch-up must run first; `refreshing` runs it and the input again.
+            Inputs handled outside `refreshing` (triggers, schedules) name what the registry
+            view holds already, and are refused at once.
+        """
+        caught_up = _CATCH_UP.get()
+        if self.refresh_registry is None or caught_up is None:
+            return False
+        if caught_up or (self._refreshed_at is not None and self._refreshed_at > since):
+            return True
+        raise NeedsRefresh(since)
 
     async def start_in(self, conn: Tx, cmd: StartOrderRun, cause: RunCause | None = None) -> None:
         """Start a run inside the caller's transaction (commands, triggers, schedules).
@@ -255,7 +306,7 @@ class Scheduler:
             # What the command names (a recipe, variation, kitchen or a kitchen's parent) may
             # have been applied a moment before it and still be on its way to us: look once
             # more after a changelog catch-up that began after the command was issued.
-            if not await self.refresh(cmd.occurred_at):
+            if not self.look_again(cmd.occurred_at):
                 await self._reject(conn, cmd, str(exc))
                 return None
             catalog = catalogs[which] = await self._catalog(conn, cmd, cached=False)

@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from sous_contracts.backfills import BackfillRange, BackfillUpdated, StartBackfill
+from sous_contracts.backfills import (
+    BackfillRange,
+    BackfillRejected,
+    BackfillUpdated,
+    StartBackfill,
+)
 from sous_contracts.common import RunStatus, StepStatus, TestSummary
 from sous_contracts.registry import EntityKind
 from sous_contracts.runs import (
@@ -572,3 +577,37 @@ async def test_a_failing_monitor_holds_its_trigger_until_a_pass_releases_it_once
     await world.triggers.monitors.on_results([_check(passed=True)])
     [started] = [m for m in world.sent(OrderRunStarted) if m.domain == "marketing"]
     assert started.order_run_id == held.order_run_id
+
+
+async def test_what_a_command_names_still_on_its_way_is_caught_up_on_between_two_tries() -> None:
+    """The catch-up reads the changelog outside any transaction, then the command goes again.
+
+    Here the catch-up applies the late recipe through the scheduler itself, which opens a
+    transaction: inside the command's own one it would fail as nested.
+    """
+    world = World()
+    await world.apply()
+    late = recipe("late", "daily", {"x": NOOP}, params={"day": {"required": False}})
+    catch_ups: list[int] = []
+
+    async def catch_up() -> int:
+        await world.scheduler.on_registry_change(late)
+        catch_ups.append(1)
+        return 1
+
+    world.scheduler.refresh_registry = catch_up
+    cmd = start("late", "daily")
+    await world.scheduler.start(cmd)
+    assert [m.order_run_id for m in world.sent(OrderRunStarted)] == [cmd.order_run_id]
+
+    backfill = StartBackfill(
+        backfill_id=uuid.uuid4(),
+        domain="late",
+        recipe="other",
+        variation="prod",
+        range=BackfillRange(param="day", start="2026-11-01", end="2026-11-02"),
+    )
+    await world.backfills.handle(backfill)  # a recipe nobody applied: caught up on, refused
+    assert len(catch_ups) == 2
+    [refused] = world.sent(BackfillRejected)
+    assert "other" in refused.reason
