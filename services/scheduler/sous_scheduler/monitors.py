@@ -136,27 +136,37 @@ class Monitors:
         await self.scheduler.rt.emit(conn, [command])
 
     async def on_results(self, suites: list[TestSuiteFinished]) -> None:
-        """Keep each monitor's latest result; a pass releases the firings it held."""
-        for suite in suites:
-            async with self.scheduler.transaction() as conn:
-                if not await self.scheduler.store.claim(
-                    conn, self.scheduler.rt.group_id, suite.message_id
-                ):
+        """Keep each monitor's latest result; a pass releases the firings it held.
+
+        A batch of results in one transaction, with one inbox claim.
+        """
+        if not suites:
+            return
+        async with self.scheduler.transaction() as conn:
+            fresh = await self.scheduler.store.claim_many(
+                conn, self.scheduler.rt.group_id, [s.message_id for s in suites]
+            )
+            for suite in suites:
+                if suite.message_id not in fresh:
                     continue
-                if suite.domain is None or suite.kitchen is None or suite.monitor is None:
-                    log.warning("monitor result without domain or kitchen", suite=str(suite))
-                    continue
-                monitor_id = f"{suite.domain}/{suite.monitor}"
-                latest = await self.rows.record(conn, monitor_id, suite)
-                log.info(
-                    "monitor result",
-                    monitor=monitor_id,
-                    dataset=suite.dataset,
-                    passed=not suite.blocking,
-                    failed_tests=suite.failed_tests,
-                )
-                if latest and not suite.blocking and suite.dataset:
-                    await self._release(conn, suite.kitchen, suite.dataset)
+                fresh.discard(suite.message_id)  # a repeat within the batch counts once
+                await self._result(conn, suite)
+
+    async def _result(self, conn: AnyConnection, suite: TestSuiteFinished) -> None:
+        if suite.domain is None or suite.kitchen is None or suite.monitor is None:
+            log.warning("monitor result without domain or kitchen", suite=str(suite))
+            return
+        monitor_id = f"{suite.domain}/{suite.monitor}"
+        latest = await self.rows.record(conn, monitor_id, suite)
+        log.info(
+            "monitor result",
+            monitor=monitor_id,
+            dataset=suite.dataset,
+            passed=not suite.blocking,
+            failed_tests=suite.failed_tests,
+        )
+        if latest and not suite.blocking and suite.dataset:
+            await self._release(conn, suite.kitchen, suite.dataset)
 
     async def hold_reason(
         self, conn: AnyConnection, event: DomainRunCompleted

@@ -573,8 +573,9 @@ async def test_a_failing_monitor_holds_its_trigger_until_a_pass_releases_it_once
     assert "fresh" in held.reason
     assert not [m for m in world.sent(OrderRunStarted) if m.domain == "marketing"]
 
-    await world.triggers.monitors.on_results([_check(passed=True)])
-    await world.triggers.monitors.on_results([_check(passed=True)])
+    passed = _check(passed=True)
+    await world.triggers.monitors.on_results([passed, _check(passed=True), passed])
+    await world.triggers.monitors.on_results([passed])
     [started] = [m for m in world.sent(OrderRunStarted) if m.domain == "marketing"]
     assert started.order_run_id == held.order_run_id
 
