@@ -28,6 +28,7 @@ from sous_contracts.runs import (
     StartOrderRun,
 )
 from sous_contracts.steps import ExecuteStep, StepEventsMark, StepFinished, StepStarted
+from sous_scheduler.domain.state import RunPhase
 from tests.scheduler.integration.conftest import recipe
 from tests.scheduler.world import NOOP, World, answers, start
 
@@ -136,3 +137,60 @@ def test_use_cases_hold_under_duplicates_reorders_and_timers(data: st.DataObject
     scenario = Scenario(data)
     asyncio.run(scenario.run())
     check(scenario)
+
+
+async def _limited(s: Scenario, policy: str) -> None:
+    """Six runs of a variation limited to two at once; after every input, the slots hold."""
+    w = s.world
+    limited = recipe(
+        "c",
+        "limited",
+        {"one": NOOP, "two": {**NOOP, "needs": ["one"]}},
+        concurrency={"limit": LIMIT, "policy": policy},
+    )
+    await w.apply(limited)
+    await w.scheduler.mark_step_events()
+    commands = [start("c", "limited") for _ in range(6)]
+    s.pending += commands
+    s.commanded = {c.order_run_id for c in commands}
+    for c in commands:
+        if s.data.draw(st.booleans(), label="cancel"):
+            s.pending.append(CancelOrderRun(order_run_id=c.order_run_id, reason="x"))
+    for _ in range(s.data.draw(st.integers(0, 80), label="steps")):
+        if s.pending and s.data.draw(st.integers(0, 4)):
+            i = s.data.draw(st.integers(0, len(s.pending) - 1))
+            await s.deliver(s.pending[i] if s.data.draw(st.booleans()) else s.pending.pop(i))
+        else:
+            await s.tick(s.data.draw(st.sampled_from([1, 30])))
+        slots_hold(w, policy)
+    for _ in range(50):
+        while s.pending:
+            await s.deliver(s.pending.pop(0))
+            slots_hold(w, policy)
+        await s.tick(120)
+        if not s.pending:
+            break
+
+
+LIMIT = 2
+
+
+def slots_hold(w: World, policy: str) -> None:
+    phases = Counter(r.state.phase for r in w.tables.runs.values())
+    running, queued = phases[RunPhase.RUNNING], phases[RunPhase.QUEUED]
+    assert running <= LIMIT, f"{running} running over the limit of {LIMIT}"
+    if policy == "queue" and queued:
+        assert running == LIMIT, f"a slot was lost: {running} running, {queued} queued"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.sampled_from(["queue", "cancel-new", "cancel-running"]))
+def test_a_limited_variation_never_runs_over_its_limit_nor_loses_a_slot(
+    data: st.DataObject, policy: str
+) -> None:
+    scenario = Scenario(data)
+    asyncio.run(_limited(scenario, policy))
+    w = scenario.world
+    ends = Counter(e.order_run_id for e in w.sent(OrderRunFinished))
+    assert scenario.commanded <= set(ends), "every run ends, queued, refused or cancelled"
+    assert max(ends.values()) == 1, "a run ended twice"
