@@ -16,7 +16,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sous_common.outbox import Conflict, Record
@@ -434,10 +434,19 @@ class MemoryStore:
         for p in partitions:
             conn.marks.setdefault(p, None)
 
-    async def save_marks(self, conn: Tables, marks: dict[int, datetime]) -> None:
+    async def save_marks(self, conn: Tables, marks: dict[int, datetime]) -> dict[int, datetime]:
+        before = {p: at for p in marks if (at := conn.marks.get(p)) is not None}
         for p, at in marks.items():
             old = conn.marks.get(p)
             conn.marks[p] = at if old is None else max(old, at)
+        return before
+
+    async def extend_leases(self, conn: Tables, by: timedelta) -> int:
+        leases = [k for k in conn.timers if k[1] == "lease"]
+        for key in leases:
+            attempt, due = conn.timers[key]
+            conn.timers[key] = (attempt, due + by)
+        return len(leases)
 
     # -- triggers -------------------------------------------------------------------------------
     async def hold_for_debounce(

@@ -380,9 +380,18 @@ async def test_timers_last_change_wins_and_leases_wait_for_the_read_marks(pair: 
         assert await s.claim_due_timer(tx, T0) is None
         assert await s.claim_due_timer(tx, later) == (state.order_run_id, "retry", "x", 1)
         assert await s.claim_due_timer(tx, later) is None, "the lease waits for every partition"
-        await s.save_marks(tx, {0: later})
-        await s.save_marks(tx, {1: T0 + timedelta(seconds=10), 0: T0})  # 0 never goes back
-        assert await s.claim_due_timer(tx, later) == (state.order_run_id, "lease", "x", 2)
+        assert await s.save_marks(tx, {0: later}) == {}, "nothing read before"
+        before = await s.save_marks(tx, {1: T0 + timedelta(seconds=10), 0: T0})
+        assert before == {0: later}, "0 never goes back"
+        assert await s.extend_leases(tx, timedelta(hours=2)) == 1
+        assert await s.claim_due_timer(tx, later) is None, "moved past the marks"
+        await s.save_marks(tx, {0: T0 + timedelta(hours=3), 1: T0 + timedelta(hours=3)})
+        assert await s.claim_due_timer(tx, T0 + timedelta(hours=3)) == (
+            state.order_run_id,
+            "lease",
+            "x",
+            2,
+        )
         assert await s.claim_due_timer(tx, later) is None
 
 

@@ -54,6 +54,7 @@ from sous_scheduler.domain.events import (
     SetTimer,
     TimerFired,
 )
+from sous_scheduler.domain.leases import pause
 from sous_scheduler.domain.limits import check_cancel, check_start
 from sous_scheduler.domain.plan import Catalog, Rejected, plan_run
 from sous_scheduler.domain.registry import spec_problem
@@ -514,14 +515,14 @@ class Scheduler:
             fresh, runs = await self.store.claim_and_lock(
                 conn, self.rt.group_id, [(e.message_id, _run_of(e)) for e in events]
             )
-            marks: dict[int, datetime] = {}
+            marks: dict[int, list[datetime]] = {}
             todo: list[Progress] = []
             for e in events:
                 if e.message_id not in fresh:
                     continue
                 fresh.discard(e.message_id)  # a repeat within the batch counts once
                 if isinstance(e, StepEventsMark):
-                    marks[e.partition] = max(marks.get(e.partition, e.occurred_at), e.occurred_at)
+                    marks.setdefault(e.partition, []).append(e.occurred_at)
                 else:
                     todo.append(e)
             changed: dict[uuid.UUID, RunState] = {}
@@ -547,7 +548,14 @@ class Scheduler:
                     finished.append(e.order_run_id)
             await self.store.save_runs(conn, list(changed.values()), timers)
             await self.rt.emit(conn, messages, lineage)
-            await self.store.save_marks(conn, marks)
+            before = await self.store.save_marks(conn, {p: max(m) for p, m in marks.items()})
+            if (paused := pause(before, marks, self.settings.mark_interval_s)) is not None:
+                moved = await self.store.extend_leases(conn, paused)
+                log.warning(
+                    "read marks paused; leases moved on",
+                    paused_s=paused.total_seconds(),
+                    leases=moved,
+                )
             for run_id in finished:
                 await self._after_finish(conn, *runs[run_id])
 

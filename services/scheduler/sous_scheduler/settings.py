@@ -52,7 +52,9 @@ class SchedulerSettings(BaseSettings):
     """Most order-run commands, completion, step or test events applied in one transaction."""
     mark_interval_s: float = 1.0
     """How often every partition of the step events gets a read mark; a lease expires at
-    most about this much after its deadline."""
+    most about this much after its deadline. Marks further apart than three intervals mean
+    they could not be written (the broker or the scheduler was away): leases move on by the
+    pause (`domain/leases.py`)."""
     max_causation_depth: int = 10
     """Trigger hops allowed unless a trigger sets its own `max_depth`."""
     openlineage: LineageSettings = Field(default_factory=LineageSettings)

@@ -278,6 +278,30 @@ async def test_a_lease_expires_only_once_the_step_events_are_read_past_it() -> N
     assert attempts == [1, 2]
 
 
+async def test_a_pause_in_the_read_marks_moves_the_leases_on() -> None:
+    """Marks stopped for 30 s (the broker was away): executors could not heartbeat either."""
+    world = World()
+    await world.apply(recipe("a", "r", {"one": {**NOOP, "retries": {"max": 1, "backoff": "1s"}}}))
+    cmd = start("a", "r")
+    await world.scheduler.start(cmd)
+    [first] = world.sent(ExecuteStep, cmd.order_run_id)
+    await world.scheduler.on_run_events([answers(first)[0]])  # started: a lease of 15 s
+    await world.scheduler.mark_step_events()
+
+    async def marked(seconds: float) -> int:
+        """Move the clock on, read a mark of that time, fire what is due."""
+        world.later(seconds)
+        mark = StepEventsMark(producer="scheduler", partition=0, occurred_at=world.now)
+        await world.scheduler.on_run_events([mark])
+        return await world.scheduler.fire_due_timers()
+
+    assert await marked(0) == await marked(1) == 0
+    assert await marked(30) == 0, "the first mark after the pause: the lease moved on 30 s"
+    fired = [await marked(1) for _ in range(20)]
+    assert fired.index(1) == 13, "a whole lease (15 s) after the pause, it expires"
+    assert [e.attempt for e in world.sent(ExecuteStep, cmd.order_run_id)] == [1, 2]
+
+
 async def test_a_backfill_runs_at_most_its_concurrency_at_once() -> None:
     world = World()
     daily = recipe(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sous_common import db, metrics, outbox
@@ -61,6 +61,7 @@ __all__ = [
     "count_open_runs",
     "entities",
     "expect_marks",
+    "extend_leases",
     "held_for_debounce",
     "hold_for_debounce",
     "insert_run",
@@ -492,14 +493,29 @@ async def expect_marks(conn: AnyConnection, partitions: set[int]) -> None:
     )
 
 
-async def save_marks(conn: AnyConnection, marks: dict[int, datetime]) -> None:
-    """Record how far partitions of the step events are read (never backwards)."""
-    if marks:
-        await conn.execute(
-            "INSERT INTO read_marks (partition, read_through)"
-            " SELECT * FROM unnest($1::int[], $2::timestamptz[]) ON CONFLICT (partition)"
-            " DO UPDATE SET read_through = greatest(read_marks.read_through,"
-            " excluded.read_through)",
-            list(marks),
-            list(marks.values()),
-        )
+async def save_marks(conn: AnyConnection, marks: dict[int, datetime]) -> dict[int, datetime]:
+    """Record how far partitions of the step events are read (never backwards).
+
+    Returns the marks the partitions had before, for those that had one.
+    """
+    if not marks:
+        return {}
+    rows = await conn.fetch(
+        "WITH new AS (SELECT * FROM unnest($1::int[], $2::timestamptz[]) AS n(partition, at)),"
+        " saved AS (INSERT INTO read_marks (partition, read_through) SELECT * FROM new"
+        " ON CONFLICT (partition) DO UPDATE SET read_through = greatest(read_marks.read_through,"
+        " excluded.read_through))"
+        " SELECT r.partition, r.read_through FROM read_marks r JOIN new USING (partition)"
+        " WHERE isfinite(r.read_through)",
+        list(marks),
+        list(marks.values()),
+    )
+    return {r["partition"]: r["read_through"] for r in rows}
+
+
+async def extend_leases(conn: AnyConnection, by: timedelta) -> int:
+    """Move every lease's deadline on by `by`; return how many."""
+    done: str = await conn.execute(
+        "UPDATE timers SET due_at = due_at + $1 WHERE kind = 'lease'", by
+    )
+    return int(done.split()[-1])
