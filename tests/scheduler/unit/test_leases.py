@@ -31,3 +31,13 @@ def test_a_jump_within_a_few_intervals_is_no_pause() -> None:
     assert pause({0: T0}, {0: at(3)}, interval_s=1.0) is None
     assert pause({0: T0}, {0: at(3.5)}, interval_s=1.0) == timedelta(seconds=3.5)
     assert pause({0: T0}, {0: at(9)}, interval_s=5.0) is None
+
+
+def test_marks_of_a_replica_whose_clock_is_behind_make_no_pause() -> None:
+    """Two replicas mark the partition, one 5 s behind the other; both keep marking."""
+    ahead = at(10)
+    for second in range(11, 20):
+        behind = at(second - 6)
+        assert pause({0: ahead[0]}, {0: behind}, interval_s=1.0) is None
+        assert pause({0: ahead[0]}, {0: at(second)}, interval_s=1.0) is None
+        ahead = at(second)

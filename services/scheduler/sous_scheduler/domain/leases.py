@@ -29,7 +29,10 @@ def pause(
     """
     longest = timedelta(0)
     for p, marks in read.items():
-        times = sorted([before[p], *marks] if p in before else marks)
-        for earlier, later in pairwise(times):
+        last = before.get(p)
+        # Marks behind the one read before move nothing: another replica's, whose clock
+        # is behind, or written before a slower one.
+        ahead = sorted(m for m in marks if last is None or m > last)
+        for earlier, later in pairwise([last, *ahead] if last is not None else ahead):
             longest = max(longest, later - earlier)
     return longest if longest > timedelta(seconds=PAUSE_INTERVALS * interval_s) else None
