@@ -24,7 +24,6 @@ from sous_scheduler.domain.triggers import (
     TriggerIndex,
     Upstream,
     debounce_over,
-    depth_limit,
     held_event,
     join_arrive,
     join_cutoff,
@@ -33,6 +32,7 @@ from sous_scheduler.domain.triggers import (
     matching_patterns,
     partition_key,
     start_command,
+    too_deep,
     trigger_cause,
     window_expired,
 )
@@ -241,10 +241,9 @@ class Triggers:
         names the run it will start); `released` is that run's id, when they passed.
         """
         ctx = self.scheduler.context(event)
-        limit = depth_limit(listener, self.scheduler.settings.max_causation_depth)
-        outcome, run_id = "started", released if released is not None else ctx.new_id()
-        if event.causation_depth + 1 > limit:
-            outcome = f"refused: causation depth {event.causation_depth + 1} > limit {limit}"
+        run_id = released if released is not None else ctx.new_id()
+        outcome = too_deep(listener, event, self.scheduler.settings.max_causation_depth)
+        outcome = outcome or "started"
         datasets: list[str] = []
         if (
             outcome == "started"

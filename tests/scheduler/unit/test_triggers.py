@@ -23,6 +23,7 @@ from sous_scheduler.domain.triggers import (
     matches,
     matching_patterns,
     start_command,
+    too_deep,
 )
 from tests.scheduler.world import T0, context_at
 
@@ -137,6 +138,13 @@ def test_trigger_ids_use_the_name_else_the_position() -> None:
 def test_the_depth_limit_is_the_trigger_s_own_else_the_default() -> None:
     assert depth_limit(listener(on={"domain": "sales"}), 10) == 10
     assert depth_limit(listener(on={"domain": "sales"}, max_depth=3), 10) == 3
+
+
+def test_a_firing_one_hop_past_the_limit_is_refused_saying_so() -> None:
+    three = listener(on={"domain": "sales"}, max_depth=3)
+    assert too_deep(three, done(causation_depth=2), 10) is None
+    assert too_deep(three, done(causation_depth=3), 10) == "refused: causation depth 4 > limit 3"
+    assert too_deep(listener(on={"domain": "sales"}), done(causation_depth=9), 10) is None
 
 
 def test_a_firing_starts_the_variation_in_the_upstream_kitchen_one_hop_deeper() -> None:

@@ -128,6 +128,12 @@ def depth_limit(listener: Listener, default: int) -> int:
     return listener.trigger.max_depth or default
 
 
+def too_deep(listener: Listener, event: DomainRunCompleted, default: int) -> str | None:
+    """Why a firing on this event is refused for its causation depth; None when it is not."""
+    depth, limit = event.causation_depth + 1, depth_limit(listener, default)
+    return f"refused: causation depth {depth} > limit {limit}" if depth > limit else None
+
+
 def partition_key(trigger: TriggerSpec, event: DomainRunCompleted) -> str | None:
     """The partition key an event carries for a keyed trigger (None: the trigger has none).
 
