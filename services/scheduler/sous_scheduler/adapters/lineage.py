@@ -6,11 +6,9 @@ import asyncio
 import json
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pydantic_core
-from openlineage.client import OpenLineageClient
-from openlineage.client.client import Event
 
 from sous_common.outbox import Record, Undeliverable
 from sous_contracts.envelope import new_message_id
@@ -18,6 +16,12 @@ from sous_contracts.topics import LINEAGE
 from sous_scheduler.domain.lineage import Naming, run_events
 from sous_scheduler.domain.state import RunState
 from sous_scheduler.settings import LineageSettings
+
+if (
+    TYPE_CHECKING
+):  # the client takes a tenth of a second to import: only the HTTP transport needs it
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.client import Event
 
 HEADER_TYPE = "openlineage.RunEvent"
 """The `type` header of the records on the lineage topic."""
@@ -58,7 +62,11 @@ class HttpLineage:
     """
 
     def __init__(self, client: OpenLineageClient | None = None, cooldown_s: float = 30.0) -> None:
-        self._client = client or OpenLineageClient()
+        if client is None:
+            from openlineage.client import OpenLineageClient
+
+            client = OpenLineageClient()
+        self._client = client
         self._cooldown_s = cooldown_s
         self._down_until = 0.0
 
