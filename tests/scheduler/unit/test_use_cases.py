@@ -125,15 +125,16 @@ async def test_a_completion_triggers_its_downstream_run_once_even_when_redeliver
     assert len({m.order_run_id for m in made if m.domain == "b"}) == 1
 
 
-def _done(domain: str, day: str) -> DomainRunCompleted:
+def _done(domain: str, day: str | None = None, recipe: str = "make") -> DomainRunCompleted:
+    """A run of `domain/recipe` in prod that succeeded (for the given day)."""
     return DomainRunCompleted(
         domain=domain,
-        recipe="make",
+        recipe=recipe,
         variation="prod",
         kitchen="prod",
         status=RunStatus.SUCCEEDED,
         order_run_id=uuid.uuid4(),
-        params={"day": day},
+        params={} if day is None else {"day": day},
     )
 
 
@@ -584,15 +585,7 @@ async def test_a_failing_monitor_holds_its_trigger_until_a_pass_releases_it_once
     world = World()
     await world.apply(*_monitored())
     await world.triggers.monitors.on_results([_check(passed=False)])
-    upstream = DomainRunCompleted(
-        domain="finance",
-        recipe="revenue",
-        variation="prod",
-        kitchen="prod",
-        status=RunStatus.SUCCEEDED,
-        order_run_id=uuid.uuid4(),
-    )
-    await world.triggers.on_completed(upstream)
+    await world.triggers.on_completed(_done("finance", recipe="revenue"))
     [held] = world.sent(TriggerHeld)
     assert "fresh" in held.reason
     assert not [m for m in world.sent(OrderRunStarted) if m.domain == "marketing"]
