@@ -16,7 +16,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sous_common.outbox import Conflict, Record
@@ -441,11 +441,12 @@ class MemoryStore:
             conn.marks[p] = at if old is None else max(old, at)
         return before
 
-    async def extend_leases(self, conn: Tables, by: timedelta) -> int:
-        leases = [k for k in conn.timers if k[1] == "lease"]
+    async def extend_leases(self, conn: Tables, since: datetime, until: datetime) -> int:
+        leases = [
+            k for k, (_, due) in conn.timers.items() if k[1] == "lease" and since < due < until
+        ]
         for key in leases:
-            attempt, due = conn.timers[key]
-            conn.timers[key] = (attempt, due + by)
+            conn.timers[key] = (conn.timers[key][0], until)
         return len(leases)
 
     # -- triggers -------------------------------------------------------------------------------

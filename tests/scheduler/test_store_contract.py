@@ -383,7 +383,10 @@ async def test_timers_last_change_wins_and_leases_wait_for_the_read_marks(pair: 
         assert await s.save_marks(tx, {0: later}) == {}, "nothing read before"
         before = await s.save_marks(tx, {1: T0 + timedelta(seconds=10), 0: T0})
         assert before == {0: later}, "0 never goes back"
-        assert await s.extend_leases(tx, timedelta(hours=2)) == 1
+        after = T0 + timedelta(hours=3)
+        assert await s.extend_leases(tx, T0 + timedelta(seconds=10), after) == 0, "due before"
+        assert await s.extend_leases(tx, T0, after) == 1
+        assert await s.extend_leases(tx, T0, after) == 0, "moved once"
         assert await s.claim_due_timer(tx, later) is None, "moved past the marks"
         await s.save_marks(tx, {0: T0 + timedelta(hours=3), 1: T0 + timedelta(hours=3)})
         assert await s.claim_due_timer(tx, T0 + timedelta(hours=3)) == (

@@ -9,7 +9,7 @@ import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sous_common import tracing
@@ -54,7 +54,7 @@ from sous_scheduler.domain.events import (
     SetTimer,
     TimerFired,
 )
-from sous_scheduler.domain.leases import pause
+from sous_scheduler.domain.leases import paused_since
 from sous_scheduler.domain.limits import check_cancel, check_start
 from sous_scheduler.domain.plan import Catalog, Rejected, plan_run
 from sous_scheduler.domain.registry import spec_problem
@@ -549,11 +549,15 @@ class Scheduler:
             await self.store.save_runs(conn, list(changed.values()), timers)
             await self.rt.emit(conn, messages, lineage)
             before = await self.store.save_marks(conn, {p: max(m) for p, m in marks.items()})
-            if (paused := pause(before, marks, self.settings.mark_interval_s)) is not None:
-                moved = await self.store.extend_leases(conn, paused)
+            if (since := paused_since(before, marks, self.settings.mark_interval_s)) is not None:
+                s = self.settings
+                lease = max(s.dispatch_lease_s, s.heartbeat_interval_s * s.lease_factor)
+                until = self.clock() + timedelta(seconds=lease)
+                moved = await self.store.extend_leases(conn, since, until)
                 log.warning(
                     "read marks paused; leases moved on",
-                    paused_s=paused.total_seconds(),
+                    since=since.isoformat(),
+                    until=until.isoformat(),
                     leases=moved,
                 )
             for run_id in finished:

@@ -53,8 +53,8 @@ class SchedulerSettings(BaseSettings):
     mark_interval_s: float = 1.0
     """How often every partition of the step events gets a read mark; a lease expires at
     most about this much after its deadline. Marks further apart than three intervals mean
-    they could not be written (the broker or the scheduler was away): leases move on by the
-    pause (`domain/leases.py`)."""
+    they could not be written (the broker was away): every lease then gets a whole lease
+    from that moment (`domain/leases.py`)."""
     max_causation_depth: int = 10
     """Trigger hops allowed unless a trigger sets its own `max_depth`."""
     openlineage: LineageSettings = Field(default_factory=LineageSettings)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol, TypeAlias
 
 from sous_common.outbox import Record
@@ -181,7 +181,7 @@ class Store(Protocol):
     async def timers_due(self, conn: Tx, now: datetime) -> int: ...
     async def expect_marks(self, conn: Tx, partitions: set[int]) -> None: ...
     async def save_marks(self, conn: Tx, marks: dict[int, datetime]) -> dict[int, datetime]: ...
-    async def extend_leases(self, conn: Tx, by: timedelta) -> int: ...
+    async def extend_leases(self, conn: Tx, since: datetime, until: datetime) -> int: ...
 
     # -- triggers -------------------------------------------------------------------------------
     async def hold_for_debounce(

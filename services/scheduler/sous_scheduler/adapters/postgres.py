@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sous_common import db, metrics, outbox
@@ -513,9 +513,11 @@ async def save_marks(conn: AnyConnection, marks: dict[int, datetime]) -> dict[in
     return {r["partition"]: r["read_through"] for r in rows}
 
 
-async def extend_leases(conn: AnyConnection, by: timedelta) -> int:
-    """Move every lease's deadline on by `by`; return how many."""
+async def extend_leases(conn: AnyConnection, since: datetime, until: datetime) -> int:
+    """Move the leases due after `since` and before `until` to `until`; return how many."""
     done: str = await conn.execute(
-        "UPDATE timers SET due_at = due_at + $1 WHERE kind = 'lease'", by
+        "UPDATE timers SET due_at = $2 WHERE kind = 'lease' AND due_at > $1 AND due_at < $2",
+        since,
+        until,
     )
     return int(done.split()[-1])
