@@ -27,6 +27,7 @@ from sous_scheduler.domain.triggers import (
     held_event,
     join_arrive,
     join_cutoff,
+    join_lock,
     join_needed,
     listeners,
     matching_patterns,
@@ -86,6 +87,7 @@ class Triggers:
         async with self.scheduler.batched() as conn:
             ids = [e.message_id for e in events]
             fresh, generation = await self.scheduler.claim_and_look(conn, ids)
+            taken: list[DomainRunCompleted] = []
             for event in events:
                 if event.message_id not in fresh:
                     continue
@@ -93,12 +95,23 @@ class Triggers:
                 if not event.fire_triggers:  # a backfill's run, without `downstream`
                     log.info("triggers suppressed", order_run_id=str(event.order_run_id))
                     continue
-                # One look at the registry view serves the batch's monitors and triggers.
+                taken.append(event)
+            # One look at the registry view serves the batch's monitors and triggers.
+            index = await self._index(conn, generation)
+            heard = [
+                (event, listener, patterns)
+                for event in taken
+                for listener in index.listening(event.domain, event.kitchen)
+                if (patterns := matching_patterns(listener, event))
+            ]
+            # Every join lock of the batch first, in name order: two batches holding sides
+            # of the same joins never wait for each other in a circle.
+            for name in sorted({n for e, lst, _ in heard if (n := join_lock(lst, e))}):
+                await self.store.lock(conn, name)
+            for event in taken:
                 await self.monitors.on_completed(conn, event, generation)
-                index = await self._index(conn, generation)
-                for listener in index.listening(event.domain, event.kitchen):
-                    if patterns := matching_patterns(listener, event):
-                        await self._consider(conn, listener, patterns, event)
+            for event, listener, patterns in heard:
+                await self._consider(conn, listener, patterns, event)
 
     async def _unheard(self, events: Sequence[DomainRunCompleted]) -> bool:
         """Note `events` as seen and return True when no trigger or monitor listens to them.
@@ -109,19 +122,22 @@ class Triggers:
         four). A batch that what is known here hears takes the transaction at once: it
         reads the generation there.
         """
-        if self._heard(events, self._generation):
+        # What is known here, as one: another batch may load a newer index meanwhile.
+        index, generation = self._index_now, self._generation
+        if self._heard(events, index, generation):
             return False
         async with self.scheduler.rt.at_once() as conn:
-            if await self.store.registry_generation(conn) != self._generation:
+            if await self.store.registry_generation(conn) != generation:
                 return False
             await self.store.claim_many(
                 conn, self.scheduler.rt.group_id, [e.message_id for e in events]
             )
         return True
 
-    def _heard(self, events: Sequence[DomainRunCompleted], generation: object) -> bool:
-        """True when, at the registry view's `generation`, something may listen to `events`."""
-        index = self._index_now
+    def _heard(
+        self, events: Sequence[DomainRunCompleted], index: TriggerIndex, generation: object
+    ) -> bool:
+        """True when something may listen to `events` (by `index`, read at `generation`)."""
         for event in events:
             if not event.fire_triggers or self.monitors.listen(event, generation) is not False:
                 return True  # a backfill's run is logged as such; monitors need a look
@@ -143,7 +159,7 @@ class Triggers:
             return
         if trigger.all is not None or trigger.at_least is not None:
             # One arrival at a time: two sides counted at once would each miss the other.
-            await self.store.lock(conn, f"join:{listener.trigger_id}:{event.kitchen}")
+            await self._join_lock(conn, listener, event)
             present = await self.store.join_arrived(
                 conn,
                 listener.trigger_id,
@@ -191,7 +207,7 @@ class Triggers:
         assert key is not None
         trigger_id, kitchen, ctx = listener.trigger_id, event.kitchen, self.scheduler.context(event)
         # One arrival of a key at a time, across consumers and replicas.
-        await self.store.lock(conn, f"join:{trigger_id}:{kitchen}:{key}")
+        await self._join_lock(conn, listener, event)
         window = await self.store.join_window(conn, trigger_id, kitchen, key)
         step = join_arrive(listener.trigger, window, patterns, event, ctx.now, ctx.new_id)
         if step.expired is not None:
@@ -199,6 +215,12 @@ class Triggers:
         await self.store.save_join_window(conn, trigger_id, kitchen, key, step.window)
         if step.fire:
             await self.fire(conn, listener, event, key, step.arrived)
+
+    async def _join_lock(self, conn: Tx, listener: Listener, event: DomainRunCompleted) -> None:
+        """Take the join's lock (again: the batch took it first; taking it twice is free)."""
+        name = join_lock(listener, event)
+        assert name is not None, "a join arrival always has a lock"
+        await self.store.lock(conn, name)
 
     async def _expired(
         self, conn: Tx, listener: Listener, kitchen: str, key: str, window: JoinWindow

@@ -229,3 +229,24 @@ async def test_a_join_whose_sides_arrive_at_once_fires_once(kafka_settings, sche
     )
     for i in range(pairs):
         assert len(await runs(scheduler, f"j{i}")) == 1, f"join j{i} did not fire once"
+
+
+async def test_two_batches_taking_the_sides_of_two_joins_in_opposite_orders_never_deadlock(
+    kafka_settings, scheduler
+) -> None:
+    """Each batch holds a side of both joins: one locking them in its own order waits for
+    the other, which waits for it (PostgreSQL then aborts one)."""
+    window = {"within": "10m", "variation": "prod"}
+    joins = [
+        follower(f"j{n}", {"all": [{"domain": f"a{n}"}, {"domain": f"b{n}"}], **window})
+        for n in range(2)
+    ]
+    await publish_registry(kafka_settings, scheduler, joins)
+    triggers = Triggers(scheduler)
+    for _ in range(3):
+        await asyncio.gather(
+            triggers.on_completed_many([done("a0"), done("a1")]),
+            triggers.on_completed_many([done("b1"), done("b0")]),
+        )
+    for n in range(2):
+        assert len(await runs(scheduler, f"j{n}")) == 3

@@ -186,6 +186,22 @@ def start_command(
     )
 
 
+def join_lock(listener: Listener, event: DomainRunCompleted) -> str | None:
+    """The lock an arrival of `event` at the listener's join takes.
+
+    None when the trigger joins nothing, or when the event cannot give its key (the arrival
+    is refused, without a lock).
+    """
+    trigger = listener.trigger
+    where = f"join:{listener.trigger_id}:{event.kitchen}"
+    if trigger.key is not None:
+        try:
+            return f"{where}:{partition_key(trigger, event)}"
+        except ParamError:
+            return None
+    return where if trigger.all is not None or trigger.at_least is not None else None
+
+
 def join_needed(trigger: TriggerSpec) -> int:
     """How many of a join's patterns must have arrived for it to fire."""
     return trigger.at_least.n if trigger.at_least else len(trigger.all or [])
