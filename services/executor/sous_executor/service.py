@@ -13,6 +13,7 @@ import contextlib
 import os
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -41,6 +42,9 @@ from sous_executor.domain.predecessors import predecessor_is_dead
 from sous_executor.settings import ExecutorSettings
 
 log = get_logger(__name__)
+
+_EARLY_MAX = 10_000
+"""Cancels of attempts not here yet that a replica remembers."""
 
 Key = tuple[uuid.UUID, int]
 
@@ -91,6 +95,8 @@ class Executor:
         self._stopping = False
         self._finishing: dict[uuid.UUID, _Running] = {}
         """Attempts by the message id of their StepFinished, until it is relayed."""
+        self._early: OrderedDict[tuple[uuid.UUID, int | None], str] = OrderedDict()
+        """Cancels heard before their attempt arrived (the most recent `_EARLY_MAX`)."""
         runtime.relayed.append(self._on_relayed)
 
     @property
@@ -143,6 +149,10 @@ class Executor:
             log.info("duplicate ExecuteStep; already here", attempt=command.attempt, **ids)
             return None
         running = self._attempts[key] = _Running(command)
+        for heard in ((command.step_run_id, command.attempt), (command.step_run_id, None)):
+            if heard in self._early:
+                running.reason = self._early.pop(heard)
+                running.cancel.set()
         try:
             await self._slots.acquire()
         except BaseException:
@@ -228,6 +238,12 @@ class Executor:
                 step_run_id=str(command.step_run_id),
                 attempt=command.attempt,
             )
+        if not matches:
+            # The cancel may be heard before its attempt arrives: the group consumer of its
+            # partition may wait for a slot while the cancel listener reads on.
+            self._early[(command.step_run_id, command.attempt)] = command.reason
+            while len(self._early) > _EARLY_MAX:
+                self._early.popitem(last=False)
         for r in matches:
             r.reason = command.reason
             r.cancel.set()

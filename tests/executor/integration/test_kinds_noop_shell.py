@@ -194,6 +194,28 @@ async def test_cancel_is_heard_while_the_pool_is_full(harness, start_executor) -
     assert "should not run" not in never_ran.log_tail
 
 
+async def test_a_cancel_heard_before_its_attempt_arrives_still_stops_it(
+    harness, start_executor
+) -> None:
+    """The cancel listener reads on while the attempt's partition waits behind a full pool."""
+    async with start_executor(concurrency=1) as executor:
+        long = execute("shell", {"argv": ["sleep", "300"]})
+        late = execute("shell", {"argv": ["sh", "-c", "echo should not run"]})
+        await harness.send(long)
+        await harness.started(long)
+        await harness.send(CancelStep(order_run_id=late.order_run_id, step_run_id=late.step_run_id))
+        async with asyncio.timeout(10):  # barrier: the replica heard it, for nothing here
+            while (late.step_run_id, None) not in executor._early:
+                await asyncio.sleep(0.01)
+        await harness.send(late)
+        await harness.send(CancelStep(order_run_id=long.order_run_id, step_run_id=long.step_run_id))
+        assert (await harness.finished(long)).status == StepStatus.CANCELLED
+        never_ran = await harness.finished(late)
+    assert never_ran.status == StepStatus.CANCELLED
+    assert "before it started" in never_ran.error.message
+    assert "should not run" not in never_ran.log_tail
+
+
 async def test_outputs_too_large_for_one_message_fail_the_step(harness, start_executor) -> None:
     async with start_executor(max_event_bytes=4000):
         big = await harness.run(execute("noop", {"outputs": {"blob": "x" * 5000}}))
