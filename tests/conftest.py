@@ -131,11 +131,17 @@ async def migrated_pool(
         yield pool
     finally:
         await pool.close()
-        conn = await asyncpg.connect(db_settings.url)
-        try:
+        await drop_schemas(db_settings.url, schema)
+
+
+async def drop_schemas(database_url: str, *schemas: str) -> None:
+    """Drop these schemas (those that exist) with all they hold, on a connection of its own."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for schema in schemas:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

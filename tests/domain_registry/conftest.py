@@ -21,6 +21,7 @@ from sous_common.topic_admin import ensure_topics
 from sous_contracts import decode_message
 from sous_domain_registry.api import create_api
 from sous_domain_registry.settings import RegistrySettings
+from tests.conftest import drop_schemas
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -59,11 +60,7 @@ async def running_registry(
             ) as client:
                 yield Registry(client, settings, api.state.runtime.pool, api.state.runtime)
     finally:
-        conn = await asyncpg.connect(database.url)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+        await drop_schemas(database.url, schema)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -22,6 +21,7 @@ from sous_contracts.topics import STEP_COMMANDS, STEP_EVENTS
 from sous_executor.app import build
 from sous_executor.service import Executor
 from sous_executor.settings import ExecutorSettings
+from tests.conftest import drop_schemas
 from tests.tasks import cancel
 
 
@@ -126,11 +126,7 @@ async def harness(kafka_settings: KafkaSettings) -> AsyncIterator[Harness]:
 @pytest.fixture
 async def drop_schema(db_settings: DatabaseSettings, schema: str) -> AsyncIterator[str]:
     yield schema
-    conn = await asyncpg.connect(db_settings.url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    await drop_schemas(db_settings.url, schema)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from sous_contracts.registry import RegistryEntityChanged
 from sous_contracts.topics import REGISTRY_CHANGELOG
 from sous_domain_registry.adapters import store
 from sous_domain_registry.service import rebuild
+from tests.conftest import drop_schemas
 from tests.domain_registry.conftest import read_topic
 from tests.domain_registry.mesh import mesh_files
 
@@ -63,11 +64,7 @@ async def test_replaying_the_changelog_rebuilds_an_identical_view(registry, db_s
             scopes = await c.fetchval("SELECT scopes::text FROM grants WHERE principal = 'bob'")
     finally:
         await pool.close()
-        conn = await asyncpg.connect(db_settings.url)
-        try:
-            await conn.execute(f'DROP SCHEMA "{empty}" CASCADE')
-        finally:
-            await conn.close()
+        await drop_schemas(db_settings.url, empty)
     assert rebuilt == original
     assert {r["entity_id"] for r in rebuilt if r["deleted"]} == {
         "recipe:marketing/weekly",

@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 from sous_common.settings import DatabaseSettings
 from sous_contracts.registry import EntityKind
 from sous_scheduler.app import build
 from sous_scheduler.settings import SchedulerSettings
+from tests.conftest import drop_schemas
 from tests.scheduler.standins import entity, send
 
 KITCHENS = [
@@ -49,11 +49,7 @@ async def run_scheduler(
 
 async def drop(servers, schema: str) -> None:
     """Drop a scheduler's schema."""
-    conn = await asyncpg.connect(servers.database_url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    await drop_schemas(servers.database_url, schema)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from sous_scheduler.schedules import Schedules
 from sous_scheduler.triggers import Triggers
 from sous_test_runner.app import build as build_runner
 from sous_test_runner.settings import TestRunnerSettings
+from tests.conftest import drop_schemas
 from tests.scheduler.integration.conftest import handled, publish_registry, run_scheduler
 from tests.scheduler.integration.test_schedules import Clock
 from tests.scheduler.standins import entity, send
@@ -49,11 +50,7 @@ async def warehouse(db_settings, monkeypatch) -> AsyncIterator[str]:
         await conn.close()
     monkeypatch.setenv("SOUS_SECRET_FINANCE__WAREHOUSE", db_settings.url)
     yield name
-    conn = await asyncpg.connect(db_settings.url)
-    try:
-        await conn.execute(f"DROP SCHEMA {name} CASCADE")
-    finally:
-        await conn.close()
+    await drop_schemas(db_settings.url, name)
 
 
 @pytest.fixture
@@ -80,11 +77,7 @@ async def mesh(kafka_settings, servers, db_settings, schema, tmp_path, warehouse
         finally:
             await console.consumer.stop()
             await console.producer.stop()
-            conn = await asyncpg.connect(db_settings.url)
-            try:
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}_tr" CASCADE')
-            finally:
-                await conn.close()
+            await drop_schemas(db_settings.url, f"{schema}_tr")
 
 
 def entities(table: str) -> list:

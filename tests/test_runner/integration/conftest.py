@@ -13,6 +13,7 @@ import pytest
 from sous_test_runner.app import build
 from sous_test_runner.service import Deps
 from sous_test_runner.settings import TestRunnerSettings
+from tests.conftest import drop_schemas
 from tests.test_runner.integration.harness import WAREHOUSE_ENV, Console
 
 
@@ -52,11 +53,7 @@ async def warehouse(db_settings, monkeypatch) -> AsyncIterator[str]:
         await conn.close()
     monkeypatch.setenv(WAREHOUSE_ENV, db_settings.url)
     yield name
-    conn = await asyncpg.connect(db_settings.url)
-    try:
-        await conn.execute(f"DROP SCHEMA {name} CASCADE")
-    finally:
-        await conn.close()
+    await drop_schemas(db_settings.url, name)
 
 
 @pytest.fixture
@@ -68,11 +65,7 @@ async def runner(kafka_settings, db_settings, schema, tmp_path) -> AsyncIterator
     deps = build(settings)
     async with deps.runtime.running():
         yield deps
-    conn = await asyncpg.connect(db_settings.url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    await drop_schemas(db_settings.url, schema)
 
 
 @pytest.fixture
